@@ -1,0 +1,46 @@
+# Shared helpers for shell tests (tests/netns, tests/kvm). Source it.
+# Output protocol, counted by tests/run:
+#   ok - NAME            a passed check
+#   not ok - NAME # why  a failed check
+#   ok - NAME # SKIP why a skipped check
+# Every namespace/file/process a test makes is registered with t_defer so
+# that it is removed on any exit, including failure and signals.
+set -u
+T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${KVMLAB_BUILD:=$T_ROOT/build}"
+KVMLAB_NET=${KVMLAB_NET:-$KVMLAB_BUILD/kvmlab-net}
+KVMLAB_VM=${KVMLAB_VM:-$KVMLAB_BUILD/kvmlab-vm}
+T_FAILS=0
+T_DEFERRED=()
+
+t_ok()   { echo "ok - $*"; }
+t_fail() { echo "not ok - $1${2:+ # $2}"; T_FAILS=$((T_FAILS + 1)); }
+t_skip() { echo "ok - $1 # SKIP ${2:-}"; }
+# t_check NAME CMD...: pass if CMD exits 0
+t_check() {
+	local name=$1; shift
+	if "$@"; then t_ok "$name"; else t_fail "$name" "command failed: $*"; fi
+}
+# t_defer CMD: run CMD (eval'd) at exit, last registered first
+t_defer() { T_DEFERRED+=("$*"); }
+t_cleanup() {
+	local i
+	for ((i = ${#T_DEFERRED[@]} - 1; i >= 0; i--)); do
+		eval "${T_DEFERRED[$i]}" >/dev/null 2>&1 || true
+	done
+	T_DEFERRED=()
+}
+trap 't_cleanup' EXIT
+trap 't_cleanup; exit 130' INT TERM
+
+# t_netns PREFIX: create a namespace with a random suffix, echo its name,
+# and register its removal. Call as: ns=$(t_netns foo) is WRONG (subshell
+# loses the defer); use: t_netns_new VAR PREFIX
+t_netns_new() {
+	local __var=$1 name="kl-$2-$$-$RANDOM"
+	ip netns add "$name" || return 1
+	t_defer "ip netns pids $name 2>/dev/null | xargs -r kill -9; ip netns del $name"
+	printf -v "$__var" '%s' "$name"
+}
+# t_finish: exit status from the checks made
+t_finish() { [ "$T_FAILS" -eq 0 ]; exit $?; }

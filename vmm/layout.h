@@ -1,0 +1,54 @@
+/* Every guest-physical address, I/O port and IRQ the VMM uses, in one
+ * place. Nothing else in vmm/ may hard-code a guest address. */
+#ifndef KVMLAB_VMM_LAYOUT_H
+#define KVMLAB_VMM_LAYOUT_H
+
+/* --- low memory (below 1 MiB) --- */
+#define LAYOUT_GDT          0x00000500ULL /* 4 entries: null, code64, data, tss */
+#define LAYOUT_IDT          0x00000520ULL /* empty IDT for the 64-bit entry */
+#define LAYOUT_ZEROPAGE     0x00007000ULL /* struct boot_params */
+#define LAYOUT_PML4         0x00009000ULL /* identity page tables: PML4 */
+#define LAYOUT_PDPT         0x0000a000ULL /* one PDPT */
+#define LAYOUT_PD           0x0000b000ULL /* 4 PDs of 2 MiB pages: maps 4 GiB */
+#define LAYOUT_PD_COUNT     4
+#define LAYOUT_CMDLINE      0x00020000ULL /* kernel command line */
+#define LAYOUT_CMDLINE_MAX  0x00010000ULL /* room we reserve; the kernel's own cmdline_size applies too */
+#define LAYOUT_EBDA         0x0009fc00ULL /* MP floating pointer + table live here */
+#define LAYOUT_EBDA_END     0x000a0000ULL
+#define LAYOUT_MPTABLE      LAYOUT_EBDA
+#define LAYOUT_BIOS_START   0x000e0000ULL /* ACPI RSDP is scanned for in e0000-fffff */
+#define LAYOUT_ACPI_RSDP    0x000e0000ULL
+#define LAYOUT_ACPI_TABLES  0x000e0040ULL /* XSDT, FADT, DSDT, MADT follow the RSDP */
+#define LAYOUT_ACPI_END     0x000f0000ULL
+#define LAYOUT_BIOS_END     0x00100000ULL
+
+/* --- RAM --- */
+#define LAYOUT_KERNEL       0x00100000ULL /* protected-mode kernel, 1 MiB */
+#define LAYOUT_RAM_LOW_END  0xc0000000ULL /* RAM below 4 GiB stops at the PCI hole */
+#define LAYOUT_HIGH_RAM     0x100000000ULL /* the rest of RAM resumes at 4 GiB */
+
+/* --- the 32-bit PCI hole: MMIO only --- */
+#define LAYOUT_PCI_HOLE     LAYOUT_RAM_LOW_END
+#define LAYOUT_PCI_MMIO     0xc0000000ULL /* BARs are placed from here up */
+#define LAYOUT_PCI_MMIO_END 0xfe000000ULL
+#define LAYOUT_IOAPIC       0xfec00000ULL
+#define LAYOUT_LAPIC        0xfee00000ULL
+#define LAYOUT_PCI_HOLE_END 0x100000000ULL
+
+/* --- I/O ports --- */
+#define LAYOUT_PORT_I8042_DATA 0x60
+#define LAYOUT_PORT_I8042_CMD  0x64
+#define LAYOUT_PORT_COM1       0x3f8
+#define LAYOUT_PORT_PVPANIC    0x505  /* QEMU0001 pvpanic: guest writes 1 on panic */
+#define LAYOUT_PORT_ACPI_SLEEP 0x600  /* hw-reduced ACPI sleep control (S5 = poweroff) */
+#define LAYOUT_PORT_ACPI_SLEEP_STS 0x601
+#define LAYOUT_PORT_ACPI_RESET 0x602  /* FADT reset register */
+#define LAYOUT_PORT_PCI_CONF   0xcf8  /* configuration mechanism #1, 8 ports */
+
+/* --- IRQs (IOAPIC pins / GSIs) --- */
+#define LAYOUT_IRQ_COM1     4
+#define LAYOUT_IRQ_PCI_BASE 5   /* legacy INTx for PCI slots, if used */
+#define LAYOUT_IOAPIC_PINS  24
+
+#define LAYOUT_MAX_CPUS     255
+#endif
