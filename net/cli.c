@@ -1,0 +1,561 @@
+/* kvmlab-net: the command line over the net library. Parses arguments,
+ * prints one line per failure and picks the exit code: 0 done, 1 failed
+ * (bad input included), 2 usage error. */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "net.h"
+
+#define PROG "kvmlab-net"
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+static const char usage_main[] =
+	"usage: " PROG " COMMAND [ARGS]\n"
+	"\n"
+	"Host networking for kvmlab: bridges, taps, forwarding and NAT.\n"
+	"\n"
+	"commands:\n"
+	"  up NAME --cidr A.B.C.D/LEN [--bridge BR] [--nat] [--uplink IF]\n"
+	"          [--mtu N] [--stp] [--dry-run]\n"
+	"  down NAME\n"
+	"  tap add TAP [TAP...] --net NAME [--owner USER] [--group GROUP]\n"
+	"          [--queues N]\n"
+	"  tap del TAP [TAP...]\n"
+	"  show [NAME] [--json]\n"
+	"\n"
+	"Run '" PROG " COMMAND --help' for details. Needs CAP_NET_ADMIN (show\n"
+	"does not). Exit status: 0 done, 1 failed, 2 usage error.\n";
+
+static const char usage_up[] =
+	"usage: " PROG " up NAME --cidr A.B.C.D/LEN [options]\n"
+	"\n"
+	"Ensure network NAME: its bridge exists, is up and holds the address;\n"
+	"IPv4 forwarding is on. Running it again changes nothing; a different\n"
+	"definition of an existing network is an error.\n"
+	"\n"
+	"  --cidr A.B.C.D/LEN  the bridge's address and the subnet (required)\n"
+	"  --bridge BR         bridge name (default kl-NAME)\n"
+	"  --nat               masquerade the subnet leaving through any other\n"
+	"                      interface, accept it in forward and the replies\n"
+	"  --uplink IF         masquerade only through IF\n"
+	"  --mtu N             bridge MTU (68..65535)\n"
+	"  --stp               turn on spanning tree\n"
+	"  --dry-run           print the plan, have the kernel check the nft\n"
+	"                      batch, change nothing\n";
+
+static const char usage_down[] =
+	"usage: " PROG " down NAME\n"
+	"\n"
+	"Remove what up and tap add made for NAME: taps, bridge, address, nft\n"
+	"table. Forwarding goes back to its earlier value when kvmlab turned it\n"
+	"on and no other kvmlab network is left.\n";
+
+static const char usage_tap[] =
+	"usage: " PROG " tap add TAP [TAP...] --net NAME [--owner USER]\n"
+	"                 [--group GROUP] [--queues N]\n"
+	"       " PROG " tap del TAP [TAP...]\n"
+	"\n"
+	"add: persistent taps with IFF_VNET_HDR, the bridge's MTU, enslaved to\n"
+	"the bridge of NAME and up, all or none. --owner/--group let that user\n"
+	"or group open them without privilege. --queues N (1..256) makes a\n"
+	"multi-queue tap when N > 1.\n"
+	"del: delete taps that tap add made.\n";
+
+static const char usage_show[] =
+	"usage: " PROG " show [NAME] [--json]\n"
+	"\n"
+	"Networks, bridge, address, taps, NAT and forwarding, read back from\n"
+	"the kernel.\n";
+
+__attribute__((format(printf, 2, 3))) static int usage_err(const char *cmd,
+							   const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try '" PROG " %s --help')\n", cmd);
+	return EXIT_USAGE;
+}
+
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAIL;
+}
+
+static int lib_fail(struct kl_net *h)
+{
+	return fail("%s", kl_net_errmsg(h));
+}
+
+static void print_warnings(struct kl_net *h)
+{
+	for (size_t i = 0; i < kl_net_nwarnings(h); i++)
+		fprintf(stderr, PROG ": warning: %s\n", kl_net_warning(h, i));
+}
+
+static int open_handle(struct kl_net **h)
+{
+	int err = kl_net_open(h);
+
+	if (err)
+		return fail("netlink: cannot open: %s%s", strerror(-err),
+			    err == -EPERM || err == -EACCES
+				    ? " (CAP_NET_ADMIN is needed)"
+				    : "");
+	return 0;
+}
+
+/* Digits only, in range; anything else is bad input. */
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static int check_name(const char *what, const char *name)
+{
+	const char *why;
+
+	if (kl_name_check(name, &why))
+		return fail("%s %s: %s", what, name, why);
+	return 0;
+}
+
+static int cmd_up(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"cidr", required_argument, NULL, 'c'},
+		{"bridge", required_argument, NULL, 'b'},
+		{"nat", no_argument, NULL, 'n'},
+		{"uplink", required_argument, NULL, 'u'},
+		{"mtu", required_argument, NULL, 'm'},
+		{"stp", no_argument, NULL, 's'},
+		{"dry-run", no_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *cidr = NULL, *bridge = NULL, *uplink = NULL, *mtu = NULL;
+	struct kl_net_cfg cfg;
+	unsigned flags = 0;
+	struct kl_net *h;
+	const char *why;
+	int c, rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cidr = optarg; break;
+		case 'b': bridge = optarg; break;
+		case 'n': cfg.nat = true; break;
+		case 'u': uplink = optarg; break;
+		case 'm': mtu = optarg; break;
+		case 's': cfg.stp = true; break;
+		case 'd': flags |= KL_DRY_RUN; break;
+		case 'h': fputs(usage_up, stdout); return EXIT_OK;
+		case ':': return usage_err("up", "%s needs a value", argv[optind - 1]);
+		default: return usage_err("up", "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_err("up", "NAME is missing");
+	if (optind + 1 < argc)
+		return usage_err("up", "unexpected argument '%s'", argv[optind + 1]);
+	if (!cidr)
+		return usage_err("up", "--cidr is required");
+	const char *name = argv[optind];
+	if (check_name("network", name))
+		return EXIT_FAIL;
+	snprintf(cfg.name, sizeof(cfg.name), "%s", name);
+	if (kl_cidr_parse(cidr, &cfg.addr, &cfg.prefix, &why))
+		return fail("network %s: cidr %s: %s", name, cidr, why);
+	if (bridge) {
+		if (check_name("bridge", bridge))
+			return EXIT_FAIL;
+		snprintf(cfg.bridge, sizeof(cfg.bridge), "%s", bridge);
+	}
+	if (uplink) {
+		if (check_name("uplink", uplink))
+			return EXIT_FAIL;
+		snprintf(cfg.uplink, sizeof(cfg.uplink), "%s", uplink);
+	}
+	if (mtu) {
+		unsigned long v;
+		if (parse_uint(mtu, 65535, &v) || v < 68)
+			return fail("network %s: mtu %s: not a number in 68..65535",
+				    name, mtu);
+		cfg.mtu = (unsigned)v;
+	}
+	if ((rc = open_handle(&h)))
+		return rc;
+	rc = kl_net_up(h, &cfg, flags);
+	if (rc) {
+		rc = lib_fail(h);
+	} else {
+		for (size_t i = 0; i < kl_net_nplan(h); i++)
+			printf("%s%s\n", i ? "  " : "plan: ", kl_net_plan(h, i));
+		print_warnings(h);
+	}
+	kl_net_close(h);
+	return rc;
+}
+
+static int cmd_down(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct kl_net *h;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage_down, stdout);
+			return EXIT_OK;
+		}
+		return usage_err("down", "unknown option %s", argv[optind - 1]);
+	}
+	if (optind >= argc)
+		return usage_err("down", "NAME is missing");
+	if (optind + 1 < argc)
+		return usage_err("down", "unexpected argument '%s'", argv[optind + 1]);
+	if (check_name("network", argv[optind]))
+		return EXIT_FAIL;
+	if ((rc = open_handle(&h)))
+		return rc;
+	rc = kl_net_down(h, argv[optind]) ? lib_fail(h) : EXIT_OK;
+	kl_net_close(h);
+	return rc;
+}
+
+static int lookup_user(const char *s, uid_t *uid)
+{
+	struct passwd *pw = getpwnam(s);
+	unsigned long v;
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		return 0;
+	}
+	if (parse_uint(s, UINT_MAX - 1, &v) == 0) {
+		*uid = (uid_t)v;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int lookup_group(const char *s, gid_t *gid)
+{
+	struct group *gr = getgrnam(s);
+	unsigned long v;
+
+	if (gr) {
+		*gid = gr->gr_gid;
+		return 0;
+	}
+	if (parse_uint(s, UINT_MAX - 1, &v) == 0) {
+		*gid = (gid_t)v;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int cmd_tap(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"net", required_argument, NULL, 'N'},
+		{"owner", required_argument, NULL, 'o'},
+		{"group", required_argument, NULL, 'g'},
+		{"queues", required_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *net = NULL, *owner = NULL, *group = NULL, *queues = NULL;
+	struct kl_tap_cfg cfg = {.queues = 1};
+	struct kl_net *h;
+	bool add;
+	int c, rc;
+
+	if (argc < 2) {
+		if (argc == 1)
+			return usage_err("tap", "add or del is missing");
+		return usage_err("tap", "add or del is missing");
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_tap, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "add") && strcmp(argv[1], "del"))
+		return usage_err("tap", "unknown subcommand '%s'", argv[1]);
+	add = !strcmp(argv[1], "add");
+	argc--;
+	argv++;
+	const char *cmd = add ? "tap add" : "tap del";
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'N': net = optarg; break;
+		case 'o': owner = optarg; break;
+		case 'g': group = optarg; break;
+		case 'q': queues = optarg; break;
+		case 'h': fputs(usage_tap, stdout); return EXIT_OK;
+		case ':': return usage_err(cmd, "%s needs a value", argv[optind - 1]);
+		default: return usage_err(cmd, "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_err(cmd, "TAP is missing");
+	if (!add && (net || owner || group || queues))
+		return usage_err(cmd, "takes only tap names");
+	if (add && !net)
+		return usage_err(cmd, "--net is required");
+	const char *const *taps = (const char *const *)&argv[optind];
+	size_t n = (size_t)(argc - optind);
+	for (size_t i = 0; i < n; i++)
+		if (check_name("tap", taps[i]))
+			return EXIT_FAIL;
+	if (add) {
+		if (check_name("network", net))
+			return EXIT_FAIL;
+		if (queues) {
+			unsigned long v;
+			if (parse_uint(queues, ULONG_MAX, &v) || v < 1 ||
+			    v > KL_QUEUES_MAX)
+				return fail("tap %s: --queues %s: not a number in "
+					    "1..%d", taps[0], queues, KL_QUEUES_MAX);
+			cfg.queues = (unsigned)v;
+		}
+		if (owner) {
+			if (lookup_user(owner, &cfg.owner))
+				return fail("tap %s: --owner %s: unknown user",
+					    taps[0], owner);
+			cfg.set_owner = true;
+		}
+		if (group) {
+			if (lookup_group(group, &cfg.group))
+				return fail("tap %s: --group %s: unknown group",
+					    taps[0], group);
+			cfg.set_group = true;
+		}
+	}
+	if ((rc = open_handle(&h)))
+		return rc;
+	if (add)
+		rc = kl_tap_add(h, net, taps, n, &cfg);
+	else
+		rc = kl_tap_del(h, taps, n);
+	rc = rc ? lib_fail(h) : EXIT_OK;
+	kl_net_close(h);
+	return rc;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static const char *ip4(uint32_t a, char buf[16])
+{
+	snprintf(buf, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255,
+		 (a >> 8) & 255, a & 255);
+	return buf;
+}
+
+static void show_json(const struct kl_show *s)
+{
+	char ip[16];
+
+	printf("{\"netns\":%llu,\"forwarding\":%d,\"forwarding_prev\":%d,"
+	       "\"networks\":[", (unsigned long long)s->netns, s->forwarding,
+	       s->forwarding_prev);
+	for (size_t i = 0; i < s->nnets; i++) {
+		const struct kl_show_net *n = &s->nets[i];
+		uint32_t mask = ~0u << (32 - n->cfg.prefix);
+		printf("%s{\"name\":", i ? "," : "");
+		json_str(n->cfg.name);
+		printf(",\"bridge\":");
+		json_str(n->cfg.bridge);
+		printf(",\"cidr\":\"%s/%u\"", ip4(n->cfg.addr, ip), n->cfg.prefix);
+		printf(",\"address\":\"%s\",\"prefixlen\":%u", ip,
+		       n->cfg.prefix);
+		printf(",\"subnet\":\"%s/%u\"", ip4(n->cfg.addr & mask, ip),
+		       n->cfg.prefix);
+		printf(",\"nat\":%s,\"uplink\":", n->cfg.nat ? "true" : "false");
+		if (n->cfg.uplink[0])
+			json_str(n->cfg.uplink);
+		else
+			printf("null");
+		printf(",\"stp\":%s,\"mtu\":%u", n->cfg.stp ? "true" : "false",
+		       n->bridge_mtu);
+		printf(",\"bridge_exists\":%s,\"bridge_up\":%s,"
+		       "\"address_present\":%s",
+		       n->bridge_exists ? "true" : "false",
+		       n->bridge_up ? "true" : "false",
+		       n->addr_present ? "true" : "false");
+		if (n->cfg.nat) {
+			printf(",\"nft_table\":\"ip kvmlab-");
+			/* names are validated: no quote needs escaping here */
+			printf("%s\",\"nft_present\":%s", n->cfg.name,
+			       n->nft_present < 0 ? "null"
+			       : n->nft_present  ? "true" : "false");
+		} else {
+			printf(",\"nft_table\":null,\"nft_present\":false");
+		}
+		printf(",\"taps\":[");
+		for (size_t j = 0; j < n->ntaps; j++) {
+			const struct kl_show_tap *t = &n->taps[j];
+			printf("%s{\"name\":", j ? "," : "");
+			json_str(t->name);
+			printf(",\"exists\":%s,\"up\":%s,\"enslaved\":%s,\"mtu\":%u}",
+			       t->exists ? "true" : "false",
+			       t->up ? "true" : "false",
+			       t->enslaved ? "true" : "false", t->mtu);
+		}
+		printf("]}");
+	}
+	printf("]}\n");
+}
+
+static void show_text(const struct kl_show *s)
+{
+	char ip[16];
+
+	for (size_t i = 0; i < s->nnets; i++) {
+		const struct kl_show_net *n = &s->nets[i];
+		printf("network %s\n", n->cfg.name);
+		if (n->bridge_exists)
+			printf("  bridge   %s (%s, mtu %u, stp %s)\n", n->cfg.bridge,
+			       n->bridge_up ? "up" : "DOWN", n->bridge_mtu,
+			       n->cfg.stp ? "on" : "off");
+		else
+			printf("  bridge   %s (MISSING)\n", n->cfg.bridge);
+		printf("  address  %s/%u%s\n", ip4(n->cfg.addr, ip), n->cfg.prefix,
+		       n->addr_present ? "" : " (MISSING)");
+		if (n->cfg.nat)
+			printf("  nat      via %s, table ip kvmlab-%s%s\n",
+			       n->cfg.uplink[0] ? n->cfg.uplink : "any interface",
+			       n->cfg.name, n->nft_present < 0 ? " (unknown: needs "
+			       "CAP_NET_ADMIN)" : n->nft_present ? "" : " (MISSING)");
+		else
+			printf("  nat      off\n");
+		printf("  taps    ");
+		if (!n->ntaps)
+			printf(" none");
+		for (size_t j = 0; j < n->ntaps; j++) {
+			const struct kl_show_tap *t = &n->taps[j];
+			printf(" %s%s", t->name,
+			       !t->exists ? "(MISSING)"
+			       : !t->enslaved ? "(DETACHED)"
+			       : !t->up      ? "(DOWN)"
+					     : "");
+		}
+		printf("\n");
+	}
+	if (s->nnets == 0)
+		printf("no kvmlab networks in this namespace\n");
+	printf("forwarding %s", s->forwarding == 1 ? "on"
+				: s->forwarding == 0 ? "off" : "unknown");
+	if (s->forwarding_prev >= 0)
+		printf(" (kvmlab turned it on; was %d)", s->forwarding_prev);
+	printf("\n");
+}
+
+static int cmd_show(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	bool json = false;
+	struct kl_net *h;
+	struct kl_show *s;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, ":hj", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'h': fputs(usage_show, stdout); return EXIT_OK;
+		default: return usage_err("show", "unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind + 1 < argc)
+		return usage_err("show", "unexpected argument '%s'", argv[optind + 1]);
+	const char *name = optind < argc ? argv[optind] : NULL;
+	if (name && check_name("network", name))
+		return EXIT_FAIL;
+	if ((rc = open_handle(&h)))
+		return rc;
+	if (kl_net_show(h, name, &s)) {
+		rc = lib_fail(h);
+	} else {
+		if (json)
+			show_json(s);
+		else
+			show_text(s);
+		kl_show_free(s);
+	}
+	kl_net_close(h);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		fputs(usage_main, stdout);
+		return EXIT_OK;
+	}
+	/* getopt_long sees the command's own arguments only. */
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "up"))
+		return cmd_up(argc, argv);
+	if (!strcmp(cmd, "down"))
+		return cmd_down(argc, argv);
+	if (!strcmp(cmd, "tap"))
+		return cmd_tap(argc, argv);
+	if (!strcmp(cmd, "show"))
+		return cmd_show(argc, argv);
+	fprintf(stderr, PROG ": unknown command '%s' (try '" PROG " --help')\n",
+		cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,126 @@
+/* kvmlab net library: bridges, taps, addresses, forwarding and NAT for
+ * lab networks, over rtnetlink (libmnl), /dev/net/tun and libnftnl.
+ *
+ * The only public header. Every call that can fail returns 0 or -errno;
+ * kl_net_errmsg() then holds one human line naming the object and the
+ * reason (with the kernel's extack text when it sent one). The library
+ * never prints and never exits. A handle works in the network namespace
+ * the process was in when kl_net_open() ran.
+ *
+ * Test hook: KVMLAB_NET_FAULT=nft makes `up` fail its nft batch (a rule
+ * in a chain that does not exist, so the kernel rejects the whole batch)
+ * after links, address and forwarding are in place; KVMLAB_NET_FAULT=tap
+ * makes `tap add` fail after the last tap device has been created. Both
+ * exercise the rollback. KVMLAB_STATE_DIR overrides /run/kvmlab. */
+#ifndef KVMLAB_NET_H
+#define KVMLAB_NET_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KL_WUR __attribute__((warn_unused_result))
+#define KL_NAME_MAX 15 /* IFNAMSIZ - 1: network, bridge and tap names */
+#define KL_QUEUES_MAX 256 /* the kernel's MAX_TAP_QUEUES */
+
+struct kl_net;
+
+/* Open a handle: rtnetlink and nfnetlink sockets with extended acks. */
+KL_WUR int kl_net_open(struct kl_net **out);
+void kl_net_close(struct kl_net *h);
+
+/* The last failure as one line ("bridge kl-lab: exists and is not a
+ * bridge"), and the kernel's own extack text ("" if none). */
+const char *kl_net_errmsg(const struct kl_net *h);
+const char *kl_net_extack(const struct kl_net *h);
+
+/* Warnings (non-fatal: something outside kvmlab may drop traffic) and,
+ * for dry runs, the plan: lines gathered by the last call. */
+size_t kl_net_nwarnings(const struct kl_net *h);
+const char *kl_net_warning(const struct kl_net *h, size_t i);
+size_t kl_net_nplan(const struct kl_net *h);
+const char *kl_net_plan(const struct kl_net *h, size_t i);
+
+/* Validation, usable without a handle or privilege. On failure they
+ * return -EINVAL and point *why at a static reason. */
+KL_WUR int kl_name_check(const char *name, const char **why);
+/* "a.b.c.d/len": host address and prefix, host order; rejects /0, /32,
+ * the network and the broadcast address. */
+KL_WUR int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
+			 const char **why);
+/* The bridge name used when --bridge is not given. */
+void kl_bridge_name(const char *net, char out[KL_NAME_MAX + 1]);
+
+struct kl_net_cfg {
+	char name[KL_NAME_MAX + 1];
+	char bridge[KL_NAME_MAX + 1]; /* "" = kl_bridge_name(name) */
+	uint32_t addr;                /* host order */
+	unsigned prefix;
+	bool nat;
+	char uplink[KL_NAME_MAX + 1]; /* "" = any interface but the bridge */
+	unsigned mtu;                 /* 0 = kernel default */
+	bool stp;
+};
+
+#define KL_DRY_RUN 1u
+
+/* Ensure the network: bridge up with its address, forwarding on, NAT
+ * rules with cfg->nat. Idempotent; a different definition of an existing
+ * network fails with -EEXIST. On failure everything this call made is
+ * removed again. KL_DRY_RUN validates (nft batch checked by the kernel,
+ * not committed), fills the plan and changes nothing. */
+KL_WUR int kl_net_up(struct kl_net *h, const struct kl_net_cfg *cfg,
+		     unsigned flags);
+/* Remove exactly what up made: taps, bridge (and so its address), nft
+ * table; restore forwarding when the last network goes. */
+KL_WUR int kl_net_down(struct kl_net *h, const char *name);
+
+struct kl_tap_cfg {
+	bool set_owner, set_group;
+	uid_t owner;
+	gid_t group;
+	unsigned queues; /* 1..KL_QUEUES_MAX; >1 makes a multi-queue tap */
+};
+
+/* Persistent taps (IFF_VNET_HDR when the kernel has it), owned as asked,
+ * with the bridge's MTU, enslaved and up. All or nothing. */
+KL_WUR int kl_tap_add(struct kl_net *h, const char *net,
+		      const char *const *taps, size_t n,
+		      const struct kl_tap_cfg *cfg);
+/* Delete taps that kvmlab made. All names are checked first. */
+KL_WUR int kl_tap_del(struct kl_net *h, const char *const *taps, size_t n);
+
+/* For a VMM: a non-persistent tap on network net, IFF_VNET_HDR set (the
+ * VMM must use a 12-byte virtio_net_hdr, TUNSETVNETHDRSZ is set to 12),
+ * IFF_NO_PI, with the bridge's MTU, enslaved and up. name may be NULL or
+ * "" to let the kernel choose; the chosen name goes to name_out. The tap
+ * disappears when the returned fd (O_CLOEXEC, blocking) is closed. */
+KL_WUR int kl_tap_open(struct kl_net *h, const char *net, const char *name,
+		       char name_out[KL_NAME_MAX + 1], int *fd_out);
+
+/* What show reads back from the kernel, for one network. */
+struct kl_show_tap {
+	char name[KL_NAME_MAX + 1];
+	bool exists, up, enslaved; /* enslaved: master is the bridge */
+	unsigned mtu;
+};
+struct kl_show_net {
+	struct kl_net_cfg cfg;
+	bool bridge_exists, bridge_up, addr_present;
+	int nft_present; /* 1, 0, or -1 unknown (reading needs CAP_NET_ADMIN) */
+	unsigned bridge_mtu;
+	size_t ntaps;
+	struct kl_show_tap *taps;
+};
+struct kl_show {
+	uint64_t netns;       /* inode of the network namespace */
+	int forwarding;       /* ip_forward now: 0, 1, or -1 unreadable */
+	int forwarding_prev;  /* value before kvmlab set it; -1 untouched */
+	size_t nnets;
+	struct kl_show_net *nets;
+};
+/* name NULL: all networks. An unknown name fails with -ENOENT. */
+KL_WUR int kl_net_show(struct kl_net *h, const char *name,
+		       struct kl_show **out);
+void kl_show_free(struct kl_show *s);
+#endif

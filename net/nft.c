@@ -1,0 +1,604 @@
+/* nftables through libnftnl: each network gets its own table,
+ * "ip kvmlab-NAME", with a comment saying so, holding a nat postrouting
+ * chain (srcnat, 100) and a filter forward chain (0). A whole operation
+ * is one batch, which the kernel commits all or nothing; a batch without
+ * its END message is validated and then aborted, which is the dry run
+ * (the same trick as `nft --check`). Tables kvmlab does not own are only
+ * ever read. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+#include "priv.h"
+
+#define NFT_FAMILY NFPROTO_IPV4
+#define NFT_MSG_ROOM 2048 /* more than any single message below */
+#define IP_SADDR_OFF 12
+#define IP_DADDR_OFF 16
+
+void nft_table_name(const char *net, char *out, size_t len)
+{
+	snprintf(out, len, NFT_TABLE_PREFIX "%s", net);
+}
+
+struct bb {
+	char *p, *end;
+	uint32_t seq;
+	int err;
+};
+
+static char *bb_room(struct bb *b)
+{
+	if (b->err)
+		return NULL;
+	if ((size_t)(b->end - b->p) < NFT_MSG_ROOM) {
+		b->err = -ENOSPC;
+		return NULL;
+	}
+	return b->p;
+}
+
+static void bb_next(struct bb *b, struct nlmsghdr *nlh)
+{
+	b->p += NLMSG_ALIGN(nlh->nlmsg_len);
+	b->seq++;
+}
+
+static void put_table(struct bb *b, const char *net, uint16_t type,
+		      uint16_t flags)
+{
+	char name[64], comment[64];
+	struct nftnl_table *t;
+	struct nftnl_udata_buf *ud = NULL;
+	struct nlmsghdr *nlh;
+	char *buf = bb_room(b);
+
+	if (!buf)
+		return;
+	t = nftnl_table_alloc();
+	if (!t) {
+		b->err = -ENOMEM;
+		return;
+	}
+	nft_table_name(net, name, sizeof(name));
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFT_FAMILY);
+	if (type == NFT_MSG_NEWTABLE) {
+		/* The comment is how a reader of `nft list ruleset` (and
+		 * kvmlab itself) tells the table's owner. */
+		snprintf(comment, sizeof(comment), NFT_COMMENT_PREFIX "%s", net);
+		ud = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
+		if (!ud || !nftnl_udata_put_strz(ud, NFTNL_UDATA_TABLE_COMMENT,
+						 comment)) {
+			b->err = -ENOMEM;
+			goto out;
+		}
+		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
+				     nftnl_udata_buf_data(ud),
+				     nftnl_udata_buf_len(ud));
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, type, NFT_FAMILY, NLM_F_ACK | flags,
+				    b->seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	bb_next(b, nlh);
+out:
+	if (ud)
+		nftnl_udata_buf_free(ud);
+	nftnl_table_free(t);
+}
+
+static void put_chain(struct bb *b, const char *table, const char *chain,
+		      const char *type, unsigned hook, int prio)
+{
+	struct nftnl_chain *c;
+	struct nlmsghdr *nlh;
+	char *buf = bb_room(b);
+
+	if (!buf)
+		return;
+	c = nftnl_chain_alloc();
+	if (!c) {
+		b->err = -ENOMEM;
+		return;
+	}
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWCHAIN, NFT_FAMILY,
+				    NLM_F_ACK | NLM_F_CREATE, b->seq);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	bb_next(b, nlh);
+	nftnl_chain_free(c);
+}
+
+/* A rule is built from a short list of these. */
+enum op {
+	OP_END,
+	OP_SADDR,    /* ip saddr in subnet */
+	OP_DADDR,    /* ip daddr in subnet */
+	OP_IIF_EQ,   /* iifname == s */
+	OP_OIF_EQ,   /* oifname == s */
+	OP_OIF_NE,   /* oifname != s */
+	OP_CT_ESTREL,/* ct state established,related */
+	OP_MASQ,
+	OP_ACCEPT,
+};
+struct step {
+	enum op op;
+	const char *s;
+};
+
+static int add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
+{
+	if (!e)
+		return -ENOMEM;
+	nftnl_rule_add_expr(r, e);
+	return 0;
+}
+
+static int put_cmp(struct nftnl_rule *r, enum nft_cmp_ops op, const void *d,
+		   uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, d, len);
+	}
+	return add_expr(r, e);
+}
+
+static int put_bitwise(struct nftnl_rule *r, uint32_t mask)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+	uint32_t zero = 0;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+	}
+	return add_expr(r, e);
+}
+
+static int put_ifname(struct nftnl_rule *r, unsigned key, enum nft_cmp_ops op,
+		      const char *name)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+	char pad[IFNAMSIZ] = {0};
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	}
+	if (add_expr(r, e))
+		return -ENOMEM;
+	/* The register holds the whole zero-padded name: compare it all so
+	 * "br0" does not match "br0x". */
+	strncpy(pad, name, IFNAMSIZ - 1);
+	return put_cmp(r, op, pad, IFNAMSIZ);
+}
+
+static int put_addr(struct nftnl_rule *r, unsigned off,
+		    const struct kl_net_cfg *cfg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+	uint32_t mask = htonl(~0u << (32 - cfg->prefix));
+	uint32_t net = htonl(cfg->addr) & mask;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE,
+				   NFT_PAYLOAD_NETWORK_HEADER);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 4);
+	}
+	if (add_expr(r, e) || put_bitwise(r, mask))
+		return -ENOMEM;
+	return put_cmp(r, NFT_CMP_EQ, &net, 4);
+}
+
+static int put_ct_estrel(struct nftnl_rule *r)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	uint32_t bits = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
+			NF_CT_STATE_BIT(IP_CT_RELATED);
+	uint32_t zero = 0;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	if (add_expr(r, e) || put_bitwise(r, bits))
+		return -ENOMEM;
+	return put_cmp(r, NFT_CMP_NEQ, &zero, 4);
+}
+
+static int put_steps(struct nftnl_rule *r, const struct step *s,
+		     const struct kl_net_cfg *cfg)
+{
+	struct nftnl_expr *e;
+	int err = 0;
+
+	for (; !err && s->op != OP_END; s++) {
+		switch (s->op) {
+		case OP_SADDR:
+			err = put_addr(r, IP_SADDR_OFF, cfg);
+			break;
+		case OP_DADDR:
+			err = put_addr(r, IP_DADDR_OFF, cfg);
+			break;
+		case OP_IIF_EQ:
+			err = put_ifname(r, NFT_META_IIFNAME, NFT_CMP_EQ, s->s);
+			break;
+		case OP_OIF_EQ:
+			err = put_ifname(r, NFT_META_OIFNAME, NFT_CMP_EQ, s->s);
+			break;
+		case OP_OIF_NE:
+			err = put_ifname(r, NFT_META_OIFNAME, NFT_CMP_NEQ, s->s);
+			break;
+		case OP_CT_ESTREL:
+			err = put_ct_estrel(r);
+			break;
+		case OP_MASQ:
+			err = add_expr(r, nftnl_expr_alloc("masq"));
+			break;
+		case OP_ACCEPT:
+			e = nftnl_expr_alloc("immediate");
+			if (e) {
+				nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG,
+						   NFT_REG_VERDICT);
+				nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT,
+						   NF_ACCEPT);
+			}
+			err = add_expr(r, e);
+			break;
+		case OP_END:
+			break;
+		}
+	}
+	return err;
+}
+
+/* NEWRULE with steps, or with steps NULL a DELRULE of the whole chain. */
+static void put_rule(struct bb *b, const char *table, const char *chain,
+		     const struct step *steps, const struct kl_net_cfg *cfg)
+{
+	struct nftnl_rule *r;
+	struct nlmsghdr *nlh;
+	char *buf = bb_room(b);
+	int err;
+
+	if (!buf)
+		return;
+	r = nftnl_rule_alloc();
+	if (!r) {
+		b->err = -ENOMEM;
+		return;
+	}
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFT_FAMILY);
+	if (steps && (err = put_steps(r, steps, cfg)) != 0) {
+		b->err = err;
+		goto out;
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, steps ? NFT_MSG_NEWRULE : NFT_MSG_DELRULE,
+				    NFT_FAMILY,
+				    NLM_F_ACK | (steps ? NLM_F_CREATE | NLM_F_APPEND : 0),
+				    b->seq);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	bb_next(b, nlh);
+out:
+	nftnl_rule_free(r);
+}
+
+static void put_begin(struct bb *b, uint32_t *first_seq)
+{
+	char *buf = bb_room(b);
+
+	if (!buf)
+		return;
+	bb_next(b, nftnl_batch_begin(buf, b->seq));
+	*first_seq = b->seq;
+}
+
+static void put_end(struct bb *b)
+{
+	char *buf = bb_room(b);
+
+	if (buf)
+		bb_next(b, nftnl_batch_end(buf, b->seq));
+}
+
+long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
+			 const struct kl_net_cfg *cfg, enum nft_mode mode,
+			 unsigned faults, bool end, uint32_t *first_seq,
+			 unsigned *nacked)
+{
+	struct bb b = {buf, (char *)buf + size, seq, 0};
+	char table[64];
+	const char *br = cfg->bridge, *up = cfg->uplink;
+	bool any = !*up;
+	/* Masquerade what leaves the subnet through any other interface, or
+	 * only through the uplink. */
+	const struct step masq[] = {
+		{OP_SADDR, NULL},
+		{any ? OP_OIF_NE : OP_OIF_EQ, any ? br : up},
+		{OP_MASQ, NULL},
+		{OP_END, NULL},
+	};
+	/* Forward: the subnet out, and answers back in. */
+	const struct step fwd_out[] = {
+		{OP_IIF_EQ, br},
+		{OP_SADDR, NULL},
+		{any ? OP_OIF_NE : OP_OIF_EQ, any ? br : up},
+		{OP_ACCEPT, NULL},
+		{OP_END, NULL},
+	};
+	const struct step fwd_back[] = {
+		{OP_OIF_EQ, br},
+		{OP_DADDR, NULL},
+		{OP_CT_ESTREL, NULL},
+		{OP_ACCEPT, NULL},
+		{OP_END, NULL},
+	};
+	const struct step fault[] = {{OP_ACCEPT, NULL}, {OP_END, NULL}};
+
+	nft_table_name(cfg->name, table, sizeof(table));
+	put_begin(&b, first_seq);
+	put_table(&b, cfg->name, NFT_MSG_NEWTABLE,
+		  NLM_F_CREATE | (mode == NFT_CREATE ? NLM_F_EXCL : 0));
+	put_chain(&b, table, "postrouting", "nat", NF_INET_POST_ROUTING, 100);
+	if (mode == NFT_REFRESH)
+		put_rule(&b, table, "postrouting", NULL, cfg);
+	put_rule(&b, table, "postrouting", masq, cfg);
+	put_chain(&b, table, "forward", "filter", NF_INET_FORWARD, 0);
+	if (mode == NFT_REFRESH)
+		put_rule(&b, table, "forward", NULL, cfg);
+	put_rule(&b, table, "forward", fwd_out, cfg);
+	put_rule(&b, table, "forward", fwd_back, cfg);
+	if (faults & NFT_FAULT)
+		put_rule(&b, table, "kvmlab-fault-no-such-chain", fault, cfg);
+	*nacked = b.seq - *first_seq;
+	if (end)
+		put_end(&b);
+	if (b.err)
+		return b.err;
+	return (long)(b.p - (char *)buf);
+}
+
+long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
+			 const char *net, uint32_t *first_seq)
+{
+	struct bb b = {buf, (char *)buf + size, seq, 0};
+
+	put_begin(&b, first_seq);
+	put_table(&b, net, NFT_MSG_DELTABLE, 0);
+	put_end(&b);
+	if (b.err)
+		return b.err;
+	return (long)(b.p - (char *)buf);
+}
+
+static int count_cb(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nlh;
+	(*(unsigned *)data)++;
+	return 0;
+}
+
+int nft_table_present(struct kl_nl *nl, const char *net, bool *present)
+{
+	char buf[512], name[64];
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	uint32_t seq = ++nl->seq;
+	unsigned replies = 0;
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	nft_table_name(net, name, sizeof(name));
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFT_FAMILY, NLM_F_ACK,
+				    seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	err = nl_talk(nl, nlh, nlh->nlmsg_len, seq, 1, NULL, count_cb, &replies);
+	if (err == -ENOENT) {
+		*present = false;
+		return 0;
+	}
+	*present = replies > 0;
+	return err;
+}
+
+struct drop_ctx {
+	nft_drop_fn fn;
+	void *data;
+};
+
+static const char *family_name(unsigned f)
+{
+	switch (f) {
+	case NFPROTO_IPV4: return "ip";
+	case NFPROTO_IPV6: return "ip6";
+	case NFPROTO_INET: return "inet";
+	case NFPROTO_BRIDGE: return "bridge";
+	}
+	return NULL;
+}
+
+static int drop_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct drop_ctx *c = data;
+	struct nftnl_chain *ch = nftnl_chain_alloc();
+	const char *fam, *table;
+
+	if (!ch)
+		return -ENOMEM;
+	if (nftnl_chain_nlmsg_parse(nlh, ch) < 0)
+		goto out;
+	if (!nftnl_chain_is_set(ch, NFTNL_CHAIN_HOOKNUM) ||
+	    !nftnl_chain_is_set(ch, NFTNL_CHAIN_POLICY))
+		goto out;
+	fam = family_name(nftnl_chain_get_u32(ch, NFTNL_CHAIN_FAMILY));
+	table = nftnl_chain_get_str(ch, NFTNL_CHAIN_TABLE);
+	/* The forward hook has the same number in every family listed. */
+	if (fam && table &&
+	    nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) == NF_INET_FORWARD &&
+	    nftnl_chain_get_u32(ch, NFTNL_CHAIN_POLICY) == NF_DROP &&
+	    strncmp(table, NFT_TABLE_PREFIX, strlen(NFT_TABLE_PREFIX)))
+		c->fn(c->data, fam, table,
+		      nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME));
+out:
+	nftnl_chain_free(ch);
+	return 0;
+}
+
+int nft_forward_drops(struct kl_nl *nl, nft_drop_fn fn, void *data)
+{
+	char buf[128];
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN,
+						     NFPROTO_UNSPEC, 0, 0);
+	struct drop_ctx c = {fn, data};
+
+	/* A restarted dump may report a chain twice; a repeated warning is
+	 * harmless, so no reset. */
+	return nl_dump(nl, nlh, drop_cb, NULL, &c);
+}
+
+/* A rule as text without its handle and position, for comparing what
+ * the kernel holds with what we would send. */
+static char *rule_text(struct nftnl_rule *r)
+{
+	char buf[2048];
+
+	nftnl_rule_unset(r, NFTNL_RULE_HANDLE);
+	nftnl_rule_unset(r, NFTNL_RULE_POSITION);
+	nftnl_rule_unset(r, NFTNL_RULE_ID);
+	nftnl_rule_unset(r, NFTNL_RULE_COMPAT_PROTO);
+	nftnl_rule_unset(r, NFTNL_RULE_COMPAT_FLAGS);
+	if (nftnl_rule_snprintf(buf, sizeof(buf), r, NFTNL_OUTPUT_DEFAULT, 0) < 0)
+		return NULL;
+	return strdup(buf);
+}
+
+struct rules_ctx {
+	char **want;
+	size_t nwant, i;
+	bool same;
+	int err;
+};
+
+static int rules_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct rules_ctx *c = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	char *t;
+
+	if (!r)
+		return -ENOMEM;
+	if (nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+		nftnl_rule_free(r);
+		return -EBADMSG;
+	}
+	t = rule_text(r);
+	nftnl_rule_free(r);
+	if (!t)
+		return -ENOMEM;
+	if (c->i >= c->nwant || strcmp(t, c->want[c->i]))
+		c->same = false;
+	c->i++;
+	free(t);
+	return 0;
+}
+
+static void rules_reset(void *data)
+{
+	struct rules_ctx *c = data;
+
+	c->i = 0;
+	c->same = true;
+}
+
+int nft_rules_match(struct kl_nl *nl, const struct kl_net_cfg *cfg,
+		    bool *match)
+{
+	char *buf = malloc(16384), req[512], table[64];
+	struct rules_ctx c = {.same = true};
+	uint32_t first;
+	unsigned nack;
+	long len;
+	int err;
+
+	*match = false;
+	if (!buf)
+		return -ENOMEM;
+	len = nft_build_net_batch(buf, 16384, 1, cfg, NFT_CREATE, 0, true,
+				  &first, &nack);
+	if (len < 0) {
+		err = (int)len;
+		goto out;
+	}
+	c.want = calloc(nack, sizeof(char *));
+	if (!c.want) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (const struct nlmsghdr *h = (void *)buf; mnl_nlmsg_ok(h, (int)len);
+	     h = mnl_nlmsg_next(h, (int *)&len)) {
+		if (NFNL_MSG_TYPE(h->nlmsg_type) != NFT_MSG_NEWRULE)
+			continue;
+		struct nftnl_rule *r = nftnl_rule_alloc();
+		if (!r || nftnl_rule_nlmsg_parse(h, r) < 0 ||
+		    !(c.want[c.nwant] = rule_text(r))) {
+			nftnl_rule_free(r);
+			err = -ENOMEM;
+			goto out;
+		}
+		c.nwant++;
+		nftnl_rule_free(r);
+	}
+	struct nftnl_rule *q = nftnl_rule_alloc();
+	if (!q) {
+		err = -ENOMEM;
+		goto out;
+	}
+	nft_table_name(cfg->name, table, sizeof(table));
+	nftnl_rule_set_str(q, NFTNL_RULE_TABLE, table);
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE,
+						     NFT_FAMILY, 0, 0);
+	nftnl_rule_nlmsg_build_payload(nlh, q);
+	nftnl_rule_free(q);
+	err = nl_dump(nl, nlh, rules_cb, rules_reset, &c);
+	if (err == -ENOENT)
+		err = 0;
+	else if (!err)
+		*match = c.same && c.i == c.nwant;
+out:
+	if (c.want)
+		for (size_t i = 0; i < c.nwant; i++)
+			free(c.want[i]);
+	free(c.want);
+	free(buf);
+	return err;
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# kvmlab-vm run with bad input: each case must exit non-zero with one
+# clear line that names the object and the reason, before anything runs
+# (no guest output, no process left behind). Needs no KVM: every case
+# fails in host-side validation, which comes before /dev/kvm is opened.
+. "$(dirname "$0")/../lib.sh"
+VM=$KVMLAB_VM
+TINY="python3 $T_ROOT/tests/cli/tinyguest.py"
+[ -x "$VM" ] || { t_fail "kvmlab-vm built" "$VM missing"; t_finish; }
+
+dir=$(mktemp -d /tmp/kvmlab-cli.XXXXXX)
+t_defer "rm -rf '$dir'"
+
+# expect NAME RC REGEX ARGS...: exit status RC, first stderr line matches
+# REGEX (extended), at most 2 stderr lines (message + usage hint), no
+# stdout, no process running our unique marker path afterwards.
+expect() {
+	local name=$1 want=$2 re=$3; shift 3
+	local rc lines first
+	timeout -k 2 20 "$VM" run "$@" >"$dir/out" 2>"$dir/err" </dev/null
+	rc=$?
+	lines=$(wc -l <"$dir/err")
+	first=$(head -n1 "$dir/err")
+	if [ "$rc" != "$want" ]; then
+		t_fail "$name" "exit $rc, want $want; stderr: $first"
+	elif ! grep -Eq -- "$re" <<<"$first"; then
+		t_fail "$name" "stderr '$first' does not match /$re/"
+	elif [ "$want" = 1 ] && [ "$lines" != 1 ]; then
+		t_fail "$name" "want one stderr line, got $lines"
+	elif [ -s "$dir/out" ]; then
+		t_fail "$name" "guest output appeared: $(head -c 80 "$dir/out")"
+	elif pgrep -f "$dir/" >/dev/null; then
+		t_fail "$name" "a process is still running"
+	else
+		t_ok "$name"
+	fi
+}
+
+$TINY "$dir/good.bz" ok
+head -c 8192 /dev/urandom >"$dir/random.bin"
+$TINY "$dir/trunc.bz" ok --truncate 1500
+$TINY "$dir/old.bz" ok --version 0x0202
+$TINY "$dir/nohdrs.bz" ok --no-hdrs
+$TINY "$dir/short-cmdline.bz" ok --cmdline-size 64
+truncate -s 300M "$dir/huge.initrd"   # sparse: costs no disk
+mkdir "$dir/adir"
+host_mib=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
+
+expect "missing kernel file" 1 "boot: $dir/nope\.bz: No such file or directory" \
+	--kernel "$dir/nope.bz" --initrd none
+expect "kernel is a directory" 1 "$dir/adir: not a regular file" \
+	--kernel "$dir/adir" --initrd none
+expect "missing initrd file" 1 "initrd: $dir/nope\.img: No such file or directory" \
+	--kernel "$dir/good.bz" --initrd "$dir/nope.img"
+expect "not a bzImage (random bytes)" 1 "boot: $dir/random\.bin: not a bzImage" \
+	--kernel "$dir/random.bin" --initrd none
+expect "not a bzImage (no HdrS)" 1 "boot: $dir/nohdrs\.bz: not a bzImage .*HdrS" \
+	--kernel "$dir/nohdrs.bz" --initrd none
+expect "truncated bzImage" 1 "boot: $dir/trunc\.bz: truncated" \
+	--kernel "$dir/trunc.bz" --initrd none
+expect "boot protocol too old" 1 "boot: $dir/old\.bz: bzImage too old \(protocol 2\.02, need 2\.06\)" \
+	--kernel "$dir/old.bz" --initrd none
+long=$(printf 'x%.0s' $(seq 1 100))
+expect "cmdline longer than cmdline_size" 1 "cmdline: 100 bytes, kernel allows at most 64" \
+	--kernel "$dir/short-cmdline.bz" --initrd none --cmdline "$long"
+expect "--mem 0" 1 "--mem: must be above 0" \
+	--kernel "$dir/good.bz" --initrd none --mem 0
+expect "--mem above host RAM" 1 "--mem [0-9]+ MiB: more than host memory \($host_mib MiB\)" \
+	--kernel "$dir/good.bz" --initrd none --mem $((host_mib + 1024))M
+expect "--cpus 0" 1 "--cpus 0: must be 1\.\.255" \
+	--kernel "$dir/good.bz" --initrd none --cpus 0
+expect "--cpus 256" 1 "--cpus 256: must be 1\.\.255" \
+	--kernel "$dir/good.bz" --initrd none --cpus 256
+expect "initrd larger than guest RAM" 1 "initrd: $dir/huge\.initrd \(300 MiB\) does not fit in guest memory" \
+	--kernel "$dir/good.bz" --initrd "$dir/huge.initrd" --mem 128M
+expect "unknown option" 2 "unknown or incomplete option '--frobnicate'" \
+	--kernel "$dir/good.bz" --frobnicate
+expect "bad --mem syntax" 2 "--mem 12Q: not a size" --kernel "$dir/good.bz" --mem 12Q
+expect "bad --cpus syntax" 2 "--cpus two: not a number" --kernel "$dir/good.bz" --cpus two
+expect "bad --console" 2 "--console tty: want stdio, file:PATH or none" \
+	--kernel "$dir/good.bz" --console tty
+expect "--tap on a missing interface" 1 "--tap kl-nonexist0: no such interface" \
+	--kernel "$dir/good.bz" --tap kl-nonexist0
+
+# unknown command: a usage error too
+"$VM" frobnicate >/dev/null 2>&1 </dev/null
+t_check "unknown command exits 2" test $? = 2
+t_finish

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The VMM's KVM plumbing with a few hand-assembled 64-bit instructions as
+# the "kernel" (tests/cli/tinyguest.py): entry state, COM1 output and
+# input, every exit path and its status, signals, vCPU count. Runs on any
+# usable /dev/kvm, PVM included (it emulates these few instructions).
+# Oracles: what the guest prints, the exit status, and the kernel's view
+# of the process (/proc/PID/fd names the vCPU fds).
+. "$(dirname "$0")/../lib.sh"
+VM=$KVMLAB_VM
+TINY="python3 $T_ROOT/tests/cli/tinyguest.py"
+[ -x "$VM" ] || { t_fail "kvmlab-vm built" "$VM missing"; t_finish; }
+if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+	t_skip "tiny guest tests" "no usable /dev/kvm"
+	t_finish
+fi
+
+dir=$(mktemp -d /tmp/kvmlab-tiny.XXXXXX)
+t_defer "rm -rf '$dir'"
+for k in ok reboot acpireset panic paniclog triple echo hang regs mmiojump; do
+	$TINY "$dir/$k.bz" $k
+done
+
+# run KIND [ARGS...]: run with stdin from $dir/in (empty unless set),
+# sets rc, out, err
+run() {
+	local k=$1; shift
+	[ -f "$dir/in" ] || : >"$dir/in"
+	timeout -k 2 30 "$VM" run --kernel "$dir/$k.bz" --initrd none "$@" \
+		<"$dir/in" >"$dir/out" 2>"$dir/err"
+	rc=$?
+	out=$(tr -d '\r' <"$dir/out")
+	err=$(cat "$dir/err")
+	rm -f "$dir/in"
+}
+# expect NAME RC OUT_REGEX [ERR_REGEX]
+expect() {
+	if [ "$rc" != "$2" ]; then
+		t_fail "$1" "exit $rc, want $2; stderr: $(head -n3 <<<"$err")"
+	elif ! grep -Eq -- "$3" <<<"$out"; then
+		t_fail "$1" "output '$(head -c 100 <<<"$out")' does not match /$3/"
+	elif [ -n "${4:-}" ] && ! grep -Eq -- "$4" <<<"$err"; then
+		t_fail "$1" "stderr '$(head -n3 <<<"$err")' does not match /$4/"
+	elif pgrep -f "$dir/" >/dev/null; then
+		t_fail "$1" "a process is still running"
+	else
+		t_ok "$1"
+	fi
+}
+
+run ok;        expect "ACPI S5 poweroff exits 0 after the guest's output" 0 '^TINY-OK$'
+run regs;      expect "entry state: RSI is the zero page (0x7000)" 0 '^0000000000007000$'
+run reboot;    expect "i8042 0xFE reset exits 0" 0 '^TINY-OK$'
+run acpireset; expect "ACPI reset register exits 0" 0 '^TINY-OK$'
+run triple;    expect "triple fault (reset) exits 0" 0 '^TINY-OK$'
+run panic;     expect "pvpanic exits 3 with 'guest panicked'" 3 '^TINY-OK$' '^kvmlab-vm: guest panicked$'
+run paniclog;  expect "console panic line exits 3" 3 'Kernel panic - not syncing' '^kvmlab-vm: guest panicked$'
+run mmiojump;  expect "fatal KVM exit: exit 4 and a register dump" 4 '^TINY-OK$' 'RIP=00000000c0000000'
+grep -q 'CR3=0000000000009000 CR4=' "$dir/err"
+t_check "register dump shows control registers" test $? = 0
+
+printf 'hello\001\001q' >"$dir/in"
+run echo;      expect "COM1 input reaches the guest; Ctrl-A Ctrl-A sends Ctrl-A" 0 $'^hello\x01q$'
+# Ctrl-A x once the guest is up (a pipe, so it comes late)
+(sleep 1; printf '\001x') | timeout -k 2 30 "$VM" run --kernel "$dir/hang.bz" --initrd none \
+	>"$dir/out" 2>"$dir/err"
+rc=$?; out=$(tr -d '\r' <"$dir/out"); err=$(cat "$dir/err")
+expect "Ctrl-A x quits with 0" 0 '^TINY-OK$' 'quit \(Ctrl-A x\)'
+
+run ok --console none
+expect "--console none: no output" 0 '^$'
+run ok --console "file:$dir/console.log"
+expect "--console file: nothing on stdout" 0 '^$'
+t_check "--console file: guest output in the file" grep -qx 'TINY-OK' "$dir/console.log"
+
+# signals, with 3 vCPUs: the kernel lists one kvm-vcpu fd per vCPU
+for sig in TERM INT; do
+	"$VM" run --kernel "$dir/hang.bz" --initrd none --cpus 3 </dev/null >"$dir/out" 2>"$dir/err" &
+	pid=$!
+	t_defer "kill -9 $pid"
+	for _ in $(seq 50); do grep -q TINY-OK "$dir/out" && break; sleep 0.1; done
+	n=$(ls -l /proc/$pid/fd 2>/dev/null | grep -c 'anon_inode:kvm-vcpu:')
+	t_check "SIG$sig run: 3 vCPU fds" test "$n" = 3
+	kill -$sig $pid
+	wait $pid; rc=$?
+	want=$((128 + $(kill -l $sig)))
+	t_check "SIG$sig: exits $want" test "$rc" = "$want"
+	t_check "SIG$sig: says so" grep -q "^kvmlab-vm: stopped by SIG$sig$" "$dir/err"
+	t_check "SIG$sig: process gone" test ! -e /proc/$pid
+done
+t_finish

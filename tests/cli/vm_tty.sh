@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# A terminal on stdin goes raw while the guest runs and comes back as it
+# was on every way out (poweroff, SIGTERM). The oracle is stty on the
+# same pseudo-terminal (made by script(1)).
+. "$(dirname "$0")/../lib.sh"
+VM=$KVMLAB_VM
+TINY="python3 $T_ROOT/tests/cli/tinyguest.py"
+[ -x "$VM" ] || { t_fail "kvmlab-vm built" "$VM missing"; t_finish; }
+if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+	t_skip "tty tests" "no usable /dev/kvm"; t_finish
+fi
+command -v script >/dev/null || { t_skip "tty tests" "no script(1)"; t_finish; }
+
+dir=$(mktemp -d /tmp/kvmlab-tty.XXXXXX)
+t_defer "rm -rf '$dir'"
+$TINY "$dir/ok.bz" ok
+$TINY "$dir/hang.bz" hang
+
+cat >"$dir/inner.sh" <<INNER
+stty -g </dev/tty >"$dir/before"
+"$VM" run --kernel "$dir/ok.bz" --initrd none </dev/tty >"$dir/out1" 2>&1
+echo "rc1=\$?" >"$dir/rc"
+stty -g </dev/tty >"$dir/after1"
+"$VM" run --kernel "$dir/hang.bz" --initrd none </dev/tty >"$dir/out2" 2>&1 &
+pid=\$!
+for i in \$(seq 50); do grep -q TINY-OK "$dir/out2" && break; sleep 0.1; done
+stty -a </dev/tty >"$dir/during"
+kill -TERM \$pid
+wait \$pid
+echo "rc2=\$?" >>"$dir/rc"
+stty -g </dev/tty >"$dir/after2"
+INNER
+timeout -k 2 60 script -qec "bash $dir/inner.sh" /dev/null </dev/null >/dev/null 2>&1
+
+t_check "poweroff run exits 0 on a tty" grep -qx 'rc1=0' "$dir/rc"
+t_check "terminal restored after poweroff" cmp -s "$dir/before" "$dir/after1"
+t_check "terminal raw while running (-icanon -echo)" \
+	grep -q -- '-icanon' "$dir/during" && grep -q -- '-echo ' "$dir/during"
+t_check "SIGTERM run exits 143" grep -qx 'rc2=143' "$dir/rc"
+t_check "terminal restored after SIGTERM" cmp -s "$dir/before" "$dir/after2"
+t_finish

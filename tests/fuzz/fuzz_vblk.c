@@ -1,0 +1,45 @@
+/* virtio-blk request parsing on random rings over a small memfd image. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include "virtio_blk.h"
+#include "vmm_vdrv.h"
+
+#define IMG (64u * 512)
+
+static struct td d;
+static struct vblk *b;
+static int fd = -1;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (fd < 0) {
+		fd = memfd_create("fuzz-img", MFD_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, IMG))
+			abort();
+		td_mem_init(&d);
+		b = calloc(1, sizeof(*b));
+		if (vblk_init(b, fd, false, IMG, "fuzz", &d.gm, &d.irq))
+			abort();
+		d.v = &b->vpci;
+	}
+	if (size < 4)
+		return 0;
+	uint64_t f = vblk_features(false) & ((uint64_t)data[0] << 24 | data[1] | 0x100000000ull);
+	uint16_t qs = (uint16_t)(1u << (data[2] % 8));
+	data += 4;
+	size -= 4;
+	if (!(td_negotiate(&d, f) & VIRTIO_CONFIG_S_FEATURES_OK) || td_queue(&d, 0, qs) != 1)
+		return 0;
+	td_driver_ok(&d);
+	size_t m = size < TD_MEM - 0x1000 ? size : TD_MEM - 0x1000;
+	memcpy(d.mem + 0x1000, data, m);
+	td_kick(&d, 0);
+	if (lseek(fd, 0, SEEK_END) != IMG) /* the image never grows */
+		abort();
+	td_wr(&d, 0x14, 0, 1);
+	return 0;
+}

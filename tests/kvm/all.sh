@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# KVM boot tests: real guests under build/kvmlab-vm with the default guest
+# (scripts/build-guest). Needs a /dev/kvm that boots a stock kernel: run
+# it through tests/kvm/run, which picks the test host when needed.
+# The guest is the oracle: what it prints on its console (its own
+# /proc/cpuinfo, /proc/meminfo, /proc/cmdline) is checked here.
+#
+# Env: KVMLAB_VM (the VMM, default build/kvmlab-vm), KVMLAB_KVM_TIMEOUT
+# (seconds per boot, default 90; nested under TCG a boot takes 5-30 s).
+. "$(dirname "$0")/../lib.sh"
+cd "$T_ROOT" || exit 1
+
+TMO=${KVMLAB_KVM_TIMEOUT:-90}
+# --cmdline replaces the VMM's default, so carry what a guest needs:
+# the console, reboot through the keyboard controller, a quiet kernel.
+BASE="console=ttyS0 reboot=k quiet"
+work=$(mktemp -d /tmp/kvmlab-kvm.XXXXXX) || exit 1
+t_defer "rm -rf '$work'"
+
+if [ ! -x "$KVMLAB_VM" ]; then
+	t_fail "kvm: $KVMLAB_VM" "not built (make)"
+	t_finish
+fi
+for f in "$KVMLAB_BUILD/guest/bzImage" "$KVMLAB_BUILD/guest/initrd.img"; do
+	[ -f "$f" ] || { t_fail "kvm: default guest" "$f missing (scripts/build-guest)"; t_finish; }
+done
+
+# vm NAME ARGS...: run the VMM with a bounded time. Sets OUT/ERR (files
+# with the console and stderr), RC, and SECS (wall time).
+vm() {
+	local name=$1; shift
+	OUT=$work/$name.out ERR=$work/$name.err
+	local s e
+	s=$(date +%s%N)
+	timeout -k 5 "$TMO" "$KVMLAB_VM" run "$@" </dev/null >"$OUT" 2>"$ERR"
+	RC=$?
+	e=$(date +%s%N)
+	SECS=$(( (e - s) / 1000000 ))ms
+	tr -d '\r' <"$OUT" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT"
+}
+# why: the distinct reason a boot did not give what was expected
+why() {
+	if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
+		echo "timeout after ${TMO}s (rc $RC)"
+	elif grep -q 'guest panicked' "$ERR"; then
+		echo "guest panicked (rc $RC): $(grep -m1 -i 'panic' "$OUT" | cut -c1-120)"
+	elif ! grep -qx 'KVMLAB-READY' "$OUT"; then
+		echo "no KVMLAB-READY (rc $RC): $(tail -n 3 "$ERR" "$OUT" 2>/dev/null | tr '\n' ' ' | cut -c1-200)"
+	else
+		echo "rc $RC; $*"
+	fi
+}
+# val KEY: the value printed by the guest as "KEY=value" (last one)
+val() { sed -n "s/^$1=//p" "$OUT" | tail -n1; }
+
+# 1. Boot to the ready line; poweroff (the default end) exits 0. The
+# guest also reports its MemTotal for the --mem check below.
+vm boot --mem 256M --cmdline "$BASE kvmlab.run=\"echo MEM=\$(grep MemTotal /proc/meminfo)\""
+if [ $RC = 0 ] && grep -qx 'KVMLAB-READY' "$OUT" && grep -qx 'KVMLAB-RC=0' "$OUT"; then
+	t_ok "kvm: boot to KVMLAB-READY, poweroff exits 0 ($SECS)"
+else
+	t_fail "kvm: boot to KVMLAB-READY, poweroff exits 0" "$(why)"
+fi
+mem256=$(val MEM | awk '{print $2}')
+
+# The checks below judge only what they are about (the exit status has
+# its own checks above and below), so one broken feature fails one check.
+
+# 2. --cpus 2: the guest's own count of processors
+vm cpus --cpus 2 --cmdline "$BASE kvmlab.run=\"echo CPUS=\$(grep -c ^processor /proc/cpuinfo)\""
+n=$(val CPUS)
+if [ "$n" = 2 ]; then
+	t_ok "kvm: --cpus 2, guest counts 2 CPUs ($SECS)"
+else
+	t_fail "kvm: --cpus 2, guest counts 2 CPUs" "$(why "guest counted '${n:-nothing}'")"
+fi
+
+# 3. --mem 512M. MemTotal is RAM minus what the kernel keeps for itself
+# (its image, struct page arrays, early reservations: ~40 MiB here, 8% of
+# 512 MiB), so it can never be within 5% of 512 MiB by itself. Two
+# observations that can be:
+#  a) the RAM the kernel was handed (firmware memmap = the VMM's e820,
+#     as the guest kernel recorded it) is within 5% of 512 MiB;
+#  b) MemTotal(512M) - MemTotal(256M) is within 5% of 256 MiB: the fixed
+#     reservations cancel out, so this catches a VMM that maps or
+#     reports the wrong amount of memory to the running kernel.
+vm mem --mem 512M --cmdline "$BASE kvmlab.run=\"echo MEM=\$(grep MemTotal /proc/meminfo); for d in /sys/firmware/memmap/*; do echo MAP=\$(cat \$d/start \$d/end \$d/type); done\""
+mem512=$(val MEM | awk '{print $2}')
+fw_kib=0
+while read -r a b; do
+	fw_kib=$(( fw_kib + (b - a + 1) / 1024 ))
+done < <(sed -n 's/^MAP=\(0x[0-9a-fA-F]* 0x[0-9a-fA-F]*\) System RAM$/\1/p' "$OUT")
+want=$((512 * 1024))
+if [ "${fw_kib:-0}" -ge $((want * 95 / 100)) ] && [ "$fw_kib" -le $((want * 105 / 100)) ]; then
+	t_ok "kvm: --mem 512M, guest was given $((fw_kib / 1024)) MiB of RAM (within 5%) ($SECS)"
+else
+	t_fail "kvm: --mem 512M, guest RAM within 5%" "$(why "firmware memmap RAM ${fw_kib:-?} KiB, want $want KiB +-5%")"
+fi
+if [ -n "$mem512" ] && [ -n "$mem256" ]; then
+	d=$((mem512 - mem256)) w=$((256 * 1024))
+	if [ $d -ge $((w * 95 / 100)) ] && [ $d -le $((w * 105 / 100)) ]; then
+		t_ok "kvm: --mem 512M vs 256M, MemTotal grows by $((d / 1024)) MiB (within 5% of 256; MemTotal $((mem512 / 1024)) MiB)"
+	else
+		t_fail "kvm: --mem 512M vs 256M, MemTotal delta within 5%" "MemTotal 512M=$mem512 KiB, 256M=$mem256 KiB, delta $d KiB, want $w +-5%"
+	fi
+else
+	t_fail "kvm: --mem 512M vs 256M, MemTotal delta within 5%" "$(why "MemTotal missing: 512M='$mem512' 256M='$mem256'")"
+fi
+
+# 4. a random token on --cmdline comes back from the guest's /proc/cmdline;
+# the guest rewrites it (GOT-) so a console echo of the cmdline cannot pass
+tok=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+# (the token goes last: the greedy .* then skips the sed text itself)
+vm token --cmdline "$BASE kvmlab.run=\"sed -n 's/.*kvmlab.token=\\([0-9a-f]*\\).*/GOT-\\1/p' /proc/cmdline\" kvmlab.token=$tok"
+if grep -qx "GOT-$tok" "$OUT"; then
+	t_ok "kvm: --cmdline token echoed by the guest ($SECS)"
+else
+	t_fail "kvm: --cmdline token echoed by the guest" "$(why "no GOT-$tok line")"
+fi
+
+# 5. reboot ends the VMM with status 0
+vm reboot --cmdline "$BASE kvmlab.end=reboot"
+if [ $RC = 0 ] && grep -qx 'KVMLAB-READY' "$OUT"; then
+	t_ok "kvm: guest reboot exits 0 ($SECS)"
+else
+	t_fail "kvm: guest reboot exits 0" "$(why)"
+fi
+
+# 6. init exits -> kernel panic -> non-zero and "guest panicked"
+vm panic --cmdline "$BASE kvmlab.end=exit"
+if [ $RC != 0 ] && [ $RC != 124 ] && [ $RC != 137 ] && grep -q 'guest panicked' "$ERR"; then
+	t_ok "kvm: kernel panic exits non-zero ($RC) with 'guest panicked' ($SECS)"
+elif [ $RC = 124 ] || [ $RC = 137 ]; then
+	t_fail "kvm: kernel panic exits non-zero with 'guest panicked'" "timeout after ${TMO}s: panic not detected"
+else
+	t_fail "kvm: kernel panic exits non-zero with 'guest panicked'" "rc $RC, stderr: $(head -c 200 "$ERR" | tr '\n' ' ')"
+fi
+
+# 7. --console file:PATH: the console goes to the file, not to stdout
+cf=$work/console.txt
+vm console --console "file:$cf" --cmdline "$BASE kvmlab.run=\"echo CONSOLE-FILE-$tok\""
+if grep -q "CONSOLE-FILE-$tok" "$cf" 2>/dev/null && grep -q 'KVMLAB-READY' "$cf" &&
+	! grep -q 'KVMLAB-READY' "$OUT"; then
+	t_ok "kvm: --console file:PATH ($SECS)"
+else
+	t_fail "kvm: --console file:PATH" "rc $RC; file: $(tail -c 150 "$cf" 2>/dev/null | tr '\n' ' '); stdout: $(head -c 100 "$OUT" | tr '\n' ' ')"
+fi
+
+# 8. SIGTERM stops a running guest: non-zero status, no process left.
+# The token on the command line identifies our process for pgrep.
+sf=$work/sigterm.txt
+"$KVMLAB_VM" run --console "file:$sf" --cmdline "$BASE kvmlab.sig=$tok kvmlab.run=\"sleep 600\"" \
+	</dev/null >"$work/sigterm.out" 2>"$work/sigterm.err" &
+pid=$!
+t_defer "kill -9 $pid"
+for ((i = 0; i < TMO * 5; i++)); do
+	grep -q 'KVMLAB-READY' "$sf" 2>/dev/null && break
+	kill -0 $pid 2>/dev/null || break
+	sleep 0.2
+done
+if ! grep -q 'KVMLAB-READY' "$sf" 2>/dev/null; then
+	t_fail "kvm: SIGTERM stops the VMM" "guest never got ready: $(tail -c 200 "$work/sigterm.err" | tr '\n' ' ')"
+else
+	kill -TERM $pid
+	# wait with a bound: a VMM that ignores SIGTERM must fail, not hang
+	for ((i = 0; i < 50; i++)); do
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -9 $pid 2>/dev/null
+	wait $pid
+	rc=$?
+	left=$(pgrep -f "kvmlab.sig=$tok" || true)
+	if [ $rc = 137 ]; then
+		t_fail "kvm: SIGTERM stops the VMM" "still running 10 s after SIGTERM (killed)"
+	elif [ $rc = 0 ]; then
+		t_fail "kvm: SIGTERM stops the VMM" "exit status 0, want non-zero"
+	elif [ -n "$left" ]; then
+		t_fail "kvm: SIGTERM stops the VMM" "processes left: $left"
+	elif ! grep -q 'SIGTERM' "$work/sigterm.err"; then
+		t_fail "kvm: SIGTERM stops the VMM" "rc $rc but no message naming SIGTERM on stderr"
+	else
+		t_ok "kvm: SIGTERM stops the VMM (rc $rc, message, no process left)"
+	fi
+fi
+
+t_finish

@@ -1,0 +1,44 @@
+/* vCPUs: creation, CPUID/MSR/FPU/LAPIC state, the 64-bit entry state of
+ * the BSP, and the run loop that dispatches exits to the buses. */
+#ifndef KVMLAB_VMM_CPU_H
+#define KVMLAB_VMM_CPU_H
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "guestmem.h"
+#include "util.h"
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;            /* also its APIC id */
+	int fd;
+	struct kvm_run *run;
+	pthread_t th;
+};
+
+/* KVM_GET_SUPPORTED_CPUID, grown until it fits; free() the result. */
+int cpu_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out, struct err *e) WUR;
+/* Create vCPU id and give it CPUID (tmpl patched with its APIC id and the
+ * topology of ncpus), MSRs, FPU and LAPIC LINT0/1 wiring. APs are left in
+ * the wait-for-SIPI state. */
+int cpu_init(struct vcpu *v, struct vm *vm, unsigned id, unsigned ncpus,
+	     const struct kvm_cpuid2 *tmpl, struct err *e) WUR;
+/* GDT, empty IDT and identity page tables for the first 4 GiB. */
+int cpu_write_boot_tables(const struct gmem *gm, struct err *e) WUR;
+/* Long mode, paging on, RIP=entry, RSI=zeropage: the boot protocol's
+ * 64-bit entry. */
+int cpu_setup_bsp(struct vcpu *v, uint64_t entry, uint64_t zeropage,
+		  struct err *e) WUR;
+void cpu_close(struct vcpu *v);
+
+/* Install the (empty) kick signal handler once per process. */
+int cpu_signals_init(void) WUR;
+#define CPU_KICK_SIGNAL SIGUSR1
+void cpu_kick(struct vcpu *v);
+
+void *cpu_thread(void *arg);
+void cpu_dump(const struct vcpu *v, FILE *f);
+#endif

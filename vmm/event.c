@@ -1,0 +1,99 @@
+#include "event.h"
+
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+/* the stop eventfd is registered with this tag instead of a handler index */
+#define STOP_TAG UINT64_MAX
+
+int event_init(struct event_loop *l, struct err *e)
+{
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->stopfd = -1;
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0)
+		return errf(e, errno, "event: epoll_create1: %s", strerror(errno));
+	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->stopfd < 0) {
+		rc = errf(e, errno, "event: eventfd: %s", strerror(errno));
+		goto err_ep;
+	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = STOP_TAG };
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &ev)) {
+		rc = errf(e, errno, "event: epoll_ctl: %s", strerror(errno));
+		goto err_stop;
+	}
+	return 0;
+err_stop:
+	close(l->stopfd);
+	l->stopfd = -1;
+err_ep:
+	close(l->epfd);
+	l->epfd = -1;
+	return rc;
+}
+
+int event_add(struct event_loop *l, int fd, uint32_t events, event_cb cb, void *opaque,
+	      struct err *e)
+{
+	if (l->running || l->nr == EVENT_MAX)
+		return errf(e, EBUSY, "event: cannot add fd %d now", fd);
+	struct epoll_event ev = { .events = events, .data.u64 = l->nr };
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return errf(e, errno, "event: epoll_ctl(fd %d): %s", fd, strerror(errno));
+	l->h[l->nr].cb = cb;
+	l->h[l->nr].opaque = opaque;
+	l->nr++;
+	return 0;
+}
+
+static void *loop_main(void *arg)
+{
+	struct event_loop *l = arg;
+	struct epoll_event evs[EVENT_MAX + 1];
+
+	for (;;) {
+		int n = epoll_wait(l->epfd, evs, (int)ARRAY_SIZE(evs), -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64;
+			if (tag == STOP_TAG)
+				return NULL;
+			if (tag < l->nr)
+				l->h[tag].cb(l->h[tag].opaque, evs[i].events);
+		}
+	}
+}
+
+int event_start(struct event_loop *l, struct err *e)
+{
+	int rc = pthread_create(&l->thread, NULL, loop_main, l);
+	if (rc)
+		return errf(e, rc, "event: cannot start thread: %s", strerror(rc));
+	l->running = true;
+	return 0;
+}
+
+void event_destroy(struct event_loop *l)
+{
+	if (l->running) {
+		uint64_t one = 1;
+		/* a full counter still leaves the fd readable, so ignore errors */
+		(void)!write(l->stopfd, &one, sizeof(one));
+		pthread_join(l->thread, NULL);
+		l->running = false;
+	}
+	if (l->stopfd >= 0)
+		close(l->stopfd);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	l->stopfd = l->epfd = -1;
+}

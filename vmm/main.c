@@ -1,0 +1,453 @@
+/* kvmlab-vm: argv into a config, build, run, exit code. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cpu.h"
+#include "serial.h"
+#include "vm.h"
+
+#define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
+#define DEFAULT_MEM (256ULL << 20)
+#define CTRL_A 0x01
+#define FLUSH_MS 50        /* a prompt without a newline shows up this fast */
+#define PANIC_TAIL_MS 500  /* room for the rest of the panic report */
+
+static const char usage_text[] =
+	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
+	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
+	"                     [--tap IFNAME] [--disk FILE[,ro]]\n"
+	"       kvmlab-vm check\n"
+	"\n"
+	"run: boot a Linux bzImage under KVM with a 16550 console on COM1.\n"
+	"  --kernel   default: <dir of this program>/guest/bzImage\n"
+	"  --initrd   default: <dir>/guest/initrd.img when --kernel is not given\n"
+	"  --cmdline  default: \"" DEFAULT_CMDLINE "\"\n"
+	"  --mem      bytes with K/M/G suffix, plain numbers are MiB; default 256M\n"
+	"  --cpus     1..255, default 1\n"
+	"  --console  stdio (default; stdin goes raw on a tty), file:PATH, none\n"
+	"  --tap      an existing tap interface for virtio-net\n"
+	"  --disk     a raw image for virtio-blk, \",ro\" for read-only\n"
+	"  Console keys: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
+	"  A guest panic is seen through pvpanic, or the console's\n"
+	"  \"Kernel panic - not syncing\" line for guests without that driver.\n"
+	"exit status of run:\n"
+	"  0  guest powered off or rebooted, or Ctrl-A x\n"
+	"  1  host-side setup error (one line names the object and reason)\n"
+	"  2  usage error\n"
+	"  3  guest panicked\n"
+	"  4  fatal KVM exit (registers dumped on stderr)\n"
+	"  128+N  stopped by signal N (SIGINT, SIGTERM, SIGHUP, SIGQUIT)\n"
+	"exit status of check: 0 ready, 1 cannot run, 3 PVM host (stock kernels will not boot)\n";
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("kvmlab-vm: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'kvmlab-vm --help'.\n", stderr);
+	return VM_RC_USAGE;
+}
+
+/* "512" is MiB like QEMU's -m; K/M/G/T suffixes, optional "iB"/"B". */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -EINVAL;
+	unsigned shift;
+	switch (*end) {
+	case 0: shift = 20; break;
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	default: return -EINVAL;
+	}
+	if (*end && strcmp(end + 1, "") && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
+		return -EINVAL;
+	if (v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static char *exe_relative(const char *rel)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	char *slash = strrchr(buf, '/');
+	if (slash)
+		*slash = 0;
+	char *p;
+	if (asprintf(&p, "%s/%s", buf, rel) < 0)
+		return NULL;
+	return p;
+}
+
+/* An existing tap, opened for virtio-net. TUNSETIFF on a name that does
+ * not exist would create a new device; refuse that. */
+static int open_tap(const char *name, struct err *e)
+{
+	struct ifreq ifr;
+
+	if (strlen(name) >= IFNAMSIZ)
+		return errf(e, EINVAL, "--tap %s: name too long", name);
+	if (!if_nametoindex(name))
+		return errf(e, ENODEV, "--tap %s: no such interface", name);
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return errf(e, errno, "--tap %s: /dev/net/tun: %s", name, strerror(errno));
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int rc = errf(e, errno, "--tap %s: TUNSETIFF: %s", name, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static struct termios saved_tio;
+static int tio_saved;
+
+static void tty_restore(void)
+{
+	if (tio_saved) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+		tio_saved = 0;
+	}
+}
+
+static void tty_raw(void)
+{
+	struct termios t;
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+		return;
+	tio_saved = 1;
+	atexit(tty_restore);
+	t = saved_tio;
+	cfmakeraw(&t);
+	/* keep output processing: our own messages still end lines */
+	t.c_oflag |= OPOST;
+	tcsetattr(STDIN_FILENO, TCSANOW, &t);
+}
+
+struct console_in {
+	int esc;        /* Ctrl-A seen */
+	int open;       /* stdin still readable */
+};
+
+/* Feed stdin to the UART, handling the Ctrl-A escapes. Returns 1 when
+ * the user asked to quit. */
+static int console_read(struct console_in *ci, struct serial *s)
+{
+	uint8_t in[128], outb[128];
+	size_t room = serial_rx_space(s);
+	if (room == 0)
+		return 0;
+	ssize_t n = read(STDIN_FILENO, in, room < sizeof(in) ? room : sizeof(in));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0) {
+		ci->open = 0;
+		return 0;
+	}
+	size_t k = 0;
+	for (ssize_t i = 0; i < n; i++) {
+		uint8_t c = in[i];
+		if (ci->esc) {
+			ci->esc = 0;
+			if (c == 'x' || c == 'X')
+				return 1;
+			if (c == CTRL_A)
+				outb[k++] = CTRL_A;
+			else if (c == 'h' || c == '?')
+				fprintf(stderr, "\r\nkvmlab-vm: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A\r\n");
+			continue;
+		}
+		if (c == CTRL_A) {
+			ci->esc = 1;
+			continue;
+		}
+		outb[k++] = c;
+	}
+	if (k)
+		(void)serial_input(s, outb, k);
+	return 0;
+}
+
+static int run_loop(struct vm *vm, int sfd, int console_in, int *sig)
+{
+	struct console_in ci = { .open = console_in };
+	int panic_wait = -1; /* ms left to wait for the panic report's end */
+
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = vm->exit.efd, .events = POLLIN },
+			{ .fd = STDIN_FILENO, .events = POLLIN },
+		};
+		nfds_t np = ci.open && panic_wait < 0 ? 3 : 2;
+		int r = poll(p, np, FLUSH_MS);
+		serial_flush(vm->serial);
+		if (r < 0 && errno != EINTR)
+			return VM_EV_FATAL;
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				*sig = (int)si.ssi_signo;
+				return VM_EV_NONE;
+			}
+		}
+		int ev = __atomic_load_n(&vm->exit.ev, __ATOMIC_SEQ_CST);
+		if (ev == VM_EV_PANIC) {
+			/* pvpanic fires before the kernel finishes its report:
+			 * let the guest print the rest, briefly */
+			if (panic_wait < 0)
+				panic_wait = PANIC_TAIL_MS;
+			else
+				panic_wait -= FLUSH_MS;
+			if (panic_wait <= 0 || serial_panic_done(vm->serial))
+				return ev;
+			uint64_t cnt;
+			(void)!read(vm->exit.efd, &cnt, sizeof(cnt));
+			continue;
+		}
+		if (ev != VM_EV_NONE)
+			return ev;
+		if (np == 3 && (p[2].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
+			if (p[2].revents & POLLNVAL)
+				ci.open = 0;
+			else if (console_read(&ci, vm->serial))
+				return VM_EV_QUIT;
+		}
+	}
+}
+
+static const char *sig_name(int sig)
+{
+	switch (sig) {
+	case SIGINT: return "SIGINT";
+	case SIGTERM: return "SIGTERM";
+	case SIGHUP: return "SIGHUP";
+	case SIGQUIT: return "SIGQUIT";
+	default: return "a signal";
+	}
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'n' },
+		{ "console", required_argument, NULL, 'C' },
+		{ "tap", required_argument, NULL, 't' },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vm_cfg cfg = {
+		.cmdline = DEFAULT_CMDLINE, .mem = DEFAULT_MEM, .cpus = 1,
+		.console_fd = STDOUT_FILENO, .tap_fd = -1,
+	};
+	const char *console = "stdio", *tap = NULL, *initrd_arg = NULL;
+	char *kdef = NULL, *idef = NULL, *disk = NULL;
+	struct err e = { "" };
+	struct vm vm;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': cfg.kernel = optarg; break;
+		case 'i': initrd_arg = optarg; break;
+		case 'c': cfg.cmdline = optarg; break;
+		case 'm':
+			if (parse_size(optarg, &cfg.mem))
+				return usage_error("--mem %s: not a size (e.g. 512M, 1G)", optarg);
+			break;
+		case 'n': {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-')
+				return usage_error("--cpus %s: not a number", optarg);
+			cfg.cpus = v > 100000 ? 100000 : (unsigned)v;
+			break;
+		}
+		case 'C': console = optarg; break;
+		case 't': tap = optarg; break;
+		case 'd': {
+			free(disk);
+			disk = strdup(optarg);
+			if (!disk)
+				return VM_RC_SETUP;
+			size_t l = strlen(disk);
+			if (l > 3 && !strcmp(disk + l - 3, ",ro")) {
+				disk[l - 3] = 0;
+				cfg.disk_readonly = 1;
+			}
+			cfg.disk_path = disk;
+			break;
+		}
+		case 'h': fputs(usage_text, stdout); return 0;
+		default:
+			return usage_error("run: unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("run: unexpected argument '%s'", argv[optind]);
+
+	if (!cfg.kernel) {
+		cfg.kernel = kdef = exe_relative("guest/bzImage");
+		if (!initrd_arg)
+			cfg.initrd = idef = exe_relative("guest/initrd.img");
+		if (!cfg.kernel || (!initrd_arg && !cfg.initrd)) {
+			fprintf(stderr, "kvmlab-vm: cannot find this program's directory\n");
+			rc = VM_RC_SETUP;
+			goto out_free;
+		}
+	}
+	if (initrd_arg && strcmp(initrd_arg, "none") != 0)
+		cfg.initrd = initrd_arg;
+
+	if (!strcmp(console, "none")) {
+		cfg.console_fd = -1;
+	} else if (!strncmp(console, "file:", 5) && console[5]) {
+		cfg.console_fd = open(console + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (cfg.console_fd < 0) {
+			fprintf(stderr, "kvmlab-vm: --console %s: %s\n", console, strerror(errno));
+			rc = VM_RC_SETUP;
+			goto out_free;
+		}
+	} else if (strcmp(console, "stdio") != 0) {
+		rc = usage_error("--console %s: want stdio, file:PATH or none", console);
+		goto out_free;
+	}
+	if (tap) {
+		cfg.tap_fd = open_tap(tap, &e);
+		if (cfg.tap_fd < 0) {
+			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
+			rc = VM_RC_SETUP;
+			goto out_console;
+		}
+	}
+
+	/* Signals arrive through a signalfd in the main loop; every thread
+	 * inherits this mask, and vCPU threads unblock only their kick. */
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGQUIT);
+	int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+	sigaddset(&ss, CPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (sfd < 0) {
+		fprintf(stderr, "kvmlab-vm: signalfd: %s\n", strerror(errno));
+		rc = VM_RC_SETUP;
+		goto out_tap;
+	}
+
+	rc = vm_build(&vm, &cfg, &e);
+	if (rc) {
+		fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
+		rc = VM_RC_SETUP;
+		goto out_sfd;
+	}
+	int stdio = !strcmp(console, "stdio");
+	if (stdio)
+		tty_raw();
+	rc = vm_start(&vm, &e);
+	if (rc) {
+		vm_destroy(&vm);
+		tty_restore();
+		fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
+		rc = VM_RC_SETUP;
+		goto out_sfd;
+	}
+	int sig = 0;
+	int ev = run_loop(&vm, sfd, stdio, &sig);
+	vm_destroy(&vm);
+	tty_restore();
+	switch (ev) {
+	case VM_EV_POWEROFF:
+	case VM_EV_REBOOT:
+		rc = VM_RC_OK;
+		break;
+	case VM_EV_QUIT:
+		fprintf(stderr, "\nkvmlab-vm: quit (Ctrl-A x)\n");
+		rc = VM_RC_OK;
+		break;
+	case VM_EV_PANIC:
+		fprintf(stderr, "kvmlab-vm: guest panicked\n");
+		rc = VM_RC_PANIC;
+		break;
+	case VM_EV_FATAL:
+		rc = VM_RC_FATAL;
+		break;
+	default:
+		fprintf(stderr, "kvmlab-vm: stopped by %s\n", sig_name(sig));
+		rc = 128 + sig;
+		break;
+	}
+out_sfd:
+	close(sfd);
+out_tap:
+	if (cfg.tap_fd >= 0)
+		close(cfg.tap_fd);
+out_console:
+	if (cfg.console_fd > STDERR_FILENO)
+		close(cfg.console_fd);
+out_free:
+	free(kdef);
+	free(idef);
+	free(disk);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_error("%s", "missing command (run or check)");
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "check")) {
+		if (argc > 2)
+			return usage_error("check: unexpected argument '%s'", argv[2]);
+		return check_host(stdout);
+	}
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	return usage_error("unknown command '%s' (want run or check)", cmd);
+}

@@ -1,0 +1,37 @@
+/* virtio-net (virtio 1.x 5.1) on one fd: a tap opened with
+ * IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, or, in tests, any datagram socket
+ * where each datagram is a 12-byte virtio_net_hdr_v1 plus a frame.
+ * Queue 0 is rx, queue 1 tx. No control queue, one queue pair. */
+#ifndef KVMLAB_VMM_VIRTIO_NET_H
+#define KVMLAB_VMM_VIRTIO_NET_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "virtio_pci.h"
+
+#define VNET_HDR_LEN 12      /* virtio_net_hdr_v1: VERSION_1 always has num_buffers */
+#define VNET_RX_CHAINS 64    /* most rx chains one packet may span (MRG_RXBUF) */
+#define VNET_RX_IOVS 1024    /* IOV_MAX */
+
+struct vnet {
+	struct vpci vpci; /* first: the PCI layer hands us back this pointer */
+	int fd;
+	bool tap;         /* apply TUNSETOFFLOAD / TUNSETVNETHDRSZ */
+	uint8_t mac[6];
+	uint64_t stats_rx_drop, stats_tx_drop;
+	/* rx scratch, owned by the rx queue lock */
+	struct vq_chain rxc[VNET_RX_CHAINS];
+	struct iovec riov[VNET_RX_IOVS];
+};
+
+/* fd is put into non-blocking mode; it stays owned by the caller. */
+int vnet_init(struct vnet *n, int fd, bool tap, const uint8_t mac[6],
+	      const struct gmem *gm, const struct dev_irq_ops *irq) WUR;
+void vnet_destroy(struct vnet *n);
+/* Move frames from the fd into the rx queue until the fd is empty or the
+ * guest has no room (then a later rx kick resumes). Any thread. */
+void vnet_rx(struct vnet *n);
+/* Send everything the guest queued on tx. Any thread. */
+void vnet_tx(struct vnet *n);
+/* The features vnet offers (for tests). */
+uint64_t vnet_features(void);
+#endif

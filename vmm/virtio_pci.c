@@ -1,0 +1,462 @@
+#include "virtio_pci.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <linux/pci_regs.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+#include <linux/virtio_ring.h>
+
+#define VPCI_VENDOR 0x1af4 /* Red Hat / Qumranet: virtio */
+#define VPCI_ISR_QUEUE 1 /* ISR bit 0: used buffers; bit 1 is config change */
+
+/* common cfg register offsets (virtio 1.x 4.1.4.3) */
+enum {
+	CC_DFSELECT = 0x00, CC_DF = 0x04, CC_GFSELECT = 0x08, CC_GF = 0x0c,
+	CC_MSIX = 0x10, CC_NUMQ = 0x12, CC_STATUS = 0x14, CC_GEN = 0x15,
+	CC_QSEL = 0x16, CC_QSIZE = 0x18, CC_QVEC = 0x1a, CC_QENABLE = 0x1c,
+	CC_QNOFF = 0x1e, CC_QDESC = 0x20, CC_QAVAIL = 0x28, CC_QUSED = 0x30,
+	CC_QNDATA = 0x38, CC_QRESET = 0x3a, CC_SIZE = 0x3c,
+};
+
+static const struct { uint8_t off, len; } cc_fields[] = {
+	{ CC_DFSELECT, 4 }, { CC_DF, 4 }, { CC_GFSELECT, 4 }, { CC_GF, 4 },
+	{ CC_MSIX, 2 }, { CC_NUMQ, 2 }, { CC_STATUS, 1 }, { CC_GEN, 1 },
+	{ CC_QSEL, 2 }, { CC_QSIZE, 2 }, { CC_QVEC, 2 }, { CC_QENABLE, 2 },
+	{ CC_QNOFF, 2 }, { CC_QDESC, 8 }, { CC_QAVAIL, 8 }, { CC_QUSED, 8 },
+	{ CC_QNDATA, 2 }, { CC_QRESET, 2 },
+};
+
+static void put(uint8_t *p, uint64_t v, unsigned len) { memcpy(p, &v, len); }
+static uint64_t get(const uint8_t *p, unsigned len) { uint64_t v = 0; memcpy(&v, p, len); return v; }
+
+bool vpci_has(const struct vpci *v, unsigned bit)
+{
+	return (__atomic_load_n(&v->driver_features, __ATOMIC_RELAXED) >> bit) & 1;
+}
+
+/* --- interrupts (irq_lock) --- */
+
+static void msix_fire_locked(struct vpci *v, uint16_t vec)
+{
+	if (vec >= VPCI_MSIX_VECTORS)
+		return;
+	if (v->msix_masked || (v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
+		v->pba |= 1u << vec;
+		return;
+	}
+	v->pba &= ~(1u << vec);
+	uint64_t addr = (uint64_t)v->msix[vec][1] << 32 | v->msix[vec][0];
+	if (v->irq.msi)
+		(void)v->irq.msi(v->irq.opaque, addr, v->msix[vec][2]);
+}
+
+static void raise_locked(struct vpci *v, uint8_t isr_bit, uint16_t vec)
+{
+	if (v->msix_enabled) {
+		msix_fire_locked(v, vec);
+		return;
+	}
+	v->isr |= isr_bit;
+	if (!v->line && v->irq.irq_line) {
+		v->line = 1;
+		(void)v->irq.irq_line(v->irq.opaque, v->gsi, 1);
+	}
+}
+
+static void lower_locked(struct vpci *v)
+{
+	if (v->line && v->irq.irq_line)
+		(void)v->irq.irq_line(v->irq.opaque, v->gsi, 0);
+	v->line = 0;
+}
+
+/* Deliver whatever became unmasked. */
+static void msix_flush_locked(struct vpci *v)
+{
+	if (!v->msix_enabled || v->msix_masked)
+		return;
+	for (uint16_t i = 0; i < VPCI_MSIX_VECTORS; i++)
+		if ((v->pba & (1u << i)) && !(v->msix[i][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT))
+			msix_fire_locked(v, i);
+}
+
+void vpci_signal(struct vpci *v, unsigned q)
+{
+	if (q >= v->nq)
+		return;
+	uint16_t vec = __atomic_load_n(&v->q[q].vector, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&v->irq_lock);
+	raise_locked(v, VPCI_ISR_QUEUE, vec);
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
+void vpci_config_changed(struct vpci *v)
+{
+	uint16_t vec = __atomic_load_n(&v->msix_config, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&v->irq_lock);
+	raise_locked(v, VIRTIO_PCI_ISR_CONFIG, vec);
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
+void vpci_set_needs_reset(struct vpci *v)
+{
+	if (__atomic_exchange_n(&v->needs_reset, 1, __ATOMIC_SEQ_CST))
+		return;
+	vpci_config_changed(v);
+}
+
+/* --- common cfg (v->lock) --- */
+
+static void reset_locked(struct vpci *v)
+{
+	for (unsigned i = 0; i < v->nq; i++)
+		pthread_mutex_lock(&v->q[i].lock);
+	if (v->ops->reset)
+		v->ops->reset(v->dev);
+	for (unsigned i = 0; i < v->nq; i++) {
+		struct vpci_queue *q = &v->q[i];
+		vq_reset(&q->vq);
+		q->size = v->queue_max;
+		q->vector = VPCI_NO_VECTOR;
+		q->enabled = false;
+		q->desc = q->avail = q->used = 0;
+	}
+	for (unsigned i = v->nq; i-- > 0;)
+		pthread_mutex_unlock(&v->q[i].lock);
+	__atomic_store_n(&v->driver_features, 0, __ATOMIC_RELAXED);
+	v->dfselect = v->gfselect = 0;
+	v->status = 0;
+	v->qsel = 0;
+	v->msix_config = VPCI_NO_VECTOR;
+	__atomic_store_n(&v->needs_reset, 0, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&v->irq_lock);
+	v->isr = 0;
+	v->pba = 0;
+	lower_locked(v);
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
+static void common_snapshot(struct vpci *v, uint8_t *b)
+{
+	memset(b, 0, CC_SIZE);
+	put(b + CC_DFSELECT, v->dfselect, 4);
+	put(b + CC_DF, v->dfselect < 2 ? (uint32_t)(v->features >> (32 * v->dfselect)) : 0, 4);
+	put(b + CC_GFSELECT, v->gfselect, 4);
+	put(b + CC_GF, v->gfselect < 2 ? (uint32_t)(v->driver_features >> (32 * v->gfselect)) : 0, 4);
+	put(b + CC_MSIX, v->msix_config, 2);
+	put(b + CC_NUMQ, v->nq, 2);
+	b[CC_STATUS] = v->status | (__atomic_load_n(&v->needs_reset, __ATOMIC_SEQ_CST) ?
+				    VIRTIO_CONFIG_S_NEEDS_RESET : 0);
+	b[CC_GEN] = v->generation;
+	put(b + CC_QSEL, v->qsel, 2);
+	if (v->qsel < v->nq) {
+		struct vpci_queue *q = &v->q[v->qsel];
+		put(b + CC_QSIZE, q->size, 2);
+		put(b + CC_QVEC, q->vector, 2);
+		put(b + CC_QENABLE, q->enabled, 2);
+		put(b + CC_QNOFF, v->qsel, 2);
+		put(b + CC_QDESC, q->desc, 8);
+		put(b + CC_QAVAIL, q->avail, 8);
+		put(b + CC_QUSED, q->used, 8);
+	}
+}
+
+static void set_status_locked(struct vpci *v, uint8_t val)
+{
+	if (val == 0) {
+		reset_locked(v);
+		return;
+	}
+	/* bits only ever get added; a driver clearing one is ignored */
+	uint8_t add = val & ~v->status & ~VIRTIO_CONFIG_S_NEEDS_RESET;
+	if (add & VIRTIO_CONFIG_S_FEATURES_OK) {
+		uint64_t f = v->driver_features;
+		int ok = !(f & ~v->features) && (f >> VIRTIO_F_VERSION_1) & 1;
+		if (ok && v->ops->set_features && v->ops->set_features(v->dev, f))
+			ok = 0;
+		if (!ok)
+			add &= ~VIRTIO_CONFIG_S_FEATURES_OK;
+	}
+	if ((add & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    !((v->status | add) & VIRTIO_CONFIG_S_FEATURES_OK))
+		add &= ~VIRTIO_CONFIG_S_DRIVER_OK;
+	v->status |= add;
+}
+
+static void queue_enable_locked(struct vpci *v, struct vpci_queue *q)
+{
+	if (q->enabled || !(v->status & VIRTIO_CONFIG_S_FEATURES_OK))
+		return;
+	pthread_mutex_lock(&q->lock);
+	int rc = vq_enable(&q->vq, v->gm, q->size, q->desc, q->avail, q->used,
+			   vpci_has(v, VIRTIO_RING_F_EVENT_IDX),
+			   vpci_has(v, VIRTIO_RING_F_INDIRECT_DESC));
+	pthread_mutex_unlock(&q->lock);
+	if (rc) {
+		fprintf(stderr, "kvmlab-vm: virtio %s: driver enabled a bad ring (%s)\n",
+			q->vq.name ? q->vq.name : "queue", strerror(-rc));
+		vpci_set_needs_reset(v);
+		return;
+	}
+	q->enabled = true;
+}
+
+static void common_set(struct vpci *v, unsigned off, uint64_t val)
+{
+	struct vpci_queue *q = v->qsel < v->nq ? &v->q[v->qsel] : NULL;
+	bool qw = q && !q->enabled; /* queue registers freeze once enabled */
+
+	switch (off) {
+	case CC_DFSELECT: v->dfselect = (uint32_t)val; break;
+	case CC_GFSELECT: v->gfselect = (uint32_t)val; break;
+	case CC_GF:
+		if (v->gfselect < 2 && !(v->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+			unsigned sh = 32 * v->gfselect;
+			uint64_t f = v->driver_features & ~(0xffffffffull << sh);
+			f |= (val & 0xffffffffull) << sh;
+			__atomic_store_n(&v->driver_features, f, __ATOMIC_RELAXED);
+		}
+		break;
+	case CC_MSIX:
+		__atomic_store_n(&v->msix_config,
+				 val < VPCI_MSIX_VECTORS ? (uint16_t)val : VPCI_NO_VECTOR,
+				 __ATOMIC_RELAXED);
+		break;
+	case CC_STATUS: set_status_locked(v, (uint8_t)val); break;
+	case CC_QSEL: v->qsel = (uint16_t)val; break;
+	case CC_QSIZE: if (qw) q->size = (uint16_t)val; break;
+	case CC_QVEC:
+		if (q)
+			__atomic_store_n(&q->vector,
+					 val < VPCI_MSIX_VECTORS ? (uint16_t)val : VPCI_NO_VECTOR,
+					 __ATOMIC_RELAXED);
+		break;
+	case CC_QENABLE: if (q && val == 1) queue_enable_locked(v, q); break;
+	case CC_QDESC: if (qw) q->desc = val; break;
+	case CC_QAVAIL: if (qw) q->avail = val; break;
+	case CC_QUSED: if (qw) q->used = val; break;
+	default: break; /* read-only */
+	}
+}
+
+static void common_read(struct vpci *v, uint64_t off, void *data, unsigned len)
+{
+	uint8_t b[CC_SIZE];
+	memset(data, 0, len);
+	if (off >= CC_SIZE)
+		return;
+	pthread_mutex_lock(&v->lock);
+	common_snapshot(v, b);
+	pthread_mutex_unlock(&v->lock);
+	memcpy(data, b + off, off + len <= CC_SIZE ? len : CC_SIZE - off);
+}
+
+static void common_write(struct vpci *v, uint64_t off, const void *data, unsigned len)
+{
+	uint8_t b[CC_SIZE];
+	if (off >= CC_SIZE)
+		return;
+	if (off + len > CC_SIZE)
+		len = (unsigned)(CC_SIZE - off);
+	pthread_mutex_lock(&v->lock);
+	common_snapshot(v, b);
+	memcpy(b + off, data, len);
+	/* a write may cover part of a field (64-bit addresses come as two
+	 * 32-bit halves) or several fields: set each field it touches */
+	for (unsigned i = 0; i < ARRAY_SIZE(cc_fields); i++) {
+		unsigned fo = cc_fields[i].off, fl = cc_fields[i].len;
+		if (fo + fl <= off || fo >= off + len)
+			continue;
+		common_set(v, fo, get(b + fo, fl));
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* --- BAR 0 --- */
+
+static void msix_read(struct vpci *v, uint64_t off, void *data, unsigned len)
+{
+	memset(data, 0, len);
+	pthread_mutex_lock(&v->irq_lock);
+	if (off >= VPCI_MSIX_OFF && off - VPCI_MSIX_OFF + len <= sizeof(v->msix)) {
+		memcpy(data, (uint8_t *)v->msix + (off - VPCI_MSIX_OFF), len);
+	} else if (off >= VPCI_PBA_OFF && off - VPCI_PBA_OFF + len <= 8) {
+		uint64_t pba = v->pba;
+		memcpy(data, (uint8_t *)&pba + (off - VPCI_PBA_OFF), len);
+	}
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
+static void msix_write(struct vpci *v, uint64_t off, const void *data, unsigned len)
+{
+	/* the PBA is read-only; table entries take 4/8-byte aligned writes */
+	if (off < VPCI_MSIX_OFF || off - VPCI_MSIX_OFF + len > sizeof(v->msix) ||
+	    (len != 4 && len != 8) || off % len)
+		return;
+	pthread_mutex_lock(&v->irq_lock);
+	memcpy((uint8_t *)v->msix + (off - VPCI_MSIX_OFF), data, len);
+	msix_flush_locked(v);
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
+static void bar_read(struct pci_dev *d, unsigned bar, uint64_t off, void *data, unsigned len)
+{
+	struct vpci *v = d->opaque;
+	memset(data, 0, len);
+	if (bar != 0)
+		return;
+	if (off < VPCI_ISR_OFF) {
+		common_read(v, off - VPCI_COMMON_OFF, data, len);
+	} else if (off < VPCI_DEVCFG_OFF) {
+		if (off != VPCI_ISR_OFF)
+			return;
+		/* reading ISR acknowledges it and drops INTx */
+		pthread_mutex_lock(&v->irq_lock);
+		*(uint8_t *)data = v->isr;
+		v->isr = 0;
+		lower_locked(v);
+		pthread_mutex_unlock(&v->irq_lock);
+	} else if (off < VPCI_NOTIFY_OFF) {
+		off -= VPCI_DEVCFG_OFF;
+		if (off < v->cfg_size && len <= v->cfg_size - off && v->ops->cfg_read)
+			v->ops->cfg_read(v->dev, (unsigned)off, data, len);
+	} else if (off >= VPCI_MSIX_OFF) {
+		msix_read(v, off, data, len);
+	}
+}
+
+static void bar_write(struct pci_dev *d, unsigned bar, uint64_t off, const void *data, unsigned len)
+{
+	struct vpci *v = d->opaque;
+	if (bar != 0)
+		return;
+	if (off < VPCI_ISR_OFF) {
+		common_write(v, off - VPCI_COMMON_OFF, data, len);
+	} else if (off >= VPCI_DEVCFG_OFF && off < VPCI_NOTIFY_OFF) {
+		off -= VPCI_DEVCFG_OFF;
+		if (off < v->cfg_size && len <= v->cfg_size - off && v->ops->cfg_write)
+			v->ops->cfg_write(v->dev, (unsigned)off, data, len);
+	} else if (off >= VPCI_NOTIFY_OFF && off < VPCI_NOTIFY_OFF + VPCI_REGION_SIZE) {
+		off -= VPCI_NOTIFY_OFF;
+		unsigned qi = (unsigned)(off / VPCI_NOTIFY_MULT);
+		if (off % VPCI_NOTIFY_MULT == 0 && qi < v->nq && v->ops->notify)
+			v->ops->notify(v->dev, qi);
+	} else if (off >= VPCI_MSIX_OFF) {
+		msix_write(v, off, data, len);
+	}
+}
+
+static void cfg_written(struct pci_dev *d, unsigned off, unsigned len)
+{
+	struct vpci *v = d->opaque;
+	unsigned ctl = v->msix_cap + 2;
+	if (off + len <= ctl || off > ctl + 1)
+		return;
+	uint16_t c = (uint16_t)get(d->cfg + ctl, 2);
+	pthread_mutex_lock(&v->irq_lock);
+	v->msix_enabled = c & PCI_MSIX_FLAGS_ENABLE;
+	v->msix_masked = c & PCI_MSIX_FLAGS_MASKALL;
+	if (v->msix_enabled)
+		lower_locked(v);
+	msix_flush_locked(v);
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
+static const struct pci_dev_ops vpci_pci_ops = {
+	.bar_read = bar_read, .bar_write = bar_write, .cfg_written = cfg_written,
+};
+
+static int add_vcap(struct vpci *v, uint8_t type, uint32_t off, uint32_t len, unsigned caplen)
+{
+	int at = pci_dev_add_cap(&v->pci, PCI_CAP_ID_VNDR, caplen);
+	if (at < 0)
+		return at;
+	uint8_t *c = v->pci.cfg + at;
+	c[2] = (uint8_t)caplen;
+	c[3] = type;
+	c[4] = 0; /* BAR 0 */
+	put(c + 8, off, 4);
+	put(c + 12, len, 4);
+	return at;
+}
+
+int vpci_init(struct vpci *v, uint16_t type, uint32_t class_code, uint64_t features,
+	      unsigned nq, uint16_t queue_max, unsigned cfg_size,
+	      const struct vpci_ops *ops, void *dev, const struct gmem *gm,
+	      const struct dev_irq_ops *irq)
+{
+	int at;
+
+	if (nq == 0 || nq > VPCI_MAX_QUEUES || cfg_size > VPCI_REGION_SIZE ||
+	    !(features >> VIRTIO_F_VERSION_1 & 1) || queue_max == 0 ||
+	    queue_max > VQ_MAX_SIZE || (queue_max & (queue_max - 1)))
+		return -EINVAL;
+	memset(v, 0, sizeof(*v));
+	v->ops = ops;
+	v->dev = dev;
+	v->gm = gm;
+	if (irq)
+		v->irq = *irq;
+	v->features = features;
+	v->nq = nq;
+	v->cfg_size = cfg_size;
+	v->queue_max = queue_max;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->irq_lock, NULL);
+	for (unsigned i = 0; i < nq; i++) {
+		pthread_mutex_init(&v->q[i].lock, NULL);
+		v->q[i].size = queue_max;
+		v->q[i].vector = VPCI_NO_VECTOR;
+	}
+	v->msix_config = VPCI_NO_VECTOR;
+	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)
+		v->msix[i][3] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+
+	struct pci_dev *p = &v->pci;
+	/* modern-only ids: 0x1040 + type, revision 1, subsystem >= 0x40 */
+	pci_dev_init(p, VPCI_VENDOR, (uint16_t)(0x1040 + type), class_code,
+		     VPCI_VENDOR, 0x40);
+	p->cfg[PCI_REVISION_ID] = 1;
+	p->ops = &vpci_pci_ops;
+	p->opaque = v;
+	int rc = pci_dev_add_bar(p, 0, VPCI_BAR_SIZE);
+	if (rc)
+		goto err;
+	if ((rc = add_vcap(v, VIRTIO_PCI_CAP_COMMON_CFG, VPCI_COMMON_OFF, CC_SIZE, 16)) < 0 ||
+	    (rc = add_vcap(v, VIRTIO_PCI_CAP_ISR_CFG, VPCI_ISR_OFF, 1, 16)) < 0 ||
+	    (rc = add_vcap(v, VIRTIO_PCI_CAP_DEVICE_CFG, VPCI_DEVCFG_OFF,
+			   cfg_size ? cfg_size : 4, 16)) < 0 ||
+	    (rc = add_vcap(v, VIRTIO_PCI_CAP_NOTIFY_CFG, VPCI_NOTIFY_OFF,
+			   VPCI_NOTIFY_MULT * nq, 20)) < 0)
+		goto err;
+	put(p->cfg + rc + 16, VPCI_NOTIFY_MULT, 4);
+	at = pci_dev_add_cap(p, PCI_CAP_ID_MSIX, 12);
+	if (at < 0) {
+		rc = at;
+		goto err;
+	}
+	v->msix_cap = (unsigned)at;
+	put(p->cfg + at + 2, VPCI_MSIX_VECTORS - 1, 2);
+	put(p->cfg + at + 4, VPCI_MSIX_OFF | 0 /* BIR 0 */, 4);
+	put(p->cfg + at + 8, VPCI_PBA_OFF | 0, 4);
+	put(p->wmask + at + 2, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL, 2);
+	return 0;
+err:
+	vpci_destroy(v);
+	return rc;
+}
+
+void vpci_set_slot(struct vpci *v, unsigned slot)
+{
+	v->gsi = pci_slot_gsi(slot);
+}
+
+void vpci_destroy(struct vpci *v)
+{
+	for (unsigned i = 0; i < v->nq; i++)
+		pthread_mutex_destroy(&v->q[i].lock);
+	pthread_mutex_destroy(&v->irq_lock);
+	pthread_mutex_destroy(&v->lock);
+	v->nq = 0;
+}

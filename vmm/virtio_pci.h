@@ -1,0 +1,101 @@
+/* virtio-pci modern transport (virtio 1.x, 4.1): one 32-bit memory BAR
+ * holding common cfg, ISR, device cfg, notify and the MSI-X table + PBA.
+ * Devices plug in through struct vpci_ops and see queues, guest memory
+ * and vpci_signal() only.
+ *
+ * Locks, always taken in this order: v->lock (transport state) ->
+ * q[i].lock (one queue, held by the device while it works the queue) ->
+ * v->irq_lock (ISR, INTx level, MSI-X table/PBA). The PCI bus lock is
+ * taken before irq_lock only (MSI-X control writes). */
+#ifndef KVMLAB_VMM_VIRTIO_PCI_H
+#define KVMLAB_VMM_VIRTIO_PCI_H
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "devices.h"
+#include "pci.h"
+#include "virtqueue.h"
+
+#define VPCI_MAX_QUEUES 4
+#define VPCI_MSIX_VECTORS 4 /* config + up to 3 queues */
+#define VPCI_NO_VECTOR 0xffff
+
+/* BAR 0 layout. */
+#define VPCI_BAR_SIZE     0x8000u
+#define VPCI_COMMON_OFF   0x0000u
+#define VPCI_ISR_OFF      0x1000u
+#define VPCI_DEVCFG_OFF   0x2000u
+#define VPCI_NOTIFY_OFF   0x3000u
+#define VPCI_NOTIFY_MULT  4u
+#define VPCI_MSIX_OFF     0x4000u
+#define VPCI_PBA_OFF      0x5000u
+#define VPCI_REGION_SIZE  0x1000u
+
+struct vpci_ops {
+	/* Device config space; off + len <= cfg_size is guaranteed. */
+	void (*cfg_read)(void *dev, unsigned off, void *data, unsigned len);
+	void (*cfg_write)(void *dev, unsigned off, const void *data, unsigned len);
+	/* The driver kicked queue q (vCPU thread; no vpci lock held). */
+	void (*notify)(void *dev, unsigned q);
+	/* The driver asks for FEATURES_OK with these (already a subset of
+	 * the offered ones): 0 accepts, -errno refuses. */
+	int (*set_features)(void *dev, uint64_t features);
+	/* Device reset; called with v->lock and every queue lock held. */
+	void (*reset)(void *dev);
+};
+
+struct vpci_queue {
+	pthread_mutex_t lock;
+	struct vq vq;
+	/* transport registers, owned by v->lock */
+	uint16_t size, vector;
+	bool enabled;
+	uint64_t desc, avail, used;
+};
+
+struct vpci {
+	struct pci_dev pci;
+	const struct vpci_ops *ops;
+	void *dev;
+	const struct gmem *gm;
+	struct dev_irq_ops irq;
+	unsigned gsi;
+
+	pthread_mutex_t lock;
+	uint64_t features, driver_features;
+	uint32_t dfselect, gfselect;
+	uint8_t status, generation;
+	uint16_t qsel, msix_config;
+	unsigned nq, cfg_size;
+	uint16_t queue_max;
+	struct vpci_queue q[VPCI_MAX_QUEUES];
+
+	pthread_mutex_t irq_lock;
+	uint32_t msix[VPCI_MSIX_VECTORS][4]; /* addr lo, addr hi, data, ctrl */
+	uint32_t pba;
+	bool msix_enabled, msix_masked;
+	uint8_t isr;
+	int line;
+	unsigned msix_cap;
+	int needs_reset; /* atomic: a queue broke */
+};
+
+/* type: virtio device id (1 net, 2 blk); features: everything offered,
+ * VIRTIO_F_VERSION_1 included; queue_max: power of two <= VQ_MAX_SIZE. */
+int vpci_init(struct vpci *v, uint16_t type, uint32_t class_code, uint64_t features,
+	      unsigned nq, uint16_t queue_max, unsigned cfg_size,
+	      const struct vpci_ops *ops, void *dev, const struct gmem *gm,
+	      const struct dev_irq_ops *irq) WUR;
+/* Call once the PCI slot is known (sets the INTx GSI). */
+void vpci_set_slot(struct vpci *v, unsigned slot);
+void vpci_destroy(struct vpci *v);
+/* Used buffers were pushed on queue q: interrupt the driver (MSI-X vector
+ * of the queue, or INTx + ISR bit 0). Caller holds q's lock. */
+void vpci_signal(struct vpci *v, unsigned q);
+/* Device config changed (ISR bit 1 / msix_config vector). */
+void vpci_config_changed(struct vpci *v);
+/* A queue broke: show DEVICE_NEEDS_RESET and tell the driver. */
+void vpci_set_needs_reset(struct vpci *v);
+/* Negotiated feature bit? (stable after FEATURES_OK) */
+bool vpci_has(const struct vpci *v, unsigned bit);
+#endif
