@@ -97,7 +97,7 @@ smaps_overhead() {
 # "FAIL why"
 one_run() {
 	local name=$1 err=$work/$1.err fifo=$work/fifo
-	local t0 tr= te pause=0 p0 mem= line rc st pid fd deadline timedout=0
+	local t0 tr='' te pause=0 p0 mem='' line rc st pid fd deadline timedout=0
 	vmm_argv "$name"
 	rm -f "$fifo"; mkfifo "$fifo"
 	t0=$(now_us)

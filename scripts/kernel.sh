@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/build-guest and scripts/testhost. Source it.
 # Fetches the Debian cloud kernel once into build/, and computes module
 # load orders from the package's own modules.dep, so nothing here names a
@@ -61,7 +62,11 @@ kl_kernel_fetch() {
 		deb=$(ls -1 "$debs"/linux-image-*-cloud-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -n1)
 		[ -n "$deb" ] || kl_die "cannot resolve $KL_META_PKG (apt-cache) and no cached kernel in $debs"
 	fi
-	KL_KDEB=$deb
+	export KL_KDEB=$deb
+	# one unpacker at a time; the others wait and find it done
+	local lk
+	exec {lk}>"$KL_BUILD/.kernel.lock"
+	flock "$lk"
 	local base
 	base=$(basename "$deb" .deb)
 	KL_KROOT=$KL_BUILD/kernel/$base
@@ -75,6 +80,8 @@ kl_kernel_fetch() {
 		depmod -b "$KL_KROOT" "$KL_KVER"
 		touch "$KL_KROOT/.unpacked"
 	fi
+	flock -u "$lk"
+	exec {lk}>&-
 	KL_KVER=$(ls -1 "$KL_KROOT/lib/modules" | head -n1)
 	KL_KIMAGE=$KL_KROOT/boot/vmlinuz-$KL_KVER
 	[ -f "$KL_KIMAGE" ] || kl_die "no bzImage in $deb"

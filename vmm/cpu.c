@@ -74,7 +74,7 @@ static unsigned bits_for(unsigned n)
 /* One package of ncpus cores, one thread each; APIC id = vCPU index. The
  * guest must find in CPUID the same APIC id that the MP table/MADT gives
  * for this CPU, or it complains and may mis-number CPUs. */
-static void patch_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
+void cpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 {
 	for (unsigned i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *x = &c->entries[i];
@@ -132,21 +132,22 @@ static int set_msrs(struct vcpu *v, struct err *e)
 		{ MSR_IA32_MISC_ENABLE, 1 },           /* fast string operations */
 		{ MSR_MTRR_DEF_TYPE, (1u << 11) | 6 }, /* MTRRs on, default write-back */
 	};
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry ent[ARRAY_SIZE(msrs)];
-	} m;
-	memset(&m, 0, sizeof(m));
-	m.h.nmsrs = ARRAY_SIZE(msrs);
-	for (unsigned i = 0; i < ARRAY_SIZE(msrs); i++) {
-		m.ent[i].index = msrs[i].idx;
-		m.ent[i].data = msrs[i].val;
+	const unsigned n = ARRAY_SIZE(msrs);
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(m->entries[0]));
+	if (!m)
+		return errf(e, ENOMEM, "cpu %u: out of memory", v->id);
+	m->nmsrs = n;
+	for (unsigned i = 0; i < n; i++) {
+		m->entries[i].index = msrs[i].idx;
+		m->entries[i].data = msrs[i].val;
 	}
-	int rc = ioctl(v->fd, KVM_SET_MSRS, &m);
+	int rc = ioctl(v->fd, KVM_SET_MSRS, m);
+	int err = errno;
+	free(m);
 	if (rc < 0)
-		return errf(e, errno, "cpu %u: KVM_SET_MSRS: %s", v->id, strerror(errno));
+		return errf(e, err, "cpu %u: KVM_SET_MSRS: %s", v->id, strerror(err));
 	/* KVM stops at the first MSR it refuses and returns how many it set */
-	if ((unsigned)rc < ARRAY_SIZE(msrs))
+	if ((unsigned)rc < n)
 		return errf(e, EINVAL, "cpu %u: KVM_SET_MSRS: MSR 0x%x refused",
 			    v->id, msrs[rc].idx);
 	return 0;
@@ -198,7 +199,7 @@ int cpu_init(struct vcpu *v, struct vm *vm, unsigned id, unsigned ncpus,
 		goto err_run;
 	}
 	memcpy(c, tmpl, csz);
-	patch_cpuid(c, id, ncpus);
+	cpu_patch_cpuid(c, id, ncpus);
 	rc = ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
 	if (rc < 0) {
@@ -428,7 +429,15 @@ static void fatal_exit(struct vcpu *v, const char *what)
 		fprintf(stderr, ": hardware_entry_failure_reason=0x%llx",
 			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR) {
-		fprintf(stderr, ": suberror %u", run->internal.suberror);
+		static const char *const sub[] = {
+			[KVM_INTERNAL_ERROR_EMULATION] = "emulation failure",
+			[KVM_INTERNAL_ERROR_SIMUL_EX] = "exception while delivering an exception",
+			[KVM_INTERNAL_ERROR_DELIVERY_EV] = "event delivery failed",
+			[KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON] = "unexpected exit reason",
+		};
+		uint32_t se = run->internal.suberror;
+		fprintf(stderr, ": suberror %u (%s), data", se,
+			se < ARRAY_SIZE(sub) && sub[se] ? sub[se] : "unknown");
 		for (unsigned i = 0; i < run->internal.ndata && i < 16; i++)
 			fprintf(stderr, " %llx", (unsigned long long)run->internal.data[i]);
 	}

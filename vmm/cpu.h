@@ -21,6 +21,9 @@ struct vcpu {
 
 /* KVM_GET_SUPPORTED_CPUID, grown until it fits; free() the result. */
 int cpu_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out, struct err *e) WUR;
+/* Give CPUID entries the APIC id of vCPU id (leaves 1, 0xb, 0x1f,
+ * 0x8000001e) and a one-package topology of ncpus cores. */
+void cpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus);
 /* Create vCPU id and give it CPUID (tmpl patched with its APIC id and the
  * topology of ncpus), MSRs, FPU and LAPIC LINT0/1 wiring. APs are left in
  * the wait-for-SIPI state. */

@@ -140,13 +140,30 @@ static void tty_restore(void)
 	}
 }
 
+/* A crash must not leave the user's terminal raw: put it back, then die
+ * of the same signal. tcsetattr() is async-signal-safe. */
+static void crash_handler(int sig)
+{
+	tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+	raise(sig); /* SA_RESETHAND: default action now */
+}
+
 static void tty_raw(void)
 {
+	static const int crash_sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+	struct sigaction sa;
 	struct termios t;
+
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
 		return;
 	tio_saved = 1;
 	atexit(tty_restore);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = crash_handler;
+	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	for (unsigned i = 0; i < sizeof(crash_sigs) / sizeof(crash_sigs[0]); i++)
+		sigaction(crash_sigs[i], &sa, NULL);
 	t = saved_tio;
 	cfmakeraw(&t);
 	/* keep output processing: our own messages still end lines */
@@ -209,9 +226,11 @@ static int run_loop(struct vm *vm, int sfd, int console_in, int *sig)
 			{ .fd = vm->exit.efd, .events = POLLIN },
 			{ .fd = STDIN_FILENO, .events = POLLIN },
 		};
-		nfds_t np = ci.open && panic_wait < 0 ? 3 : 2;
+		/* a full receive buffer leaves stdin unread until the guest
+		 * drains it; polling it then would spin */
+		nfds_t np = ci.open && panic_wait < 0 && serial_rx_space(vm->serial) ? 3 : 2;
 		int r = poll(p, np, FLUSH_MS);
-		serial_flush(vm->serial);
+		serial_flush_try(vm->serial);
 		if (r < 0 && errno != EINTR)
 			return VM_EV_FATAL;
 		if (p[0].revents & POLLIN) {

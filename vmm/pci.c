@@ -61,7 +61,8 @@ int pci_dev_add_cap(struct pci_dev *d, uint8_t id, unsigned len)
 
 unsigned pci_slot_gsi(unsigned slot)
 {
-	return LAYOUT_IRQ_PCI_BASE + (slot + 3) % 4;
+	/* the DSDT's _PRT routes with the same macro */
+	return LAYOUT_PCI_INTX_GSI(slot, 0);
 }
 
 uint64_t pci_bar_base(const struct pci_dev *d, unsigned bar)

@@ -98,8 +98,11 @@ static void out_flush_locked(struct serial *s)
 	unsigned off = 0;
 	while (off < s->out_len && s->cfg.out_fd >= 0) {
 		ssize_t n = write(s->cfg.out_fd, s->out + off, s->out_len - off);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			if (s->cfg.stop && __atomic_load_n(s->cfg.stop, __ATOMIC_SEQ_CST))
+				break;
 			continue;
+		}
 		if (n <= 0)
 			break; /* output gone (EPIPE, full disk): drop, never stall the guest */
 		off += (unsigned)n;
@@ -107,13 +110,27 @@ static void out_flush_locked(struct serial *s)
 	s->out_len = 0;
 }
 
+/* Does the line begin with what (after an optional "[  12.345678] "
+ * printk timestamp)? Anchoring keeps a guest program that merely prints
+ * the words from looking like a panic. */
+static int line_starts(const char *line, const char *what)
+{
+	if (line[0] == '[') {
+		const char *end = strchr(line, ']');
+		if (!end || end[1] != ' ')
+			return 0;
+		line = end + 2;
+	}
+	return strncmp(line, what, strlen(what)) == 0;
+}
+
 static void watch_line(struct serial *s, uint8_t c)
 {
 	if (c == '\n' || c == '\r') {
 		s->line[s->line_len] = 0;
-		if (s->cfg.exit && strstr(s->line, panic_line))
+		if (s->cfg.exit && line_starts(s->line, panic_line))
 			vm_exit_raise(s->cfg.exit, VM_EV_PANIC);
-		if (strstr(s->line, panic_end))
+		if (line_starts(s->line, panic_end))
 			s->panic_done = 1;
 		s->line_len = 0;
 	} else if (s->line_len < LINE_SIZE - 1) {
@@ -296,6 +313,14 @@ size_t serial_rx_space(struct serial *s)
 void serial_flush(struct serial *s)
 {
 	pthread_mutex_lock(&s->lock);
+	out_flush_locked(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_flush_try(struct serial *s)
+{
+	if (pthread_mutex_trylock(&s->lock) != 0)
+		return;
 	out_flush_locked(s);
 	pthread_mutex_unlock(&s->lock);
 }

@@ -15,6 +15,10 @@ struct serial_cfg {
 	int (*irq_line)(void *opaque, unsigned gsi, int level);
 	void *irq_opaque;
 	unsigned gsi;
+	/* when set (atomically), a write interrupted by a signal gives up
+	 * instead of retrying: lets vm_stop() free a vCPU stuck on a full
+	 * pipe. NULL: always retry. */
+	const int *stop;
 };
 
 struct serial;
@@ -29,6 +33,9 @@ size_t serial_rx_space(struct serial *s);
 /* Write out buffered guest output. Call often enough that a prompt
  * without a newline shows up, and at exit. */
 void serial_flush(struct serial *s);
+/* The same, but skipped when a vCPU is busy writing (never blocks the
+ * caller behind a full pipe: the main loop must stay responsive). */
+void serial_flush_try(struct serial *s);
 /* The guest printed the end of a kernel panic report. */
 int serial_panic_done(struct serial *s);
 #endif

@@ -147,8 +147,13 @@ void vnet_tx(struct vnet *n)
 				w = writev(n->fd, c.iov, (int)c.nr_out);
 			while (w < 0 && errno == EINTR);
 			/* a full or unhappy tap drops the frame, as a wire would */
-			if (w < 0)
+			if (w < 0) {
 				n->stats_tx_drop++;
+				if (!n->tx_err_logged && errno != EAGAIN && errno != ENOBUFS)
+					fprintf(stderr, "kvmlab-vm: virtio-net: tap write: %s "
+						"(frame dropped; logged once)\n", strerror(errno));
+				n->tx_err_logged = n->tx_err_logged || (errno != EAGAIN && errno != ENOBUFS);
+			}
 		}
 		vq_push(&pq->vq, c.head, 0);
 		pushed = true;
@@ -201,8 +206,10 @@ static int rx_one(struct vnet *n, struct vq *q, bool *pushed)
 			room += c->in_len;
 			nc++;
 		}
+		/* a small ring may never hold `need` bytes: its every buffer is
+		 * as good as it gets */
 		if (nc > 0 && (!mrg || cut || room >= need || nc == VNET_RX_CHAINS ||
-			       niov == VNET_RX_IOVS))
+			       nc >= q->size || niov == VNET_RX_IOVS))
 			break;
 		/* not enough room yet: give the chains back and ask for a kick
 		 * when the driver adds more; retry if it already did */

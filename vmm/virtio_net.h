@@ -18,6 +18,7 @@ struct vnet {
 	bool tap;         /* apply TUNSETOFFLOAD / TUNSETVNETHDRSZ */
 	uint8_t mac[6];
 	uint64_t stats_rx_drop, stats_tx_drop;
+	bool tx_err_logged;
 	/* rx scratch, owned by the rx queue lock */
 	struct vq_chain rxc[VNET_RX_CHAINS];
 	struct iovec riov[VNET_RX_IOVS];

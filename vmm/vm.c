@@ -125,6 +125,7 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 		.irq_line = kvm_irq_line,
 		.irq_opaque = &vm->kvm,
 		.gsi = LAYOUT_IRQ_COM1,
+		.stop = &vm->stopping,
 	};
 	rc = serial_new(&vm->serial, &sc, e);
 	if (rc)

@@ -16,6 +16,7 @@ kernel. KINDs:
   echo     echo COM1 input back until 'q', then poweroff
   hang     print, then cli; hlt forever
   mmiojump print, then jump into the PCI hole (a fatal KVM exit)
+  flood    print "x" forever
   regs     print RSI (the zero page address) as 16 hex digits, poweroff
 """
 import argparse
@@ -81,6 +82,8 @@ KINDS = {
     "hang": out_str("TINY-OK\n") + HALT,
     # fetch code from the PCI hole (no RAM, no device): KVM cannot run it
     "mmiojump": out_str("TINY-OK\n") + b"\x48\xb8" + struct.pack("<Q", 0xc0000000) + b"\xff\xe0",
+    # print "x" forever: fills any pipe that is not read
+    "flood": mov_dx(COM1) + b"\xb0\x78\xee\xeb\xfb",
     "regs": REGS + out_str("\n") + POWEROFF,
 }
 

@@ -6,6 +6,7 @@
 
 #include "virtio_blk.h"
 #include "vmm_vdrv.h"
+#include "fuzz_ring.h"
 
 #define IMG (64u * 512)
 
@@ -35,8 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(td_negotiate(&d, f) & VIRTIO_CONFIG_S_FEATURES_OK) || td_queue(&d, 0, qs) != 1)
 		return 0;
 	td_driver_ok(&d);
-	size_t m = size < TD_MEM - 0x1000 ? size : TD_MEM - 0x1000;
-	memcpy(d.mem + 0x1000, data, m);
+	size_t k = fuzz_ring(&d, 0, data, size);
+	size_t m = size - k < FR_AREA ? size - k : FR_AREA;
+	memset(d.mem + TD_BUF, 0, FR_AREA);
+	memcpy(d.mem + TD_BUF, data + k, m); /* request headers and data */
 	td_kick(&d, 0);
 	if (lseek(fd, 0, SEEK_END) != IMG) /* the image never grows */
 		abort();

@@ -9,6 +9,7 @@
 
 #include "virtio_net.h"
 #include "vmm_vdrv.h"
+#include "fuzz_ring.h"
 
 static struct td d;
 static struct vnet *n;
@@ -45,10 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (td_queue(&d, 0, qs) != 1 || td_queue(&d, 1, qs) != 1)
 		return 0;
 	td_driver_ok(&d);
-	size_t m = size - flen;
-	if (m > TD_MEM - 0x1000)
-		m = TD_MEM - 0x1000;
-	memcpy(d.mem + 0x1000, data + flen, m); /* rings and buffers */
+	const uint8_t *r = data + flen;
+	size_t rn = size - flen;
+	size_t k = fuzz_ring(&d, 1, r, rn); /* tx */
+	k += fuzz_ring(&d, 0, r + k, rn - k); /* rx */
+	size_t m = rn - k < FR_AREA ? rn - k : FR_AREA;
+	memset(d.mem + TD_BUF, 0, FR_AREA);
+	memcpy(d.mem + TD_BUF, r + k, m); /* frames to send */
 	if (flen)
 		(void)!send(sv[1], data, flen, MSG_DONTWAIT);
 	td_kick(&d, 1);

@@ -174,6 +174,18 @@ int main(void)
 	td_kick(&d, 1);
 	CHECK_EQ(peer_recv(got, sizeof(got)), 312, "tx works again after reset");
 
+	/* MRG_RXBUF on a 2-entry ring: the full ring is as much room as
+	 * there will ever be, so a frame goes out over both buffers */
+	td_negotiate(&d, BASEF | B(VIRTIO_NET_F_MRG_RXBUF));
+	CHECK(td_queue(&d, 0, 2) == 1 && td_queue(&d, 1, 2) == 1, "tiny rings enabled");
+	td_driver_ok(&d);
+	td_add(&d, 0, &mb, 1);
+	td_add(&d, 0, &mb2, 1);
+	CHECK_EQ(send(sv[1], pkt, 1512, 0), 1512, "peer sends a full-MTU frame");
+	td_kick(&d, 0);
+	CHECK(td_used(&d, 0, &id, &len) == 1 && td_used(&d, 0, &id2, &len2) == 1 &&
+	      len == 1000 && len2 == 512, "tiny ring: frame spans both buffers");
+
 	vnet_destroy(n);
 	free(n);
 	free(d.mem);

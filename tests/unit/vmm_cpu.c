@@ -1,0 +1,96 @@
+/* cpu.c without KVM: the boot GDT/page tables as the CPU would decode
+ * them, and the per-vCPU CPUID patches. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "layout.h"
+#include "t.h"
+
+static uint64_t rd64(const uint8_t *ram, uint64_t gpa)
+{
+	uint64_t v;
+	memcpy(&v, ram + gpa, 8);
+	return v;
+}
+
+/* walk the 4-level tables like the MMU: 2 MiB pages expected */
+static int64_t translate(const uint8_t *ram, uint64_t cr3, uint64_t va)
+{
+	uint64_t e = rd64(ram, cr3 + ((va >> 39) & 511) * 8);
+	if (!(e & 1))
+		return -1;
+	e = rd64(ram, (e & ~0xfffULL) + ((va >> 30) & 511) * 8);
+	if (!(e & 1))
+		return -1;
+	e = rd64(ram, (e & ~0xfffULL) + ((va >> 21) & 511) * 8);
+	if (!(e & 1) || !(e & 0x80))
+		return -1;
+	return (int64_t)((e & ~0x1fffffULL) | (va & 0x1fffff));
+}
+
+int main(void)
+{
+	const uint64_t size = 1 << 20;
+	uint8_t *ram = calloc(1, size);
+	struct gmem gm;
+	struct err e;
+
+	if (!ram)
+		return 1;
+	gmem_init_flat(&gm, ram, size);
+	CHECK_EQ(cpu_write_boot_tables(&gm, &e), 0, "boot tables written");
+
+	CHECK_EQ(translate(ram, LAYOUT_PML4, 0x100200), 0x100200, "kernel entry identity-mapped");
+	CHECK_EQ(translate(ram, LAYOUT_PML4, LAYOUT_ZEROPAGE), LAYOUT_ZEROPAGE, "zero page identity-mapped");
+	CHECK_EQ(translate(ram, LAYOUT_PML4, 0xbffff000ULL), 0xbffff000LL, "top of low RAM mapped");
+	CHECK_EQ(translate(ram, LAYOUT_PML4, 0xfffff000ULL), 0xfffff000LL, "last page under 4 GiB mapped");
+	CHECK_EQ(translate(ram, LAYOUT_PML4, 0x100000000ULL), -1, "nothing at 4 GiB");
+	CHECK_EQ(rd64(ram, LAYOUT_PML4) & 3, 3, "PML4[0] present+writable");
+
+	/* GDT: selectors of the boot protocol */
+	uint64_t code = rd64(ram, LAYOUT_GDT + 0x10), data = rd64(ram, LAYOUT_GDT + 0x18);
+	CHECK_EQ(rd64(ram, LAYOUT_GDT), 0, "null descriptor");
+	CHECK_EQ((code >> 47) & 1, 1, "__BOOT_CS present");
+	CHECK_EQ((code >> 53) & 1, 1, "__BOOT_CS is 64-bit (L)");
+	CHECK_EQ((code >> 40) & 0xf, 0xb, "__BOOT_CS execute/read");
+	CHECK_EQ((data >> 40) & 0xf, 0x3, "__BOOT_DS read/write");
+	CHECK_EQ((data >> 55) & 1, 1, "__BOOT_DS 4 GiB (G)");
+	CHECK_EQ(((data >> 48) & 0xf) << 16 | (data & 0xffff), 0xfffff, "__BOOT_DS limit");
+
+	/* too little RAM for the tables */
+	struct gmem tiny;
+	gmem_init_flat(&tiny, ram, 0x8000);
+	CHECK(cpu_write_boot_tables(&tiny, &e) < 0, "no room: error (%s)", e.msg);
+
+	/* CPUID */
+	unsigned n = 6;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	if (!c)
+		return 1;
+	c->nent = n;
+	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 1, .ebx = 0xff0a0800 };
+	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 0 };
+	c->entries[2] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 1 };
+	c->entries[3] = (struct kvm_cpuid_entry2){ .function = 0x1f, .index = 2 };
+	c->entries[4] = (struct kvm_cpuid_entry2){ .function = 0x8000001e };
+	c->entries[5] = (struct kvm_cpuid_entry2){ .function = 4, .eax = 0xfc000121 };
+	cpu_patch_cpuid(c, 5, 6);
+	CHECK_EQ(c->entries[0].ebx >> 24, 5, "leaf 1: initial APIC id");
+	CHECK_EQ((c->entries[0].ebx >> 16) & 0xff, 6, "leaf 1: logical CPU count");
+	CHECK_EQ(c->entries[0].ebx & 0xffff, 0x0800, "leaf 1: CLFLUSH size kept");
+	CHECK_EQ(c->entries[0].ecx >> 31, 1, "leaf 1: hypervisor bit");
+	CHECK_EQ(c->entries[1].edx, 5, "leaf 0xb.0: x2APIC id");
+	CHECK_EQ((c->entries[1].ecx >> 8) & 0xff, 1, "leaf 0xb.0: SMT level");
+	CHECK_EQ(c->entries[2].ebx, 6, "leaf 0xb.1: 6 logical CPUs in the package");
+	CHECK_EQ(c->entries[2].eax, 3, "leaf 0xb.1: 3 id bits for 6 CPUs");
+	CHECK_EQ(c->entries[3].ecx, 2, "leaf 0x1f.2: invalid level, index echoed");
+	CHECK_EQ(c->entries[3].edx, 5, "leaf 0x1f: x2APIC id");
+	CHECK_EQ(c->entries[4].eax, 5, "leaf 0x8000001e: extended APIC id");
+	CHECK_EQ(c->entries[5].eax >> 26, 5, "leaf 4: cores per package - 1");
+	CHECK_EQ(c->entries[5].eax & 0x3ff, 0x121, "leaf 4: cache type/level kept");
+	free(c);
+	free(ram);
+	return t_done();
+}
