@@ -29,10 +29,9 @@ static void tap_ready(void *opaque, uint32_t events)
 	vnet_rx(opaque);
 }
 
-static int setup_net(const struct dev_env *env, int tap_fd, struct err *e)
+static int setup_net(const struct dev_env *env, int tap_fd, const uint8_t mac[6],
+		     struct err *e)
 {
-	/* QEMU's OUI with a fixed tail: one NIC per VM, so no clash inside it */
-	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 	int rc;
 
 	D.net = calloc(1, sizeof(*D.net));
@@ -106,7 +105,7 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 			goto err;
 	}
 	if (cfg->tap_fd >= 0) {
-		rc = setup_net(env, cfg->tap_fd, e);
+		rc = setup_net(env, cfg->tap_fd, cfg->mac, e);
 		if (rc)
 			goto err;
 	}

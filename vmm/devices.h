@@ -25,6 +25,7 @@ struct dev_cfg {
 	int tap_fd;            /* -1: no virtio-net */
 	const char *disk_path; /* NULL: no virtio-blk */
 	int disk_readonly;
+	uint8_t mac[6];        /* virtio-net MAC address */
 };
 
 /* Registers PCI conf1 ports + host bridge + devices on the buses; starts

@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "net.h"
 #include "cpu.h"
 #include "serial.h"
 #include "vm.h"
@@ -28,7 +30,7 @@
 static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
 	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
-	"                     [--tap IFNAME] [--disk FILE[,ro]]\n"
+	"                     [--net NAME] [--tap IFNAME] [--mac MAC] [--disk FILE[,ro]]\n"
 	"       kvmlab-vm check\n"
 	"\n"
 	"run: boot a Linux bzImage under KVM with a 16550 console on COM1.\n"
@@ -38,7 +40,10 @@ static const char usage_text[] =
 	"  --mem      bytes with K/M/G suffix, plain numbers are MiB; default 256M\n"
 	"  --cpus     1..255, default 1\n"
 	"  --console  stdio (default; stdin goes raw on a tty), file:PATH, none\n"
-	"  --tap      an existing tap interface for virtio-net\n"
+	"  --net      make a tap of our own on kvmlab network NAME (kvmlab-net up)\n"
+	"             for virtio-net; it is removed when kvmlab-vm exits\n"
+	"  --tap      an existing tap for virtio-net; with --net, the new tap's name\n"
+	"  --mac      virtio-net MAC, default 52:54:00 plus 3 random bytes\n"
 	"  --disk     a raw image for virtio-blk, \",ro\" for read-only\n"
 	"  Console keys: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"  A guest panic is seen through pvpanic, or the console's\n"
@@ -103,6 +108,63 @@ static char *exe_relative(const char *rel)
 	if (asprintf(&p, "%s/%s", buf, rel) < 0)
 		return NULL;
 	return p;
+}
+
+/* "52:54:00:ab:cd:ef"; a multicast address cannot be a NIC's. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &tail) != 6 || (v[0] & 1))
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+/* QEMU's locally administered prefix plus random bytes, so that several
+ * VMs on one bridge do not clash. */
+static void random_mac(uint8_t mac[6])
+{
+	mac[0] = 0x52;
+	mac[1] = 0x54;
+	mac[2] = 0x00;
+	if (getrandom(mac + 3, 3, GRND_NONBLOCK) != 3) {
+		unsigned r = (unsigned)getpid() * 2654435761u;
+		memcpy(mac + 3, &r, 3);
+	}
+}
+
+/* --net: the single-command path. The only place the VMM calls net/: a
+ * non-persistent tap on the network's bridge, which the kernel deletes
+ * when our fd closes, so no exit path (not even SIGKILL) leaves it. */
+static int open_net_tap(const char *net, const char *name, struct err *e)
+{
+	struct kl_net *h;
+	char got[KL_NAME_MAX + 1] = "";
+	int fd = -1, rc;
+
+	rc = kl_net_open(&h);
+	if (rc)
+		return errf(e, -rc, "--net %s: %s%s", net, strerror(-rc),
+			    rc == -EPERM ? " (CAP_NET_ADMIN is needed)" : "");
+	rc = kl_tap_open(h, net, name, got, &fd);
+	if (rc) {
+		rc = errf(e, -rc, "--net %s: %s", net, kl_net_errmsg(h));
+		kl_net_close(h);
+		return rc;
+	}
+	kl_net_close(h);
+	/* the device's epoll loop drains the tap until EAGAIN */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		rc = errf(e, errno, "--net %s: tap %s: %s", net, got, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	return fd;
 }
 
 /* An existing tap, opened for virtio-net. TUNSETIFF on a name that does
@@ -287,6 +349,8 @@ static int cmd_run(int argc, char **argv)
 		{ "console", required_argument, NULL, 'C' },
 		{ "tap", required_argument, NULL, 't' },
 		{ "disk", required_argument, NULL, 'd' },
+		{ "net", required_argument, NULL, 'N' },
+		{ "mac", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -294,11 +358,11 @@ static int cmd_run(int argc, char **argv)
 		.cmdline = DEFAULT_CMDLINE, .mem = DEFAULT_MEM, .cpus = 1,
 		.console_fd = STDOUT_FILENO, .tap_fd = -1,
 	};
-	const char *console = "stdio", *tap = NULL, *initrd_arg = NULL;
+	const char *console = "stdio", *tap = NULL, *initrd_arg = NULL, *net = NULL;
 	char *kdef = NULL, *idef = NULL, *disk = NULL;
 	struct err e = { "" };
 	struct vm vm;
-	int c, rc;
+	int c, rc, mac_set = 0;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -321,6 +385,12 @@ static int cmd_run(int argc, char **argv)
 		}
 		case 'C': console = optarg; break;
 		case 't': tap = optarg; break;
+		case 'N': net = optarg; break;
+		case 'M':
+			if (parse_mac(optarg, cfg.mac))
+				return usage_error("--mac %s: want a unicast xx:xx:xx:xx:xx:xx", optarg);
+			mac_set = 1;
+			break;
 		case 'd': {
 			free(disk);
 			disk = strdup(optarg);
@@ -368,8 +438,10 @@ static int cmd_run(int argc, char **argv)
 		rc = usage_error("--console %s: want stdio, file:PATH or none", console);
 		goto out_free;
 	}
-	if (tap) {
-		cfg.tap_fd = open_tap(tap, &e);
+	if (!mac_set)
+		random_mac(cfg.mac);
+	if (net || tap) {
+		cfg.tap_fd = net ? open_net_tap(net, tap, &e) : open_tap(tap, &e);
 		if (cfg.tap_fd < 0) {
 			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
 			rc = VM_RC_SETUP;

@@ -169,6 +169,7 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 	};
 	struct dev_cfg dc = { .tap_fd = cfg->tap_fd, .disk_path = cfg->disk_path,
 			      .disk_readonly = cfg->disk_readonly };
+	memcpy(dc.mac, cfg->mac, sizeof(dc.mac));
 	rc = devices_setup(&env, &dc, e);
 	if (rc)
 		goto err_vcpus;
