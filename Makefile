@@ -35,3 +35,9 @@ clean:
 
 .PHONY: all test clean net vmm unit
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The main job: packages, build, default guest, then a VM on a NAT-ed
+# kvmlab network reaching the outside (see README.md).
+demo:
+	scripts/demo
+.PHONY: demo
