@@ -26,14 +26,20 @@ include vmm/vmm.mk
 include tests/tests.mk
 include bench/bench.mk
 
-test: all
+# Debian packages first (idempotent, quick when all are there), so that
+# `make test` works on a fresh machine.
+deps:
+	scripts/install-deps
+
+test: deps
+	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory SAN=1 all unit
 	tests/run
 
 clean:
 	rm -rf build
 
-.PHONY: all test clean net vmm unit
+.PHONY: all test clean net vmm unit deps
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # The main job: packages, build, default guest, then a VM on a NAT-ed

@@ -1,6 +1,5 @@
 /* IPv4 addresses over rtnetlink. */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <linux/if_addr.h>
@@ -78,31 +77,9 @@ int addr_parse(const struct nlmsghdr *nlh, struct kl_addr4 *a)
 	return 0;
 }
 
-struct dump_ctx {
-	struct kl_addr4 *v;
-	size_t n, cap;
-};
-
-static int dump_cb(const struct nlmsghdr *nlh, void *data)
+static int parse_cb(const struct nlmsghdr *nlh, void *a)
 {
-	struct dump_ctx *c = data;
-
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 32;
-		struct kl_addr4 *v = realloc(c->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		c->v = v;
-		c->cap = cap;
-	}
-	if (addr_parse(nlh, &c->v[c->n]) == 0)
-		c->n++;
-	return 0;
-}
-
-static void dump_reset(void *data)
-{
-	((struct dump_ctx *)data)->n = 0;
+	return addr_parse(nlh, a);
 }
 
 int addr_dump(struct kl_nl *nl, struct kl_addr4 **out, size_t *n)
@@ -110,18 +87,14 @@ int addr_dump(struct kl_nl *nl, struct kl_addr4 **out, size_t *n)
 	char buf[64];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
-	struct dump_ctx c = {0};
+	void *v;
 	int err;
 
 	nlh->nlmsg_type = RTM_GETADDR;
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
-	err = nl_dump(nl, nlh, dump_cb, dump_reset, &c);
-	if (err) {
-		free(c.v);
-		return err;
-	}
-	*out = c.v;
-	*n = c.n;
-	return 0;
+	err = nl_dump_array(nl, nlh, sizeof(**out), parse_cb, &v, n);
+	if (!err)
+		*out = v;
+	return err;
 }

@@ -146,6 +146,24 @@ static int check_name(const char *what, const char *name)
 	return 0;
 }
 
+/* What getopt_long's ':' (missing value) and '?' (unknown) mean. */
+static int bad_opt(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return usage_err(cmd, "%s needs a value", argv[optind - 1]);
+	return usage_err(cmd, "unknown option %s", argv[optind - 1]);
+}
+
+/* Exactly one argument left after the options: NAME. */
+static int one_name(const char *cmd, int argc, char **argv)
+{
+	if (optind >= argc)
+		return usage_err(cmd, "NAME is missing");
+	if (optind + 1 < argc)
+		return usage_err(cmd, "unexpected argument '%s'", argv[optind + 1]);
+	return 0;
+}
+
 static int cmd_up(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -177,14 +195,11 @@ static int cmd_up(int argc, char **argv)
 		case 's': cfg.stp = true; break;
 		case 'd': flags |= KL_DRY_RUN; break;
 		case 'h': fputs(usage_up, stdout); return EXIT_OK;
-		case ':': return usage_err("up", "%s needs a value", argv[optind - 1]);
-		default: return usage_err("up", "unknown option %s", argv[optind - 1]);
+		default: return bad_opt("up", c, argv);
 		}
 	}
-	if (optind >= argc)
-		return usage_err("up", "NAME is missing");
-	if (optind + 1 < argc)
-		return usage_err("up", "unexpected argument '%s'", argv[optind + 1]);
+	if ((rc = one_name("up", argc, argv)))
+		return rc;
 	if (!cidr)
 		return usage_err("up", "--cidr is required");
 	const char *name = argv[optind];
@@ -238,12 +253,10 @@ static int cmd_down(int argc, char **argv)
 			fputs(usage_down, stdout);
 			return EXIT_OK;
 		}
-		return usage_err("down", "unknown option %s", argv[optind - 1]);
+		return bad_opt("down", c, argv);
 	}
-	if (optind >= argc)
-		return usage_err("down", "NAME is missing");
-	if (optind + 1 < argc)
-		return usage_err("down", "unexpected argument '%s'", argv[optind + 1]);
+	if ((rc = one_name("down", argc, argv)))
+		return rc;
 	if (check_name("network", argv[optind]))
 		return EXIT_FAIL;
 	if ((rc = open_handle(&h)))
@@ -253,36 +266,22 @@ static int cmd_down(int argc, char **argv)
 	return rc;
 }
 
-static int lookup_user(const char *s, uid_t *uid)
+/* A user (or group) name, or a plain number: ids need not have a name.
+ * UINT_MAX is (uid_t)-1, which the kernel reads as "no change". */
+static int lookup_id(const char *s, bool group, unsigned *id)
 {
-	struct passwd *pw = getpwnam(s);
+	const struct passwd *pw = group ? NULL : getpwnam(s);
+	const struct group *gr = group ? getgrnam(s) : NULL;
 	unsigned long v;
 
-	if (pw) {
-		*uid = pw->pw_uid;
+	if (pw || gr) {
+		*id = pw ? pw->pw_uid : gr->gr_gid;
 		return 0;
 	}
-	if (parse_uint(s, UINT_MAX - 1, &v) == 0) {
-		*uid = (uid_t)v;
-		return 0;
-	}
-	return -ENOENT;
-}
-
-static int lookup_group(const char *s, gid_t *gid)
-{
-	struct group *gr = getgrnam(s);
-	unsigned long v;
-
-	if (gr) {
-		*gid = gr->gr_gid;
-		return 0;
-	}
-	if (parse_uint(s, UINT_MAX - 1, &v) == 0) {
-		*gid = (gid_t)v;
-		return 0;
-	}
-	return -ENOENT;
+	if (parse_uint(s, UINT_MAX - 1, &v))
+		return -ENOENT;
+	*id = (unsigned)v;
+	return 0;
 }
 
 static int cmd_tap(int argc, char **argv)
@@ -301,11 +300,8 @@ static int cmd_tap(int argc, char **argv)
 	bool add;
 	int c, rc;
 
-	if (argc < 2) {
-		if (argc == 1)
-			return usage_err("tap", "add or del is missing");
+	if (argc < 2)
 		return usage_err("tap", "add or del is missing");
-	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(usage_tap, stdout);
 		return EXIT_OK;
@@ -323,8 +319,7 @@ static int cmd_tap(int argc, char **argv)
 		case 'g': group = optarg; break;
 		case 'q': queues = optarg; break;
 		case 'h': fputs(usage_tap, stdout); return EXIT_OK;
-		case ':': return usage_err(cmd, "%s needs a value", argv[optind - 1]);
-		default: return usage_err(cmd, "unknown option %s", argv[optind - 1]);
+		default: return bad_opt(cmd, c, argv);
 		}
 	}
 	if (optind >= argc)
@@ -350,13 +345,13 @@ static int cmd_tap(int argc, char **argv)
 			cfg.queues = (unsigned)v;
 		}
 		if (owner) {
-			if (lookup_user(owner, &cfg.owner))
+			if (lookup_id(owner, false, &cfg.owner))
 				return fail("tap %s: --owner %s: unknown user",
 					    taps[0], owner);
 			cfg.set_owner = true;
 		}
 		if (group) {
-			if (lookup_group(group, &cfg.group))
+			if (lookup_id(group, true, &cfg.group))
 				return fail("tap %s: --group %s: unknown group",
 					    taps[0], group);
 			cfg.set_group = true;
@@ -510,7 +505,7 @@ static int cmd_show(int argc, char **argv)
 		switch (c) {
 		case 'j': json = true; break;
 		case 'h': fputs(usage_show, stdout); return EXIT_OK;
-		default: return usage_err("show", "unknown option %s", argv[optind - 1]);
+		default: return bad_opt("show", c, argv);
 		}
 	}
 	if (optind + 1 < argc)

@@ -1,7 +1,6 @@
 /* Links over rtnetlink: bridge create, set (master, MTU, up), delete,
  * and look-ups by name or whole dumps. */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
 #include <linux/if_link.h>
@@ -182,45 +181,15 @@ int link_get(struct kl_nl *nl, const char *name, struct kl_link *out)
 	return nl_talk(nl, nlh, nlh->nlmsg_len, seq, 1, NULL, get_cb, out);
 }
 
-struct dump_ctx {
-	struct kl_link *v;
-	size_t n, cap;
-};
-
-static int dump_cb(const struct nlmsghdr *nlh, void *data)
-{
-	struct dump_ctx *c = data;
-
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		struct kl_link *v = realloc(c->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		c->v = v;
-		c->cap = cap;
-	}
-	if (link_parse(nlh, &c->v[c->n]) == 0)
-		c->n++;
-	return 0;
-}
-
-static void dump_reset(void *data)
-{
-	((struct dump_ctx *)data)->n = 0;
-}
-
 int link_dump(struct kl_nl *nl, struct kl_link **out, size_t *n)
 {
 	char buf[256];
-	struct dump_ctx c = {0};
 	struct nlmsghdr *nlh = rt_build_getlink(buf, 0, NULL);
-	int err = nl_dump(nl, nlh, dump_cb, dump_reset, &c);
+	void *v;
+	/* get_cb's -EBADMSG for a reply that is not a link skips it here */
+	int err = nl_dump_array(nl, nlh, sizeof(**out), get_cb, &v, n);
 
-	if (err) {
-		free(c.v);
-		return err;
-	}
-	*out = c.v;
-	*n = c.n;
-	return 0;
+	if (!err)
+		*out = v;
+	return err;
 }

@@ -55,6 +55,12 @@ static void bb_next(struct bb *b, struct nlmsghdr *nlh)
 	b->seq++;
 }
 
+/* What a batch builder returns: the first error, or the batch's length. */
+static long bb_len(const struct bb *b, const void *buf)
+{
+	return b->err ? b->err : (long)(b->p - (const char *)buf);
+}
+
 static void put_table(struct bb *b, const char *net, uint16_t type,
 		      uint16_t flags)
 {
@@ -380,9 +386,7 @@ long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 	*nacked = b.seq - *first_seq;
 	if (end)
 		put_end(&b);
-	if (b.err)
-		return b.err;
-	return (long)(b.p - (char *)buf);
+	return bb_len(&b, buf);
 }
 
 long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
@@ -393,9 +397,7 @@ long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
 	put_begin(&b, first_seq);
 	put_table(&b, net, NFT_MSG_DELTABLE, 0);
 	put_end(&b);
-	if (b.err)
-		return b.err;
-	return (long)(b.p - (char *)buf);
+	return bb_len(&b, buf);
 }
 
 static int count_cb(const struct nlmsghdr *nlh, void *data)

@@ -112,12 +112,19 @@ int nl_parse_err(const struct nlmsghdr *nlh, char *ext, size_t extlen)
 	return e->error;
 }
 
-static int nl_recv(struct kl_nl *nl, ssize_t *len)
+/* One datagram into rbuf: *first is its first message and *left the
+ * bytes from there, ready for mnl_nlmsg_ok()/mnl_nlmsg_next(). */
+WUR static int nl_recv(struct kl_nl *nl, const struct nlmsghdr **first,
+		       int *left)
 {
+	*first = (const struct nlmsghdr *)nl->rbuf;
+	*left = 0;
 	for (;;) {
-		*len = mnl_socket_recvfrom(nl->sk, nl->rbuf, NL_BUF_SIZE);
-		if (*len >= 0)
+		ssize_t len = mnl_socket_recvfrom(nl->sk, nl->rbuf, NL_BUF_SIZE);
+		if (len >= 0) {
+			*left = (int)len;
 			return 0;
+		}
 		if (errno == EINTR)
 			continue;
 		return errno == EAGAIN ? -ETIMEDOUT : -errno;
@@ -136,14 +143,12 @@ static int talk_slice(struct kl_nl *nl, const char *buf, size_t len,
 	if (mnl_socket_sendto(nl->sk, buf, len) < 0)
 		return -errno;
 	while (pending) {
-		ssize_t got;
+		const struct nlmsghdr *h;
+		int left;
 		char ext[sizeof(nl->extack)];
 
-		err = nl_recv(nl, &got);
-		if (err)
+		if ((err = nl_recv(nl, &h, &left)))
 			return err;
-		int left = (int)got;
-		const struct nlmsghdr *h = (const struct nlmsghdr *)nl->rbuf;
 		for (; mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
 			if (h->nlmsg_pid != nl->portid && h->nlmsg_pid)
 				continue;
@@ -256,13 +261,11 @@ int nl_dump(struct kl_nl *nl, struct nlmsghdr *req, nl_data_cb cb,
 		if (mnl_socket_sendto(nl->sk, req, req->nlmsg_len) < 0)
 			return -errno;
 		while (!done) {
-			ssize_t got;
+			const struct nlmsghdr *h;
+			int left;
 
-			err = nl_recv(nl, &got);
-			if (err)
+			if ((err = nl_recv(nl, &h, &left)))
 				return err;
-			int left = (int)got;
-			const struct nlmsghdr *h = (const struct nlmsghdr *)nl->rbuf;
 			for (; mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
 				if (h->nlmsg_seq != req->nlmsg_seq)
 					continue;
@@ -295,4 +298,44 @@ int nl_dump(struct kl_nl *nl, struct nlmsghdr *req, nl_data_cb cb,
 			reset(data);
 	}
 	return -EINTR;
+}
+
+struct array_ctx {
+	char *v;
+	size_t n, cap, elem;
+	nl_data_cb parse;
+};
+
+static int array_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct array_ctx *c = data;
+	char *v = kl_grow(c->v, &c->cap, c->n + 1, c->elem);
+
+	if (!v)
+		return -ENOMEM;
+	c->v = v;
+	if (c->parse(nlh, v + c->n * c->elem) == 0)
+		c->n++;
+	return 0;
+}
+
+/* An interrupted dump starts over: what came before may be stale. */
+static void array_reset(void *data)
+{
+	((struct array_ctx *)data)->n = 0;
+}
+
+int nl_dump_array(struct kl_nl *nl, struct nlmsghdr *req, size_t elem,
+		  nl_data_cb parse, void **out, size_t *n)
+{
+	struct array_ctx c = {NULL, 0, 0, elem, parse};
+	int err = nl_dump(nl, req, array_cb, array_reset, &c);
+
+	if (err) {
+		free(c.v);
+		return err;
+	}
+	*out = c.v;
+	*n = c.n;
+	return 0;
 }

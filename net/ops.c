@@ -78,6 +78,23 @@ static void end(struct kl_net *h, struct kl_state *st)
 	state_unlock(h);
 }
 
+/* begin, for an operation on an existing network: *sn is its record.
+ * On failure nothing stays locked or loaded. */
+WUR static int begin_net(struct kl_net *h, struct kl_state *st,
+			 const char *name, bool exclusive, struct st_net **sn)
+{
+	int err = begin(h, st, exclusive);
+
+	if (err)
+		return err;
+	*sn = state_find(st, name);
+	if (*sn)
+		return 0;
+	end(h, st);
+	return kl_err(h, -ENOENT, "network %s: not found in this network "
+		      "namespace", name);
+}
+
 static int save(struct kl_net *h, struct kl_state *st)
 {
 	int err = state_save(h, st);
@@ -94,6 +111,37 @@ static int talk1(struct kl_nl *nl, struct nlmsghdr *nlh)
 {
 	return nl_talk(nl, nlh, nlh->nlmsg_len, nlh->nlmsg_seq, 1, NULL, NULL,
 		       NULL);
+}
+
+/* A network's nft batch, built in buf (NL_BUF_SIZE) and sent; without
+ * commit the kernel checks it and aborts. The batch's begin and end take
+ * sequence numbers too. */
+WUR static int nft_send_net(struct kl_net *h, char *buf,
+			    const struct kl_net_cfg *cfg, enum nft_mode mode,
+			    unsigned faults, bool commit)
+{
+	uint32_t first;
+	unsigned nack;
+	long len = nft_build_net_batch(buf, NL_BUF_SIZE, ++h->nf.seq, cfg, mode,
+				       faults, commit, &first, &nack);
+
+	h->nf.seq += nack + 2;
+	if (len < 0)
+		return (int)len;
+	return nl_talk(&h->nf, buf, (size_t)len, first, nack, NULL, NULL, NULL);
+}
+
+/* Delete a network's nft table in one batch (begin, delete, end). */
+WUR static int nft_send_del(struct kl_net *h, char *buf, size_t size,
+			    const char *net)
+{
+	uint32_t first;
+	long len = nft_build_del_batch(buf, size, ++h->nf.seq, net, &first);
+
+	h->nf.seq += 3;
+	if (len < 0)
+		return (int)len;
+	return nl_talk(&h->nf, buf, (size_t)len, first, 1, NULL, NULL, NULL);
 }
 
 static const char *ifname_of(int ifindex, char buf[IF_NAMESIZE])
@@ -186,6 +234,14 @@ static int check_cfg(struct kl_net *h, struct kl_net_cfg *cfg)
 		return kl_err(h, -EINVAL, "network %s: mtu %u outside %u..%u",
 			      cfg->name, cfg->mtu, MTU_MIN, MTU_MAX);
 	return 0;
+}
+
+/* TUNSETIFF says EBUSY when the name belongs to another device. */
+static int tap_create_err(struct kl_net *h, int err, const char *name)
+{
+	if (err == -EBUSY)
+		return kl_err(h, -EEXIST, "tap %s: name already in use", name);
+	return kl_nlerr(h, NULL, err, "tap %s: cannot create", name);
 }
 
 static bool fault_is(const char *what)
@@ -357,9 +413,6 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 	}
 	enum nft_mode mode = old && old->made_nft ? NFT_REFRESH : NFT_CREATE;
 	unsigned faults = fault_is("nft") ? NFT_FAULT : 0;
-	uint32_t first;
-	unsigned nack;
-	long len;
 	char tname[64];
 	nft_table_name(cfg.name, tname, sizeof(tname));
 
@@ -367,13 +420,7 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 		plan_up(h, &cfg, br_exists, br_exists && (br.flags & IFF_UP),
 			have_addr, fwd, nft_needed);
 		if (cfg.nat && nft_needed) {
-			len = nft_build_net_batch(buf, NL_BUF_SIZE, ++h->nf.seq,
-						  &cfg, mode, faults, false,
-						  &first, &nack);
-			h->nf.seq += nack + 2;
-			err = len < 0 ? (int)len
-				      : nl_talk(&h->nf, buf, (size_t)len, first,
-						nack, NULL, NULL, NULL);
+			err = nft_send_net(h, buf, &cfg, mode, faults, false);
 			if (err) {
 				err = kl_nlerr(h, &h->nf, err, "nft table ip %s: "
 					       "the kernel rejects the batch",
@@ -433,12 +480,7 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 			st.fwd_prev = fwd;
 	}
 	if (cfg.nat && nft_needed) {
-		len = nft_build_net_batch(buf, NL_BUF_SIZE, ++h->nf.seq, &cfg,
-					  mode, faults, true, &first, &nack);
-		h->nf.seq += nack + 2;
-		err = len < 0 ? (int)len
-			      : nl_talk(&h->nf, buf, (size_t)len, first, nack,
-					NULL, NULL, NULL);
+		err = nft_send_net(h, buf, &cfg, mode, faults, true);
 		if (err) {
 			err = kl_nlerr(h, &h->nf, err, "nft table ip %s: the kernel "
 				       "rejects the batch%s", tname,
@@ -471,14 +513,8 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 rollback:
 	/* Undo in reverse; each step is best effort, the first error is the
 	 * one worth reporting. */
-	if (made_table) {
-		len = nft_build_del_batch(buf, NL_BUF_SIZE, ++h->nf.seq, cfg.name,
-					  &first);
-		h->nf.seq += 3;
-		if (len > 0)
-			IGNORE(nl_talk(&h->nf, buf, (size_t)len, first, 1, NULL,
-				      NULL, NULL));
-	}
+	if (made_table)
+		IGNORE(nft_send_del(h, buf, NL_BUF_SIZE, cfg.name));
 	if (set_fwd) {
 		IGNORE(sysctl_write_int(SYSCTL_FWD, fwd));
 		st.fwd_prev = fwd_prev;
@@ -498,23 +534,22 @@ out:
 	return err;
 }
 
-/* Delete links by name, one message each; those already gone are fine. */
-static int del_links_each(struct kl_net *h, char (*names)[KL_NAME_MAX + 1],
-			  size_t stride, size_t n, const char *what)
+/* For each name one DELLINK or, with group set, one move into that
+ * group, all in one talk; buf holds n * RT_MSG_ROOM. res[i] gets each
+ * answer. Returns the first failure other than "already gone" as the
+ * error, and how many succeeded in *done. */
+WUR static int links_each(struct kl_net *h, char *buf,
+			  char (*names)[KL_NAME_MAX + 1], size_t stride, size_t n,
+			  uint32_t group, int *res, const char *what, size_t *done)
 {
-	size_t room = n * RT_MSG_ROOM + RT_MSG_ROOM;
-	char *buf = calloc(1, room), *p = buf;
-	int *res = calloc(n ? n : 1, sizeof(int));
+	char *p = buf;
 	uint32_t first = h->rt.seq + 1;
-	int err = 0;
 
-	if (!buf || !res) {
-		err = kl_err(h, -ENOMEM, "%s: out of memory", what);
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
 		const char *name = (const char *)names + i * stride;
-		struct nlmsghdr *nlh = rt_build_dellink(p, ++h->rt.seq, 0, name);
+		struct nlmsghdr *nlh =
+			group ? rt_build_setgroup(p, ++h->rt.seq, name, group)
+			      : rt_build_dellink(p, ++h->rt.seq, 0, name);
 		p += NLMSG_ALIGN(nlh->nlmsg_len);
 		/* stays unless the kernel answers: a broken transport is an
 		 * error, not a success */
@@ -522,13 +557,30 @@ static int del_links_each(struct kl_net *h, char (*names)[KL_NAME_MAX + 1],
 	}
 	IGNORE(nl_talk(&h->rt, buf, (size_t)(p - buf), first, (unsigned)n, res,
 		      NULL, NULL));
-	for (size_t i = 0; i < n; i++)
-		if (res[i] && res[i] != -ENODEV) {
-			err = kl_nlerr(h, &h->rt, res[i], "%s %s: cannot delete",
-				       what, (const char *)names + i * stride);
-			break;
-		}
-out:
+	*done = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (res[i] == 0)
+			++*done;
+		else if (res[i] != -ENODEV)
+			return kl_nlerr(h, &h->rt, res[i], "%s %s: cannot delete",
+					what, (const char *)names + i * stride);
+	}
+	return 0;
+}
+
+/* Delete links by name, one message each; those already gone are fine. */
+static int del_links_each(struct kl_net *h, char (*names)[KL_NAME_MAX + 1],
+			  size_t stride, size_t n, const char *what)
+{
+	char *buf = calloc(1, n * RT_MSG_ROOM + RT_MSG_ROOM);
+	int *res = calloc(n ? n : 1, sizeof(int));
+	size_t done;
+	int err;
+
+	if (!buf || !res)
+		err = kl_err(h, -ENOMEM, "%s: out of memory", what);
+	else
+		err = links_each(h, buf, names, stride, n, 0, res, what, &done);
 	free(buf);
 	free(res);
 	return err;
@@ -550,10 +602,10 @@ static int del_links(struct kl_net *h, char (*names)[KL_NAME_MAX + 1],
 		     size_t stride, size_t n, const char *what)
 {
 	struct kl_link *links = NULL;
-	size_t nlinks = 0, m = 0;
-	char *buf = NULL, *p;
+	size_t nlinks = 0, m;
+	char *buf = NULL;
 	int *res = NULL, err;
-	uint32_t g = 0, first;
+	uint32_t g = 0;
 
 	if (n == 0)
 		return 0;
@@ -569,26 +621,8 @@ static int del_links(struct kl_net *h, char (*names)[KL_NAME_MAX + 1],
 		err = del_links_each(h, names, stride, n, what);
 		goto out;
 	}
-	p = buf;
-	first = h->rt.seq + 1;
-	for (size_t i = 0; i < n; i++) {
-		const char *name = (const char *)names + i * stride;
-		struct nlmsghdr *nlh = rt_build_setgroup(p, ++h->rt.seq, name, g);
-		p += NLMSG_ALIGN(nlh->nlmsg_len);
-		res[i] = -EIO;
-	}
-	IGNORE(nl_talk(&h->rt, buf, (size_t)(p - buf), first, (unsigned)n, res,
-		      NULL, NULL));
-	for (size_t i = 0; i < n; i++) {
-		if (res[i] == 0)
-			m++;
-		else if (res[i] != -ENODEV) {
-			err = kl_nlerr(h, &h->rt, res[i], "%s %s: cannot delete",
-				       what, (const char *)names + i * stride);
-			goto out;
-		}
-	}
-	err = 0;
+	if ((err = links_each(h, buf, names, stride, n, g, res, what, &m)))
+		goto out;
 	if (m) {
 		struct nlmsghdr *nlh = rt_build_delgroup(buf, ++h->rt.seq, g);
 		if (talk1(&h->rt, nlh))
@@ -613,22 +647,10 @@ int kl_net_down(struct kl_net *h, const char *name)
 		return err;
 	if ((err = need_cap(h, "network", name)))
 		return err;
-	if ((err = begin(h, &st, true)))
+	if ((err = begin_net(h, &st, name, true, &n)))
 		return err;
-	n = state_find(&st, name);
-	if (!n) {
-		err = kl_err(h, -ENOENT, "network %s: not found in this network "
-			     "namespace", name);
-		goto out;
-	}
 	if (n->made_nft) {
-		uint32_t first;
-		long len = nft_build_del_batch(buf, sizeof(buf), ++h->nf.seq,
-					       name, &first);
-		h->nf.seq += 3;
-		err = len < 0 ? (int)len
-			      : nl_talk(&h->nf, buf, (size_t)len, first, 1, NULL,
-					NULL, NULL);
+		err = nft_send_del(h, buf, sizeof(buf), name);
 		if (err && err != -ENOENT) {
 			err = kl_nlerr(h, &h->nf, err, "nft table ip %s%s: cannot "
 				       "delete", NFT_TABLE_PREFIX, name);
@@ -726,14 +748,8 @@ int kl_tap_add(struct kl_net *h, const char *net, const char *const *taps,
 			      taps[0], cfg->queues, KL_QUEUES_MAX);
 	if ((err = need_cap(h, "network", net)))
 		return err;
-	if ((err = begin(h, &st, true)))
+	if ((err = begin_net(h, &st, net, true, &sn)))
 		return err;
-	sn = state_find(&st, net);
-	if (!sn) {
-		err = kl_err(h, -ENOENT, "network %s: not found in this network "
-			     "namespace", net);
-		goto out;
-	}
 	err = link_get(&h->rt, sn->cfg.bridge, &br);
 	if (err) {
 		err = err == -ENODEV
@@ -763,12 +779,7 @@ int kl_tap_add(struct kl_net *h, const char *net, const char *const *taps,
 		int fd;
 		err = tap_create(taps[i], features, queues, cfg, true, NULL, &fd);
 		if (err) {
-			if (err == -EBUSY)
-				err = kl_err(h, -EEXIST, "tap %s: name already in "
-					     "use", taps[i]);
-			else
-				err = kl_nlerr(h, NULL, err, "tap %s: cannot create",
-					       taps[i]);
+			err = tap_create_err(h, err, taps[i]);
 			goto rollback;
 		}
 		/* Persistent: the device outlives the fd. */
@@ -913,14 +924,8 @@ int kl_tap_open(struct kl_net *h, const char *net, const char *name,
 	if ((err = need_cap(h, "network", net)))
 		return err;
 	/* Shared: taps opened by several VMMs at once need not queue. */
-	if ((err = begin(h, &st, false)))
+	if ((err = begin_net(h, &st, net, false, &sn)))
 		return err;
-	sn = state_find(&st, net);
-	if (!sn) {
-		err = kl_err(h, -ENOENT, "network %s: not found in this network "
-			     "namespace", net);
-		goto out;
-	}
 	if ((err = link_get(&h->rt, sn->cfg.bridge, &br))) {
 		err = kl_nlerr(h, &h->rt, err, "bridge %s: cannot look up",
 			       sn->cfg.bridge);
@@ -938,10 +943,8 @@ int kl_tap_open(struct kl_net *h, const char *net, const char *name,
 	err = tap_create(name && *name ? name : NULL, features, 1, NULL, false,
 			 got, &fd);
 	if (err) {
-		err = err == -EBUSY
-			? kl_err(h, -EEXIST, "tap %s: name already in use", got)
-			: kl_nlerr(h, NULL, err, "tap %s: cannot create",
-				   name && *name ? name : "(any)");
+		/* no name asked for: the kernel picks a free one, so no EBUSY */
+		err = tap_create_err(h, err, name && *name ? name : "(any)");
 		goto out;
 	}
 	struct nlmsghdr *nlh = rt_build_setlink(buf, ++h->rt.seq, 0, got,

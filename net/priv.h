@@ -5,6 +5,8 @@
 #define KVMLAB_NET_PRIV_H
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <libmnl/libmnl.h>
 #include "net.h"
 
@@ -15,6 +17,26 @@
 #define NL_BUF_SIZE (64 * 1024)
 /* Room for one link request (by name, with a few u32 attributes). */
 #define RT_MSG_ROOM 128
+
+/* Room for need elements of elem bytes in v, whose capacity is *cap;
+ * doubling keeps a run of appends linear. Returns the array (maybe
+ * moved), or NULL with v and *cap untouched. */
+static inline void *kl_grow(void *v, size_t *cap, size_t need, size_t elem)
+{
+	size_t c = *cap ? *cap : 16;
+
+	while (c < need) {
+		if (c > SIZE_MAX / 2 / elem)
+			return NULL;
+		c *= 2;
+	}
+	if (c == *cap)
+		return v;
+	v = realloc(v, c * elem);
+	if (v)
+		*cap = c;
+	return v;
+}
 
 /* ---- nl.c: one netlink socket ---- */
 struct kl_nl {
@@ -41,6 +63,11 @@ WUR int nl_talk(struct kl_nl *nl, const void *buf, size_t len,
  * as interrupted, reset(data) runs and the dump starts over. */
 WUR int nl_dump(struct kl_nl *nl, struct nlmsghdr *req, nl_data_cb cb,
 		void (*reset)(void *), void *data);
+/* A dump gathered into an array of elem-byte objects (caller frees *out):
+ * parse fills the next one from a reply and returns 0 to keep it, or
+ * anything else to skip a reply that is not of interest. */
+WUR int nl_dump_array(struct kl_nl *nl, struct nlmsghdr *req, size_t elem,
+		      nl_data_cb parse, void **out, size_t *n);
 /* Parse one NLMSG_ERROR: returns its error (<= 0), copies extack text. */
 int nl_parse_err(const struct nlmsghdr *nlh, char *ext, size_t extlen);
 

@@ -97,14 +97,10 @@ int state_add_tap(struct st_net *n, const char *name, unsigned queues)
 			n->taps[j].queues = queues;
 			return 0;
 		}
-	if (n->ntaps == n->cap) {
-		size_t cap = n->cap ? n->cap * 2 : 8;
-		struct st_tap *t = realloc(n->taps, cap * sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		n->taps = t;
-		n->cap = cap;
-	}
+	struct st_tap *t = kl_grow(n->taps, &n->cap, n->ntaps + 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	n->taps = t;
 	snprintf(n->taps[n->ntaps].name, sizeof(n->taps[0].name), "%s", name);
 	n->taps[n->ntaps++].queues = queues;
 	return 0;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "aml.h"
+#include "bytes.h"
 #include "layout.h"
 
 #define HDR_LEN   36
@@ -46,28 +47,16 @@
 #define GAS_SYSTEM_IO 1
 #define GAS_ACCESS_BYTE 1
 
-static void p16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void p32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void p64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-
-static uint8_t sum8(const uint8_t *p, size_t n)
-{
-	uint8_t s = 0;
-	while (n--)
-		s = (uint8_t)(s + *p++);
-	return s;
-}
-
 static void header(uint8_t *t, const char sig[4], uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
-	p32(t + 4, len);
+	put_le32(t + 4, len);
 	t[8] = rev;
 	memcpy(t + 10, OEM_ID, 6);
 	memcpy(t + 16, OEM_TABLE, 8);
-	p32(t + 24, 1);
+	put_le32(t + 24, 1);
 	memcpy(t + 28, CREATOR, 4);
-	p32(t + 32, 1);
+	put_le32(t + 32, 1);
 	t[9] = (uint8_t)-sum8(t, len);
 }
 
@@ -77,7 +66,7 @@ static void gas_io8(uint8_t *g, uint16_t port)
 	g[1] = 8; /* bit width */
 	g[2] = 0; /* bit offset */
 	g[3] = GAS_ACCESS_BYTE;
-	p64(g + 4, port);
+	put_le64(g + 4, port);
 }
 
 static void dev_crs(struct aml *a, const uint8_t *rt, size_t n)
@@ -184,27 +173,27 @@ static void build_madt(uint8_t *t, unsigned ncpus)
 	size_t len = madt_len(ncpus);
 	uint8_t *p = t + HDR_LEN;
 
-	p32(p, (uint32_t)LAYOUT_LAPIC);
-	p32(p + 4, 1); /* PCAT_COMPAT */
+	put_le32(p, (uint32_t)LAYOUT_LAPIC);
+	put_le32(p + 4, 1); /* PCAT_COMPAT */
 	p += 8;
 	for (unsigned i = 0; i < ncpus; i++, p += 8) {
 		p[0] = 0; /* Processor Local APIC */
 		p[1] = 8;
 		p[2] = (uint8_t)i; /* ACPI processor UID */
 		p[3] = (uint8_t)i; /* APIC id = vCPU index */
-		p32(p + 4, 1);     /* enabled */
+		put_le32(p + 4, 1);     /* enabled */
 	}
 	p[0] = 1; /* I/O APIC */
 	p[1] = 12;
 	p[2] = (uint8_t)ncpus; /* id after the last CPU, as in the MP table */
 	p[3] = 0;
-	p32(p + 4, (uint32_t)LAYOUT_IOAPIC);
-	p32(p + 8, 0); /* GSI base */
+	put_le32(p + 4, (uint32_t)LAYOUT_IOAPIC);
+	put_le32(p + 8, 0); /* GSI base */
 	p += 12;
 	p[0] = 4; /* Local APIC NMI: every CPU, LINT1 */
 	p[1] = 6;
 	p[2] = 0xff;
-	p16(p + 3, 0);
+	put_le16(p + 3, 0);
 	p[5] = 1;
 	header(t, "APIC", (uint32_t)len, 5);
 }
@@ -212,13 +201,13 @@ static void build_madt(uint8_t *t, unsigned ncpus)
 static void build_fadt(uint8_t *t, uint64_t dsdt)
 {
 	memset(t, 0, FADT_LEN);
-	p32(t + FADT_DSDT, (uint32_t)dsdt);
-	p16(t + FADT_BOOT_ARCH, BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_CMOS);
-	p32(t + FADT_FLAGS, FADT_F_HW_REDUCED | FADT_F_RESET_REG_SUP);
+	put_le32(t + FADT_DSDT, (uint32_t)dsdt);
+	put_le16(t + FADT_BOOT_ARCH, BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_CMOS);
+	put_le32(t + FADT_FLAGS, FADT_F_HW_REDUCED | FADT_F_RESET_REG_SUP);
 	gas_io8(t + FADT_RESET_REG, LAYOUT_PORT_ACPI_RESET);
 	t[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
 	t[FADT_MINOR] = 0; /* 6.0 */
-	p64(t + FADT_X_DSDT, dsdt);
+	put_le64(t + FADT_X_DSDT, dsdt);
 	gas_io8(t + FADT_SLEEP_CTL, LAYOUT_PORT_ACPI_SLEEP);
 	gas_io8(t + FADT_SLEEP_STS, LAYOUT_PORT_ACPI_SLEEP_STS);
 	memcpy(t + FADT_HV_VENDOR, "KVMLAB\0\0", 8);
@@ -256,17 +245,17 @@ int acpi_build(uint8_t *buf, size_t cap, uint64_t gpa, size_t tables_off, unsign
 	header(buf + dsdt, "DSDT", (uint32_t)dsdt_len, 2); /* 2: 64-bit AML integers */
 	build_fadt(buf + fadt, gpa + dsdt);
 	build_madt(buf + madt, ncpus);
-	p64(buf + xsdt + HDR_LEN, gpa + fadt);
-	p64(buf + xsdt + HDR_LEN + 8, gpa + madt);
+	put_le64(buf + xsdt + HDR_LEN, gpa + fadt);
+	put_le64(buf + xsdt + HDR_LEN + 8, gpa + madt);
 	header(buf + xsdt, "XSDT", (uint32_t)xsdt_len, 1);
 
 	uint8_t *r = buf;
 	memcpy(r, "RSD PTR ", 8);
 	memcpy(r + 9, OEM_ID, 6);
 	r[15] = 2; /* ACPI 2.0+ RSDP: XSDT */
-	p32(r + 16, 0); /* no RSDT: every OS we care about reads the XSDT */
-	p32(r + 20, RSDP_LEN);
-	p64(r + 24, gpa + xsdt);
+	put_le32(r + 16, 0); /* no RSDT: every OS we care about reads the XSDT */
+	put_le32(r + 20, RSDP_LEN);
+	put_le64(r + 24, gpa + xsdt);
 	r[8] = (uint8_t)-sum8(r, 20);
 	r[32] = (uint8_t)-sum8(r, RSDP_LEN);
 	return (int)end;

@@ -1,4 +1,5 @@
 #include "aml.h"
+#include "bytes.h"
 
 #include <errno.h>
 #include <string.h>
@@ -249,15 +250,12 @@ void aml_buffer(struct aml *a, const void *bytes, size_t n)
 	aml_end(a, m);
 }
 
-static void p16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void p32(uint8_t *p, uint32_t v) { p16(p, (uint16_t)v); p16(p + 2, (uint16_t)(v >> 16)); }
-
 size_t aml_rt_io(uint8_t *p, uint16_t base, uint8_t len)
 {
 	p[0] = 0x47; /* small item: I/O port, 7 bytes */
 	p[1] = 0x01; /* 16-bit decode */
-	p16(p + 2, base);
-	p16(p + 4, base);
+	put_le16(p + 2, base);
+	put_le16(p + 4, base);
 	p[6] = 1;    /* alignment */
 	p[7] = len;
 	return 8;
@@ -266,7 +264,7 @@ size_t aml_rt_io(uint8_t *p, uint16_t base, uint8_t len)
 size_t aml_rt_irq(uint8_t *p, unsigned irq)
 {
 	p[0] = 0x22; /* small item: IRQ, 2 bytes: edge, active high */
-	p16(p + 1, (uint16_t)(1u << (irq & 15)));
+	put_le16(p + 1, (uint16_t)(1u << (irq & 15)));
 	return 3;
 }
 
@@ -274,15 +272,15 @@ size_t aml_rt_irq(uint8_t *p, unsigned irq)
 static size_t word_space(uint8_t *p, uint8_t type, uint8_t tflags, uint16_t min, uint16_t max)
 {
 	p[0] = 0x88;
-	p16(p + 1, 13);
+	put_le16(p + 1, 13);
 	p[3] = type;
 	p[4] = 0x0c;
 	p[5] = tflags;
-	p16(p + 6, 0); /* granularity */
-	p16(p + 8, min);
-	p16(p + 10, max);
-	p16(p + 12, 0); /* translation */
-	p16(p + 14, (uint16_t)(max - min + 1));
+	put_le16(p + 6, 0); /* granularity */
+	put_le16(p + 8, min);
+	put_le16(p + 10, max);
+	put_le16(p + 12, 0); /* translation */
+	put_le16(p + 14, (uint16_t)(max - min + 1));
 	return 16;
 }
 
@@ -299,15 +297,15 @@ size_t aml_rt_word_io(uint8_t *p, uint16_t min, uint16_t max)
 size_t aml_rt_dword_mem(uint8_t *p, uint32_t min, uint32_t max)
 {
 	p[0] = 0x87; /* large item: DWord Address Space */
-	p16(p + 1, 23);
+	put_le16(p + 1, 23);
 	p[3] = 0;    /* memory */
 	p[4] = 0x0c; /* producer, MinFixed, MaxFixed */
 	p[5] = 0x01; /* read-write, non-cacheable */
-	p32(p + 6, 0);
-	p32(p + 10, min);
-	p32(p + 14, max);
-	p32(p + 18, 0);
-	p32(p + 22, max - min + 1);
+	put_le32(p + 6, 0);
+	put_le32(p + 10, min);
+	put_le32(p + 14, max);
+	put_le32(p + 18, 0);
+	put_le32(p + 22, max - min + 1);
 	return 26;
 }
 

@@ -447,6 +447,32 @@ static void fatal_exit(struct vcpu *v, const char *what)
 	vm_exit_raise(&v->vm->exit, VM_EV_FATAL);
 }
 
+int cpu_exit_io(const struct bus *pio, struct kvm_run *run, size_t run_size)
+{
+	/* KVM fills these, but one bad value would have us read and write
+	 * past the kvm_run mapping: check the whole data area first */
+	uint32_t size = run->io.size, count = run->io.count;
+	uint64_t at = run->io.data_offset;
+	if ((size != 1 && size != 2 && size != 4) || at > run_size ||
+	    (uint64_t)size * count > run_size - at)
+		return -EINVAL;
+	uint8_t *p = (uint8_t *)run + at;
+	bool wr = run->io.direction == KVM_EXIT_IO_OUT;
+	for (uint32_t i = 0; i < count; i++, p += size)
+		bus_dispatch(pio, run->io.port, p, size, wr);
+	return 0;
+}
+
+int cpu_exit_mmio(const struct bus *mmio, struct kvm_run *run)
+{
+	/* mmio.data is 8 bytes and devices expect 1..8 */
+	uint32_t len = run->mmio.len;
+	if (len == 0 || len > sizeof(run->mmio.data))
+		return -EINVAL;
+	bus_dispatch(mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+	return 0;
+}
+
 void *cpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -471,16 +497,17 @@ void *cpu_thread(void *arg)
 			break;
 		}
 		switch (run->exit_reason) {
-		case KVM_EXIT_IO: {
-			uint8_t *p = (uint8_t *)run + run->io.data_offset;
-			bool wr = run->io.direction == KVM_EXIT_IO_OUT;
-			for (uint32_t i = 0; i < run->io.count; i++, p += run->io.size)
-				bus_dispatch(&vm->pio, run->io.port, p, run->io.size, wr);
+		case KVM_EXIT_IO:
+			if (cpu_exit_io(&vm->pio, run, (size_t)vm->kvm.run_size)) {
+				fatal_exit(v, "IO with an out-of-bounds data area");
+				return NULL;
+			}
 			break;
-		}
 		case KVM_EXIT_MMIO:
-			bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data,
-				     run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
+			if (cpu_exit_mmio(&vm->mmio, run)) {
+				fatal_exit(v, "MMIO with a bad length");
+				return NULL;
+			}
 			break;
 		case KVM_EXIT_INTR:
 		case KVM_EXIT_HLT: /* the in-kernel LAPIC handles HLT; just resume */

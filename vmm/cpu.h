@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "bus.h"
 #include "guestmem.h"
 #include "util.h"
 
@@ -42,6 +43,11 @@ int cpu_signals_init(void) WUR;
 #define CPU_KICK_SIGNAL SIGUSR1
 void cpu_kick(struct vcpu *v);
 
+/* One KVM_EXIT_IO / KVM_EXIT_MMIO onto its bus; run_size is the size of
+ * the kvm_run mapping. -EINVAL (nothing dispatched) when KVM's sizes or
+ * data offset would reach outside it. */
+int cpu_exit_io(const struct bus *pio, struct kvm_run *run, size_t run_size) WUR;
+int cpu_exit_mmio(const struct bus *mmio, struct kvm_run *run) WUR;
 void *cpu_thread(void *arg);
 void cpu_dump(const struct vcpu *v, FILE *f);
 #endif

@@ -71,6 +71,7 @@ static void data_read(void *opaque, uint64_t off, void *data, unsigned len)
 static void data_write(void *opaque, uint64_t off, const void *data, unsigned len)
 {
 	struct i8042 *k = opaque;
+	/* len >= 1 always (a 1-port range only ever sees len 1) */
 	uint8_t v = *(const uint8_t *)data;
 	(void)off;
 	(void)len;

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "bytes.h"
 #include "layout.h"
 
 #define FP_LEN      16
@@ -37,23 +38,12 @@ size_t mptable_size(unsigned ncpus)
 			    nr_pci_ints() + 2 /* LINT0, LINT1 */);
 }
 
-static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-
-static uint8_t sum8(const uint8_t *p, size_t n)
-{
-	uint8_t s = 0;
-	while (n--)
-		s = (uint8_t)(s + *p++);
-	return s;
-}
-
 static uint8_t *intr(uint8_t *p, uint8_t kind, uint8_t irqtype, uint16_t flags,
 		     uint8_t bus, uint8_t busirq, uint8_t dst, uint8_t dstpin)
 {
 	p[0] = kind;
 	p[1] = irqtype;
-	put16(p + 2, flags);
+	put_le16(p + 2, flags);
 	p[4] = bus;
 	p[5] = busirq;
 	p[6] = dst;
@@ -79,8 +69,8 @@ int mptable_build(uint8_t *buf, size_t cap, uint64_t gpa, unsigned ncpus)
 		p[1] = (uint8_t)i; /* APIC id = vCPU index; cpu.c sets the same */
 		p[2] = LAPIC_VERSION;
 		p[3] = 0x01 | (i == 0 ? 0x02 : 0); /* enabled, BSP */
-		put32(p + 4, 0x600);               /* family 6: informational */
-		put32(p + 8, (1u << 0) | (1u << 9)); /* FPU, APIC */
+		put_le32(p + 4, 0x600);               /* family 6: informational */
+		put_le32(p + 8, (1u << 0) | (1u << 9)); /* FPU, APIC */
 		p += CPU_LEN;
 	}
 	p[0] = ENT_BUS;
@@ -97,7 +87,7 @@ int mptable_build(uint8_t *buf, size_t cap, uint64_t gpa, unsigned ncpus)
 	p[1] = ioapic_id;
 	p[2] = IOAPIC_VERSION;
 	p[3] = 0x01; /* usable */
-	put32(p + 4, (uint32_t)LAYOUT_IOAPIC);
+	put_le32(p + 4, (uint32_t)LAYOUT_IOAPIC);
 	p += SHORT_LEN;
 	count++;
 
@@ -119,16 +109,16 @@ int mptable_build(uint8_t *buf, size_t cap, uint64_t gpa, unsigned ncpus)
 
 	size_t tlen = (size_t)(p - hdr);
 	memcpy(hdr, "PCMP", 4);
-	put16(hdr + 4, (uint16_t)tlen);
+	put_le16(hdr + 4, (uint16_t)tlen);
 	hdr[6] = 4; /* spec revision 1.4 */
 	memcpy(hdr + 8, "KVMLAB  ", 8);
 	memcpy(hdr + 16, "KVMLAB-VM   ", 12);
-	put16(hdr + 34, (uint16_t)count);
-	put32(hdr + 36, (uint32_t)LAYOUT_LAPIC);
+	put_le16(hdr + 34, (uint16_t)count);
+	put_le32(hdr + 36, (uint32_t)LAYOUT_LAPIC);
 	hdr[7] = (uint8_t)-sum8(hdr, tlen);
 
 	memcpy(fp, "_MP_", 4);
-	put32(fp + 4, (uint32_t)(gpa + FP_LEN));
+	put_le32(fp + 4, (uint32_t)(gpa + FP_LEN));
 	fp[8] = 1; /* length in 16-byte units */
 	fp[9] = 4;
 	/* feature bytes 0: a config table follows; IMCR absent (virtual wire) */

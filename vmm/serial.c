@@ -166,6 +166,7 @@ static uint8_t msr_of(const struct serial *s)
 	return MSR_DCD | MSR_DSR | MSR_CTS;
 }
 
+/* off < 8: the bus only dispatches accesses wholly inside our 8 ports */
 static uint8_t reg_read(struct serial *s, unsigned off)
 {
 	uint8_t v = 0xff;
@@ -244,7 +245,7 @@ static void serial_read(void *opaque, uint64_t off, void *data, unsigned len)
 {
 	struct serial *s = opaque;
 	memset(data, 0xff, len);
-	if (len != 1)
+	if (len != 1) /* a 16550 has byte registers only; wider reads float */
 		return;
 	pthread_mutex_lock(&s->lock);
 	*(uint8_t *)data = reg_read(s, (unsigned)off);

@@ -89,8 +89,9 @@ static bool in_range(const struct vblk *b, uint64_t sector, uint64_t len)
 }
 
 /* Serve one request; returns bytes written into the chain's writable part. */
-static uint32_t serve(struct vblk *b, const struct vq_chain *c)
+static uint32_t serve(void *dev, const struct vq_chain *c)
 {
+	struct vblk *b = dev;
 	const struct iovec *in = c->iov + c->nr_out;
 	struct { uint32_t type, reserved; uint64_t sector; } h;
 	uint8_t status = VIRTIO_BLK_S_IOERR;
@@ -99,12 +100,15 @@ static uint32_t serve(struct vblk *b, const struct vq_chain *c)
 	if (c->in_len == 0)
 		return 0; /* no room for a status byte: nothing we can say */
 	uint64_t in_data = c->in_len - 1; /* the last writable byte is status */
+	/* one copy of the header: the guest may rewrite it while we work */
 	if (vq_iov_read(c->iov, c->nr_out, 0, &h, HDR_LEN) != HDR_LEN)
 		goto out;
-	uint64_t out_data = c->out_len - HDR_LEN;
+	uint64_t out_data = c->out_len - HDR_LEN; /* >= 0: the header fit */
 
 	switch (h.type) {
 	case VIRTIO_BLK_T_IN: {
+		/* whole sectors inside the image: then sector * SECTOR cannot
+		 * overflow, as sector <= capacity = size / SECTOR */
 		if (in_data % SECTOR || !in_range(b, h.sector, in_data))
 			break;
 		unsigned k = slice(b, in, c->nr_in, 0, in_data);
@@ -127,6 +131,7 @@ static uint32_t serve(struct vblk *b, const struct vq_chain *c)
 			status = VIRTIO_BLK_S_OK;
 		break;
 	case VIRTIO_BLK_T_GET_ID: {
+		/* a short buffer gets a prefix of the id, never more than it holds */
 		uint64_t n = in_data < sizeof(b->id) ? in_data : sizeof(b->id);
 		wrote = vq_iov_write(in, c->nr_in, 0, b->id, n);
 		status = VIRTIO_BLK_S_OK;
@@ -143,23 +148,7 @@ out:
 
 void vblk_process(struct vblk *b)
 {
-	struct vpci_queue *pq = &b->vpci.q[0];
-	struct vq_chain c;
-	bool pushed = false;
-
-	pthread_mutex_lock(&pq->lock);
-	for (;;) {
-		int rc = vq_pop(&pq->vq, &c);
-		if (rc < 0)
-			vpci_set_needs_reset(&b->vpci);
-		if (rc <= 0)
-			break;
-		vq_push(&pq->vq, c.head, serve(b, &c));
-		pushed = true;
-	}
-	if (pushed && vq_should_signal(&pq->vq))
-		vpci_signal(&b->vpci, 0);
-	pthread_mutex_unlock(&pq->lock);
+	vpci_drain(&b->vpci, 0, serve);
 }
 
 static void notify(void *dev, unsigned q)

@@ -19,6 +19,7 @@
  * (plus Ethernet and VLAN header) without guest GSO */
 #define RX_NEED_GSO (VNET_HDR_LEN + 65535 + 14 + 4)
 #define RX_NEED_MTU (VNET_HDR_LEN + 1500 + 14 + 4)
+#define TX_MAX RX_NEED_GSO
 
 uint64_t vnet_features(void)
 {
@@ -124,43 +125,37 @@ static const struct vpci_ops vnet_ops = {
 	.set_features = set_features, .reset = reset,
 };
 
+/* One tx chain: a header plus a frame, device-readable only. Anything
+ * else is dropped; the buffer goes back either way, with nothing written. */
+static uint32_t tx_one(void *dev, const struct vq_chain *c)
+{
+	struct vnet *n = dev;
+	/* the guest picks out_len (up to 256 segments of 4 GiB): nothing
+	 * longer than a 64 KiB GSO frame is a frame, so spare the tap the copy */
+	if (c->nr_in || c->out_len < VNET_HDR_LEN || c->out_len > TX_MAX) {
+		n->stats_tx_drop++;
+		return 0;
+	}
+	ssize_t w;
+	do
+		w = writev(n->fd, c->iov, (int)c->nr_out);
+	while (w < 0 && errno == EINTR);
+	/* a full or unhappy tap (it also refuses GSO/checksum fields that do
+	 * not fit the frame) drops the frame, as a wire would */
+	if (w < 0) {
+		n->stats_tx_drop++;
+		if (!n->tx_err_logged && errno != EAGAIN && errno != ENOBUFS) {
+			fprintf(stderr, "kvmlab-vm: virtio-net: tap write: %s "
+				"(frame dropped; logged once)\n", strerror(errno));
+			n->tx_err_logged = true;
+		}
+	}
+	return 0;
+}
+
 void vnet_tx(struct vnet *n)
 {
-	struct vpci_queue *pq = &n->vpci.q[TXQ];
-	struct vq_chain c;
-	bool pushed = false;
-
-	pthread_mutex_lock(&pq->lock);
-	for (;;) {
-		int rc = vq_pop(&pq->vq, &c);
-		if (rc < 0)
-			vpci_set_needs_reset(&n->vpci);
-		if (rc <= 0)
-			break;
-		/* a tx chain is header + frame, device-readable only; anything
-		 * else is dropped, the buffer still goes back */
-		if (c.nr_in || c.out_len < VNET_HDR_LEN) {
-			n->stats_tx_drop++;
-		} else {
-			ssize_t w;
-			do
-				w = writev(n->fd, c.iov, (int)c.nr_out);
-			while (w < 0 && errno == EINTR);
-			/* a full or unhappy tap drops the frame, as a wire would */
-			if (w < 0) {
-				n->stats_tx_drop++;
-				if (!n->tx_err_logged && errno != EAGAIN && errno != ENOBUFS)
-					fprintf(stderr, "kvmlab-vm: virtio-net: tap write: %s "
-						"(frame dropped; logged once)\n", strerror(errno));
-				n->tx_err_logged = n->tx_err_logged || (errno != EAGAIN && errno != ENOBUFS);
-			}
-		}
-		vq_push(&pq->vq, c.head, 0);
-		pushed = true;
-	}
-	if (pushed && vq_should_signal(&pq->vq))
-		vpci_signal(&n->vpci, TXQ);
-	pthread_mutex_unlock(&pq->lock);
+	vpci_drain(&n->vpci, TXQ, tx_one);
 }
 
 /* Receive one frame. 1: delivered (or dropped) one; 0: stop (fd empty or
@@ -232,7 +227,9 @@ static int rx_one(struct vnet *n, struct vq *q, bool *pushed)
 		}
 		return 0; /* EAGAIN: drained; other errors: nothing to do */
 	}
-	/* split the frame over the chains in order */
+	/* split the frame over the chains in order; each used length is
+	 * capped by its own chain's room, whatever r says: the guest must
+	 * never be told of bytes past its buffers */
 	uint64_t left = (uint64_t)r;
 	uint16_t used = 0;
 	while (left && used < nc) {
@@ -240,7 +237,8 @@ static int rx_one(struct vnet *n, struct vq *q, bool *pushed)
 		left -= k;
 		used++;
 	}
-	/* num_buffers sits at byte 10 of the header, in the first chain */
+	/* num_buffers sits at byte 10 of the header, in the first chain,
+	 * whose in_len >= VNET_HDR_LEN was checked when it was gathered */
 	struct vq_chain *first = &n->rxc[0];
 	(void)vq_iov_write(first->iov, first->nr_in, 10, &used, sizeof(used));
 	left = (uint64_t)r;

@@ -1,5 +1,6 @@
 #include "virtio_pci.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <linux/pci_regs.h>
@@ -89,6 +90,28 @@ void vpci_signal(struct vpci *v, unsigned q)
 	pthread_mutex_lock(&v->irq_lock);
 	raise_locked(v, VPCI_ISR_QUEUE, vec);
 	pthread_mutex_unlock(&v->irq_lock);
+}
+
+void vpci_drain(struct vpci *v, unsigned qi,
+		uint32_t (*serve)(void *dev, const struct vq_chain *c))
+{
+	struct vpci_queue *pq = &v->q[qi];
+	struct vq_chain c;
+	bool pushed = false;
+
+	pthread_mutex_lock(&pq->lock);
+	for (;;) {
+		int rc = vq_pop(&pq->vq, &c);
+		if (rc < 0)
+			vpci_set_needs_reset(v);
+		if (rc <= 0)
+			break;
+		vq_push(&pq->vq, c.head, serve(v->dev, &c));
+		pushed = true;
+	}
+	if (pushed && vq_should_signal(&pq->vq))
+		vpci_signal(v, qi);
+	pthread_mutex_unlock(&pq->lock);
 }
 
 void vpci_config_changed(struct vpci *v)
@@ -184,18 +207,42 @@ static void set_status_locked(struct vpci *v, uint8_t val)
 	v->status |= add;
 }
 
+/* A driver error on queue q. The guest can repeat it at will (reset,
+ * enable again), so only the first VQ_LOG_MAX reach the log. */
+static void __attribute__((format(printf, 3, 4)))
+log_locked(struct vpci *v, const struct vpci_queue *q, const char *fmt, ...)
+{
+	if (v->logged >= VQ_LOG_MAX)
+		return;
+	v->logged++;
+	char msg[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "kvmlab-vm: virtio %s: driver enabled %s%s\n",
+		q->vq.name ? q->vq.name : "queue", msg,
+		v->logged == VQ_LOG_MAX ? " (further errors not logged)" : "");
+}
+
 static void queue_enable_locked(struct vpci *v, struct vpci_queue *q)
 {
 	if (q->enabled || !(v->status & VIRTIO_CONFIG_S_FEATURES_OK))
 		return;
+	/* the driver may only shrink queue_size (4.1.4.3.2): refuse a ring
+	 * larger than the device said it handles (blk's seg_max derives from it) */
+	if (q->size > v->queue_max) {
+		log_locked(v, q, "queue size %u above the maximum %u", q->size, v->queue_max);
+		vpci_set_needs_reset(v);
+		return;
+	}
 	pthread_mutex_lock(&q->lock);
 	int rc = vq_enable(&q->vq, v->gm, q->size, q->desc, q->avail, q->used,
 			   vpci_has(v, VIRTIO_RING_F_EVENT_IDX),
 			   vpci_has(v, VIRTIO_RING_F_INDIRECT_DESC));
 	pthread_mutex_unlock(&q->lock);
 	if (rc) {
-		fprintf(stderr, "kvmlab-vm: virtio %s: driver enabled a bad ring (%s)\n",
-			q->vq.name ? q->vq.name : "queue", strerror(-rc));
+		log_locked(v, q, "bad ring (%s)", strerror(-rc));
 		vpci_set_needs_reset(v);
 		return;
 	}
@@ -211,6 +258,7 @@ static void common_set(struct vpci *v, unsigned off, uint64_t val)
 	case CC_DFSELECT: v->dfselect = (uint32_t)val; break;
 	case CC_GFSELECT: v->gfselect = (uint32_t)val; break;
 	case CC_GF:
+		/* bits we did not offer are refused at FEATURES_OK, not here */
 		if (v->gfselect < 2 && !(v->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
 			unsigned sh = 32 * v->gfselect;
 			uint64_t f = v->driver_features & ~(0xffffffffull << sh);
@@ -219,12 +267,17 @@ static void common_set(struct vpci *v, unsigned off, uint64_t val)
 		}
 		break;
 	case CC_MSIX:
+		/* a vector we do not have means "none", so msix_fire_locked
+		 * never indexes past the table */
 		__atomic_store_n(&v->msix_config,
 				 val < VPCI_MSIX_VECTORS ? (uint16_t)val : VPCI_NO_VECTOR,
 				 __ATOMIC_RELAXED);
 		break;
 	case CC_STATUS: set_status_locked(v, (uint8_t)val); break;
+	/* any qsel is kept (reads then see zeros, writes go nowhere) */
 	case CC_QSEL: v->qsel = (uint16_t)val; break;
+	/* size and ring addresses are taken as is: queue_enable_locked and
+	 * vq_enable vet them all before anything reads a ring */
 	case CC_QSIZE: if (qw) q->size = (uint16_t)val; break;
 	case CC_QVEC:
 		if (q)
@@ -340,6 +393,7 @@ static void bar_write(struct pci_dev *d, unsigned bar, uint64_t off, const void 
 	} else if (off >= VPCI_NOTIFY_OFF && off < VPCI_NOTIFY_OFF + VPCI_REGION_SIZE) {
 		off -= VPCI_NOTIFY_OFF;
 		unsigned qi = (unsigned)(off / VPCI_NOTIFY_MULT);
+		/* the written value is ignored: the address alone names the queue */
 		if (off % VPCI_NOTIFY_MULT == 0 && qi < v->nq && v->ops->notify)
 			v->ops->notify(v->dev, qi);
 	} else if (off >= VPCI_MSIX_OFF) {

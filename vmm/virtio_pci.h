@@ -68,6 +68,7 @@ struct vpci {
 	uint16_t qsel, msix_config;
 	unsigned nq, cfg_size;
 	uint16_t queue_max;
+	unsigned logged; /* lines logged about driver errors (bounded) */
 	struct vpci_queue q[VPCI_MAX_QUEUES];
 
 	pthread_mutex_t irq_lock;
@@ -92,6 +93,11 @@ void vpci_destroy(struct vpci *v);
 /* Used buffers were pushed on queue q: interrupt the driver (MSI-X vector
  * of the queue, or INTx + ISR bit 0). Caller holds q's lock. */
 void vpci_signal(struct vpci *v, unsigned q);
+/* Pop every chain queue qi has (qi < nq), serve each (the return value is
+ * the used length: bytes written into the chain), then signal once. A
+ * malformed ring sets NEEDS_RESET. Takes q's lock; serve gets ops' dev. */
+void vpci_drain(struct vpci *v, unsigned qi,
+		uint32_t (*serve)(void *dev, const struct vq_chain *c));
 /* Device config changed (ISR bit 1 / msix_config vector). */
 void vpci_config_changed(struct vpci *v);
 /* A queue broke: show DEVICE_NEEDS_RESET and tell the driver. */

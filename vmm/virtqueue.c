@@ -31,9 +31,13 @@ static void store16(uint8_t *p, uint16_t v)
 
 static int vq_break(struct vq *q, const char *why)
 {
-	if (!q->broken)
-		fprintf(stderr, "kvmlab-vm: virtio %s: %s; queue stopped until reset\n",
-			q->name ? q->name : "queue", why);
+	/* a guest can reset and break a queue in a loop: log a few, not all */
+	if (!q->broken && q->logged < VQ_LOG_MAX) {
+		q->logged++;
+		fprintf(stderr, "kvmlab-vm: virtio %s: %s; queue stopped until reset%s\n",
+			q->name ? q->name : "queue", why,
+			q->logged == VQ_LOG_MAX ? " (further errors not logged)" : "");
+	}
 	q->broken = true;
 	return -EIO;
 }
@@ -41,8 +45,10 @@ static int vq_break(struct vq *q, const char *why)
 void vq_reset(struct vq *q)
 {
 	const char *name = q->name;
+	unsigned logged = q->logged;
 	memset(q, 0, sizeof(*q));
 	q->name = name;
+	q->logged = logged;
 }
 
 int vq_enable(struct vq *q, const struct gmem *gm, uint16_t size, uint64_t desc,
@@ -222,7 +228,10 @@ bool vq_arm(struct vq *q)
 	return load16(q->avail + 2) != seen;
 }
 
-size_t vq_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+/* Copy between buf and the bytes of n segments from offset off on; to_iov
+ * picks the direction. Returns the bytes copied (short at the chain's end). */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t off, void *buf,
+		       size_t len, bool to_iov)
 {
 	size_t done = 0;
 	for (unsigned i = 0; i < n && done < len; i++) {
@@ -233,27 +242,21 @@ size_t vq_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, s
 		size_t k = iov[i].iov_len - off;
 		if (k > len - done)
 			k = len - done;
-		memcpy((uint8_t *)dst + done, (uint8_t *)iov[i].iov_base + off, k);
+		uint8_t *seg = (uint8_t *)iov[i].iov_base + off, *b = (uint8_t *)buf + done;
+		memcpy(to_iov ? seg : b, to_iov ? b : seg, k);
 		done += k;
 		off = 0;
 	}
 	return done;
 }
 
+size_t vq_iov_read(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+{
+	return iov_copy(iov, n, off, dst, len, false);
+}
+
 size_t vq_iov_write(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
 {
-	size_t done = 0;
-	for (unsigned i = 0; i < n && done < len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t k = iov[i].iov_len - off;
-		if (k > len - done)
-			k = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, k);
-		done += k;
-		off = 0;
-	}
-	return done;
+	/* the cast only lets one helper serve both directions; src is never written */
+	return iov_copy(iov, n, off, (void *)src, len, true);
 }

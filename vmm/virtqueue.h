@@ -14,10 +14,12 @@
  * indirect) may have. A chain never needs more than a queue's worth. */
 #define VQ_MAX_SIZE 256
 #define VQ_MAX_SEGS 256
+#define VQ_LOG_MAX 8
 
 struct vq {
 	const struct gmem *gm;
-	const char *name; /* for the one log line when the queue breaks */
+	const char *name; /* for the log line when the queue breaks */
+	unsigned logged;  /* break lines logged; survives vq_reset */
 	uint16_t size;
 	bool ready;
 	bool broken;      /* the driver broke the ring: stop until reset */
@@ -50,7 +52,8 @@ int vq_enable(struct vq *q, const struct gmem *gm, uint16_t size, uint64_t desc,
 void vq_reset(struct vq *q);
 /* 1: a chain was popped into *c; 0: nothing available (or queue not
  * ready); -EIO: the ring is malformed, the queue is now broken and stays
- * so until reset (logged once). */
+ * so until reset (logged the first VQ_LOG_MAX times only: a guest can
+ * reset and break a queue in a loop). */
 int vq_pop(struct vq *q, struct vq_chain *c) WUR;
 /* Give back the last n popped chains that were not used (nothing about
  * them was published yet). */

@@ -12,20 +12,11 @@
 #include "acpi.h"
 #include "aml.h"
 #include "layout.h"
+#include "le.h"
 #include "t.h"
 
 static uint8_t mem[0x100000];
 
-static uint8_t sum(const uint8_t *p, size_t n)
-{
-	uint8_t s = 0;
-	for (size_t i = 0; i < n; i++)
-		s = (uint8_t)(s + p[i]);
-	return s;
-}
-static uint16_t g16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t g32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t g64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 /* ---- a minimal AML walker: Name, Scope, Device, data objects ---- */
 #define MAX_OBJS 64
@@ -150,7 +141,7 @@ static const uint8_t *data_obj(struct walk *w, const uint8_t *p, const uint8_t *
 			const uint8_t *b = data_obj(w, q, oend, base);
 			if (!b)
 				return NULL;
-			uint64_t size = q[0] == 0x0a ? q[1] : q[0] == 0x0b ? g16(q + 1) : q[0] == 0x01 ? 1 : q[0] == 0 ? 0 : UINT64_MAX;
+			uint64_t size = q[0] == 0x0a ? q[1] : q[0] == 0x0b ? rd_le16(q + 1) : q[0] == 0x01 ? 1 : q[0] == 0 ? 0 : UINT64_MAX;
 			if (size != (uint64_t)(oend - b))
 				return fail(w, "buffer size mismatch", p, base), NULL;
 			return oend;
@@ -230,9 +221,9 @@ static int int_of(const uint8_t *d, uint64_t *v)
 	case 0x00: *v = 0; return 1;
 	case 0x01: *v = 1; return 1;
 	case 0x0a: *v = d[1]; return 1;
-	case 0x0b: *v = g16(d + 1); return 1;
-	case 0x0c: *v = g32(d + 1); return 1;
-	case 0x0e: *v = g64(d + 1); return 1;
+	case 0x0b: *v = rd_le16(d + 1); return 1;
+	case 0x0c: *v = rd_le32(d + 1); return 1;
+	case 0x0e: *v = rd_le64(d + 1); return 1;
 	}
 	return 0;
 }
@@ -271,7 +262,7 @@ static struct rt_seen rt_walk(const uint8_t *p, size_t len)
 		if (p[0] & 0x80) {
 			if (end - p < 3)
 				return s;
-			dl = 3 + g16(p + 1);
+			dl = 3 + rd_le16(p + 1);
 		} else {
 			dl = 1 + (p[0] & 7);
 		}
@@ -282,7 +273,7 @@ static struct rt_seen rt_walk(const uint8_t *p, size_t len)
 			return s;
 		}
 		if (p[0] == 0x47) {
-			uint16_t mn = g16(p + 2), mx = g16(p + 4);
+			uint16_t mn = rd_le16(p + 2), mx = rd_le16(p + 4);
 			if (mn == 0xcf8 && mx == 0xcf8 && p[7] == 8)
 				s.io_cf8 = 1;
 			if (mn == LAYOUT_PORT_PVPANIC && mx == mn && p[7] == 1)
@@ -290,10 +281,10 @@ static struct rt_seen rt_walk(const uint8_t *p, size_t len)
 			if (mn == LAYOUT_PORT_COM1 && mx == mn && p[7] == 8)
 				s.io3f8 = 1;
 		} else if (p[0] == 0x22 || p[0] == 0x23) {
-			if (g16(p + 1) == 1u << LAYOUT_IRQ_COM1)
+			if (rd_le16(p + 1) == 1u << LAYOUT_IRQ_COM1)
 				s.irq4 = 1;
 		} else if (p[0] == 0x88) {
-			uint16_t mn = g16(p + 8), mx = g16(p + 10), l = g16(p + 14);
+			uint16_t mn = rd_le16(p + 8), mx = rd_le16(p + 10), l = rd_le16(p + 14);
 			if (p[3] == 2 && mn == 0 && mx == 0 && l == 1)
 				s.bus = 1;
 			if (p[3] == 1 && mn == 0 && mx == 0xcf7 && l == 0xcf8)
@@ -301,7 +292,7 @@ static struct rt_seen rt_walk(const uint8_t *p, size_t len)
 			if (p[3] == 1 && mn == 0xd00 && mx == 0xffff && l == 0xf300)
 				s.io_hi = 1;
 		} else if (p[0] == 0x87) {
-			uint32_t mn = g32(p + 10), mx = g32(p + 14), l = g32(p + 22);
+			uint32_t mn = rd_le32(p + 10), mx = rd_le32(p + 14), l = rd_le32(p + 22);
 			if (p[3] == 0 && mn == LAYOUT_PCI_MMIO && mx == LAYOUT_PCI_MMIO_END - 1 &&
 			    l == LAYOUT_PCI_MMIO_END - LAYOUT_PCI_MMIO)
 				s.mem = 1;
@@ -384,9 +375,9 @@ static int table_ok(uint64_t a, const char *sig)
 {
 	if (a < LAYOUT_ACPI_TABLES || a + 36 > LAYOUT_ACPI_END)
 		return 0;
-	uint32_t len = g32(mem + a + 4);
+	uint32_t len = rd_le32(mem + a + 4);
 	return memcmp(mem + a, sig, 4) == 0 && len >= 36 && a + len <= LAYOUT_ACPI_END &&
-	       sum(mem + a, len) == 0;
+	       t_sum8(mem + a, len) == 0;
 }
 
 static void check(unsigned n, struct tables *tb)
@@ -399,21 +390,16 @@ static void check(unsigned n, struct tables *tb)
 	CHECK_EQ(acpi_write(&gm, n, &e), 0, "%u cpus: written (%s)", n, e.msg);
 
 	/* Linux's scan: 16-byte steps over e0000-fffff, 20-byte checksum */
-	const uint8_t *r = NULL;
-	for (uint64_t a = 0xe0000; a < 0x100000; a += 16)
-		if (memcmp(mem + a, "RSD PTR ", 8) == 0 && sum(mem + a, 20) == 0) {
-			r = mem + a;
-			break;
-		}
+	const uint8_t *r = t_scan16(mem, 0xe0000, 0x100000, "RSD PTR ", 20);
 	CHECK(r == mem + LAYOUT_ACPI_RSDP, "%u cpus: RSDP found at LAYOUT_ACPI_RSDP", n);
 	if (!r)
 		return;
-	CHECK(r[15] == 2 && g32(r + 20) == 36 && sum(r, 36) == 0, "%u cpus: RSDP rev 2, length 36, extended checksum", n);
-	uint64_t x = g64(r + 24);
+	CHECK(r[15] == 2 && rd_le32(r + 20) == 36 && t_sum8(r, 36) == 0, "%u cpus: RSDP rev 2, length 36, extended checksum", n);
+	uint64_t x = rd_le64(r + 24);
 	CHECK(table_ok(x, "XSDT"), "%u cpus: XSDT at 0x%llx, checksum", n, (unsigned long long)x);
 	if (!table_ok(x, "XSDT"))
 		return;
-	uint32_t xl = g32(mem + x + 4);
+	uint32_t xl = rd_le32(mem + x + 4);
 	CHECK((xl - 36) % 8 == 0 && xl > 36, "%u cpus: XSDT has %u entries", n, (xl - 36) / 8);
 	tb->rsdp = r;
 	tb->xsdt = mem + x;
@@ -422,7 +408,7 @@ static void check(unsigned n, struct tables *tb)
 	lo[cnt] = x;
 	hi[cnt++] = x + xl;
 	for (uint32_t off = 36; off + 8 <= xl; off += 8) {
-		uint64_t t = g64(mem + x + off);
+		uint64_t t = rd_le64(mem + x + off);
 		if (table_ok(t, "FACP"))
 			tb->fadt = mem + t;
 		else if (table_ok(t, "APIC"))
@@ -431,22 +417,22 @@ static void check(unsigned n, struct tables *tb)
 			CHECK(0, "%u cpus: XSDT entry 0x%llx is a valid FACP/APIC", n, (unsigned long long)t);
 		if (cnt < 8) {
 			lo[cnt] = t;
-			hi[cnt++] = t + g32(mem + t + 4);
+			hi[cnt++] = t + rd_le32(mem + t + 4);
 		}
 	}
 	CHECK(tb->fadt && tb->madt, "%u cpus: XSDT -> FADT and MADT, checksums 0", n);
 	if (!tb->fadt || !tb->madt)
 		return;
 	const uint8_t *f = tb->fadt;
-	CHECK(g32(f + 4) == 276 && f[8] == 6, "%u cpus: FADT rev 6, 276 bytes", n);
-	uint64_t d = g64(f + 140);
-	CHECK(table_ok(d, "DSDT") && g32(f + 40) == d, "%u cpus: X_DSDT -> DSDT (checksum ok), DSDT field agrees", n);
+	CHECK(rd_le32(f + 4) == 276 && f[8] == 6, "%u cpus: FADT rev 6, 276 bytes", n);
+	uint64_t d = rd_le64(f + 140);
+	CHECK(table_ok(d, "DSDT") && rd_le32(f + 40) == d, "%u cpus: X_DSDT -> DSDT (checksum ok), DSDT field agrees", n);
 	if (!table_ok(d, "DSDT"))
 		return;
 	tb->dsdt = mem + d;
 	if (cnt < 8) {
 		lo[cnt] = d;
-		hi[cnt++] = d + g32(mem + d + 4);
+		hi[cnt++] = d + rd_le32(mem + d + 4);
 	}
 	int overlap = 0;
 	for (unsigned i = 0; i < cnt; i++)
@@ -454,11 +440,11 @@ static void check(unsigned n, struct tables *tb)
 			if (lo[i] < hi[j] && lo[j] < hi[i])
 				overlap = 1;
 	CHECK(!overlap, "%u cpus: tables do not overlap", n);
-	uint32_t flags = g32(f + 112);
+	uint32_t flags = rd_le32(f + 112);
 	CHECK((flags & (1u << 20)) && (flags & (1u << 10)), "%u cpus: HW_REDUCED_ACPI and RESET_REG_SUP", n);
-	CHECK(!(g16(f + 109) & (1u << 3)), "%u cpus: IAPC_BOOT_ARCH does not say MSI unsupported", n);
+	CHECK(!(rd_le16(f + 109) & (1u << 3)), "%u cpus: IAPC_BOOT_ARCH does not say MSI unsupported", n);
 	for (unsigned o = 56; o < 88; o += 4)
-		if (g32(f + o))
+		if (rd_le32(f + o))
 			CHECK(0, "%u cpus: legacy PM block at FADT+%u is set", n, o);
 	static const struct { unsigned off; uint64_t port; const char *what; } gas[] = {
 		{ 244, LAYOUT_PORT_ACPI_SLEEP, "SLEEP_CONTROL_REG" },
@@ -467,25 +453,25 @@ static void check(unsigned n, struct tables *tb)
 	};
 	for (unsigned i = 0; i < 3; i++) {
 		const uint8_t *g = f + gas[i].off;
-		CHECK(g[0] == 1 && g[1] == 8 && g[2] == 0 && g[3] == 1 && g64(g + 4) == gas[i].port,
+		CHECK(g[0] == 1 && g[1] == 8 && g[2] == 0 && g[3] == 1 && rd_le64(g + 4) == gas[i].port,
 		      "%u cpus: %s = SystemIO 8-bit 0x%llx", n, gas[i].what, (unsigned long long)gas[i].port);
 	}
 	CHECK_EQ(f[128], 1, "%u cpus: RESET_VALUE", n);
 	CHECK(memcmp(f + 268, "KVMLAB", 6) == 0, "%u cpus: hypervisor vendor id", n);
 
 	/* MADT */
-	const uint8_t *m = tb->madt, *p = m + 44, *end = m + g32(m + 4);
-	CHECK(g32(m + 36) == LAYOUT_LAPIC, "%u cpus: MADT local APIC address", n);
+	const uint8_t *m = tb->madt, *p = m + 44, *end = m + rd_le32(m + 4);
+	CHECK(rd_le32(m + 36) == LAYOUT_LAPIC, "%u cpus: MADT local APIC address", n);
 	unsigned lapics = 0, ioapics = 0, isos = 0, ids_ok = 1;
 	while (p + 2 <= end && p[1] >= 2 && p + p[1] <= end) {
 		if (p[0] == 0 && p[1] == 8) {
-			if (p[3] != lapics || !(g32(p + 4) & 1))
+			if (p[3] != lapics || !(rd_le32(p + 4) & 1))
 				ids_ok = 0;
 			lapics++;
 		} else if (p[0] == 1 && p[1] == 12) {
 			ioapics++;
-			CHECK(g32(p + 4) == LAYOUT_IOAPIC && g32(p + 8) == 0 && p[2] == n,
-			      "%u cpus: IOAPIC id %u at 0x%x, GSI base %u", n, p[2], g32(p + 4), g32(p + 8));
+			CHECK(rd_le32(p + 4) == LAYOUT_IOAPIC && rd_le32(p + 8) == 0 && p[2] == n,
+			      "%u cpus: IOAPIC id %u at 0x%x, GSI base %u", n, p[2], rd_le32(p + 4), rd_le32(p + 8));
 		} else if (p[0] == 2) {
 			isos++;
 		}
@@ -500,7 +486,7 @@ static void check(unsigned n, struct tables *tb)
 
 	char tag[32];
 	snprintf(tag, sizeof(tag), "%u cpus DSDT", n);
-	check_dsdt(tb->dsdt + 36, g32(tb->dsdt + 4) - 36, tag);
+	check_dsdt(tb->dsdt + 36, rd_le32(tb->dsdt + 4) - 36, tag);
 }
 
 /* ---- encoder corner cases, decoded with the walker's own pkglen ---- */
@@ -589,7 +575,7 @@ static int dump(const char *dir, const char *name, const uint8_t *t)
 	FILE *f = fopen(path, "we");
 	if (!f)
 		return -1;
-	size_t len = g32(t + 4);
+	size_t len = rd_le32(t + 4);
 	int rc = fwrite(t, 1, len, f) == len ? 0 : -1;
 	return fclose(f) || rc ? -1 : 0;
 }

@@ -8,6 +8,90 @@
 #include "layout.h"
 #include "t.h"
 
+/* a port/MMIO device that counts accesses and the bytes it saw */
+static unsigned io_hits, io_last_len;
+static uint8_t io_last[8];
+
+static void rec_read(void *o, uint64_t off, void *data, unsigned len)
+{
+	(void)o, (void)off;
+	io_hits++;
+	io_last_len = len;
+	memset(data, 0x5a, len);
+}
+
+static void rec_write(void *o, uint64_t off, const void *data, unsigned len)
+{
+	(void)o, (void)off;
+	io_hits++;
+	io_last_len = len;
+	memcpy(io_last, data, len < 8 ? len : 8);
+}
+
+static const struct bus_ops rec_ops = { .read = rec_read, .write = rec_write };
+
+/* KVM_EXIT_IO / KVM_EXIT_MMIO with sane and insane sizes, on a kvm_run
+ * buffer exactly run_size long so ASan sees any overrun */
+static void exit_checks(void)
+{
+	const size_t run_size = 4096;
+	struct bus pio = { 0 }, mmio = { 0 };
+	struct kvm_run *run = calloc(1, run_size);
+	if (!run || bus_register(&pio, 0x3f8, 8, &rec_ops, NULL) ||
+	    bus_register(&mmio, 0xd0000000, 0x1000, &rec_ops, NULL))
+		abort();
+
+	run->io = (typeof(run->io)){ .direction = KVM_EXIT_IO_OUT, .size = 1, .port = 0x3f8,
+				     .count = 3, .data_offset = 1024 };
+	memcpy((uint8_t *)run + 1024, "abc", 3);
+	io_hits = 0;
+	CHECK_EQ(cpu_exit_io(&pio, run, run_size), 0, "rep outsb of 3 dispatched");
+	CHECK_EQ(io_hits, 3, "one bus access per rep count");
+	CHECK_EQ(io_last[0], 'c', "last byte of the string seen last");
+
+	run->io.direction = KVM_EXIT_IO_IN;
+	run->io.size = 4;
+	run->io.count = 1;
+	run->io.data_offset = run_size - 4;
+	io_hits = 0;
+	CHECK_EQ(cpu_exit_io(&pio, run, run_size), 0, "inl into the last 4 bytes of kvm_run");
+	CHECK_EQ(((uint8_t *)run)[run_size - 1], 0x5a, "read data lands at data_offset");
+
+	static const struct { uint8_t size; uint32_t count; uint64_t off; const char *what; } bad[] = {
+		{ 4, 1, 4096 - 3, "inl straddling the end of kvm_run" },
+		{ 1, 1, 4096, "data_offset at the end of kvm_run" },
+		{ 1, 1, 1ull << 40, "data_offset far past kvm_run" },
+		{ 2, 0x80000000u, 1024, "count * size past kvm_run" },
+		{ 4, 0xffffffffu, 0, "count * size overflowing 32 bits" },
+		{ 8, 1, 1024, "size 8" },
+		{ 3, 1, 1024, "size 3" },
+		{ 0, 1, 1024, "size 0" },
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		run->io = (typeof(run->io)){ .direction = KVM_EXIT_IO_IN, .size = bad[i].size,
+					     .port = 0x3f8, .count = bad[i].count,
+					     .data_offset = bad[i].off };
+		io_hits = 0;
+		CHECK_EQ(cpu_exit_io(&pio, run, run_size), -EINVAL, "refused: %s", bad[i].what);
+		CHECK_EQ(io_hits, 0, "nothing dispatched: %s", bad[i].what);
+	}
+
+	run->mmio = (typeof(run->mmio)){ .phys_addr = 0xd0000010, .len = 8, .is_write = 1 };
+	memcpy(run->mmio.data, "12345678", 8);
+	io_hits = 0;
+	CHECK_EQ(cpu_exit_mmio(&mmio, run), 0, "8-byte MMIO write dispatched");
+	CHECK_EQ(io_hits * 100 + io_last_len, 108, "with its length");
+	static const uint32_t badlen[] = { 0, 9, 16, 0xffffffffu };
+	for (unsigned i = 0; i < sizeof(badlen) / sizeof(badlen[0]); i++) {
+		uint32_t len = badlen[i];
+		run->mmio.len = len;
+		io_hits = 0;
+		CHECK_EQ(cpu_exit_mmio(&mmio, run), -EINVAL, "MMIO len %u refused", len);
+		CHECK_EQ(io_hits, 0, "nothing dispatched for MMIO len %u", len);
+	}
+	free(run);
+}
+
 static uint64_t rd64(const uint8_t *ram, uint64_t gpa)
 {
 	uint64_t v;
@@ -92,5 +176,6 @@ int main(void)
 	CHECK_EQ(c->entries[5].eax & 0x3ff, 0x121, "leaf 4: cache type/level kept");
 	free(c);
 	free(ram);
+	exit_checks();
 	return t_done();
 }

@@ -5,18 +5,8 @@
 
 #include "layout.h"
 #include "mptable.h"
+#include "le.h"
 #include "t.h"
-
-static uint8_t sum(const uint8_t *p, size_t n)
-{
-	uint8_t s = 0;
-	for (size_t i = 0; i < n; i++)
-		s = (uint8_t)(s + p[i]);
-	return s;
-}
-
-static uint16_t g16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t g32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 static void check(unsigned n)
 {
@@ -28,26 +18,21 @@ static void check(unsigned n)
 	CHECK_EQ(mptable_write(&gm, n, &e), 0, "%u cpus: written (%s)", n, e.msg);
 
 	/* find the floating pointer the way Linux does: 16-byte steps */
-	const uint8_t *fp = NULL;
-	for (uint64_t a = 0xf0000; a < 0x100000; a += 16)
-		if (memcmp(mem + a, "_MP_", 4) == 0 && sum(mem + a, 16) == 0) {
-			fp = mem + a;
-			break;
-		}
+	const uint8_t *fp = t_scan16(mem, 0xf0000, 0x100000, "_MP_", 16);
 	CHECK(fp != NULL, "%u cpus: _MP_ found in f0000-fffff with checksum 0", n);
 	if (!fp)
 		return;
 	CHECK(fp[8] == 1 && fp[9] == 4 && fp[11] == 0, "%u cpus: fp length 1, rev 1.4, table present", n);
-	uint32_t phys = g32(fp + 4);
+	uint32_t phys = rd_le32(fp + 4);
 	CHECK(phys >= 0xf0000 && phys < LAYOUT_MPTABLE_END - 44, "%u cpus: table at 0x%x", n, phys);
 	const uint8_t *t = mem + phys;
 	CHECK(memcmp(t, "PCMP", 4) == 0, "%u cpus: PCMP signature", n);
-	uint16_t len = g16(t + 4), count = g16(t + 34);
+	uint16_t len = rd_le16(t + 4), count = rd_le16(t + 34);
 	CHECK(phys + len <= LAYOUT_MPTABLE_END, "%u cpus: %u bytes fit below 1 MiB", n, len);
-	CHECK_EQ(sum(t, len), 0, "%u cpus: table checksum", n);
+	CHECK_EQ(t_sum8(t, len), 0, "%u cpus: table checksum", n);
 	CHECK_EQ(t[6], 4, "%u cpus: spec rev", n);
-	CHECK_EQ(g32(t + 36), LAYOUT_LAPIC, "%u cpus: LAPIC address", n);
-	CHECK(g16(t + 40) == 0, "%u cpus: no extended table", n);
+	CHECK_EQ(rd_le32(t + 36), LAYOUT_LAPIC, "%u cpus: LAPIC address", n);
+	CHECK(rd_le16(t + 40) == 0, "%u cpus: no extended table", n);
 
 	unsigned cpus = 0, bsp = 0, buses = 0, ioapics = 0, isa = 0, pci = 0, lint = 0, walked = 0;
 	int ids_ok = 1, walk_ok = 1, isa_id = -1, pci_id = -1, ioapic_id = -1;
@@ -77,13 +62,13 @@ static void check(unsigned n)
 		case 2:
 			ioapics++;
 			ioapic_id = p[1];
-			CHECK(g32(p + 4) == LAYOUT_IOAPIC && (p[3] & 1), "%u cpus: IOAPIC at 0x%x, enabled", n, g32(p + 4));
+			CHECK(rd_le32(p + 4) == LAYOUT_IOAPIC && (p[3] & 1), "%u cpus: IOAPIC at 0x%x, enabled", n, rd_le32(p + 4));
 			break;
 		case 3:
 			if (p[4] == isa_id && p[1] == 0 && p[5] == p[7] && p[6] == ioapic_id && p[5] < 16)
 				isa++;
 			else if (p[4] == pci_id && p[6] == ioapic_id && p[7] >= 16 && p[7] < LAYOUT_IOAPIC_PINS &&
-				 g16(p + 2) == 0x0f && p[7] == LAYOUT_PCI_INTX_GSI(p[5] >> 2, p[5] & 3))
+				 rd_le16(p + 2) == 0x0f && p[7] == LAYOUT_PCI_INTX_GSI(p[5] >> 2, p[5] & 3))
 				pci++;
 			break;
 		case 4:
