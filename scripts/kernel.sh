@@ -43,7 +43,9 @@ kl_kernel_fetch() {
 	mkdir -p "$debs"
 	pkg=$(kl_kernel_pkg)
 	if [ -n "$pkg" ]; then
-		deb=$(ls -1 "$debs/${pkg}_"*_amd64.deb 2>/dev/null | sort -V | tail -n1)
+		# (no match is normal before the first download: not an error
+		# under the callers' pipefail)
+		deb=$(ls -1 "$debs/${pkg}_"*_amd64.deb 2>/dev/null | sort -V | tail -n1) || true
 		if [ -z "$deb" ]; then
 			kl_log "downloading $pkg"
 			# apt's sandbox user cannot write into build/; download as
@@ -59,7 +61,7 @@ kl_kernel_fetch() {
 		fi
 	else
 		# apt lists missing (e.g. offline container): use a cached one
-		deb=$(ls -1 "$debs"/linux-image-*-cloud-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -n1)
+		deb=$(ls -1 "$debs"/linux-image-*-cloud-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -n1) || true
 		[ -n "$deb" ] || kl_die "cannot resolve $KL_META_PKG (apt-cache) and no cached kernel in $debs"
 	fi
 	export KL_KDEB=$deb
