@@ -512,7 +512,10 @@ void *cpu_thread(void *arg)
 		case KVM_EXIT_INTR:
 		case KVM_EXIT_HLT: /* the in-kernel LAPIC handles HLT; just resume */
 			break;
-		case KVM_EXIT_SHUTDOWN: /* triple fault: what a PC does is reset */
+		case KVM_EXIT_SHUTDOWN:
+			/* triple fault: a PC resets, so this is a reboot; say so,
+			 * since an early one looks like a silent clean exit */
+			fprintf(stderr, "kvmlab-vm: vCPU %u: triple fault, treated as a reset\n", v->id);
 			vm_exit_raise(&vm->exit, VM_EV_REBOOT);
 			return NULL;
 		case KVM_EXIT_SYSTEM_EVENT:
