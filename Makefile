@@ -32,6 +32,7 @@ deps:
 	scripts/install-deps
 
 test: deps
+	scripts/build-guest
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory SAN=1 all unit
 	tests/run

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A kvmlab network serves any VMM: QEMU, not kvmlab-vm, boots the default
+# guest with virtio-net on a persistent tap made by `kvmlab-net tap add`
+# (IFF_VNET_HDR, so QEMU's vnet_hdr=on must work), and the guest pings the
+# bridge address. Oracles: the guest's own ping output and exit status,
+# and the tap's counters and master from `ip -j`. Runs in its own netns.
+. "$(dirname "$0")/../lib.sh"
+cd "$T_ROOT" || exit 1
+QEMU=$(command -v qemu-system-x86_64) || { t_skip "qemu peer" "no qemu-system-x86_64"; exit 0; }
+[ "$(id -u)" = 0 ] || { t_skip "qemu peer" "needs root"; exit 0; }
+[ -f "$KVMLAB_BUILD/guest/bzImage" ] || { t_skip "qemu peer" "no default guest"; exit 0; }
+
+t_netns_new ns qpeer || { t_fail "qemu peer: netns" "ip netns add failed"; t_finish; }
+t_defer "ip netns exec $ns $KVMLAB_NET down qpeer"
+out=$(mktemp /tmp/kvmlab-qpeer.XXXXXX)
+t_defer "rm -f '$out'"
+
+if ! ip netns exec "$ns" "$KVMLAB_NET" up qpeer --cidr 10.77.0.1/24 ||
+	! ip netns exec "$ns" "$KVMLAB_NET" tap add klq0 --net qpeer; then
+	t_fail "qemu peer: kvmlab-net up + tap add" "failed"
+	t_finish
+fi
+run='ping -c 3 -W 5 10.77.0.1'
+timeout -k 5 "${KVMLAB_KVM_TIMEOUT:-90}" ip netns exec "$ns" "$QEMU" -enable-kvm -M pc -cpu host \
+	-m 256 -smp 1 -nodefaults -no-user-config -display none -serial stdio -no-reboot \
+	-kernel "$KVMLAB_BUILD/guest/bzImage" -initrd "$KVMLAB_BUILD/guest/initrd.img" \
+	-append "console=ttyS0 reboot=k quiet kvmlab.ip=10.77.0.2/24 kvmlab.run=\"$run\"" \
+	-netdev tap,id=n0,ifname=klq0,script=no,downscript=no,vnet_hdr=on \
+	-device virtio-net-pci,netdev=n0,romfile= </dev/null >"$out" 2>&1
+rc=$?
+tr -d '\r' <"$out" >"$out.t" && mv "$out.t" "$out"
+
+if grep -q '^KVMLAB-RC=0$' "$out" && grep -q '3 packets received' "$out"; then
+	t_ok "qemu peer: QEMU guest on a kvmlab tap pings the bridge"
+else
+	t_fail "qemu peer: QEMU guest on a kvmlab tap pings the bridge" \
+		"qemu rc $rc: $(grep -E 'KVMLAB|packets|error|Error' "$out" | tr '\n' ' ' | cut -c1-200)"
+fi
+j=$(ip -n "$ns" -j -s link show klq0 2>/dev/null)
+rx=$(jq -r '.[0].stats64.rx.packets // 0' <<<"$j")
+master=$(jq -r '.[0].master // ""' <<<"$j")
+if [ "${rx:-0}" -ge 3 ] && [ "$master" = kl-qpeer ]; then
+	t_ok "qemu peer: tap klq0 on kl-qpeer carried the guest's frames (rx $rx)"
+else
+	t_fail "qemu peer: tap klq0 on kl-qpeer carried the guest's frames" "rx=$rx master=$master"
+fi
+t_finish
