@@ -725,9 +725,9 @@ int kl_tap_add(struct kl_net *h, const char *net, const char *const *taps,
 	struct st_net *sn;
 	struct kl_link br;
 	unsigned features = 0, queues = cfg && cfg->queues ? cfg->queues : 1;
-	char (*made)[KL_NAME_MAX + 1] = NULL;
+	char (*made)[KL_NAME_MAX + 1] = NULL, (*known)[KL_NAME_MAX + 1] = NULL;
 	char *buf = NULL, *p;
-	size_t nmade = 0;
+	size_t nmade = 0, nknown = 0;
 	int err;
 
 	kl_reset_msgs(h);
@@ -735,14 +735,19 @@ int kl_tap_add(struct kl_net *h, const char *net, const char *const *taps,
 		return err;
 	if (n == 0)
 		return kl_err(h, -EINVAL, "network %s: no tap names given", net);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if ((err = bad_name(h, "tap", taps[i])))
 			return err;
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(taps[i], taps[j]))
-				return kl_err(h, -EINVAL, "tap %s: named twice",
-					      taps[i]);
-	}
+	/* The pairwise scan only runs to name the culprit (or without
+	 * memory): it is N^2 for N taps. */
+	bool dup = true;
+	if (names_dup(taps, n, &dup) || dup)
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < i; j++)
+				if (!strcmp(taps[i], taps[j]))
+					return kl_err(h, -EINVAL,
+						      "tap %s: named twice",
+						      taps[i]);
 	if (cfg && (cfg->queues < 1 || cfg->queues > KL_QUEUES_MAX))
 		return kl_err(h, -EINVAL, "tap %s: --queues %u outside 1..%u",
 			      taps[0], cfg->queues, KL_QUEUES_MAX);
@@ -825,14 +830,25 @@ int kl_tap_add(struct kl_net *h, const char *net, const char *const *taps,
 		}
 	}
 	settle(h, sn->cfg.bridge);
+	/* The names recorded before, sorted: scanning the record for each
+	 * new tap would be N^2. The snapshot stays true for each name looked
+	 * up, as the loop only adds and drops the (distinct) new names.
+	 * Without it, every name takes the slow path. */
+	if (state_tap_names(&st, &known, &nknown))
+		known = NULL;
 	for (size_t i = 0; i < n; i++) {
-		/* Forget it elsewhere if an earlier network claimed the name
-		 * for a tap that has since vanished. */
-		size_t j;
-		struct st_net *o = state_find_tap(&st, taps[i], &j);
-		if (o && o != sn)
-			tap_forget(o, j);
-		if ((err = state_add_tap(sn, taps[i], queues))) {
+		if (known && !names_has(known, nknown, taps[i])) {
+			err = state_append_tap(sn, taps[i], queues);
+		} else {
+			/* Forget it elsewhere if an earlier network claimed
+			 * the name for a tap that has since vanished. */
+			size_t j;
+			struct st_net *o = state_find_tap(&st, taps[i], &j);
+			if (o && o != sn)
+				tap_forget(o, j);
+			err = state_add_tap(sn, taps[i], queues);
+		}
+		if (err) {
 			err = kl_err(h, err, "network %s: out of memory", net);
 			goto rollback;
 		}
@@ -852,6 +868,7 @@ rollback:
 	}
 out:
 	free(made);
+	free(known);
 	free(buf);
 	end(h, &st);
 	return err;
@@ -860,7 +877,9 @@ out:
 int kl_tap_del(struct kl_net *h, const char *const *taps, size_t n)
 {
 	struct kl_state st;
-	char (*names)[KL_NAME_MAX + 1] = NULL;
+	char (*names)[KL_NAME_MAX + 1] = NULL, (*known)[KL_NAME_MAX + 1] = NULL;
+	size_t nknown = 0;
+	bool dup = false;
 	int err;
 
 	kl_reset_msgs(h);
@@ -873,8 +892,17 @@ int kl_tap_del(struct kl_net *h, const char *const *taps, size_t n)
 		return err;
 	if ((err = begin(h, &st, true)))
 		return err;
+	/* Sorted lookups instead of a scan of the record per name, which is
+	 * N^2 for N taps; the slow path stays for odd cases (no memory, a
+	 * name given twice or recorded twice), where it decides. */
+	if (state_tap_names(&st, &known, &nknown) ||
+	    names_dup(taps, n, &dup) || dup || sorted_dup(known, nknown)) {
+		free(known);
+		known = NULL;
+	}
 	for (size_t i = 0; i < n; i++)
-		if (!state_find_tap(&st, taps[i], NULL)) {
+		if (known ? !names_has(known, nknown, taps[i])
+			  : !state_find_tap(&st, taps[i], NULL)) {
 			err = kl_err(h, -ENOENT, "tap %s: not a kvmlab tap in this "
 				     "network namespace", taps[i]);
 			goto out;
@@ -888,12 +916,28 @@ int kl_tap_del(struct kl_net *h, const char *const *taps, size_t n)
 		snprintf(names[i], sizeof(names[i]), "%s", taps[i]);
 	if ((err = del_links(h, names, sizeof(names[0]), n, "tap")))
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		size_t j;
-		struct st_net *o = state_find_tap(&st, taps[i], &j);
-		if (o) {
-			tap_forget(o, j);
-			o->settle = true;
+	if (known) {
+		/* Every name is recorded once, so one filtering pass per
+		 * network drops the same entries as the loop below. */
+		qsort(names, n, sizeof(names[0]), cmp_name);
+		for (size_t i = 0; i < st.nnets; i++) {
+			struct st_net *o = &st.nets[i];
+			size_t k = 0;
+			for (size_t j = 0; j < o->ntaps; j++)
+				if (!names_has(names, n, o->taps[j].name))
+					o->taps[k++] = o->taps[j];
+			if (k != o->ntaps)
+				o->settle = true;
+			o->ntaps = k;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			size_t j;
+			struct st_net *o = state_find_tap(&st, taps[i], &j);
+			if (o) {
+				tap_forget(o, j);
+				o->settle = true;
+			}
 		}
 	}
 	for (size_t i = 0; i < st.nnets; i++)
@@ -902,6 +946,7 @@ int kl_tap_del(struct kl_net *h, const char *const *taps, size_t n)
 	err = save(h, &st);
 out:
 	free(names);
+	free(known);
 	end(h, &st);
 	return err;
 }

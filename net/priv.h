@@ -173,6 +173,18 @@ struct st_net *state_find(struct kl_state *st, const char *name);
 struct st_net *state_find_tap(struct kl_state *st, const char *tap,
 			      size_t *idx);
 WUR int state_add_tap(struct st_net *n, const char *name, unsigned queues);
+/* state_add_tap for a name known not to be in n. */
+WUR int state_append_tap(struct st_net *n, const char *name, unsigned queues);
+/* Every tap name st records, sorted for names_has; free() it. */
+WUR int state_tap_names(const struct kl_state *st,
+			char (**out)[KL_NAME_MAX + 1], size_t *n);
+bool names_has(const char (*v)[KL_NAME_MAX + 1], size_t n, const char *name);
+/* Whether sorted v holds a name twice. */
+bool sorted_dup(const char (*v)[KL_NAME_MAX + 1], size_t n);
+/* strcmp for qsort/bsearch over char[KL_NAME_MAX + 1] arrays. */
+int cmp_name(const void *a, const void *b);
+/* Whether two of names are equal, in N log N. */
+WUR int names_dup(const char *const *names, size_t n, bool *dup);
 
 /* ---- sysctl.c ---- */
 WUR int sysctl_read_int(const char *path, int *val);

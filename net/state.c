@@ -97,12 +97,127 @@ int state_add_tap(struct st_net *n, const char *name, unsigned queues)
 			n->taps[j].queues = queues;
 			return 0;
 		}
+	return state_append_tap(n, name, queues);
+}
+
+int state_append_tap(struct st_net *n, const char *name, unsigned queues)
+{
 	struct st_tap *t = kl_grow(n->taps, &n->cap, n->ntaps + 1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	n->taps = t;
 	snprintf(n->taps[n->ntaps].name, sizeof(n->taps[0].name), "%s", name);
 	n->taps[n->ntaps++].queues = queues;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Works on both a key string and a char[KL_NAME_MAX + 1] element. */
+int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+bool sorted_dup(const char (*v)[KL_NAME_MAX + 1], size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (!strcmp(v[i - 1], v[i]))
+			return true;
+	return false;
+}
+
+/* Sorting, because a scan per name makes N^2 string compares out of a
+ * thousand taps. */
+int names_dup(const char *const *names, size_t n, bool *dup)
+{
+	const char **v;
+
+	*dup = false;
+	if (n < 2)
+		return 0;
+	v = malloc(n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, names, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (size_t i = 1; i < n && !*dup; i++)
+		*dup = !strcmp(v[i - 1], v[i]);
+	free(v);
+	return 0;
+}
+
+int state_tap_names(const struct kl_state *st,
+		    char (**out)[KL_NAME_MAX + 1], size_t *n)
+{
+	size_t total = 0, k = 0;
+	char (*v)[KL_NAME_MAX + 1];
+
+	for (size_t i = 0; i < st->nnets; i++)
+		total += st->nets[i].ntaps;
+	v = calloc(total ? total : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->nnets; i++)
+		for (size_t j = 0; j < st->nets[i].ntaps; j++)
+			memcpy(v[k++], st->nets[i].taps[j].name, sizeof(*v));
+	qsort(v, total, sizeof(*v), cmp_name);
+	*out = v;
+	*n = total;
+	return 0;
+}
+
+bool names_has(const char (*v)[KL_NAME_MAX + 1], size_t n, const char *name)
+{
+	return n && bsearch(name, v, n, sizeof(*v), cmp_name);
+}
+
+/* What repeated state_add_tap calls would have left: the first place of
+ * each name, with the queues of its last line. */
+static void merge_dups(struct st_net *n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n->ntaps; i++) {
+		size_t j;
+		for (j = 0; j < k; j++)
+			if (!strcmp(n->taps[j].name, n->taps[i].name)) {
+				n->taps[j].queues = n->taps[i].queues;
+				break;
+			}
+		if (j == k)
+			n->taps[k++] = n->taps[i];
+	}
+	n->ntaps = k;
+}
+
+/* Taps are appended while parsing; duplicate lines, which only a hand
+ * edit makes, are merged afterwards. */
+static int parse_dedup(struct kl_state *st)
+{
+	for (size_t i = 0; i < st->nnets; i++) {
+		struct st_net *n = &st->nets[i];
+		const char **names;
+		bool dup;
+		int err;
+
+		if (n->ntaps < 2)
+			continue;
+		names = malloc(n->ntaps * sizeof(*names));
+		if (!names)
+			return -ENOMEM;
+		for (size_t j = 0; j < n->ntaps; j++)
+			names[j] = n->taps[j].name;
+		err = names_dup(names, n->ntaps, &dup);
+		free(names);
+		if (err)
+			return err;
+		if (dup)
+			merge_dups(n);
+	}
 	return 0;
 }
 
@@ -238,12 +353,12 @@ int state_parse(const char *text, struct kl_state *st)
 			if (sscanf(line + 4, "%31s %31s %u", net, tap, &q) != 3 ||
 			    kl_name_check(tap, &why) || !(n = state_find(st, net)))
 				goto out;
-			if ((err = state_add_tap(n, tap, q)) != 0)
+			if ((err = state_append_tap(n, tap, q)) != 0)
 				goto out;
 			err = -EBADMSG;
 		}
 	}
-	err = 0;
+	err = parse_dedup(st);
 out:
 	free(copy);
 	if (err)

@@ -128,6 +128,38 @@ static void state_text(void)
 	      "tap of unknown network rejected");
 }
 
+/* The N log N helpers tap add/del use at 1000 taps, and the state file's
+ * duplicate tap lines merged on load (first position, last queue count). */
+static void tap_lookups(void)
+{
+	const char *names[] = {"t3", "t1", "t2", "t1"};
+	bool dup = false;
+	CHECK(names_dup(names, 3, &dup) == 0 && !dup, "distinct names: no duplicate");
+	CHECK(names_dup(names, 4, &dup) == 0 && dup, "t1 twice: duplicate found");
+
+	struct kl_state st;
+	CHECK(state_parse("kvmlab-state 1\nnetns 1 2\nfwd_prev -1\n"
+			  "net name=a bridge=kl-a cidr=10.0.0.1/24\n"
+			  "tap a x2 1\ntap a x1 1\ntap a x2 4\n", &st) == 0,
+	      "state with a duplicate tap line parsed");
+	if (st.nnets == 1) {
+		struct st_net *n = &st.nets[0];
+		CHECK(n->ntaps == 2 && !strcmp(n->taps[0].name, "x2") &&
+			      n->taps[0].queues == 4 && !strcmp(n->taps[1].name, "x1"),
+		      "duplicate merged: first position, last queue count");
+	}
+	char (*v)[KL_NAME_MAX + 1] = NULL;
+	size_t nv = 0;
+	CHECK(state_tap_names(&st, &v, &nv) == 0 && nv == 2, "recorded tap names listed");
+	if (v) {
+		CHECK(!sorted_dup(v, nv), "listed names hold no duplicate");
+		CHECK(names_has(v, nv, "x1") && names_has(v, nv, "x2") &&
+			      !names_has(v, nv, "x3"), "sorted lookup finds exactly x1, x2");
+	}
+	free(v);
+	state_free(&st);
+}
+
 int main(void)
 {
 	names();
@@ -135,5 +167,6 @@ int main(void)
 	bridge_names();
 	overlap();
 	state_text();
+	tap_lookups();
 	return t_done();
 }
