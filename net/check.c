@@ -1,5 +1,6 @@
-/* Input validation shared by the library and the CLI: interface names
- * and IPv4 CIDRs. No kernel access, so unit tests cover it without root. */
+/* Input validation shared by the library and the CLI (interface names,
+ * IPv4 CIDRs, DNS lists), the link tags, and name helpers. No kernel
+ * access, so unit tests cover it without root. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -10,28 +11,54 @@
 
 int kl_name_check(const char *name, const char **why)
 {
-	const char *p;
+	const unsigned char *p;
 
-	/* The kernel's dev_valid_name() plus a byte limit we can state up
-	 * front instead of a bare EINVAL later. */
+	/* A whitelist: the kernel reads '%' as a name template, and quotes,
+	 * backslashes and non-ASCII bytes only cause trouble in JSON, shells
+	 * and nft comments. */
 	if (!name || !*name)
 		return *why = "name is empty", -EINVAL;
 	if (strlen(name) > KL_NAME_MAX)
 		return *why = "name is longer than 15 bytes", -EINVAL;
 	if (!strcmp(name, ".") || !strcmp(name, ".."))
 		return *why = "name may not be '.' or '..'", -EINVAL;
-	for (p = name; *p; p++) {
-		if (*p == '/')
-			return *why = "name contains '/'", -EINVAL;
-		if (*p == ':')
-			return *why = "name contains ':'", -EINVAL;
-		if (*p == ' ')
-			return *why = "name contains a space", -EINVAL;
-		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+	for (p = (const unsigned char *)name; *p; p++) {
+		if (isascii(*p) && (isalnum(*p) || *p == '_' || *p == '.' ||
+				    *p == '-'))
+			continue;
+		switch (*p) {
+		case '%': return *why = "name contains '%' (the kernel would "
+				       "make it a name template)", -EINVAL;
+		case '/': return *why = "name contains '/'", -EINVAL;
+		case ':': return *why = "name contains ':'", -EINVAL;
+		case ' ': return *why = "name contains a space", -EINVAL;
+		case '"': return *why = "name contains '\"'", -EINVAL;
+		case '\\': return *why = "name contains a backslash", -EINVAL;
+		}
+		if (*p >= 0x80)
+			return *why = "name contains a byte >= 0x80 (only ASCII "
+				      "letters, digits, '_', '.' and '-')", -EINVAL;
+		if (isspace(*p) || iscntrl(*p))
 			return *why = "name contains a control or blank character",
 			       -EINVAL;
+		return *why = "name contains a character other than ASCII "
+			      "letters, digits, '_', '.' and '-'", -EINVAL;
 	}
 	return 0;
+}
+
+/* Host addresses no bridge should hold. */
+static const char *bad_host(uint32_t a)
+{
+	if ((a >> 24) == 0)
+		return "address is in 0.0.0.0/8 (\"this network\")";
+	if ((a >> 24) == 127)
+		return "address is in 127.0.0.0/8 (loopback)";
+	if ((a >> 28) == 0xe)
+		return "address is multicast (224.0.0.0/4)";
+	if ((a >> 28) == 0xf)
+		return "address is class E (240.0.0.0/4) or broadcast";
+	return NULL;
 }
 
 int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
@@ -68,10 +95,14 @@ int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
 				       : "prefix length over 32",
 		       -EINVAL;
 	a = ntohl(in.s_addr);
+	if ((*why = bad_host(a)))
+		return -EINVAL;
 	mask = ~0u << (32 - len);
-	if ((a & ~mask) == 0)
+	/* A /31 has no network or broadcast address (RFC 3021): the bridge
+	 * takes one end, one guest the other. */
+	if (len < 31 && (a & ~mask) == 0)
 		return *why = "host address is the network address", -EINVAL;
-	if ((a & ~mask) == ~mask)
+	if (len < 31 && (a & ~mask) == ~mask)
 		return *why = "host address is the broadcast address", -EINVAL;
 	*addr = a;
 	*prefix = (unsigned)len;
@@ -99,4 +130,135 @@ const char *kl_ip4(uint32_t a, char buf[16])
 	snprintf(buf, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255,
 		 (a >> 8) & 255, a & 255);
 	return buf;
+}
+
+int kl_dns_parse(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
+		 const char **why)
+{
+	char ip[INET_ADDRSTRLEN];
+	unsigned k = 0;
+
+	if (!s || !*s)
+		return *why = "no address given", -EINVAL;
+	for (;;) {
+		size_t len = strcspn(s, ",");
+		struct in_addr in;
+		uint32_t a;
+		if (k == KL_DNS_MAX)
+			return *why = "more than 3 addresses", -EINVAL;
+		if (len == 0 || len >= sizeof(ip))
+			return *why = "malformed address", -EINVAL;
+		memcpy(ip, s, len);
+		ip[len] = 0;
+		if (inet_pton(AF_INET, ip, &in) != 1)
+			return *why = "malformed address", -EINVAL;
+		a = ntohl(in.s_addr);
+		if ((a >> 24) == 0 || (a >> 28) >= 0xe)
+			return *why = "not a unicast address", -EINVAL;
+		dns[k++] = a;
+		if (!s[len])
+			break;
+		s += len + 1;
+	}
+	*n = k;
+	return 0;
+}
+
+void tag_bridge(const char *net, char out[TAG_MAX])
+{
+	snprintf(out, TAG_MAX, TAG_PREFIX "%s", net);
+}
+
+void tag_tap(const char *net, unsigned queues, char out[TAG_MAX])
+{
+	if (queues > 1)
+		snprintf(out, TAG_MAX, TAG_PREFIX "%s:tap:queues=%u", net, queues);
+	else
+		snprintf(out, TAG_MAX, TAG_PREFIX "%s:tap", net);
+}
+
+enum tag_kind tag_parse(const char *alias, char *net, unsigned *queues)
+{
+	const char *p, *colon, *why;
+	size_t len;
+
+	if (strncmp(alias, TAG_PREFIX, strlen(TAG_PREFIX)))
+		return TAG_NONE;
+	p = alias + strlen(TAG_PREFIX);
+	colon = strchr(p, ':');
+	len = colon ? (size_t)(colon - p) : strlen(p);
+	if (len == 0 || len > KL_NAME_MAX)
+		return TAG_NONE;
+	memcpy(net, p, len);
+	net[len] = 0;
+	if (kl_name_check(net, &why))
+		return TAG_NONE;
+	if (!colon)
+		return TAG_BRIDGE;
+	if (!strcmp(colon, ":tap")) {
+		if (queues)
+			*queues = 1;
+		return TAG_TAP;
+	}
+	if (!strncmp(colon, ":tap:queues=", 12)) {
+		const char *d = colon + 12;
+		unsigned long q;
+		if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 3 ||
+		    *d == '0')
+			return TAG_NONE;
+		q = strtoul(d, NULL, 10);
+		if (q < 2 || q > KL_QUEUES_MAX)
+			return TAG_NONE;
+		if (queues)
+			*queues = (unsigned)q;
+		return TAG_TAP;
+	}
+	return TAG_NONE;
+}
+
+bool link_is_bridge_of(const struct kl_link *l, const char *net)
+{
+	char n[KL_NAME_MAX + 1];
+
+	return !strcmp(l->kind, "bridge") &&
+	       tag_parse(l->alias, n, NULL) == TAG_BRIDGE && !strcmp(n, net);
+}
+
+bool link_is_tap_of(const struct kl_link *l, const char *net, unsigned *queues)
+{
+	char n[KL_NAME_MAX + 1];
+
+	return !strcmp(l->kind, "tun") && l->tun_tap &&
+	       tag_parse(l->alias, n, queues) == TAG_TAP && !strcmp(n, net);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Works on both a key string and a char[KL_NAME_MAX + 1] element. */
+int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Sorting, because a scan per name makes N^2 string compares out of a
+ * thousand taps. */
+int names_dup(const char *const *names, size_t n, bool *dup)
+{
+	const char **v;
+
+	*dup = false;
+	if (n < 2)
+		return 0;
+	v = malloc(n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, names, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (size_t i = 1; i < n && !*dup; i++)
+		*dup = !strcmp(v[i - 1], v[i]);
+	free(v);
+	return 0;
 }

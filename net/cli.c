@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include "net.h"
 
 #define PROG "kvmlab-net"
@@ -22,13 +23,15 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  up NAME --cidr A.B.C.D/LEN [--bridge BR] [--nat] [--uplink IF]\n"
-	"          [--mtu N] [--stp] [--dry-run]\n"
-	"  down NAME\n"
+	"          [--mtu N] [--stp] [--dns A[,B]] [--dry-run]\n"
+	"  down NAME [--if-exists]\n"
 	"  tap add TAP [TAP...] --net NAME [--owner USER] [--group GROUP]\n"
 	"          [--queues N]\n"
-	"  tap del TAP [TAP...]\n"
+	"  tap del TAP [TAP...] [--if-exists]\n"
 	"  show [NAME] [--json]\n"
 	"\n"
+	"Every command takes --wait SECONDS: how long to wait for another run\n"
+	"in this network namespace (default 10, or KVMLAB_LOCK_TIMEOUT).\n"
 	"Run '" PROG " COMMAND --help' for details. Needs CAP_NET_ADMIN (show\n"
 	"does not). Exit status: 0 done, 1 failed, 2 usage error.\n";
 
@@ -44,28 +47,33 @@ static const char usage_up[] =
 	"  --nat               masquerade the subnet leaving through any other\n"
 	"                      interface, accept it in forward and the replies\n"
 	"  --uplink IF         masquerade only through IF\n"
-	"  --mtu N             bridge MTU (68..65535)\n"
+	"  --mtu N             bridge MTU (68..65521, what a tap can take)\n"
 	"  --stp               turn on spanning tree\n"
+	"  --dns A[,B[,C]]     DNS servers to hand to guests, stored with the\n"
+	"                      network\n"
 	"  --dry-run           print the plan, have the kernel check the nft\n"
 	"                      batch, change nothing\n";
 
 static const char usage_down[] =
-	"usage: " PROG " down NAME\n"
+	"usage: " PROG " down NAME [--if-exists]\n"
 	"\n"
-	"Remove what up and tap add made for NAME: taps, bridge, address, nft\n"
-	"table. Forwarding goes back to its earlier value when kvmlab turned it\n"
-	"on and no other kvmlab network is left.\n";
+	"Remove what up and tap add made for NAME (found by their tags): taps,\n"
+	"bridge, address, nft table. Forwarding goes back to its value before\n"
+	"the first network when no other kvmlab network is left. Also finishes\n"
+	"what a crashed run left. --if-exists: a network that is gone is no\n"
+	"error.\n";
 
 static const char usage_tap[] =
 	"usage: " PROG " tap add TAP [TAP...] --net NAME [--owner USER]\n"
 	"                 [--group GROUP] [--queues N]\n"
-	"       " PROG " tap del TAP [TAP...]\n"
+	"       " PROG " tap del TAP [TAP...] [--if-exists]\n"
 	"\n"
 	"add: persistent taps with IFF_VNET_HDR, the bridge's MTU, enslaved to\n"
 	"the bridge of NAME and up, all or none. --owner/--group let that user\n"
 	"or group open them without privilege. --queues N (1..256) makes a\n"
 	"multi-queue tap when N > 1.\n"
-	"del: delete taps that tap add made.\n";
+	"del: delete taps that kvmlab made (by their tag); --if-exists: a\n"
+	"missing tap is no error.\n";
 
 static const char usage_show[] =
 	"usage: " PROG " show [NAME] [--json]\n"
@@ -109,15 +117,23 @@ static void print_warnings(struct kl_net *h)
 		fprintf(stderr, PROG ": warning: %s\n", kl_net_warning(h, i));
 }
 
+static int parse_wait(const char *cmd, unsigned *ms);
+
 static int open_handle(struct kl_net **h)
 {
-	int err = kl_net_open(h);
+	unsigned ms = 0;
+	int w = parse_wait("wait", &ms), err;
 
+	if (w < 0)
+		return EXIT_FAIL;
+	err = kl_net_open(h);
 	if (err)
 		return fail("netlink: cannot open: %s%s", strerror(-err),
 			    err == -EPERM || err == -EACCES
 				    ? " (CAP_NET_ADMIN is needed)"
 				    : "");
+	if (w > 0)
+		kl_net_set_wait(*h, ms);
 	return 0;
 }
 
@@ -144,6 +160,26 @@ static int check_name(const char *what, const char *name)
 	if (kl_name_check(name, &why))
 		return fail("%s %s: %s", what, name, why);
 	return 0;
+}
+
+/* --wait SECONDS (fractions allowed), for kl_net_set_wait. */
+static const char *wait_arg;
+
+static int parse_wait(const char *cmd, unsigned *ms)
+{
+	char *end;
+	double v;
+
+	if (!wait_arg)
+		return 0;
+	v = strtod(wait_arg, &end);
+	if (!*wait_arg || *end || !(v >= 0 && v <= 86400)) {
+		fail("%s: --wait %s: not a number of seconds in 0..86400", cmd,
+		     wait_arg);
+		return -1;
+	}
+	*ms = (unsigned)(v * 1000);
+	return 1;
 }
 
 /* What getopt_long's ':' (missing value) and '?' (unknown) mean. */
@@ -174,10 +210,13 @@ static int cmd_up(int argc, char **argv)
 		{"mtu", required_argument, NULL, 'm'},
 		{"stp", no_argument, NULL, 's'},
 		{"dry-run", no_argument, NULL, 'd'},
+		{"dns", required_argument, NULL, 'D'},
+		{"wait", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *cidr = NULL, *bridge = NULL, *uplink = NULL, *mtu = NULL;
+	const char *dns = NULL;
 	struct kl_net_cfg cfg;
 	unsigned flags = 0;
 	struct kl_net *h;
@@ -194,6 +233,8 @@ static int cmd_up(int argc, char **argv)
 		case 'm': mtu = optarg; break;
 		case 's': cfg.stp = true; break;
 		case 'd': flags |= KL_DRY_RUN; break;
+		case 'D': dns = optarg; break;
+		case 'w': wait_arg = optarg; break;
 		case 'h': fputs(usage_up, stdout); return EXIT_OK;
 		default: return bad_opt("up", c, argv);
 		}
@@ -220,11 +261,15 @@ static int cmd_up(int argc, char **argv)
 	}
 	if (mtu) {
 		unsigned long v;
-		if (parse_uint(mtu, 65535, &v) || v < 68)
-			return fail("network %s: mtu %s: not a number in 68..65535",
-				    name, mtu);
+		if (parse_uint(mtu, 999999, &v) || v < KL_MTU_MIN ||
+		    v > KL_MTU_MAX)
+			return fail("network %s: mtu %s: not a number in %d..%d "
+				    "(a tap takes at most %d)", name, mtu,
+				    KL_MTU_MIN, KL_MTU_MAX, KL_MTU_MAX);
 		cfg.mtu = (unsigned)v;
 	}
+	if (dns && kl_dns_parse(dns, cfg.dns, &cfg.ndns, &why))
+		return fail("network %s: dns %s: %s", name, dns, why);
 	if ((rc = open_handle(&h)))
 		return rc;
 	rc = kl_net_up(h, &cfg, flags);
@@ -242,18 +287,22 @@ static int cmd_up(int argc, char **argv)
 static int cmd_down(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{"if-exists", no_argument, NULL, 'e'},
+		{"wait", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct kl_net *h;
+	unsigned flags = 0;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_down, stdout);
-			return EXIT_OK;
+		switch (c) {
+		case 'e': flags |= KL_IF_EXISTS; break;
+		case 'w': wait_arg = optarg; break;
+		case 'h': fputs(usage_down, stdout); return EXIT_OK;
+		default: return bad_opt("down", c, argv);
 		}
-		return bad_opt("down", c, argv);
 	}
 	if ((rc = one_name("down", argc, argv)))
 		return rc;
@@ -261,7 +310,8 @@ static int cmd_down(int argc, char **argv)
 		return EXIT_FAIL;
 	if ((rc = open_handle(&h)))
 		return rc;
-	rc = kl_net_down(h, argv[optind]) ? lib_fail(h) : EXIT_OK;
+	rc = kl_net_down(h, argv[optind], flags) ? lib_fail(h) : EXIT_OK;
+	print_warnings(h);
 	kl_net_close(h);
 	return rc;
 }
@@ -291,9 +341,12 @@ static int cmd_tap(int argc, char **argv)
 		{"owner", required_argument, NULL, 'o'},
 		{"group", required_argument, NULL, 'g'},
 		{"queues", required_argument, NULL, 'q'},
+		{"if-exists", no_argument, NULL, 'e'},
+		{"wait", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
+	bool if_exists = false;
 	const char *net = NULL, *owner = NULL, *group = NULL, *queues = NULL;
 	struct kl_tap_cfg cfg = {.queues = 1};
 	struct kl_net *h;
@@ -318,6 +371,8 @@ static int cmd_tap(int argc, char **argv)
 		case 'o': owner = optarg; break;
 		case 'g': group = optarg; break;
 		case 'q': queues = optarg; break;
+		case 'e': if_exists = true; break;
+		case 'w': wait_arg = optarg; break;
 		case 'h': fputs(usage_tap, stdout); return EXIT_OK;
 		default: return bad_opt(cmd, c, argv);
 		}
@@ -328,6 +383,8 @@ static int cmd_tap(int argc, char **argv)
 		return usage_err(cmd, "takes only tap names");
 	if (add && !net)
 		return usage_err(cmd, "--net is required");
+	if (add && if_exists)
+		return usage_err(cmd, "--if-exists is for tap del");
 	const char *const *taps = (const char *const *)&argv[optind];
 	size_t n = (size_t)(argc - optind);
 	for (size_t i = 0; i < n; i++)
@@ -362,25 +419,10 @@ static int cmd_tap(int argc, char **argv)
 	if (add)
 		rc = kl_tap_add(h, net, taps, n, &cfg);
 	else
-		rc = kl_tap_del(h, taps, n);
+		rc = kl_tap_del(h, taps, n, if_exists ? KL_IF_EXISTS : 0);
 	rc = rc ? lib_fail(h) : EXIT_OK;
 	kl_net_close(h);
 	return rc;
-}
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
 }
 
 static const char *ip4(uint32_t a, char buf[16])
@@ -390,59 +432,90 @@ static const char *ip4(uint32_t a, char buf[16])
 	return buf;
 }
 
-static void show_json(const struct kl_show *s)
+/* -1 (unknown) as null, else a boolean */
+static json_t *tri(int v)
 {
-	char ip[16];
+	return v < 0 ? json_null() : json_boolean(v);
+}
 
-	printf("{\"netns\":%llu,\"forwarding\":%d,\"forwarding_prev\":%d,"
-	       "\"networks\":[", (unsigned long long)s->netns, s->forwarding,
-	       s->forwarding_prev);
-	for (size_t i = 0; i < s->nnets; i++) {
-		const struct kl_show_net *n = &s->nets[i];
-		uint32_t mask = ~0u << (32 - n->cfg.prefix);
-		printf("%s{\"name\":", i ? "," : "");
-		json_str(n->cfg.name);
-		printf(",\"bridge\":");
-		json_str(n->cfg.bridge);
-		printf(",\"cidr\":\"%s/%u\"", ip4(n->cfg.addr, ip), n->cfg.prefix);
-		printf(",\"address\":\"%s\",\"prefixlen\":%u", ip,
-		       n->cfg.prefix);
-		printf(",\"subnet\":\"%s/%u\"", ip4(n->cfg.addr & mask, ip),
-		       n->cfg.prefix);
-		printf(",\"nat\":%s,\"uplink\":", n->cfg.nat ? "true" : "false");
-		if (n->cfg.uplink[0])
-			json_str(n->cfg.uplink);
-		else
-			printf("null");
-		printf(",\"stp\":%s,\"mtu\":%u", n->cfg.stp ? "true" : "false",
-		       n->bridge_mtu);
-		printf(",\"bridge_exists\":%s,\"bridge_up\":%s,"
-		       "\"address_present\":%s",
-		       n->bridge_exists ? "true" : "false",
-		       n->bridge_up ? "true" : "false",
-		       n->addr_present ? "true" : "false");
-		if (n->cfg.nat) {
-			printf(",\"nft_table\":\"ip kvmlab-");
-			/* names are validated: no quote needs escaping here */
-			printf("%s\",\"nft_present\":%s", n->cfg.name,
-			       n->nft_present < 0 ? "null"
-			       : n->nft_present  ? "true" : "false");
-		} else {
-			printf(",\"nft_table\":null,\"nft_present\":false");
-		}
-		printf(",\"taps\":[");
-		for (size_t j = 0; j < n->ntaps; j++) {
-			const struct kl_show_tap *t = &n->taps[j];
-			printf("%s{\"name\":", j ? "," : "");
-			json_str(t->name);
-			printf(",\"exists\":%s,\"up\":%s,\"enslaved\":%s,\"mtu\":%u}",
-			       t->exists ? "true" : "false",
-			       t->up ? "true" : "false",
-			       t->enslaved ? "true" : "false", t->mtu);
-		}
-		printf("]}");
-	}
-	printf("]}\n");
+/* an id, or null for none */
+static json_t *id_or_null(int64_t v)
+{
+	return v < 0 ? json_null() : json_integer(v);
+}
+
+static json_t *tap_json(const struct kl_show_tap *t)
+{
+	char mac[18];
+
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", t->mac[0],
+		 t->mac[1], t->mac[2], t->mac[3], t->mac[4], t->mac[5]);
+	return json_pack("{s:s, s:i, s:b, s:b, s:i, s:s, s:o, s:o, s:i, s:b, s:b}",
+			 "name", t->name, "ifindex", t->ifindex, "up", t->up,
+			 "enslaved", t->enslaved, "mtu", (int)t->mtu,
+			 "mac", mac, "owner", id_or_null(t->owner),
+			 "group", id_or_null(t->group),
+			 "queues", (int)t->queues,
+			 "multi_queue", t->multi_queue, "persistent", t->persist);
+}
+
+static json_t *net_json(const struct kl_show_net *n)
+{
+	const struct kl_net_cfg *c = &n->cfg;
+	uint32_t mask = c->prefix ? ~0u << (32 - c->prefix) : 0;
+	char ip[16], cidr[32], sub[32], tname[64];
+	json_t *o, *dns = json_array(), *taps = json_array();
+
+	snprintf(cidr, sizeof(cidr), "%s/%u", ip4(c->addr, ip), c->prefix);
+	snprintf(sub, sizeof(sub), "%s/%u", ip4(c->addr & mask, ip), c->prefix);
+	snprintf(tname, sizeof(tname), "ip kvmlab-%s", c->name);
+	for (unsigned i = 0; i < c->ndns; i++)
+		json_array_append_new(dns, json_string(ip4(c->dns[i], ip)));
+	for (size_t j = 0; j < n->ntaps; j++)
+		json_array_append_new(taps, tap_json(&n->taps[j]));
+	/* unknown (no readable table): null, never a guess as a value */
+	bool k = n->def_known;
+	o = json_pack("{s:s, s:b, s:s?, s:s?, s:s?, s:o, s:s?, s:o, s:o, s:o, s:o,"
+		      " s:o, s:o, s:b, s:b, s:b, s:s, s:o, s:o}",
+		      "name", c->name, "defined", k,
+		      "bridge", c->bridge[0] ? c->bridge : NULL,
+		      "cidr", c->prefix ? cidr : NULL,
+		      "address", c->prefix ? ip4(c->addr, ip) : NULL,
+		      "prefixlen", c->prefix ? json_integer(c->prefix) : json_null(),
+		      "subnet", c->prefix ? sub : NULL,
+		      "nat", k ? json_boolean(c->nat) : json_null(),
+		      "uplink", k && c->uplink[0] ? json_string(c->uplink)
+						   : json_null(),
+		      "stp", k ? json_boolean(c->stp) : json_null(),
+		      "mtu", n->bridge_exists ? json_integer(n->bridge_mtu)
+					      : json_null(),
+		      "mtu_config", k && c->mtu ? json_integer(c->mtu) : json_null(),
+		      "dns", dns,
+		      "bridge_exists", n->bridge_exists,
+		      "bridge_up", n->bridge_up,
+		      "address_present", n->addr_present,
+		      "nft_table", tname,
+		      "nft_present", tri(n->nft_present),
+		      "taps", taps);
+	return o;
+}
+
+static int show_json(const struct kl_show *s)
+{
+	json_t *nets = json_array(), *root;
+	int rc = 0;
+
+	for (size_t i = 0; i < s->nnets; i++)
+		json_array_append_new(nets, net_json(&s->nets[i]));
+	root = json_pack("{s:I, s:o, s:o, s:o}", "netns", (json_int_t)s->netns,
+			 "forwarding", tri(s->forwarding),
+			 "forwarding_prev", tri(s->forwarding_prev),
+			 "networks", nets);
+	if (!root || json_dumpf(root, stdout, JSON_COMPACT | JSON_ENSURE_ASCII) ||
+	    putchar('\n') == EOF)
+		rc = fail("show: cannot write JSON");
+	json_decref(root);
+	return rc;
 }
 
 static void show_text(const struct kl_show *s)
@@ -460,13 +533,23 @@ static void show_text(const struct kl_show *s)
 			printf("  bridge   %s (MISSING)\n", n->cfg.bridge);
 		printf("  address  %s/%u%s\n", ip4(n->cfg.addr, ip), n->cfg.prefix,
 		       n->addr_present ? "" : " (MISSING)");
-		if (n->cfg.nat)
-			printf("  nat      via %s, table ip kvmlab-%s%s\n",
+		if (!n->def_known)
+			printf("  table    ip kvmlab-%s %s\n", n->cfg.name,
+			       n->nft_present < 0 ? "(unknown: reading it needs "
+			       "CAP_NET_ADMIN)" : n->nft_present ? "(definition "
+			       "unreadable)" : "(MISSING: run up again)");
+		else if (n->cfg.nat)
+			printf("  nat      via %s, table ip kvmlab-%s\n",
 			       n->cfg.uplink[0] ? n->cfg.uplink : "any interface",
-			       n->cfg.name, n->nft_present < 0 ? " (unknown: needs "
-			       "CAP_NET_ADMIN)" : n->nft_present ? "" : " (MISSING)");
+			       n->cfg.name);
 		else
-			printf("  nat      off\n");
+			printf("  nat      off, table ip kvmlab-%s\n", n->cfg.name);
+		if (n->cfg.ndns) {
+			printf("  dns     ");
+			for (unsigned j = 0; j < n->cfg.ndns; j++)
+				printf(" %s", ip4(n->cfg.dns[j], ip));
+			printf("\n");
+		}
 		printf("  taps    ");
 		if (!n->ntaps)
 			printf(" none");
@@ -484,8 +567,9 @@ static void show_text(const struct kl_show *s)
 		printf("no kvmlab networks in this namespace\n");
 	printf("forwarding %s", s->forwarding == 1 ? "on"
 				: s->forwarding == 0 ? "off" : "unknown");
-	if (s->forwarding_prev >= 0)
-		printf(" (kvmlab turned it on; was %d)", s->forwarding_prev);
+	if (s->forwarding_prev >= 0 && s->forwarding_prev != s->forwarding)
+		printf(" (%s before kvmlab's first network)",
+		       s->forwarding_prev ? "on" : "off");
 	printf("\n");
 }
 
@@ -493,6 +577,7 @@ static int cmd_show(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
+		{"wait", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -504,6 +589,7 @@ static int cmd_show(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":hj", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
+		case 'w': wait_arg = optarg; break;
 		case 'h': fputs(usage_show, stdout); return EXIT_OK;
 		default: return bad_opt("show", c, argv);
 		}
@@ -519,7 +605,7 @@ static int cmd_show(int argc, char **argv)
 		rc = lib_fail(h);
 	} else {
 		if (json)
-			show_json(s);
+			rc = show_json(s);
 		else
 			show_text(s);
 		kl_show_free(s);

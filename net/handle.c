@@ -17,7 +17,7 @@
 int kl_net_open(struct kl_net **out)
 {
 	struct kl_net *h = calloc(1, sizeof(*h));
-	const char *dir = getenv("KVMLAB_STATE_DIR");
+	const char *wait = getenv("KVMLAB_LOCK_TIMEOUT");
 	struct stat sb;
 	socklen_t len = sizeof(h->cookie);
 	int err;
@@ -25,8 +25,13 @@ int kl_net_open(struct kl_net **out)
 	if (!h)
 		return -ENOMEM;
 	h->lockfd = -1;
-	snprintf(h->statedir, sizeof(h->statedir), "%s",
-		 dir && *dir ? dir : "/run/kvmlab");
+	h->wait_ms = KL_LOCK_WAIT_MS;
+	if (wait && *wait) {
+		char *end;
+		double v = strtod(wait, &end);
+		if (!*end && v >= 0 && v < 86400)
+			h->wait_ms = (unsigned)(v * 1000);
+	}
 	if (stat("/proc/self/ns/net", &sb) < 0) {
 		err = -errno;
 		goto err_free;
@@ -75,6 +80,11 @@ void kl_net_close(struct kl_net *h)
 	nl_close(&h->nf);
 	nl_close(&h->rt);
 	free(h);
+}
+
+void kl_net_set_wait(struct kl_net *h, unsigned ms)
+{
+	h->wait_ms = ms;
 }
 
 const char *kl_net_errmsg(const struct kl_net *h)

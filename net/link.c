@@ -4,6 +4,7 @@
 #include <string.h>
 #include <net/if.h>
 #include <linux/if_link.h>
+#include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
 #include "priv.h"
 
@@ -23,10 +24,11 @@ static struct nlmsghdr *link_hdr(void *buf, uint16_t type, uint16_t flags,
 }
 
 struct nlmsghdr *rt_build_newbridge(void *buf, uint32_t seq, const char *name,
-				    unsigned mtu, bool stp)
+				    int ifindex, unsigned mtu, bool stp,
+				    const char *alias)
 {
 	struct nlmsghdr *nlh = link_hdr(buf, RTM_NEWLINK,
-					NLM_F_CREATE | NLM_F_EXCL, seq, 0);
+					NLM_F_CREATE | NLM_F_EXCL, seq, ifindex);
 	struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
 	struct nlattr *info, *data;
 
@@ -34,6 +36,10 @@ struct nlmsghdr *rt_build_newbridge(void *buf, uint32_t seq, const char *name,
 	ifm->ifi_flags = IFF_UP;
 	ifm->ifi_change = IFF_UP;
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	/* Kernels that set the alias at creation do; the others ignore it,
+	 * so a SETLINK follows in the same sendmsg. */
+	if (alias)
+		mnl_attr_put_strz(nlh, IFLA_IFALIAS, alias);
 	if (mtu)
 		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
 	info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
@@ -47,13 +53,15 @@ struct nlmsghdr *rt_build_newbridge(void *buf, uint32_t seq, const char *name,
 
 struct nlmsghdr *rt_build_setlink(void *buf, uint32_t seq, int ifindex,
 				  const char *name, int master, unsigned mtu,
-				  bool up)
+				  bool up, const char *alias)
 {
 	struct nlmsghdr *nlh = link_hdr(buf, RTM_SETLINK, 0, seq, ifindex);
 	struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
 
 	if (!ifindex && name)
 		mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	if (alias)
+		mnl_attr_put_strz(nlh, IFLA_IFALIAS, alias);
 	if (mtu)
 		mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
 	if (master)
@@ -75,12 +83,13 @@ struct nlmsghdr *rt_build_dellink(void *buf, uint32_t seq, int ifindex,
 	return nlh;
 }
 
-struct nlmsghdr *rt_build_setgroup(void *buf, uint32_t seq, const char *name,
-				   uint32_t group)
+struct nlmsghdr *rt_build_setgroup(void *buf, uint32_t seq, int ifindex,
+				   const char *name, uint32_t group)
 {
-	struct nlmsghdr *nlh = link_hdr(buf, RTM_SETLINK, 0, seq, 0);
+	struct nlmsghdr *nlh = link_hdr(buf, RTM_SETLINK, 0, seq, ifindex);
 
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	if (!ifindex && name)
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
 	mnl_attr_put_u32(nlh, IFLA_GROUP, group);
 	return nlh;
 }
@@ -105,6 +114,39 @@ struct nlmsghdr *rt_build_getlink(void *buf, uint32_t seq, const char *name)
 	return nlh;
 }
 
+static int tun_cb(const struct nlattr *a, void *data)
+{
+	struct kl_link *l = data;
+	int t = mnl_attr_get_type(a);
+
+	switch (t) {
+	case IFLA_TUN_TYPE:
+	case IFLA_TUN_PERSIST:
+	case IFLA_TUN_MULTI_QUEUE:
+		if (mnl_attr_validate(a, MNL_TYPE_U8))
+			break;
+		if (t == IFLA_TUN_TYPE)
+			l->tun_tap = mnl_attr_get_u8(a) == IFF_TAP;
+		else if (t == IFLA_TUN_PERSIST)
+			l->tun_persist = mnl_attr_get_u8(a);
+		else
+			l->tun_mq = mnl_attr_get_u8(a);
+		break;
+	case IFLA_TUN_OWNER:
+	case IFLA_TUN_GROUP:
+		if (mnl_attr_validate(a, MNL_TYPE_U32) == 0) {
+			uint32_t v = mnl_attr_get_u32(a);
+			int64_t id = v == (uint32_t)-1 ? -1 : (int64_t)v;
+			if (t == IFLA_TUN_OWNER)
+				l->tun_owner = id;
+			else
+				l->tun_group = id;
+		}
+		break;
+	}
+	return MNL_CB_OK;
+}
+
 static int info_cb(const struct nlattr *a, void *data)
 {
 	struct kl_link *l = data;
@@ -117,6 +159,10 @@ static int info_cb(const struct nlattr *a, void *data)
 		memcpy(l->kind, mnl_attr_get_payload(a), n);
 		l->kind[n] = 0;
 	}
+	/* IFLA_INFO_KIND comes first, so the kind is known here */
+	if (mnl_attr_get_type(a) == IFLA_INFO_DATA && !strcmp(l->kind, "tun") &&
+	    mnl_attr_validate(a, MNL_TYPE_NESTED) == 0)
+		(void)mnl_attr_parse_nested(a, tun_cb, l);
 	return MNL_CB_OK;
 }
 
@@ -129,6 +175,17 @@ static int link_attr_cb(const struct nlattr *a, void *data)
 		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
 			snprintf(l->name, sizeof(l->name), "%s",
 				 mnl_attr_get_str(a));
+		break;
+	case IFLA_IFALIAS:
+		/* a long alias is not ours: leave it "" */
+		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
+		    strlen(mnl_attr_get_str(a)) < sizeof(l->alias))
+			snprintf(l->alias, sizeof(l->alias), "%s",
+				 mnl_attr_get_str(a));
+		break;
+	case IFLA_ADDRESS:
+		if (mnl_attr_get_payload_len(a) == 6)
+			memcpy(l->mac, mnl_attr_get_payload(a), 6);
 		break;
 	case IFLA_MTU:
 		if (mnl_attr_validate(a, MNL_TYPE_U32) == 0)
@@ -161,6 +218,7 @@ int link_parse(const struct nlmsghdr *nlh, struct kl_link *l)
 	ifm = mnl_nlmsg_get_payload(nlh);
 	l->ifindex = ifm->ifi_index;
 	l->flags = ifm->ifi_flags;
+	l->tun_owner = l->tun_group = -1;
 	if (mnl_attr_parse(nlh, sizeof(*ifm), link_attr_cb, l) < 0)
 		return -EINVAL;
 	return 0;

@@ -7,11 +7,19 @@
  * never prints and never exits. A handle works in the network namespace
  * the process was in when kl_net_open() ran.
  *
- * Test hook: KVMLAB_NET_FAULT=nft makes `up` fail its nft batch (a rule
+ * State lives in the kernel only: bridges and taps carry IFLA_IFALIAS
+ * tags ("kvmlab:NET", "kvmlab:NET:tap"), and every network has its nft
+ * table "ip kvmlab-NET" whose comment holds the definition. No files.
+ * Runs in one network namespace are serialised by an abstract unix socket
+ * bound in it (KVMLAB_LOCK_TIMEOUT seconds of waiting, default 10).
+ *
+ * Test hooks: KVMLAB_NET_FAULT=nft makes `up` fail its nft batch (a rule
  * in a chain that does not exist, so the kernel rejects the whole batch)
  * after links, address and forwarding are in place; KVMLAB_NET_FAULT=tap
  * makes `tap add` fail after the last tap device has been created. Both
- * exercise the rollback. KVMLAB_STATE_DIR overrides /run/kvmlab. */
+ * exercise the rollback. KVMLAB_NET_CRASH=POINT makes the process SIGKILL
+ * itself at POINT (POINT:stop: SIGSTOP instead); the points are listed in
+ * net/ops.c. */
 #ifndef KVMLAB_NET_H
 #define KVMLAB_NET_H
 #include <stdbool.h>
@@ -22,6 +30,11 @@
 #define KL_WUR __attribute__((warn_unused_result))
 #define KL_NAME_MAX 15 /* IFNAMSIZ - 1: network, bridge and tap names */
 #define KL_QUEUES_MAX 256 /* the kernel's MAX_TAP_QUEUES */
+#define KL_DNS_MAX 3
+#define KL_MTU_MIN 68
+#define KL_MTU_MAX 65521 /* a tap's limit: 65535 minus its Ethernet header */
+#define KL_BRIDGE_PORTS_MAX 1023 /* the bridge's port numbers are 10 bits */
+#define KL_LOCK_WAIT_MS 10000 /* default wait for another run's lock */
 
 struct kl_net;
 
@@ -34,6 +47,11 @@ void kl_net_close(struct kl_net *h);
 const char *kl_net_errmsg(const struct kl_net *h);
 const char *kl_net_extack(const struct kl_net *h);
 
+/* How long a call waits for another run in this network namespace
+ * before failing with -ETIMEDOUT (the message names the holder's pid).
+ * Default: KVMLAB_LOCK_TIMEOUT (seconds, fractions allowed) or 10 s. */
+void kl_net_set_wait(struct kl_net *h, unsigned ms);
+
 /* Warnings (non-fatal: something outside kvmlab may drop traffic) and,
  * for dry runs, the plan: lines gathered by the last call. */
 size_t kl_net_nwarnings(const struct kl_net *h);
@@ -42,12 +60,17 @@ size_t kl_net_nplan(const struct kl_net *h);
 const char *kl_net_plan(const struct kl_net *h, size_t i);
 
 /* Validation, usable without a handle or privilege. On failure they
- * return -EINVAL and point *why at a static reason. */
+ * return -EINVAL and point *why at a static reason. Names: 1..15 bytes
+ * of [A-Za-z0-9_.-], not "." or "..". */
 KL_WUR int kl_name_check(const char *name, const char **why);
 /* "a.b.c.d/len": host address and prefix, host order; rejects /0, /32,
- * the network and the broadcast address. */
+ * the network and the broadcast address (except on a /31, RFC 3021),
+ * and host addresses in 0.0.0.0/8, 127.0.0.0/8, multicast and class E. */
 KL_WUR int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
 			 const char **why);
+/* "a.b.c.d[,a.b.c.d...]": 1..KL_DNS_MAX unicast addresses, host order. */
+KL_WUR int kl_dns_parse(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
+			const char **why);
 /* The bridge name used when --bridge is not given. */
 void kl_bridge_name(const char *net, char out[KL_NAME_MAX + 1]);
 
@@ -60,20 +83,26 @@ struct kl_net_cfg {
 	char uplink[KL_NAME_MAX + 1]; /* "" = any interface but the bridge */
 	unsigned mtu;                 /* 0 = kernel default */
 	bool stp;
+	uint32_t dns[KL_DNS_MAX];     /* host order; stored, handed to guests */
+	unsigned ndns;
 };
 
 #define KL_DRY_RUN 1u
+#define KL_IF_EXISTS 2u /* down, tap del: a missing object is no error */
 
-/* Ensure the network: bridge up with its address, forwarding on, NAT
- * rules with cfg->nat. Idempotent; a different definition of an existing
- * network fails with -EEXIST. On failure everything this call made is
- * removed again. KL_DRY_RUN validates (nft batch checked by the kernel,
- * not committed), fills the plan and changes nothing. */
+/* Ensure the network: its table, bridge up with its address, forwarding
+ * on, NAT rules with cfg->nat, every tap of the network enslaved and up.
+ * Idempotent, and it repairs what it owns; a different definition of an
+ * existing network fails with -EEXIST. On failure everything this call
+ * made is removed again. KL_DRY_RUN validates (nft batch checked by the
+ * kernel, not committed), fills the plan and changes nothing. */
 KL_WUR int kl_net_up(struct kl_net *h, const struct kl_net_cfg *cfg,
 		     unsigned flags);
-/* Remove exactly what up made: taps, bridge (and so its address), nft
- * table; restore forwarding when the last network goes. */
-KL_WUR int kl_net_down(struct kl_net *h, const char *name);
+/* Remove exactly what up and tap add made (found by their tags): taps,
+ * bridge (and so its address), nft table; restore forwarding when the
+ * last network goes. Also finishes what a crashed run left. flags:
+ * KL_IF_EXISTS. */
+KL_WUR int kl_net_down(struct kl_net *h, const char *name, unsigned flags);
 
 struct kl_tap_cfg {
 	bool set_owner, set_group;
@@ -83,12 +112,16 @@ struct kl_tap_cfg {
 };
 
 /* Persistent taps (IFF_VNET_HDR when the kernel has it), owned as asked,
- * with the bridge's MTU, enslaved and up. All or nothing. */
+ * with the bridge's MTU, tagged, enslaved and up. All or nothing. A name
+ * that already is this network's tap with the same owner, group and
+ * queues is made whole again instead (what a crashed run left). */
 KL_WUR int kl_tap_add(struct kl_net *h, const char *net,
 		      const char *const *taps, size_t n,
 		      const struct kl_tap_cfg *cfg);
-/* Delete taps that kvmlab made. All names are checked first. */
-KL_WUR int kl_tap_del(struct kl_net *h, const char *const *taps, size_t n);
+/* Delete taps that kvmlab made (by tag). All names are checked first.
+ * flags: KL_IF_EXISTS. */
+KL_WUR int kl_tap_del(struct kl_net *h, const char *const *taps, size_t n,
+		      unsigned flags);
 
 /* For a VMM: a non-persistent tap on network net, IFF_VNET_HDR set (the
  * VMM must use a 12-byte virtio_net_hdr, TUNSETVNETHDRSZ is set to 12),
@@ -102,10 +135,17 @@ KL_WUR int kl_tap_open(struct kl_net *h, const char *net, const char *name,
 struct kl_show_tap {
 	char name[KL_NAME_MAX + 1];
 	bool exists, up, enslaved; /* enslaved: master is the bridge */
-	unsigned mtu;
+	bool persist, multi_queue;
+	unsigned mtu, queues;      /* queues: as tap add was asked */
+	int ifindex;
+	int64_t owner, group;      /* -1: none */
+	uint8_t mac[6];
 };
 struct kl_show_net {
 	struct kl_net_cfg cfg;
+	bool def_known; /* cfg from the table; false: only the tags seen
+			 * (the table is missing, or unreadable without
+			 * CAP_NET_ADMIN): name, bridge, addr are a guess */
 	bool bridge_exists, bridge_up, addr_present;
 	int nft_present; /* 1, 0, or -1 unknown (reading needs CAP_NET_ADMIN) */
 	unsigned bridge_mtu;
@@ -115,7 +155,8 @@ struct kl_show_net {
 struct kl_show {
 	uint64_t netns;       /* inode of the network namespace */
 	int forwarding;       /* ip_forward now: 0, 1, or -1 unreadable */
-	int forwarding_prev;  /* value before kvmlab set it; -1 untouched */
+	int forwarding_prev;  /* value before the first kvmlab network; -1
+			       * unknown or no network */
 	size_t nnets;
 	struct kl_show_net *nets;
 };

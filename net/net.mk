@@ -9,6 +9,6 @@ $(NET_LIB): $(NET_LIB_SRCS:%.c=$(BUILD)/%.o)
 	$(AR) rcs $@ $^
 
 $(BUILD)/kvmlab-net: $(BUILD)/net/cli.o $(NET_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(NET_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(NET_LDLIBS) -ljansson
 
 net: $(BUILD)/kvmlab-net

@@ -61,10 +61,12 @@ static long bb_len(const struct bb *b, const void *buf)
 	return b->err ? b->err : (long)(b->p - (const char *)buf);
 }
 
+/* NEWTABLE (with comment when given; flags 0 wakes a dormant table) or
+ * DELTABLE. */
 static void put_table(struct bb *b, const char *net, uint16_t type,
-		      uint16_t flags)
+		      uint16_t flags, const char *comment)
 {
-	char name[64], comment[64];
+	char name[64];
 	struct nftnl_table *t;
 	struct nftnl_udata_buf *ud = NULL;
 	struct nlmsghdr *nlh;
@@ -80,14 +82,16 @@ static void put_table(struct bb *b, const char *net, uint16_t type,
 	nft_table_name(net, name, sizeof(name));
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFT_FAMILY);
-	if (type == NFT_MSG_NEWTABLE) {
+	if (type == NFT_MSG_NEWTABLE)
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
+	if (type == NFT_MSG_NEWTABLE && comment) {
 		/* The comment is how a reader of `nft list ruleset` (and
-		 * kvmlab itself) tells the table's owner. */
-		snprintf(comment, sizeof(comment), NFT_COMMENT_PREFIX "%s", net);
-		ud = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
-		if (!ud || !nftnl_udata_put_strz(ud, NFTNL_UDATA_TABLE_COMMENT,
-						 comment)) {
-			b->err = -ENOMEM;
+		 * kvmlab itself) tells the table's owner and the network's
+		 * definition. One TLV holds up to 255 bytes. */
+		ud = nftnl_udata_buf_alloc(512);
+		if (!ud || strlen(comment) > 254 ||
+		    !nftnl_udata_put_strz(ud, NFTNL_UDATA_TABLE_COMMENT, comment)) {
+			b->err = ud ? -ENAMETOOLONG : -ENOMEM;
 			goto out;
 		}
 		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
@@ -102,6 +106,29 @@ out:
 	if (ud)
 		nftnl_udata_buf_free(ud);
 	nftnl_table_free(t);
+}
+
+/* DELCHAIN of an (emptied) chain. */
+static void put_delchain(struct bb *b, const char *table, const char *chain)
+{
+	struct nftnl_chain *c;
+	struct nlmsghdr *nlh;
+	char *buf = bb_room(b);
+
+	if (!buf)
+		return;
+	c = nftnl_chain_alloc();
+	if (!c) {
+		b->err = -ENOMEM;
+		return;
+	}
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_DELCHAIN, NFT_FAMILY, NLM_F_ACK,
+				    b->seq);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	bb_next(b, nlh);
+	nftnl_chain_free(c);
 }
 
 static void put_chain(struct bb *b, const char *table, const char *chain,
@@ -334,8 +361,42 @@ static void put_end(struct bb *b)
 		bb_next(b, nftnl_batch_end(buf, b->seq));
 }
 
+/* One owned chain: how it hooks in and what it holds. */
+struct owned_chain {
+	const char *name, *type;
+	unsigned hook;
+	int prio;
+	const struct step *rules[3];
+};
+
+/* Put chain c into the batch as cs says the kernel holds it. */
+static void put_owned(struct bb *b, const char *table,
+		      const struct owned_chain *c, enum nft_mode mode,
+		      const struct nft_chain_state *cs,
+		      const struct kl_net_cfg *cfg)
+{
+	bool exists = mode == NFT_REFRESH && cs->exists;
+
+	if (exists && cs->base_ok && cs->policy_ok && cs->rules_ok)
+		return;
+	if (exists && !cs->base_ok) {
+		/* Hook, type and priority of a chain cannot change: empty
+		 * it, delete it and make it again, all in this batch. */
+		put_rule(b, table, c->name, NULL, cfg);
+		put_delchain(b, table, c->name);
+		exists = false;
+	}
+	/* On an existing chain NEWCHAIN sets the policy back to accept. */
+	put_chain(b, table, c->name, c->type, c->hook, c->prio);
+	if (exists)
+		put_rule(b, table, c->name, NULL, cfg);
+	for (size_t i = 0; i < ARRAY_SIZE(c->rules) && c->rules[i]; i++)
+		put_rule(b, table, c->name, c->rules[i], cfg);
+}
+
 long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
-			 const struct kl_net_cfg *cfg, enum nft_mode mode,
+			 const struct kl_net_cfg *cfg, const char *comment,
+			 enum nft_mode mode, const struct nft_chain_state *cs,
 			 unsigned faults, bool end, uint32_t *first_seq,
 			 unsigned *nacked)
 {
@@ -367,20 +428,23 @@ long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 		{OP_END, NULL},
 	};
 	const struct step fault[] = {{OP_ACCEPT, NULL}, {OP_END, NULL}};
+	const struct owned_chain chains[2] = {
+		{NFT_CHAIN_POST, "nat", NF_INET_POST_ROUTING, 100,
+		 {masq, NULL, NULL}},
+		{NFT_CHAIN_FWD, "filter", NF_INET_FORWARD, 0,
+		 {fwd_out, fwd_back, NULL}},
+	};
+	const struct nft_chain_state none[2] = {{0}, {0}};
 
+	if (!cs)
+		cs = none;
 	nft_table_name(cfg->name, table, sizeof(table));
 	put_begin(&b, first_seq);
 	put_table(&b, cfg->name, NFT_MSG_NEWTABLE,
-		  NLM_F_CREATE | (mode == NFT_CREATE ? NLM_F_EXCL : 0));
-	put_chain(&b, table, "postrouting", "nat", NF_INET_POST_ROUTING, 100);
-	if (mode == NFT_REFRESH)
-		put_rule(&b, table, "postrouting", NULL, cfg);
-	put_rule(&b, table, "postrouting", masq, cfg);
-	put_chain(&b, table, "forward", "filter", NF_INET_FORWARD, 0);
-	if (mode == NFT_REFRESH)
-		put_rule(&b, table, "forward", NULL, cfg);
-	put_rule(&b, table, "forward", fwd_out, cfg);
-	put_rule(&b, table, "forward", fwd_back, cfg);
+		  NLM_F_CREATE | (mode == NFT_CREATE ? NLM_F_EXCL : 0),
+		  mode == NFT_CREATE ? comment : NULL);
+	for (size_t i = 0; cfg->nat && i < ARRAY_SIZE(chains); i++)
+		put_owned(&b, table, &chains[i], mode, &cs[i], cfg);
 	if (faults & NFT_FAULT)
 		put_rule(&b, table, "kvmlab-fault-no-such-chain", fault, cfg);
 	*nacked = b.seq - *first_seq;
@@ -395,47 +459,15 @@ long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
 	struct bb b = {buf, (char *)buf + size, seq, 0};
 
 	put_begin(&b, first_seq);
-	put_table(&b, net, NFT_MSG_DELTABLE, 0);
+	put_table(&b, net, NFT_MSG_DELTABLE, 0, NULL);
 	put_end(&b);
 	return bb_len(&b, buf);
-}
-
-static int count_cb(const struct nlmsghdr *nlh, void *data)
-{
-	(void)nlh;
-	(*(unsigned *)data)++;
-	return 0;
-}
-
-int nft_table_present(struct kl_nl *nl, const char *net, bool *present)
-{
-	char buf[512], name[64];
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-	uint32_t seq = ++nl->seq;
-	unsigned replies = 0;
-	int err;
-
-	if (!t)
-		return -ENOMEM;
-	nft_table_name(net, name, sizeof(name));
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFT_FAMILY, NLM_F_ACK,
-				    seq);
-	nftnl_table_nlmsg_build_payload(nlh, t);
-	nftnl_table_free(t);
-	err = nl_talk(nl, nlh, nlh->nlmsg_len, seq, 1, NULL, count_cb, &replies);
-	if (err == -ENOENT) {
-		*present = false;
-		return 0;
-	}
-	*present = replies > 0;
-	return err;
 }
 
 struct drop_ctx {
 	nft_drop_fn fn;
 	void *data;
+	const char *skip;
 };
 
 static const char *family_name(unsigned f)
@@ -468,7 +500,8 @@ static int drop_cb(const struct nlmsghdr *nlh, void *data)
 	if (fam && table &&
 	    nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) == NF_INET_FORWARD &&
 	    nftnl_chain_get_u32(ch, NFTNL_CHAIN_POLICY) == NF_DROP &&
-	    strncmp(table, NFT_TABLE_PREFIX, strlen(NFT_TABLE_PREFIX)))
+	    !(nftnl_chain_get_u32(ch, NFTNL_CHAIN_FAMILY) == NFT_FAMILY &&
+	      c->skip && !strcmp(table, c->skip)))
 		c->fn(c->data, fam, table,
 		      nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME));
 out:
@@ -476,12 +509,13 @@ out:
 	return 0;
 }
 
-int nft_forward_drops(struct kl_nl *nl, nft_drop_fn fn, void *data)
+int nft_forward_drops(struct kl_nl *nl, const char *skip_table, nft_drop_fn fn,
+		      void *data)
 {
 	char buf[128];
 	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN,
 						     NFPROTO_UNSPEC, 0, 0);
-	struct drop_ctx c = {fn, data};
+	struct drop_ctx c = {fn, data, skip_table};
 
 	/* A restarted dump may report a chain twice; a repeated warning is
 	 * harmless, so no reset. */
@@ -508,7 +542,6 @@ struct rules_ctx {
 	char **want;
 	size_t nwant, i;
 	bool same;
-	int err;
 };
 
 static int rules_cb(const struct nlmsghdr *nlh, void *data)
@@ -542,65 +575,196 @@ static void rules_reset(void *data)
 	c->same = true;
 }
 
-int nft_rules_match(struct kl_nl *nl, const struct kl_net_cfg *cfg,
-		    bool *match)
+/* The chain itself: base chain of the right type, hook and priority,
+ * and its policy. */
+struct chain_ctx {
+	const char *type;
+	unsigned hook;
+	int prio;
+	struct nft_chain_state *cs;
+};
+
+static int chain_cb(const struct nlmsghdr *nlh, void *data)
 {
-	char *buf = malloc(16384), req[512], table[64];
-	struct rules_ctx c = {.same = true};
+	struct chain_ctx *c = data;
+	struct nftnl_chain *ch = nftnl_chain_alloc();
+
+	if (!ch)
+		return -ENOMEM;
+	if (nftnl_chain_nlmsg_parse(nlh, ch) < 0) {
+		nftnl_chain_free(ch);
+		return -EBADMSG;
+	}
+	c->cs->exists = true;
+	c->cs->base_ok =
+		nftnl_chain_is_set(ch, NFTNL_CHAIN_HOOKNUM) &&
+		nftnl_chain_is_set(ch, NFTNL_CHAIN_TYPE) &&
+		nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) == c->hook &&
+		nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) == c->prio &&
+		!strcmp(nftnl_chain_get_str(ch, NFTNL_CHAIN_TYPE), c->type);
+	c->cs->policy_ok = nftnl_chain_is_set(ch, NFTNL_CHAIN_POLICY) &&
+			   nftnl_chain_get_u32(ch, NFTNL_CHAIN_POLICY) == NF_ACCEPT;
+	nftnl_chain_free(ch);
+	return 0;
+}
+
+/* The rules up would put into chain, as text, from a batch built in buf. */
+static int want_rules(const char *buf, long len, const char *chain,
+		      struct rules_ctx *c)
+{
+	for (const struct nlmsghdr *h = (const void *)buf; mnl_nlmsg_ok(h, (int)len);
+	     h = mnl_nlmsg_next(h, (int *)&len)) {
+		if (NFNL_MSG_TYPE(h->nlmsg_type) != NFT_MSG_NEWRULE)
+			continue;
+		struct nftnl_rule *r = nftnl_rule_alloc();
+		if (!r || nftnl_rule_nlmsg_parse(h, r) < 0) {
+			nftnl_rule_free(r);
+			return -ENOMEM;
+		}
+		if (strcmp(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN), chain)) {
+			nftnl_rule_free(r);
+			continue;
+		}
+		char *t = rule_text(r);
+		nftnl_rule_free(r);
+		if (!t)
+			return -ENOMEM;
+		char **v = realloc(c->want, (c->nwant + 1) * sizeof(*v));
+		if (!v) {
+			free(t);
+			return -ENOMEM;
+		}
+		c->want = v;
+		c->want[c->nwant++] = t;
+	}
+	return 0;
+}
+
+static int check_one(struct kl_nl *nl, const char *table, const char *buf,
+		     long len, const char *chain, const char *type,
+		     unsigned hook, int prio, struct nft_chain_state *cs)
+{
+	char req[512];
+	struct rules_ctx rc = {.same = true};
+	struct chain_ctx cc = {type, hook, prio, cs};
+	struct nlmsghdr *nlh;
+	uint32_t seq = ++nl->seq;
+	int err;
+
+	memset(cs, 0, sizeof(*cs));
+	struct nftnl_chain *q = nftnl_chain_alloc();
+	if (!q)
+		return -ENOMEM;
+	nftnl_chain_set_str(q, NFTNL_CHAIN_TABLE, table);
+	nftnl_chain_set_str(q, NFTNL_CHAIN_NAME, chain);
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, NFT_FAMILY, NLM_F_ACK,
+				    seq);
+	nftnl_chain_nlmsg_build_payload(nlh, q);
+	nftnl_chain_free(q);
+	err = nl_talk(nl, nlh, nlh->nlmsg_len, seq, 1, NULL, chain_cb, &cc);
+	if (err == -ENOENT)
+		return 0;
+	if (err)
+		return err;
+	if ((err = want_rules(buf, len, chain, &rc)))
+		goto out;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	if (!r) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* A dump filtered to table and chain: the lease branch's chains in
+	 * the same table are not looked at. */
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFT_FAMILY, 0, 0);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	err = nl_dump(nl, nlh, rules_cb, rules_reset, &rc);
+	if (err == -ENOENT)
+		err = 0;
+	cs->rules_ok = !err && rc.same && rc.i == rc.nwant;
+out:
+	for (size_t i = 0; i < rc.nwant; i++)
+		free(rc.want[i]);
+	free(rc.want);
+	return err;
+}
+
+int nft_chains_check(struct kl_nl *nl, const struct kl_net_cfg *cfg,
+		     struct nft_chain_state cs[2])
+{
+	char *buf = malloc(16384), table[64];
 	uint32_t first;
 	unsigned nack;
 	long len;
 	int err;
 
-	*match = false;
 	if (!buf)
 		return -ENOMEM;
-	len = nft_build_net_batch(buf, 16384, 1, cfg, NFT_CREATE, 0, true,
-				  &first, &nack);
+	len = nft_build_net_batch(buf, 16384, 1, cfg, NULL, NFT_CREATE, NULL, 0,
+				  true, &first, &nack);
 	if (len < 0) {
-		err = (int)len;
-		goto out;
-	}
-	c.want = calloc(nack, sizeof(char *));
-	if (!c.want) {
-		err = -ENOMEM;
-		goto out;
-	}
-	for (const struct nlmsghdr *h = (void *)buf; mnl_nlmsg_ok(h, (int)len);
-	     h = mnl_nlmsg_next(h, (int *)&len)) {
-		if (NFNL_MSG_TYPE(h->nlmsg_type) != NFT_MSG_NEWRULE)
-			continue;
-		struct nftnl_rule *r = nftnl_rule_alloc();
-		if (!r || nftnl_rule_nlmsg_parse(h, r) < 0 ||
-		    !(c.want[c.nwant] = rule_text(r))) {
-			nftnl_rule_free(r);
-			err = -ENOMEM;
-			goto out;
-		}
-		c.nwant++;
-		nftnl_rule_free(r);
-	}
-	struct nftnl_rule *q = nftnl_rule_alloc();
-	if (!q) {
-		err = -ENOMEM;
-		goto out;
+		free(buf);
+		return (int)len;
 	}
 	nft_table_name(cfg->name, table, sizeof(table));
-	nftnl_rule_set_str(q, NFTNL_RULE_TABLE, table);
-	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE,
-						     NFT_FAMILY, 0, 0);
-	nftnl_rule_nlmsg_build_payload(nlh, q);
-	nftnl_rule_free(q);
-	err = nl_dump(nl, nlh, rules_cb, rules_reset, &c);
-	if (err == -ENOENT)
-		err = 0;
-	else if (!err)
-		*match = c.same && c.i == c.nwant;
-out:
-	if (c.want)
-		for (size_t i = 0; i < c.nwant; i++)
-			free(c.want[i]);
-	free(c.want);
+	err = check_one(nl, table, buf, len, NFT_CHAIN_POST, "nat",
+			NF_INET_POST_ROUTING, 100, &cs[0]);
+	if (!err)
+		err = check_one(nl, table, buf, len, NFT_CHAIN_FWD, "filter",
+				NF_INET_FORWARD, 0, &cs[1]);
 	free(buf);
+	return err;
+}
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nft_table_info *ti = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+	const void *ud;
+	uint32_t ulen = 0;
+	int err = -EINVAL;
+
+	memset(ti, 0, sizeof(*ti));
+	if (!t)
+		return -EINVAL;
+	if (nftnl_table_nlmsg_parse(nlh, t) < 0 ||
+	    !nftnl_table_is_set(t, NFTNL_TABLE_NAME))
+		goto out;
+	snprintf(ti->name, sizeof(ti->name), "%s",
+		 nftnl_table_get_str(t, NFTNL_TABLE_NAME));
+	if (nftnl_table_is_set(t, NFTNL_TABLE_FLAGS))
+		ti->flags = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
+	ud = nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &ulen);
+	if (ud) {
+		/* Walk the TLVs by hand: type, length, value. */
+		const uint8_t *p = ud, *e = p + ulen;
+		while (p + 2 <= e && p + 2 + p[1] <= e) {
+			if (p[0] == NFTNL_UDATA_TABLE_COMMENT && p[1] &&
+			    p[2 + p[1] - 1] == 0) {
+				snprintf(ti->comment, sizeof(ti->comment), "%s",
+					 (const char *)p + 2);
+				break;
+			}
+			p += 2 + p[1];
+		}
+	}
+	err = 0;
+out:
+	nftnl_table_free(t);
+	return err;
+}
+
+int nft_tables_dump(struct kl_nl *nl, struct nft_table_info **out, size_t *n)
+{
+	char buf[128];
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE,
+						     NFT_FAMILY, 0, 0);
+	void *v;
+	int err = nl_dump_array(nl, nlh, sizeof(**out), table_cb, &v, n);
+
+	if (!err)
+		*out = v;
 	return err;
 }

@@ -36,6 +36,18 @@ int nl_open(struct kl_nl *nl, int bus)
 	 * with less to say on failure. */
 	(void)mnl_socket_setsockopt(nl->sk, NETLINK_EXT_ACK, &one, sizeof(one));
 	(void)mnl_socket_setsockopt(nl->sk, NETLINK_CAP_ACK, &one, sizeof(one));
+	/* A thousand links in one atomic request need room to send. */
+	int sndbuf = 1 << 20;
+	if (setsockopt(mnl_socket_get_fd(nl->sk), SOL_SOCKET, SO_SNDBUFFORCE,
+		       &sndbuf, sizeof(sndbuf)) < 0)
+		(void)setsockopt(mnl_socket_get_fd(nl->sk), SOL_SOCKET,
+				 SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	/* ... and to take the answers when many of them fail. */
+	int rcvbuf = 4 << 20;
+	if (setsockopt(mnl_socket_get_fd(nl->sk), SOL_SOCKET, SO_RCVBUFFORCE,
+		       &rcvbuf, sizeof(rcvbuf)) < 0)
+		(void)setsockopt(mnl_socket_get_fd(nl->sk), SOL_SOCKET,
+				 SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	/* A lost ack must not hang the tool forever. */
 	if (setsockopt(mnl_socket_get_fd(nl->sk), SOL_SOCKET, SO_RCVTIMEO, &tv,
 		       sizeof(tv)) < 0) {
@@ -240,6 +252,47 @@ int nl_talk(struct kl_nl *nl, const void *buf, size_t len, uint32_t first_seq,
 				 in_slice, base, res, cb, data, &first_err);
 		if (err)
 			return err;
+	}
+	return first_err;
+}
+
+int nl_send_all(struct kl_nl *nl, const void *buf, size_t len,
+		uint32_t first_seq, unsigned n)
+{
+	uint32_t last = first_seq + n - 1;
+	int first_err = 0, err;
+	bool done = false;
+
+	nl->extack[0] = 0;
+	nl->fail_index = -1;
+	if (nl->sk == NULL)
+		return -ENOTCONN;
+	if (n == 0)
+		return 0;
+	if (mnl_socket_sendto(nl->sk, buf, len) < 0)
+		return -errno;
+	while (!done) {
+		const struct nlmsghdr *h;
+		int left;
+		char ext[sizeof(nl->extack)];
+
+		if ((err = nl_recv(nl, &h, &left)))
+			return err;
+		for (; mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
+			uint32_t i = h->nlmsg_seq - first_seq;
+			if ((h->nlmsg_pid != nl->portid && h->nlmsg_pid) ||
+			    h->nlmsg_type != NLMSG_ERROR || i >= n)
+				continue;
+			int e = nl_parse_err(h, ext, sizeof(ext));
+			if (e && !first_err) {
+				first_err = e;
+				nl->fail_index = (int)i;
+				memcpy(nl->extack, ext, sizeof(ext));
+			}
+			/* the kernel answers in order: the last ack ends it */
+			if (h->nlmsg_seq == last)
+				done = true;
+		}
 	}
 	return first_err;
 }

@@ -1,6 +1,6 @@
 /* Internal to net/ and its unit tests: message builders (which write
  * into a caller's buffer, so tests can parse them back without a
- * socket), the netlink transport, state and the handle. */
+ * socket), the netlink transport, the store, the lock and the handle. */
 #ifndef KVMLAB_NET_PRIV_H
 #define KVMLAB_NET_PRIV_H
 #include <errno.h>
@@ -59,6 +59,13 @@ void nl_close(struct kl_nl *nl);
 WUR int nl_talk(struct kl_nl *nl, const void *buf, size_t len,
 		uint32_t first_seq, unsigned n, int *res, nl_data_cb cb,
 		void *data);
+/* Send n requests in one sendmsg, which the kernel handles in a row
+ * before the call returns (so no signal can fall between them). Only
+ * the last may carry NLM_F_ACK; the others are answered only when they
+ * fail. Reads until the last one's ack; returns the first error
+ * (fail_index tells which message). */
+WUR int nl_send_all(struct kl_nl *nl, const void *buf, size_t len,
+		    uint32_t first_seq, unsigned n);
 /* A dump request; cb sees every object. If the kernel flags the dump
  * as interrupted, reset(data) runs and the dump starts over. */
 WUR int nl_dump(struct kl_nl *nl, struct nlmsghdr *req, nl_data_cb cb,
@@ -72,31 +79,40 @@ WUR int nl_dump_array(struct kl_nl *nl, struct nlmsghdr *req, size_t elem,
 int nl_parse_err(const struct nlmsghdr *nlh, char *ext, size_t extlen);
 
 /* ---- link.c / addr.c builders (rtnetlink) ---- */
+/* A new bridge, up, at ifindex (0: the kernel picks), tagged with alias
+ * (NULL: none). */
 struct nlmsghdr *rt_build_newbridge(void *buf, uint32_t seq, const char *name,
-				    unsigned mtu, bool stp);
-/* Set master (0: leave), mtu (0: leave) and IFF_UP on ifindex, or by name
- * when ifindex is 0. */
+				    int ifindex, unsigned mtu, bool stp,
+				    const char *alias);
+/* Set master (0: leave), mtu (0: leave), alias (NULL: leave) and IFF_UP
+ * on ifindex, or by name when ifindex is 0. */
 struct nlmsghdr *rt_build_setlink(void *buf, uint32_t seq, int ifindex,
 				  const char *name, int master, unsigned mtu,
-				  bool up);
+				  bool up, const char *alias);
 struct nlmsghdr *rt_build_dellink(void *buf, uint32_t seq, int ifindex,
 				  const char *name);
 struct nlmsghdr *rt_build_getlink(void *buf, uint32_t seq, const char *name);
 /* Move a link into a device group, and delete a whole group at once: one
  * batched unregistration instead of one RCU wait per device. */
-struct nlmsghdr *rt_build_setgroup(void *buf, uint32_t seq, const char *name,
-				   uint32_t group);
+struct nlmsghdr *rt_build_setgroup(void *buf, uint32_t seq, int ifindex,
+				   const char *name, uint32_t group);
 struct nlmsghdr *rt_build_delgroup(void *buf, uint32_t seq, uint32_t group);
 struct nlmsghdr *rt_build_addr(void *buf, uint32_t seq, uint16_t type,
 			       int ifindex, uint32_t addr, unsigned prefix);
 
 /* Links as the kernel reports them. */
+#define LINK_ALIAS_MAX 64 /* longer aliases are never kvmlab tags */
 struct kl_link {
 	int ifindex, master;
 	unsigned flags, mtu;
 	uint32_t group;
 	char name[KL_NAME_MAX + 1];
 	char kind[16];
+	char alias[LINK_ALIAS_MAX]; /* "" none or too long */
+	uint8_t mac[6];
+	/* tun only (IFLA_TUN_*): */
+	bool tun_tap, tun_persist, tun_mq;
+	int64_t tun_owner, tun_group; /* -1 none */
 };
 /* One link by name: 0, -ENODEV, or another error. */
 WUR int link_get(struct kl_nl *nl, const char *name, struct kl_link *out);
@@ -114,73 +130,107 @@ WUR int addr_dump(struct kl_nl *nl, struct kl_addr4 **out, size_t *n);
 int addr_parse(const struct nlmsghdr *nlh, struct kl_addr4 *a);
 bool cidr_overlap(uint32_t a, unsigned pa, uint32_t b, unsigned pb);
 
+/* ---- tags (check.c): what marks a link as kvmlab's ---- */
+#define TAG_PREFIX "kvmlab:"
+#define TAG_MAX 48
+/* "kvmlab:NET" for a bridge, "kvmlab:NET:tap" (queues 1) or
+ * "kvmlab:NET:tap:queues=N" for a tap. */
+void tag_bridge(const char *net, char out[TAG_MAX]);
+void tag_tap(const char *net, unsigned queues, char out[TAG_MAX]);
+enum tag_kind { TAG_NONE, TAG_BRIDGE, TAG_TAP };
+/* What alias says: the kind, its network into net (KL_NAME_MAX + 1) and,
+ * for a tap, its queues. Anything malformed is TAG_NONE. */
+enum tag_kind tag_parse(const char *alias, char *net, unsigned *queues);
+/* Is l kvmlab's bridge (kind bridge) / tap (kind tun) of network net? */
+bool link_is_bridge_of(const struct kl_link *l, const char *net);
+bool link_is_tap_of(const struct kl_link *l, const char *net, unsigned *queues);
+
 /* ---- nft.c ---- */
 enum nft_mode {
 	NFT_CREATE,  /* fresh network: table made with NLM_F_EXCL */
-	NFT_REFRESH, /* existing network: flush its chains, rules again */
+	NFT_REFRESH, /* existing network: repair the chains netstate owns */
 };
 #define NFT_FAULT 1u /* add a rule into a missing chain: batch rejected */
+/* The chains netstate owns in a NAT network's table (the lease branch
+ * owns "fwd-*" and "lease*" objects there; up never touches those). */
+#define NFT_CHAIN_POST "postrouting"
+#define NFT_CHAIN_FWD "forward"
+/* What the kernel holds of one owned chain, for the repair. */
+struct nft_chain_state {
+	bool exists, base_ok; /* base_ok: type, hook, priority as ours */
+	bool policy_ok, rules_ok;
+};
 /* Build the whole batch (begin .. end) into buf; with end false the batch
  * lacks its END message, which makes the kernel validate and abort. The
- * number of messages that ask for an ACK goes to *nacked, the sequence
- * number of the first one to *first_seq. Returns its length or -errno. */
+ * table is made with comment (NFT_CREATE only). In NFT_REFRESH mode cs[2]
+ * (postrouting, forward) says what exists: a chain of the wrong kind is
+ * deleted and made again, otherwise its policy is set and its rules
+ * replaced. The number of messages that ask for an ACK goes to *nacked,
+ * the sequence number of the first one to *first_seq. Returns its length
+ * or -errno. */
 WUR long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
-			     const struct kl_net_cfg *cfg, enum nft_mode mode,
+			     const struct kl_net_cfg *cfg, const char *comment,
+			     enum nft_mode mode, const struct nft_chain_state *cs,
 			     unsigned faults, bool end, uint32_t *first_seq,
 			     unsigned *nacked);
 WUR long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
 			     const char *net, uint32_t *first_seq);
 void nft_table_name(const char *net, char *out, size_t len);
-/* Does the kernel hold exactly the rules up would install? */
-WUR int nft_rules_match(struct kl_nl *nl, const struct kl_net_cfg *cfg,
-			bool *match);
-WUR int nft_table_present(struct kl_nl *nl, const char *net, bool *present);
-/* Call fn for each base chain on the forward hook with policy drop in a
- * table that is not kvmlab's. */
+/* What the kernel holds of the chains up owns, for a NAT network. */
+WUR int nft_chains_check(struct kl_nl *nl, const struct kl_net_cfg *cfg,
+			 struct nft_chain_state cs[2]);
+/* Call fn for each base chain on the forward hook with policy drop in
+ * any table but skip_table ("kvmlab-NET" of the network being made). */
 typedef void (*nft_drop_fn)(void *data, const char *family,
 			    const char *table, const char *chain);
-WUR int nft_forward_drops(struct kl_nl *nl, nft_drop_fn fn, void *data);
+WUR int nft_forward_drops(struct kl_nl *nl, const char *skip_table,
+			  nft_drop_fn fn, void *data);
 #define NFT_TABLE_PREFIX "kvmlab-"
 #define NFT_COMMENT_PREFIX "kvmlab network "
+/* One ip table as listed: name, flags, comment ("" none). */
+struct nft_table_info {
+	char name[64];
+	uint32_t flags;
+	char comment[256];
+};
+WUR int nft_tables_dump(struct kl_nl *nl, struct nft_table_info **out,
+			size_t *n);
 
-/* ---- state.c: what the kernel cannot tell back ---- */
-struct st_tap {
-	char name[KL_NAME_MAX + 1];
-	unsigned queues;
-};
-struct st_net {
+/* ---- store.c: a network's definition, kept in its nft table ---- */
+struct store_net {
 	struct kl_net_cfg cfg;
-	bool made_bridge, made_addr, made_nft;
-	bool settle; /* scratch: its bridge lost ports in this run */
-	size_t ntaps, cap;
-	struct st_tap *taps;
+	int fwd_prev;  /* ip_forward before the first kvmlab network: 0/1 */
+	bool bad;      /* the table's comment is not a definition we read */
+	bool dormant;  /* the table's dormant flag is set */
 };
-struct kl_state {
-	uint64_t ino, cookie;
-	int fwd_prev; /* -1: kvmlab did not change ip_forward */
-	size_t nnets;
-	struct st_net *nets;
-};
+/* The comment of network n's table, and back. parse: -EBADMSG unless it
+ * is a whole definition of network net. */
+WUR int store_format(const struct store_net *n, char *buf, size_t len);
+WUR int store_parse(const char *net, const char *comment,
+		    struct store_net *out);
+/* Every kvmlab network in this namespace (tables "ip kvmlab-*" whose
+ * comment starts with "kvmlab network "); caller frees *out. */
+WUR int store_list(struct kl_net *h, struct store_net **out, size_t *n);
+/* One network: 0, -ENOENT, or another error. */
+WUR int store_read(struct kl_net *h, const char *net, struct store_net *out);
+/* Write the network: one nft batch making (NFT_CREATE) or repairing its
+ * table with the definition and the chains up owns. buf: NL_BUF_SIZE. */
+WUR int store_write(struct kl_net *h, char *buf, const struct store_net *n,
+		    enum nft_mode mode, const struct nft_chain_state *cs,
+		    unsigned faults, bool commit);
+/* Delete the network's whole table (-ENOENT when it is gone). */
+WUR int store_delete(struct kl_net *h, const char *net);
+
+/* ---- lock.c: one run at a time per network namespace ---- */
+/* An abstract unix socket bound inside the namespace: per namespace, let
+ * go when the process dies, gone with the namespace. exclusive false
+ * takes nothing (readers read the kernel, whose objects are each read
+ * whole). Waits up to h->wait_ms; -ETIMEDOUT names the holder's pid. */
 WUR int state_lock(struct kl_net *h, bool exclusive);
 void state_unlock(struct kl_net *h);
-WUR int state_load(struct kl_net *h, struct kl_state *st);
-WUR int state_save(struct kl_net *h, const struct kl_state *st);
-void state_free(struct kl_state *st);
-/* Text form, for tests: parse replaces st. */
-WUR int state_format(const struct kl_state *st, char **out, size_t *len);
-WUR int state_parse(const char *text, struct kl_state *st);
-struct st_net *state_find(struct kl_state *st, const char *name);
-struct st_net *state_find_tap(struct kl_state *st, const char *tap,
-			      size_t *idx);
-WUR int state_add_tap(struct st_net *n, const char *name, unsigned queues);
-/* state_add_tap for a name known not to be in n. */
-WUR int state_append_tap(struct st_net *n, const char *name, unsigned queues);
-/* Every tap name st records, sorted for names_has; free() it. */
-WUR int state_tap_names(const struct kl_state *st,
-			char (**out)[KL_NAME_MAX + 1], size_t *n);
-bool names_has(const char (*v)[KL_NAME_MAX + 1], size_t n, const char *name);
-/* Whether sorted v holds a name twice. */
-bool sorted_dup(const char (*v)[KL_NAME_MAX + 1], size_t n);
+#define LOCK_NAME "kvmlab-net.lock"
+
+/* ---- name helpers (check.c) ---- */
 /* strcmp for qsort/bsearch over char[KL_NAME_MAX + 1] arrays. */
 int cmp_name(const void *a, const void *b);
 /* Whether two of names are equal, in N log N. */
@@ -194,10 +244,47 @@ WUR int sysctl_write_int(const char *path, int val);
 
 /* ---- tap.c ---- */
 WUR int tap_features(unsigned *features);
-/* TUNSETIFF (+ owner/group/persist when persist); returns the fd. */
+/* TUNSETIFF (+ owner/group when cfg says so); returns the fd. Not
+ * persistent: the device goes with the fd until tap_persist. */
 WUR int tap_create(const char *name, unsigned features, unsigned queues,
-		   const struct kl_tap_cfg *cfg, bool persist,
+		   const struct kl_tap_cfg *cfg,
 		   char name_out[KL_NAME_MAX + 1], int *fd_out);
+WUR int tap_persist(int fd);
+
+/* ---- ops.c: what the operations share ---- */
+/* A network as the kernel holds it: its stored definition and its tagged
+ * links, from one link dump. */
+struct net_view {
+	struct store_net def;
+	bool have_def;
+	struct kl_link *links; /* the dump, sorted by name */
+	size_t nlinks;
+	const struct kl_link *br;     /* the tagged bridge, or NULL */
+	const struct kl_link *named;  /* whatever holds cfg.bridge's name */
+	size_t ntaps;                 /* tagged taps of the network */
+};
+/* Fill v for network net (def from the store when there; bridge name
+ * from def). -ENOENT is not an error here: have_def tells. */
+WUR int view_load(struct kl_net *h, const char *net, struct net_view *v);
+void view_free(struct net_view *v);
+const struct kl_link *view_find(const struct net_view *v, const char *name);
+/* Lock, then nothing else: every operation starts here. */
+WUR int op_begin(struct kl_net *h);
+void op_end(struct kl_net *h);
+/* One request, one ack. */
+WUR int talk1(struct kl_nl *nl, struct nlmsghdr *nlh);
+/* Delete links by ifindex in one atomic request: all move into a fresh
+ * device group and one DELLINK takes the group (one unregistration for
+ * all, and a kill -9 cannot fall between the messages). */
+WUR int del_links(struct kl_net *h, const int *ifindex, size_t n,
+		  const char *what);
+/* KVMLAB_NET_CRASH=point: die (or stop) here, for the crash tests. */
+void crash_point(const char *point);
+bool fault_is(const char *what);
+WUR int bad_name(struct kl_net *h, const char *what, const char *name);
+WUR int need_cap(struct kl_net *h, const char *what, const char *name);
+void settle(struct kl_net *h, int ifindex);
+void gather_warnings(struct kl_net *h, const struct kl_net_cfg *cfg);
 
 /* ---- the handle ---- */
 struct kl_net {
@@ -207,8 +294,8 @@ struct kl_net {
 	char **warn, **plan;
 	size_t nwarn, nplan;
 	int lockfd;
+	unsigned wait_ms;
 	uint64_t ino, cookie;
-	char statedir[200];
 };
 __attribute__((format(printf, 3, 4))) int kl_err(struct kl_net *h, int e,
 						  const char *fmt, ...);

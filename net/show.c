@@ -1,7 +1,10 @@
-/* show: the networks kvmlab knows of in this namespace, each read back
- * from the kernel (one link dump, one address dump, one table look-up
- * per NAT network). */
+/* show: the kvmlab networks of this namespace, read back from the kernel:
+ * the definitions from their nft tables, bridges and taps by their tags
+ * (one table dump, one link dump, one address dump). Without
+ * CAP_NET_ADMIN nfnetlink answers nothing, not even reads: then the
+ * networks come from the bridges' tags alone. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
@@ -17,22 +20,91 @@ void kl_show_free(struct kl_show *s)
 	free(s);
 }
 
-static const struct kl_link *find_link(const struct kl_link *v, size_t n,
-				       const char *name)
+struct show_ctx {
+	struct kl_link *links;
+	size_t nlinks;
+	struct kl_addr4 *addrs;
+	size_t naddrs;
+};
+
+/* Bridge, address and taps of network o (o->cfg.name set). */
+static int fill_net(const struct show_ctx *c, struct kl_show_net *o)
 {
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i].name, name))
-			return &v[i];
-	return NULL;
+	const struct kl_link *br = NULL;
+	size_t nt = 0;
+
+	for (size_t i = 0; i < c->nlinks; i++) {
+		const struct kl_link *l = &c->links[i];
+		if (link_is_bridge_of(l, o->cfg.name) &&
+		    (!br || !strcmp(l->name, o->cfg.bridge)))
+			br = l;
+		else if (link_is_tap_of(l, o->cfg.name, NULL))
+			nt++;
+	}
+	if (br) {
+		o->bridge_exists = true;
+		o->bridge_up = br->flags & IFF_UP;
+		o->bridge_mtu = br->mtu;
+		if (!o->def_known)
+			snprintf(o->cfg.bridge, sizeof(o->cfg.bridge), "%s",
+				 br->name);
+		for (size_t j = 0; j < c->naddrs; j++) {
+			const struct kl_addr4 *a = &c->addrs[j];
+			if (a->ifindex != br->ifindex)
+				continue;
+			/* from tags alone: the bridge's first address */
+			if (!o->def_known && !o->cfg.prefix) {
+				o->cfg.addr = a->addr;
+				o->cfg.prefix = a->prefix;
+			}
+			if (a->addr == o->cfg.addr && a->prefix == o->cfg.prefix)
+				o->addr_present = true;
+		}
+	}
+	o->taps = calloc(nt ? nt : 1, sizeof(*o->taps));
+	if (!o->taps)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nlinks; i++) {
+		const struct kl_link *l = &c->links[i];
+		unsigned q = 1;
+		if (!link_is_tap_of(l, o->cfg.name, &q))
+			continue;
+		struct kl_show_tap *t = &o->taps[o->ntaps++];
+		snprintf(t->name, sizeof(t->name), "%s", l->name);
+		t->exists = true;
+		t->ifindex = l->ifindex;
+		t->up = l->flags & IFF_UP;
+		t->mtu = l->mtu;
+		t->enslaved = br && l->master == br->ifindex;
+		t->persist = l->tun_persist;
+		t->multi_queue = l->tun_mq;
+		t->queues = q;
+		t->owner = l->tun_owner;
+		t->group = l->tun_group;
+		memcpy(t->mac, l->mac, sizeof(t->mac));
+	}
+	return 0;
+}
+
+static int cmp_link(const void *a, const void *b)
+{
+	return strcmp(((const struct kl_link *)a)->name,
+		      ((const struct kl_link *)b)->name);
+}
+
+static int cmp_net(const void *a, const void *b)
+{
+	return strcmp(((const struct kl_show_net *)a)->cfg.name,
+		      ((const struct kl_show_net *)b)->cfg.name);
 }
 
 int kl_net_show(struct kl_net *h, const char *name, struct kl_show **out)
 {
-	struct kl_state st;
-	struct kl_show *s;
-	struct kl_link *links = NULL;
-	struct kl_addr4 *addrs = NULL;
-	size_t nlinks = 0, naddrs = 0;
+	struct show_ctx c = {0};
+	struct store_net *defs = NULL;
+	size_t ndefs = 0, cap;
+	struct kl_show *s = NULL;
+	bool defs_known = true;
 	int err;
 
 	kl_reset_msgs(h);
@@ -41,104 +113,78 @@ int kl_net_show(struct kl_net *h, const char *name, struct kl_show **out)
 		if (kl_name_check(name, &why))
 			return kl_err(h, -EINVAL, "network %s: %s", name, why);
 	}
-	err = state_lock(h, false);
-	if (err)
-		return kl_err(h, err, "state directory %s: %s", h->statedir,
-			      strerror(-err));
-	err = state_load(h, &st);
-	state_unlock(h);
-	if (err)
-		return kl_err(h, err, "state file %s/%llu.state: %s", h->statedir,
-			      (unsigned long long)h->ino,
-			      err == -EBADMSG ? "corrupt" : strerror(-err));
-	if (name && !state_find(&st, name)) {
-		err = kl_err(h, -ENOENT, "network %s: not found in this network "
-			     "namespace", name);
+	err = store_list(h, &defs, &ndefs);
+	if (err == -EPERM) {
+		defs_known = false;
+		ndefs = 0;
+	} else if (err) {
+		return kl_nlerr(h, &h->nf, err, "show: cannot list nft tables");
+	}
+	if ((err = link_dump(&h->rt, &c.links, &c.nlinks)) ||
+	    (err = addr_dump(&h->rt, &c.addrs, &c.naddrs))) {
+		err = kl_nlerr(h, &h->rt, err, "show: cannot read links and "
+			       "addresses");
 		goto out;
 	}
+	qsort(c.links, c.nlinks, sizeof(c.links[0]), cmp_link);
 	s = calloc(1, sizeof(*s));
-	if (!s) {
+	cap = ndefs + c.nlinks + 1;
+	if (!s || !(s->nets = calloc(cap, sizeof(*s->nets)))) {
 		err = kl_err(h, -ENOMEM, "show: out of memory");
 		goto out;
 	}
 	s->netns = h->ino;
-	s->forwarding_prev = st.fwd_prev;
+	s->forwarding_prev = -1;
 	if (sysctl_read_int(SYSCTL_FWD, &s->forwarding))
 		s->forwarding = -1;
-	if ((err = link_dump(&h->rt, &links, &nlinks)) ||
-	    (err = addr_dump(&h->rt, &addrs, &naddrs))) {
-		err = kl_nlerr(h, &h->rt, err, "show: cannot read links and "
-			       "addresses");
-		goto err_s;
+	for (size_t i = 0; i < ndefs; i++) {
+		struct kl_show_net *o = &s->nets[s->nnets++];
+		o->cfg = defs[i].cfg;
+		o->def_known = !defs[i].bad;
+		o->nft_present = 1;
+		if (!defs[i].bad && s->forwarding_prev < 0)
+			s->forwarding_prev = defs[i].fwd_prev;
 	}
-	s->nets = calloc(st.nnets ? st.nnets : 1, sizeof(*s->nets));
-	if (!s->nets) {
-		err = kl_err(h, -ENOMEM, "show: out of memory");
-		goto err_s;
-	}
-	for (size_t i = 0; i < st.nnets; i++) {
-		const struct st_net *n = &st.nets[i];
-		struct kl_show_net *o;
-		const struct kl_link *br;
-
-		if (name && strcmp(n->cfg.name, name))
+	/* bridges tagged for a network without a (readable) table */
+	for (size_t i = 0; i < c.nlinks; i++) {
+		char net[KL_NAME_MAX + 1];
+		bool seen = false;
+		if (strcmp(c.links[i].kind, "bridge") ||
+		    tag_parse(c.links[i].alias, net, NULL) != TAG_BRIDGE)
 			continue;
-		o = &s->nets[s->nnets++];
-		o->cfg = n->cfg;
-		br = find_link(links, nlinks, n->cfg.bridge);
-		if (br) {
-			o->bridge_exists = true;
-			o->bridge_up = br->flags & IFF_UP;
-			o->bridge_mtu = br->mtu;
-			for (size_t j = 0; j < naddrs; j++)
-				if (addrs[j].ifindex == br->ifindex &&
-				    addrs[j].addr == n->cfg.addr &&
-				    addrs[j].prefix == n->cfg.prefix)
-					o->addr_present = true;
-		}
-		if (n->cfg.nat) {
-			bool present;
-			err = nft_table_present(&h->nf, n->cfg.name, &present);
-			/* nfnetlink answers nothing, not even reads, without
-			 * CAP_NET_ADMIN: show the rest anyway. */
-			if (err == -EPERM) {
-				o->nft_present = -1;
-			} else if (err) {
-				err = kl_nlerr(h, &h->nf, err, "nft table ip %s%s: "
-					       "cannot read", NFT_TABLE_PREFIX,
-					       n->cfg.name);
-				goto err_s;
-			} else {
-				o->nft_present = present;
-			}
-		}
-		o->taps = calloc(n->ntaps ? n->ntaps : 1, sizeof(*o->taps));
-		if (!o->taps) {
-			err = kl_err(h, -ENOMEM, "show: out of memory");
-			goto err_s;
-		}
-		o->ntaps = n->ntaps;
-		for (size_t j = 0; j < n->ntaps; j++) {
-			struct kl_show_tap *t = &o->taps[j];
-			const struct kl_link *l = find_link(links, nlinks,
-							    n->taps[j].name);
-			snprintf(t->name, sizeof(t->name), "%s", n->taps[j].name);
-			if (!l)
-				continue;
-			t->exists = true;
-			t->up = l->flags & IFF_UP;
-			t->mtu = l->mtu;
-			t->enslaved = br && l->master == br->ifindex;
-		}
+		for (size_t j = 0; j < s->nnets && !seen; j++)
+			seen = !strcmp(s->nets[j].cfg.name, net);
+		if (seen)
+			continue;
+		struct kl_show_net *o = &s->nets[s->nnets++];
+		snprintf(o->cfg.name, sizeof(o->cfg.name), "%s", net);
+		o->nft_present = defs_known ? 0 : -1;
 	}
+	qsort(s->nets, s->nnets, sizeof(s->nets[0]), cmp_net);
+	size_t k = 0;
+	for (size_t i = 0; i < s->nnets; i++) {
+		if (name && strcmp(s->nets[i].cfg.name, name))
+			continue;
+		s->nets[k++] = s->nets[i];
+	}
+	s->nnets = k;
+	if (name && !k) {
+		err = kl_err(h, -ENOENT, "network %s: not found in this network "
+			     "namespace", name);
+		goto out;
+	}
+	for (size_t i = 0; i < s->nnets; i++)
+		if (fill_net(&c, &s->nets[i])) {
+			err = kl_err(h, -ENOMEM, "show: out of memory");
+			goto out;
+		}
 	*out = s;
+	s = NULL;
 	err = 0;
-	goto out;
-err_s:
-	kl_show_free(s);
 out:
-	free(links);
-	free(addrs);
-	state_free(&st);
+	kl_show_free(s);
+	free(defs);
+	free(c.links);
+	free(c.addrs);
 	return err;
 }

@@ -29,8 +29,8 @@ int tap_features(unsigned *features)
 }
 
 int tap_create(const char *name, unsigned features, unsigned queues,
-	       const struct kl_tap_cfg *cfg, bool persist,
-	       char name_out[KL_NAME_MAX + 1], int *fd_out)
+	       const struct kl_tap_cfg *cfg, char name_out[KL_NAME_MAX + 1],
+	       int *fd_out)
 {
 	struct ifreq ifr;
 	int fd, err;
@@ -60,15 +60,18 @@ int tap_create(const char *name, unsigned features, unsigned queues,
 	if (cfg && cfg->set_group &&
 	    ioctl(fd, TUNSETGROUP, (unsigned long)cfg->group) < 0)
 		goto err_errno;
-	if (persist && ioctl(fd, TUNSETPERSIST, 1UL) < 0)
-		goto err_errno;
 	if (name_out)
 		snprintf(name_out, KL_NAME_MAX + 1, "%s", ifr.ifr_name);
 	*fd_out = fd;
 	return 0;
 err_errno:
 	err = -errno;
-	/* Not persistent yet, so closing the fd removes the device. */
+	/* Not persistent, so closing the fd removes the device. */
 	close(fd);
 	return err;
+}
+
+int tap_persist(int fd)
+{
+	return ioctl(fd, TUNSETPERSIST, 1UL) < 0 ? -errno : 0;
 }

@@ -43,28 +43,14 @@ net_need_bin() {
 	command -v jq >/dev/null || { t_fail "$(basename "$0")" "jq missing"; exit 1; }
 }
 
-# net_ns_ino NS: inode of the namespace, the key of kvmlab's state
-net_ns_ino() { stat -L -c %i "/run/netns/$1"; }
-
-# net_state_files INO: kvmlab state files whose name carries INO as a
-# whole number (directory or file, any depth under /run/kvmlab)
-net_state_files() {
-	[ -d /run/kvmlab ] || return 0
-	find /run/kvmlab -mindepth 1 2>/dev/null |
-		grep -E "(^|[^0-9])$1([^0-9]|\$)" || true
-}
-
 # net_new VAR PREFIX: a fresh namespace with lo up and bridge netfilter
 # calls off (a fresh netns starts with bridge-nf-call-iptables=1, which
 # kvmlab rightly warns about; only the warning test wants that). On exit
 # every kvmlab network registered with net_down_at_exit is brought down
-# first, then the ns is removed, then any state file left for its inode
-# is removed (the test checks for leftovers before that happens).
+# first, then the ns is removed.
 net_new() {
-	local __v=$1 __n __ino
+	local __v=$1 __n
 	t_netns_new __n "$2" || return 1
-	__ino=$(net_ns_ino "$__n")
-	t_defer "net_state_files $__ino | xargs -r rm -rf"
 	in_ns "$__n" ip link set lo up
 	if [ -w /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
 		in_ns "$__n" sh -c 'for f in /proc/sys/net/bridge/bridge-nf-call-ip*tables; do echo 0 > $f; done'
@@ -75,11 +61,11 @@ net_new() {
 # net_down_at_exit NS NAME: make sure network NAME is brought down
 # before its namespace goes, even when the test dies half-way
 net_down_at_exit() {
-	t_defer "ip netns exec $1 timeout -k 2 10 $KVMLAB_NET down $2"
+	t_defer "ip netns exec $1 timeout -k 2 10 $KVMLAB_NET down $2 --if-exists"
 }
 
 # net_snap NS FILE: everything kvmlab may touch, as normalised JSON:
-# links (name, kind, admin flags, mtu, master, tun/bridge data), addresses, routes,
+# links (name, kind, admin flags, mtu, master, alias, tun/bridge data), addresses, routes,
 # the whole nft ruleset (handles included: untouched objects keep them)
 # and the forwarding sysctl.
 net_snap() {
@@ -90,7 +76,7 @@ net_snap() {
 			ip -j -4 route show table all; nft -j list ruleset;
 			cat /proc/sys/net/ipv4/ip_forward' |
 		jq -S -s '
-		{links: [.[0][] | {ifname, mtu, master,
+		{links: [.[0][] | {ifname, mtu, master, ifalias,
 			# carrier comes and goes on its own; admin state stays
 			flags: (.flags - ["LOWER_UP", "NO-CARRIER", "M-DOWN"]),
 			kind: .linkinfo.info_kind,
@@ -103,11 +89,6 @@ net_snap() {
 		 routes: (.[2] | sort_by(.dst, .dev, .table)),
 		 ruleset: (.[3].nftables | map(select(has("metainfo") | not))),
 		 ip_forward: .[4]}'
-		# kvmlab's own bookkeeping for this netns must not change either
-		echo '# state'
-		net_state_files "$(net_ns_ino "$ns")" | sort | while read -r p; do
-			if [ -f "$p" ]; then sha256sum "$p"; else echo "$p"; fi
-		done
 	} >"$f" 2>&1
 }
 
@@ -147,3 +128,10 @@ ip_forward() { in_ns "$1" cat /proc/sys/net/ipv4/ip_forward; }
 
 # jq_true FILTER: FILTER on stdin yields true (quietly, for t_check)
 jq_true() { jq -e "$1" >/dev/null 2>&1; }
+
+# net_raw NS FILE: the kill -9 oracle, byte for byte as the tools print
+# it: ip -j -d link, ip -j addr, nft -j list ruleset, ip_forward
+net_raw() {
+	in_ns "$1" sh -c 'ip -j -d link show; echo; ip -j addr show; echo;
+		nft -j list ruleset; echo; cat /proc/sys/net/ipv4/ip_forward' >"$2" 2>&1
+}

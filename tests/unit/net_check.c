@@ -1,5 +1,6 @@
-/* Validation of names and CIDRs, bridge-name derivation, subnet overlap
- * and the state file's text form. No kernel involved. */
+/* Validation of names, CIDRs and DNS lists, bridge-name derivation,
+ * subnet overlap, the link tags and the table comment that stores a
+ * network's definition. No kernel involved. */
 #include <stdlib.h>
 #include <string.h>
 #include "t.h"
@@ -22,6 +23,20 @@ static void names(void)
 	CHECK(kl_name_check("", &why) == -EINVAL, "empty rejected");
 	CHECK(kl_name_check("..", &why) == -EINVAL, "'..' rejected");
 	CHECK(kl_name_check("a\tb", &why) == -EINVAL, "tab rejected");
+	CHECK(kl_name_check(".", &why) == -EINVAL, "'.' rejected");
+	CHECK(kl_name_check("a%d", &why) == -EINVAL && strstr(why, "'%'"),
+	      "percent rejected: %s", why);
+	CHECK(kl_name_check("q\"x", &why) == -EINVAL && strstr(why, "'\"'"),
+	      "quote rejected: %s", why);
+	CHECK(kl_name_check("a\\b", &why) == -EINVAL && strstr(why, "backslash"),
+	      "backslash rejected: %s", why);
+	CHECK(kl_name_check("caf\xc3\xa9", &why) == -EINVAL && strstr(why, "0x80"),
+	      "non-ASCII rejected: %s", why);
+	CHECK(kl_name_check("a*b", &why) == -EINVAL, "'*' rejected: %s", why);
+	CHECK(kl_name_check("a$b", &why) == -EINVAL, "'$' rejected");
+	CHECK(kl_name_check("A-z_0.9", &why) == 0, "letters, digits, - _ . accepted");
+	CHECK(kl_name_check("...", &why) == 0 && kl_name_check("-", &why) == 0,
+	      "'...' and '-' accepted (the kernel takes them)");
 }
 
 static void cidrs(void)
@@ -34,7 +49,9 @@ static void cidrs(void)
 		"192.168.57.256/24", "192.168.057.1/24", "192.168.57.1/0",
 		"192.168.57.1/32", "192.168.57.1/33", "192.168.57.1/2x",
 		"192.168.57.0/24", "192.168.57.255/24", "10.0.0.1/024",
-		" 10.0.0.1/24", "10.0.0.1/-1", "",
+		" 10.0.0.1/24", "10.0.0.1/-1", "", "0.1.2.3/24", "0.0.0.1/8",
+		"224.0.0.1/24", "239.1.2.3/16", "240.0.0.1/24", "255.255.255.254/31",
+		"127.0.0.2/8",
 	};
 
 	CHECK(kl_cidr_parse("192.168.57.1/24", &a, &p, &why) == 0 &&
@@ -55,6 +72,33 @@ static void cidrs(void)
 		      strstr(why, "/0"), "/0 named");
 	CHECK(kl_cidr_parse("1.2.3.4/32", &a, &p, &why) == -EINVAL &&
 		      strstr(why, "/32"), "/32 named");
+	CHECK(kl_cidr_parse("10.0.0.0/31", &a, &p, &why) == 0 && p == 31 &&
+		      a == 0x0a000000, "/31: the lower end is a host (RFC 3021)");
+	CHECK(kl_cidr_parse("10.0.0.1/31", &a, &p, &why) == 0,
+	      "/31: the upper end is a host");
+	CHECK(kl_cidr_parse("224.0.0.1/24", &a, &p, &why) == -EINVAL &&
+		      strstr(why, "multicast"), "multicast named: %s", why);
+	CHECK(kl_cidr_parse("250.0.0.1/24", &a, &p, &why) == -EINVAL &&
+		      strstr(why, "class E"), "class E named: %s", why);
+	CHECK(kl_cidr_parse("0.0.0.5/24", &a, &p, &why) == -EINVAL &&
+		      strstr(why, "0.0.0.0/8"), "0.0.0.0/8 named: %s", why);
+}
+
+static void dns(void)
+{
+	uint32_t d[KL_DNS_MAX];
+	unsigned n = 0;
+	const char *why;
+
+	CHECK(kl_dns_parse("1.1.1.1", d, &n, &why) == 0 && n == 1 &&
+		      d[0] == 0x01010101, "one server");
+	CHECK(kl_dns_parse("1.1.1.1,8.8.8.8,9.9.9.9", d, &n, &why) == 0 && n == 3 &&
+		      d[2] == 0x09090909, "three servers");
+	CHECK(kl_dns_parse("1.1.1.1,8.8.8.8,9.9.9.9,1.0.0.1", d, &n, &why) == -EINVAL,
+	      "four rejected");
+	CHECK(kl_dns_parse("1.1.1.1,", d, &n, &why) == -EINVAL, "empty item rejected");
+	CHECK(kl_dns_parse("224.0.0.1", d, &n, &why) == -EINVAL, "multicast rejected");
+	CHECK(kl_dns_parse("x", d, &n, &why) == -EINVAL, "garbage rejected");
 }
 
 static void bridge_names(void)
@@ -79,14 +123,46 @@ static void overlap(void)
 	CHECK(!cidr_overlap(0xc0a83901, 24, 0x7f000001, 8), "loopback apart");
 }
 
-static void state_text(void)
+static void tags(void)
 {
-	struct kl_state st = {.ino = 4026531840ull, .cookie = 77, .fwd_prev = 0};
-	struct kl_state back;
-	struct st_net n = {.made_bridge = true, .made_addr = true,
-			   .made_nft = true};
-	char *text = NULL;
-	size_t len = 0;
+	char t[TAG_MAX], net[KL_NAME_MAX + 1];
+	unsigned q = 0;
+
+	tag_bridge("lab", t);
+	CHECK(!strcmp(t, "kvmlab:lab"), "bridge tag %s", t);
+	CHECK(tag_parse(t, net, &q) == TAG_BRIDGE && !strcmp(net, "lab"),
+	      "bridge tag parsed");
+	tag_tap("lab", 1, t);
+	CHECK(!strcmp(t, "kvmlab:lab:tap"), "tap tag %s", t);
+	CHECK(tag_parse(t, net, &q) == TAG_TAP && q == 1, "tap tag parsed");
+	tag_tap("a.b-c_d", 4, t);
+	CHECK(!strcmp(t, "kvmlab:a.b-c_d:tap:queues=4"), "queues in tap tag %s", t);
+	CHECK(tag_parse(t, net, &q) == TAG_TAP && q == 4 && !strcmp(net, "a.b-c_d"),
+	      "tap tag with queues parsed");
+	static const char *const bad[] = {
+		"", "kvmlab", "kvmlab:", "kvmlab:a%d", "kvmlab:lab:", "kvmlab:lab:tapx",
+		"kvmlab:lab:tap:queues=1", "kvmlab:lab:tap:queues=257",
+		"kvmlab:lab:tap:queues=04", "Kvmlab:lab", "kvmlab:abcdefghijklmnop",
+		"kvmlab:lab:tap:queues=", "xkvmlab:lab",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK(tag_parse(bad[i], net, &q) == TAG_NONE, "'%s' is no tag", bad[i]);
+	struct kl_link l = {.kind = "bridge", .alias = "kvmlab:lab"};
+	CHECK(link_is_bridge_of(&l, "lab") && !link_is_bridge_of(&l, "la"),
+	      "bridge of lab, not of la");
+	snprintf(l.kind, sizeof(l.kind), "veth");
+	CHECK(!link_is_bridge_of(&l, "lab"), "a veth with the tag is no bridge of ours");
+	struct kl_link tp = {.kind = "tun", .alias = "kvmlab:lab:tap", .tun_tap = true};
+	CHECK(link_is_tap_of(&tp, "lab", &q) && !link_is_tap_of(&tp, "lab2", &q),
+	      "tap of lab only");
+	tp.tun_tap = false;
+	CHECK(!link_is_tap_of(&tp, "lab", &q), "a tun (not tap) is not ours");
+}
+
+static void store_text(void)
+{
+	struct store_net n = {.fwd_prev = 0}, b;
+	char c[256];
 
 	snprintf(n.cfg.name, sizeof(n.cfg.name), "lab");
 	snprintf(n.cfg.bridge, sizeof(n.cfg.bridge), "kl-lab");
@@ -95,69 +171,70 @@ static void state_text(void)
 	n.cfg.prefix = 24;
 	n.cfg.nat = true;
 	n.cfg.mtu = 9000;
-	CHECK(state_add_tap(&n, "t0", 4) == 0, "tap recorded");
-	CHECK(state_add_tap(&n, "t1", 1) == 0, "second tap recorded");
-	CHECK(state_add_tap(&n, "t0", 2) == 0 && n.ntaps == 2,
-	      "same tap again is not duplicated");
-	st.nets = &n;
-	st.nnets = 1;
-	CHECK(state_format(&st, &text, &len) == 0 && len > 0, "state formatted");
-	CHECK(state_parse(text, &back) == 0, "state parsed back");
-	CHECK_EQ(back.nnets, 1, "one network");
-	CHECK_EQ(back.cookie, 77, "cookie kept");
-	CHECK_EQ(back.fwd_prev, 0, "forwarding's earlier value kept");
-	if (back.nnets == 1) {
-		struct st_net *b = &back.nets[0];
-		CHECK(!strcmp(b->cfg.name, "lab") && !strcmp(b->cfg.bridge, "kl-lab") &&
-			      !strcmp(b->cfg.uplink, "eth0"), "names kept");
-		CHECK(b->cfg.addr == 0xc0a83901 && b->cfg.prefix == 24 &&
-			      b->cfg.nat && b->cfg.mtu == 9000 && !b->cfg.stp,
-		      "definition kept");
-		CHECK(b->made_bridge && b->made_addr && b->made_nft, "made flags kept");
-		CHECK(b->ntaps == 2 && !strcmp(b->taps[0].name, "t0") &&
-			      b->taps[0].queues == 2, "taps kept");
-	}
-	state_free(&back);
-	free(text);
-	free(n.taps);
+	n.cfg.dns[0] = 0x01010101;
+	n.cfg.dns[1] = 0x08080808;
+	n.cfg.ndns = 2;
+	CHECK(store_format(&n, c, sizeof(c)) == 0, "definition formatted: %s", c);
+	CHECK(!strcmp(c, "kvmlab network lab: cidr=192.168.57.1/24 bridge=kl-lab "
+		      "nat=1 uplink=eth0 mtu=9000 stp=0 dns=1.1.1.1,8.8.8.8 "
+		      "fwd_prev=0"), "the documented format");
+	CHECK(store_parse("lab", c, &b) == 0, "parsed back");
+	CHECK(!memcmp(&b.cfg, &n.cfg, sizeof(b.cfg)) && b.fwd_prev == 0 && !b.bad,
+	      "definition kept whole");
+	CHECK(store_parse("lab2", c, &b) == -EBADMSG, "another network's comment");
 
-	CHECK(state_parse("garbage\n", &back) == -EBADMSG, "bad magic rejected");
-	CHECK(state_parse("kvmlab-state 1\nnet name=a/b bridge=x cidr=10.0.0.1/24\n",
-			  &back) == -EBADMSG, "bad name in state rejected");
-	CHECK(state_parse("kvmlab-state 1\ntap nosuch t0 1\n", &back) == -EBADMSG,
-	      "tap of unknown network rejected");
+	/* the longest definition fits the 255-byte comment */
+	snprintf(n.cfg.name, sizeof(n.cfg.name), "abcdefghijklmno");
+	snprintf(n.cfg.bridge, sizeof(n.cfg.bridge), "bcdefghijklmnop");
+	snprintf(n.cfg.uplink, sizeof(n.cfg.uplink), "cdefghijklmnopq");
+	n.cfg.addr = 0xdffffffe;
+	n.cfg.mtu = 65521;
+	n.cfg.ndns = 3;
+	n.cfg.dns[0] = n.cfg.dns[1] = n.cfg.dns[2] = 0xdfdfdfdf;
+	n.fwd_prev = 1;
+	CHECK(store_format(&n, c, sizeof(c)) == 0 && strlen(c) < 255,
+	      "longest definition: %zu bytes", strlen(c));
+	CHECK(store_parse("abcdefghijklmno", c, &b) == 0 && b.fwd_prev == 1 &&
+		      b.cfg.ndns == 3 && b.cfg.mtu == 65521, "longest parsed back");
+
+	static const char *const bad[] = {
+		"kvmlab network lab",
+		"kvmlab network lab: cidr=10.0.0.1/24 bridge=kl-lab nat=1 uplink=- "
+		"mtu=0 stp=0 dns=-",                                   /* truncated */
+		"kvmlab network lab: cidr=10.0.0.1/24 bridge=kl-lab nat=1 uplink=- "
+		"mtu=0 stp=0 dns=- fwd_prev=7",                        /* hand edit */
+		"kvmlab network lab: cidr=10.0.0.1/24 bridge=kl-lab nat=1 uplink=- "
+		"mtu=0 stp=0 dns=- fwd_prev=0 fwd_prev=1",             /* twice */
+		"kvmlab network lab: cidr=10.0.0.1/24 bridge=k%d nat=1 uplink=- "
+		"mtu=0 stp=0 dns=- fwd_prev=0",                        /* bad name */
+		"kvmlab network lab: cidr=10.0.0.0/24 bridge=kl-lab nat=1 uplink=- "
+		"mtu=0 stp=0 dns=- fwd_prev=0",                        /* bad cidr */
+		"kvmlab network lab: cidr=10.0.0.1/24 bridge=kl-lab nat=2 uplink=- "
+		"mtu=0 stp=0 dns=- fwd_prev=0",
+		"kvmlab network lab: cidr=10.0.0.1/24 bridge=kl-lab nat=1 uplink=- "
+		"mtu=65535 stp=0 dns=- fwd_prev=0",
+		"kvmlab network lab: cidr=10.0.0.1/24 bridge=kl-lab nat=1 uplink=kl-lab "
+		"mtu=0 stp=0 dns=- fwd_prev=0",
+		"kvmlab network lab: cidr=10.0.0.1/24 bridge=kl-lab nat=1 uplink=- "
+		"mtu=0 stp=0 dns=1.2.3.4,,5.6.7.8 fwd_prev=0",
+		"kvmlab network lab: cidr=10.0.0.1/24  bridge=kl-lab",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		CHECK(store_parse("lab", bad[i], &b) == -EBADMSG,
+		      "comment rejected: %s", bad[i]);
+	CHECK(store_parse("lab", "kvmlab network lab: cidr=10.0.0.1/24 "
+			  "bridge=kl-lab nat=1 uplink=- mtu=0 stp=0 dns=- "
+			  "fwd_prev=1 leases=3", &b) == 0 && b.fwd_prev == 1,
+	      "an unknown key (a newer kvmlab's) is skipped");
 }
 
-/* The N log N helpers tap add/del use at 1000 taps, and the state file's
- * duplicate tap lines merged on load (first position, last queue count). */
+/* The N log N helper tap add uses at 1000 taps. */
 static void tap_lookups(void)
 {
 	const char *names[] = {"t3", "t1", "t2", "t1"};
 	bool dup = false;
 	CHECK(names_dup(names, 3, &dup) == 0 && !dup, "distinct names: no duplicate");
 	CHECK(names_dup(names, 4, &dup) == 0 && dup, "t1 twice: duplicate found");
-
-	struct kl_state st;
-	CHECK(state_parse("kvmlab-state 1\nnetns 1 2\nfwd_prev -1\n"
-			  "net name=a bridge=kl-a cidr=10.0.0.1/24\n"
-			  "tap a x2 1\ntap a x1 1\ntap a x2 4\n", &st) == 0,
-	      "state with a duplicate tap line parsed");
-	if (st.nnets == 1) {
-		struct st_net *n = &st.nets[0];
-		CHECK(n->ntaps == 2 && !strcmp(n->taps[0].name, "x2") &&
-			      n->taps[0].queues == 4 && !strcmp(n->taps[1].name, "x1"),
-		      "duplicate merged: first position, last queue count");
-	}
-	char (*v)[KL_NAME_MAX + 1] = NULL;
-	size_t nv = 0;
-	CHECK(state_tap_names(&st, &v, &nv) == 0 && nv == 2, "recorded tap names listed");
-	if (v) {
-		CHECK(!sorted_dup(v, nv), "listed names hold no duplicate");
-		CHECK(names_has(v, nv, "x1") && names_has(v, nv, "x2") &&
-			      !names_has(v, nv, "x3"), "sorted lookup finds exactly x1, x2");
-	}
-	free(v);
-	state_free(&st);
 }
 
 int main(void)
@@ -166,7 +243,9 @@ int main(void)
 	cidrs();
 	bridge_names();
 	overlap();
-	state_text();
+	dns();
+	tags();
+	store_text();
 	tap_lookups();
 	return t_done();
 }

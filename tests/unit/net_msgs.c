@@ -27,7 +27,7 @@ static int put_cb(const struct nlattr *a, void *data)
 static void newbridge(void)
 {
 	char buf[512];
-	struct nlmsghdr *nlh = rt_build_newbridge(buf, 7, "kl-lab", 9000, true);
+	struct nlmsghdr *nlh = rt_build_newbridge(buf, 7, "kl-lab", 0, 9000, true, NULL);
 	const struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
 	struct tb t = {0}, info = {0}, data = {0};
 
@@ -56,7 +56,7 @@ static void newbridge(void)
 		      mnl_attr_get_u32(data.a[IFLA_BR_STP_STATE]) == 1,
 	      "newbridge: IFLA_BR_STP_STATE 1");
 
-	nlh = rt_build_newbridge(buf, 8, "kl-x", 0, false);
+	nlh = rt_build_newbridge(buf, 8, "kl-x", 0, 0, false, NULL);
 	memset(&t, 0, sizeof(t));
 	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
 	CHECK(!t.a[IFLA_MTU], "newbridge without mtu leaves the default");
@@ -65,7 +65,7 @@ static void newbridge(void)
 static void setlink(void)
 {
 	char buf[512];
-	struct nlmsghdr *nlh = rt_build_setlink(buf, 9, 0, "t0", 5, 1500, true);
+	struct nlmsghdr *nlh = rt_build_setlink(buf, 9, 0, "t0", 5, 1500, true, NULL);
 	const struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
 	struct tb t = {0};
 
@@ -81,7 +81,7 @@ static void setlink(void)
 	      "setlink: IFLA_MTU");
 	CHECK(ifm->ifi_flags == IFF_UP && ifm->ifi_change == IFF_UP, "setlink: up");
 
-	nlh = rt_build_setlink(buf, 10, 42, NULL, 0, 0, false);
+	nlh = rt_build_setlink(buf, 10, 42, NULL, 0, 0, false, NULL);
 	ifm = mnl_nlmsg_get_payload(nlh);
 	memset(&t, 0, sizeof(t));
 	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
@@ -97,7 +97,7 @@ static void setlink(void)
 		      !strcmp(mnl_attr_get_str(t.a[IFLA_IFNAME]), "t1"),
 	      "dellink by name");
 
-	nlh = rt_build_setgroup(buf, 12, "t2", 0xabcdef);
+	nlh = rt_build_setgroup(buf, 12, 0, "t2", 0xabcdef);
 	ifm = mnl_nlmsg_get_payload(nlh);
 	memset(&t, 0, sizeof(t));
 	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
@@ -149,7 +149,7 @@ static void addr(void)
 static void link_reply(void)
 {
 	char buf[512];
-	struct nlmsghdr *nlh = rt_build_newbridge(buf, 1, "kl-lab", 1400, false);
+	struct nlmsghdr *nlh = rt_build_newbridge(buf, 1, "kl-lab", 0, 1400, false, NULL);
 	struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
 	struct kl_link l;
 

@@ -16,7 +16,7 @@
 #include "priv.h"
 
 struct seen {
-	int begin, end, tables, chains, rules, delrules, deltables;
+	int begin, end, tables, chains, rules, delrules, deltables, delchains;
 	unsigned acked;
 	char comment[128];
 	char rule_exprs[8][256]; /* expression names, space-separated */
@@ -132,6 +132,9 @@ static void walk(const void *buf, long len, struct seen *sn)
 		case NFT_MSG_DELRULE:
 			sn->delrules++;
 			break;
+		case NFT_MSG_DELCHAIN:
+			sn->delchains++;
+			break;
 		case NFT_MSG_NEWRULE: {
 			struct nftnl_rule *r = nftnl_rule_alloc();
 			if (nftnl_rule_nlmsg_parse(h, r) == 0 && sn->rules < 8) {
@@ -158,8 +161,9 @@ static void fresh(void)
 				 .addr = 0xc0a83901, .prefix = 24, .nat = true};
 	uint32_t first = 0;
 	unsigned nack = 0;
-	long len = nft_build_net_batch(buf, sizeof(buf), 100, &cfg, NFT_CREATE, 0,
-				       true, &first, &nack);
+	long len = nft_build_net_batch(buf, sizeof(buf), 100, &cfg,
+				       "kvmlab network lab: test", NFT_CREATE, NULL,
+				       0, true, &first, &nack);
 	struct seen sn;
 
 	CHECK(len > 0, "batch built (%ld bytes)", len);
@@ -169,7 +173,7 @@ static void fresh(void)
 	CHECK_EQ(nack, sn.acked, "every message between asks for an ack");
 	CHECK_EQ(nack, 6, "table, 2 chains, 3 rules");
 	CHECK_EQ(sn.tables, 1, "table ip kvmlab-lab");
-	CHECK(!strcmp(sn.comment, "kvmlab network lab"), "table comment: '%s'",
+	CHECK(!strcmp(sn.comment, "kvmlab network lab: test"), "table comment: '%s'",
 	      sn.comment);
 	CHECK(sn.chains == 2 && sn.hook[0] == NF_INET_POST_ROUTING &&
 		      sn.prio[0] == 100 && !strcmp(sn.chain_type[0], "nat"),
@@ -206,29 +210,65 @@ static void variants(void)
 	struct seen sn;
 	long len;
 
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, NFT_CREATE, 0, false,
-				  &first, &nack);
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_CREATE, NULL,
+				  0, false, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.begin == 1 && sn.end == 0, "dry run: batch without END");
 	CHECK(!strcmp(sn.oif_cmp, "eth9") && sn.oif_op == NFT_CMP_EQ,
 	      "--uplink: only through eth9");
 	CHECK_EQ(sn.masq_saddr_mask, 0xffff0000, "source mask /16");
 
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, NFT_REFRESH, 0, true,
-				  &first, &nack);
+	struct nft_chain_state cs[2] = {
+		{.exists = true, .base_ok = true, .policy_ok = true, .rules_ok = false},
+		{.exists = true, .base_ok = true, .policy_ok = false, .rules_ok = true},
+	};
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_REFRESH, cs,
+				  0, true, &first, &nack);
 	walk(buf, len, &sn);
-	CHECK(sn.delrules == 2 && sn.rules == 3,
-	      "refresh: both chains flushed, rules again");
+	CHECK(sn.delrules == 2 && sn.rules == 3 && sn.tables == 1 && !sn.comment[0],
+	      "refresh: both chains flushed, rules again, comment untouched");
 	CHECK_EQ(nack, 8, "refresh: 8 acked messages");
 
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, NFT_CREATE, NFT_FAULT,
-				  true, &first, &nack);
+	cs[0].rules_ok = true;
+	cs[1].policy_ok = true;
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_REFRESH, cs,
+				  0, true, &first, &nack);
+	walk(buf, len, &sn);
+	CHECK(sn.chains == 0 && sn.rules == 0 && sn.delrules == 0,
+	      "refresh of whole chains: nothing but the table");
+
+	cs[1].base_ok = false;
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_REFRESH, cs,
+				  0, true, &first, &nack);
+	walk(buf, len, &sn);
+	CHECK(sn.delchains == 1 && sn.chains == 1 && sn.rules == 2 &&
+		      sn.delrules == 1, "a forward chain of the wrong kind: "
+	      "flushed, deleted, made again");
+
+	cs[0].exists = false;
+	cs[1] = cs[0];
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_REFRESH, cs,
+				  0, true, &first, &nack);
+	walk(buf, len, &sn);
+	CHECK(sn.chains == 2 && sn.rules == 3 && sn.delrules == 0,
+	      "missing chains: made again, nothing flushed");
+
+	cfg.nat = false;
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_CREATE, NULL,
+				  0, true, &first, &nack);
+	walk(buf, len, &sn);
+	CHECK(sn.tables == 1 && sn.chains == 0 && sn.rules == 0 && nack == 1,
+	      "without --nat: the table alone");
+	cfg.nat = true;
+
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_CREATE, NULL,
+				  NFT_FAULT, true, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.rules == 4 && !strcmp(sn.rule_chain[3], "kvmlab-fault-no-such-chain"),
 	      "fault hook: a rule into a missing chain");
 
-	len = nft_build_net_batch(buf, 1024, 1, &cfg, NFT_CREATE, 0, true, &first,
-				  &nack);
+	len = nft_build_net_batch(buf, 1024, 1, &cfg, "c", NFT_CREATE, NULL, 0,
+				  true, &first, &nack);
 	CHECK_EQ(len, -ENOSPC, "small buffer: ENOSPC, no overflow");
 
 	len = nft_build_del_batch(buf, sizeof(buf), 50, "lab", &first);

@@ -65,7 +65,7 @@ static bool dev_exists(const char *dev)
 
 int main(void)
 {
-	char dir[] = "/tmp/kvmlab-tapopen.XXXXXX", name[16], m[256];
+	char name[16], m[256];
 	struct kl_net_cfg cfg = {.name = "lab", .addr = 0x0a4d0001, .prefix = 24,
 				 .mtu = 1400};
 	struct kl_net *h;
@@ -82,11 +82,6 @@ int main(void)
 		puts("ok - net_tapopen # SKIP cannot make a private namespace");
 		return 0;
 	}
-	if (!mkdtemp(dir)) {
-		CHECK(0, "mkdtemp");
-		return t_done();
-	}
-	setenv("KVMLAB_STATE_DIR", dir, 1);
 	CHECK(kl_net_open(&h) == 0, "handle opened");
 	err = kl_net_up(h, &cfg, 0);
 	CHECK(err == 0, "network up: %s", err ? kl_net_errmsg(h) : "ok");
@@ -120,11 +115,19 @@ int main(void)
 		close(fd2);
 	CHECK(!dev_exists("vm0"), "closing the fd removes the tap");
 
-	CHECK(kl_net_down(h, "lab") == 0, "network down");
+	err = kl_tap_open(h, "lab", "vm1", name, &fd2);
+	CHECK(err == 0, "tap vm1 opened");
+	CHECK(sys_read("vm1", "ifalias", m, sizeof(m)) == 0 &&
+		      !strncmp(m, "kvmlab:lab:tap", 14), "vm1 tagged: %s", m);
+	CHECK(kl_net_down(h, "lab", 0) == 0, "network down");
+	CHECK(!dev_exists("vm1"), "down takes the VMM's tagged tap too");
+	if (fd2 >= 0)
+		close(fd2);
 	CHECK(!dev_exists("kl-lab"), "bridge gone");
 	if (fd >= 0)
 		close(fd);
+	CHECK(kl_net_down(h, "lab", 0) == -ENOENT, "second down: not found");
+	CHECK(kl_net_down(h, "lab", KL_IF_EXISTS) == 0, "second down --if-exists");
 	kl_net_close(h);
-	CHECK(rmdir(dir) == 0, "no state left behind");
 	return t_done();
 }
