@@ -392,8 +392,28 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 		}
 		goto out;
 	}
+	if (r.nft_needed && r.v.have_def && r.v.def.dormant) {
+		/* Waking a table and adding base chains to it in one batch is
+		 * refused (EINVAL): wake it first, alone. */
+		const struct nft_chain_state whole[2] = {
+			{true, true, true, true}, {true, true, true, true}};
+		err = store_write(h, buf, &def, NFT_REFRESH, whole, 0, true);
+		if (err) {
+			err = kl_nlerr(h, &h->nf, err, "nft table ip %s%s: cannot "
+				       "wake it (dormant)", NFT_TABLE_PREFIX,
+				       cfg->name);
+			goto out;
+		}
+	}
 	if (r.nft_needed) {
 		err = store_write(h, buf, &def, mode, r.cs, faults, true);
+		if (err == -EEXIST && mode == NFT_CREATE && !faults) {
+			err = kl_err(h, err, "nft table ip %s%s: exists and is not "
+				     "kvmlab's (no \"" NFT_COMMENT_PREFIX "%s:\" "
+				     "comment); left alone", NFT_TABLE_PREFIX,
+				     cfg->name, cfg->name);
+			goto out;
+		}
 		if (err) {
 			err = kl_nlerr(h, &h->nf, err, "nft table ip %s%s: the kernel "
 				       "rejects the batch%s", NFT_TABLE_PREFIX,

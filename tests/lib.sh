@@ -37,7 +37,7 @@ trap 't_cleanup; exit 130' INT TERM
 # and register its removal. Call as: ns=$(t_netns foo) is WRONG (subshell
 # loses the defer); use: t_netns_new VAR PREFIX
 t_netns_new() {
-	local __var=$1 name="kl-$2-$$-$RANDOM"
+	local __var=$1 name="kl-$2-${KVMLAB_TEST_TAG:-}$$-$RANDOM"
 	ip netns add "$name" || return 1
 	t_defer "ip netns pids $name 2>/dev/null | xargs -r kill -9; ip netns del $name"
 	printf -v "$__var" '%s' "$name"
