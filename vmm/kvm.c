@@ -73,6 +73,10 @@ int kvm_open(struct kvm *k, struct err *e)
 	k->has_resample = ioctl(k->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE) > 0;
 	k->has_ioev_anylen = ioctl(k->sys_fd, KVM_CHECK_EXTENSION,
 				   KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+	k->has_ioeventfd = true; /* KVM_CAP_IOEVENTFD is required above */
+	const char *nf = getenv("KVMLAB_VM_NO_FASTPATH");
+	if (nf && *nf && strcmp(nf, "0"))
+		k->has_routing = k->has_resample = k->has_ioeventfd = false;
 	memset(k->routes, 0, sizeof(k->routes));
 	k->route_buf = NULL;
 	pthread_mutex_init(&k->route_lock, NULL);
@@ -166,6 +170,8 @@ int kvm_ioeventfd(void *opaque, uint64_t addr, unsigned len, bool datamatch,
 		  uint64_t data, int fd, bool assign)
 {
 	const struct kvm *k = opaque;
+	if (!k->has_ioeventfd)
+		return -ENOTSUP;
 	if (len == 0 && !k->has_ioev_anylen)
 		len = 2; /* virtio drivers write the 16-bit queue index */
 	struct kvm_ioeventfd io = {

@@ -28,8 +28,10 @@ struct kvm {
 	int vm_fd;
 	int run_size;      /* mmap size of a vCPU's struct kvm_run */
 	unsigned max_vcpus;
-	/* optional capabilities (the fast paths fall back without them) */
-	bool has_routing, has_resample, has_ioev_anylen;
+	/* optional capabilities (the fast paths fall back without them);
+	 * KVMLAB_VM_NO_FASTPATH=1 in the environment turns all of them off,
+	 * to measure or test the fallbacks */
+	bool has_routing, has_resample, has_ioev_anylen, has_ioeventfd;
 	unsigned max_routes;
 	/* MSI routes by GSI - KVM_GSI_MSI_BASE; route_lock guards them and
 	 * serialises KVM_SET_GSI_ROUTING, which replaces the whole table */
