@@ -30,7 +30,8 @@ static int req_segs(uint32_t type, const struct seg *sg, unsigned n, uint32_t by
 {
 	struct { uint32_t type, reserved; uint64_t sector; } h = { type, 0, 0 };
 	memcpy(m + H, &h, sizeof(h));
-	memcpy(m + D, sg, n * sizeof(*sg));
+	if (n)
+		memcpy(m + D, sg, n * sizeof(*sg));
 	m[S] = 0xee;
 	struct td_seg s[3] = { { H, 16, 0 }, { D, bytes, 0 }, { S, 1, 1 } };
 	if (bytes) {
