@@ -185,21 +185,30 @@ void vpci_set_needs_reset(struct vpci *v)
 
 /* --- kick eventfds (ioev_lock) --- */
 
+/* Any write length counts when every queue has its own address; when
+ * they share one (MULT 0) the 16-bit queue index written tells them
+ * apart, and KVM's datamatch needs a length. */
+#define KICK_LEN (VPCI_NOTIFY_MULT == 0 ? 2u : 0u)
+
 static void kick_unbind_locked(struct vpci *v, struct vpci_queue *q)
 {
 	if (!q->kick_bound)
 		return;
 	unsigned qi = (unsigned)(q - v->q);
-	(void)v->irq.ioeventfd(v->irq.opaque, q->kick_addr, 0, VPCI_NOTIFY_MULT == 0, qi,
+	(void)v->irq.ioeventfd(v->irq.opaque, q->kick_addr, KICK_LEN, VPCI_NOTIFY_MULT == 0, qi,
 			       q->kick_fd, false);
 	q->kick_bound = false;
 }
 
-static void kicks_unbind(struct vpci *v)
+/* retry: also forget refusals (a BAR move may make binding possible) */
+static void kicks_unbind(struct vpci *v, bool retry)
 {
 	pthread_mutex_lock(&v->ioev_lock);
-	for (unsigned i = 0; i < v->nq; i++)
+	for (unsigned i = 0; i < v->nq; i++) {
 		kick_unbind_locked(v, &v->q[i]);
+		if (retry)
+			v->q[i].kick_refused = false;
+	}
 	pthread_mutex_unlock(&v->ioev_lock);
 }
 
@@ -217,13 +226,15 @@ static void kick_bind(struct vpci *v, unsigned qi)
 	pthread_mutex_lock(&v->ioev_lock);
 	if (q->kick_bound && q->kick_addr != addr)
 		kick_unbind_locked(v, q);
-	/* any write length counts (the value names the queue, and only
-	 * matters when every queue shares one address: MULT 0) */
-	if (!q->kick_bound &&
-	    v->irq.ioeventfd(v->irq.opaque, addr, 0, VPCI_NOTIFY_MULT == 0, qi,
-			     q->kick_fd, true) == 0) {
-		q->kick_bound = true;
-		q->kick_addr = addr;
+	/* a refusal (no ioeventfd here) is not retried on every trapped kick */
+	if (!q->kick_bound && !q->kick_refused) {
+		if (v->irq.ioeventfd(v->irq.opaque, addr, KICK_LEN, VPCI_NOTIFY_MULT == 0, qi,
+				     q->kick_fd, true) == 0) {
+			q->kick_bound = true;
+			q->kick_addr = addr;
+		} else {
+			q->kick_refused = true;
+		}
 	}
 	pthread_mutex_unlock(&v->ioev_lock);
 }
@@ -232,7 +243,7 @@ static void kick_bind(struct vpci *v, unsigned qi)
 
 static void reset_locked(struct vpci *v)
 {
-	kicks_unbind(v);
+	kicks_unbind(v, false);
 	for (unsigned i = 0; i < v->nq; i++)
 		pthread_mutex_lock(&v->q[i].lock);
 	if (v->ops->reset)
@@ -515,7 +526,8 @@ static void bar_write(struct pci_dev *d, unsigned bar, uint64_t off, const void 
 			 * (the BAR moved): bind at the new address */
 			efd_signal(q->kick_fd);
 			if (__atomic_load_n(&q->enabled, __ATOMIC_RELAXED) &&
-			    !__atomic_load_n(&q->kick_bound, __ATOMIC_RELAXED))
+			    !__atomic_load_n(&q->kick_bound, __ATOMIC_RELAXED) &&
+			    !__atomic_load_n(&q->kick_refused, __ATOMIC_RELAXED))
 				kick_bind(v, qi);
 		} else if (v->ops->notify) {
 			v->ops->notify(v->dev, qi);
@@ -532,7 +544,7 @@ static void cfg_written(struct pci_dev *d, unsigned off, unsigned len)
 	 * stale; the next notify that traps binds at the new address */
 	if ((off < PCI_COMMAND + 2 && off + len > PCI_COMMAND) ||
 	    (off < PCI_BASE_ADDRESS_0 + 4 && off + len > PCI_BASE_ADDRESS_0))
-		kicks_unbind(v);
+		kicks_unbind(v, true);
 	unsigned ctl = v->msix_cap + 2;
 	if (off + len <= ctl || off > ctl + 1)
 		return;
@@ -736,7 +748,7 @@ err:
 
 void vpci_stop(struct vpci *v)
 {
-	kicks_unbind(v);
+	kicks_unbind(v, false);
 	pthread_mutex_lock(&v->irq_lock);
 	v->started = false;
 	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++) {

@@ -69,6 +69,7 @@ struct vpci_queue {
 	uint64_t desc, avail, used;
 	int kick_fd;       /* eventfd, -1 before vpci_start */
 	bool kick_bound;   /* ioev_lock: KVM writes kick_fd on notify at kick_addr */
+	bool kick_refused; /* ioev_lock: KVM said no; retried after a BAR move */
 	uint64_t kick_addr;
 };
 
