@@ -5,15 +5,8 @@
 #include <stdint.h>
 #include "bus.h"
 #include "guestmem.h"
+#include "irq.h"
 #include "util.h"
-
-struct dev_irq_ops {
-	/* Deliver an MSI (message address/data as programmed by the guest). */
-	int (*msi)(void *opaque, uint64_t addr, uint32_t data);
-	/* Set a level-triggered IOAPIC line (GSI) to level 0/1. */
-	int (*irq_line)(void *opaque, unsigned gsi, int level);
-	void *opaque;
-};
 
 struct dev_env {
 	struct bus *pio, *mmio;
@@ -25,6 +18,7 @@ struct dev_cfg {
 	int tap_fd;            /* -1: no virtio-net */
 	const char *disk_path; /* NULL: no virtio-blk */
 	int disk_readonly;
+	int disk_direct;       /* cache=none: O_DIRECT */
 	uint8_t mac[6];        /* virtio-net MAC address */
 };
 

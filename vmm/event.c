@@ -40,14 +40,19 @@ err_ep:
 int event_add(struct event_loop *l, int fd, uint32_t events, event_cb cb, void *opaque,
 	      struct err *e)
 {
-	if (l->running || l->nr == EVENT_MAX)
-		return errf(e, EBUSY, "event: cannot add fd %d now", fd);
-	struct epoll_event ev = { .events = events, .data.u64 = l->nr };
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev))
+	/* adders are setup code on one thread; only the loop runs beside them */
+	unsigned i = __atomic_load_n(&l->nr, __ATOMIC_RELAXED);
+	if (i == EVENT_MAX)
+		return errf(e, ENOSPC, "event: no room for fd %d (%u handlers)", fd, EVENT_MAX);
+	l->h[i].cb = cb;
+	l->h[i].opaque = opaque;
+	/* the handler is in place before the loop can see the tag */
+	__atomic_store_n(&l->nr, i + 1, __ATOMIC_RELEASE);
+	struct epoll_event ev = { .events = events, .data.u64 = i };
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		__atomic_store_n(&l->nr, i, __ATOMIC_RELEASE);
 		return errf(e, errno, "event: epoll_ctl(fd %d): %s", fd, strerror(errno));
-	l->h[l->nr].cb = cb;
-	l->h[l->nr].opaque = opaque;
-	l->nr++;
+	}
 	return 0;
 }
 
@@ -67,7 +72,7 @@ static void *loop_main(void *arg)
 			uint64_t tag = evs[i].data.u64;
 			if (tag == STOP_TAG)
 				return NULL;
-			if (tag < l->nr)
+			if (tag < __atomic_load_n(&l->nr, __ATOMIC_ACQUIRE))
 				l->h[tag].cb(l->h[tag].opaque, evs[i].events);
 		}
 	}

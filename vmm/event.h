@@ -1,6 +1,7 @@
-/* One epoll thread for device fds (tap rx), off the vCPU threads.
- * Register every fd before event_start(); callbacks run on the loop's
- * thread, one at a time. */
+/* One epoll thread for device fds (tap rx, virtqueue kick eventfds,
+ * resample eventfds), off the vCPU threads. fds may be added before or
+ * after event_start() (never removed: they live as long as the loop);
+ * callbacks run on the loop's thread, one at a time. */
 #ifndef KVMLAB_VMM_EVENT_H
 #define KVMLAB_VMM_EVENT_H
 #include <pthread.h>
@@ -8,7 +9,7 @@
 #include <stdint.h>
 #include "util.h"
 
-#define EVENT_MAX 8
+#define EVENT_MAX 64 /* 17 kicks + 2 taps + resample per device, with room */
 
 typedef void (*event_cb)(void *opaque, uint32_t events);
 
@@ -16,7 +17,7 @@ struct event_loop {
 	int epfd, stopfd;
 	pthread_t thread;
 	bool running;
-	unsigned nr;
+	unsigned nr; /* atomic: handlers published so far */
 	struct { event_cb cb; void *opaque; } h[EVENT_MAX];
 };
 

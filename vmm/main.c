@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "layout.h"
 #include "net.h"
 #include "cpu.h"
 #include "serial.h"
@@ -30,7 +31,8 @@
 static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
 	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
-	"                     [--net NAME] [--tap IFNAME] [--mac MAC] [--disk FILE[,ro]]\n"
+	"                     [--net NAME] [--tap IFNAME] [--mac MAC]\n"
+	"                     [--disk FILE[,ro][,cache=writeback|none]] [--stats]\n"
 	"       kvmlab-vm check\n"
 	"\n"
 	"run: boot a Linux bzImage under KVM with a 16550 console on COM1.\n"
@@ -44,7 +46,10 @@ static const char usage_text[] =
 	"             for virtio-net; it is removed when kvmlab-vm exits\n"
 	"  --tap      an existing tap for virtio-net; with --net, the new tap's name\n"
 	"  --mac      virtio-net MAC, default 52:54:00 plus 3 random bytes\n"
-	"  --disk     a raw image for virtio-blk, \",ro\" for read-only\n"
+	"  --disk     a raw image for virtio-blk, \",ro\" for read-only; cache=none\n"
+	"             opens it O_DIRECT, writeback (default) uses the page cache\n"
+	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
+	"             statistics (binary stats fd, Linux 5.14+; else debugfs)\n"
 	"  Console keys: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"  A guest panic is seen through pvpanic, or the console's\n"
 	"  \"Kernel panic - not syncing\" line for guests without that driver.\n"
@@ -338,6 +343,32 @@ static const char *sig_name(int sig)
 	}
 }
 
+/* FILE[,ro][,cache=writeback|none]: options are taken off the end, so a
+ * file name may hold commas as long as its last part is no option. */
+static int parse_disk(char *arg, struct vm_cfg *cfg)
+{
+	char *comma;
+	cfg->disk_readonly = cfg->disk_direct = 0;
+	while ((comma = strrchr(arg, ','))) {
+		const char *o = comma + 1;
+		if (!strcmp(o, "ro"))
+			cfg->disk_readonly = 1;
+		else if (!strcmp(o, "cache=none"))
+			cfg->disk_direct = 1;
+		else if (!strcmp(o, "cache=writeback"))
+			cfg->disk_direct = 0;
+		else if (!strncmp(o, "cache=", 6))
+			return usage_error("--disk: %s: want cache=writeback or cache=none", o);
+		else
+			break;
+		*comma = 0;
+	}
+	if (!*arg)
+		return usage_error("%s", "--disk: missing file name");
+	cfg->disk_path = arg;
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -351,6 +382,7 @@ static int cmd_run(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "mac", required_argument, NULL, 'M' },
+		{ "stats", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -362,7 +394,7 @@ static int cmd_run(int argc, char **argv)
 	char *kdef = NULL, *idef = NULL, *disk = NULL;
 	struct err e = { "" };
 	struct vm vm;
-	int c, rc, mac_set = 0;
+	int c, rc, mac_set = 0, stats = 0;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -396,14 +428,13 @@ static int cmd_run(int argc, char **argv)
 			disk = strdup(optarg);
 			if (!disk)
 				return VM_RC_SETUP;
-			size_t l = strlen(disk);
-			if (l > 3 && !strcmp(disk + l - 3, ",ro")) {
-				disk[l - 3] = 0;
-				cfg.disk_readonly = 1;
+			if (parse_disk(disk, &cfg)) {
+				free(disk);
+				return VM_RC_USAGE;
 			}
-			cfg.disk_path = disk;
 			break;
 		}
+		case 'S': stats = 1; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default:
 			return usage_error("run: unknown or incomplete option '%s'", argv[optind - 1]);
@@ -486,6 +517,15 @@ static int cmd_run(int argc, char **argv)
 	}
 	int sig = 0;
 	int ev = run_loop(&vm, sfd, stdio, &sig);
+	if (stats) {
+		/* after the vCPUs stop, before their fds close */
+		vm_stop(&vm);
+		int fds[LAYOUT_MAX_CPUS];
+		for (unsigned i = 0; i < vm.nr_vcpus; i++)
+			fds[i] = vm.vcpus[i].fd;
+		tty_restore();
+		(void)kvm_stats_print(stderr, &vm.kvm, fds, vm.nr_vcpus);
+	}
 	vm_destroy(&vm);
 	tty_restore();
 	switch (ev) {

@@ -1,7 +1,11 @@
 #include "virtio_blk.h"
 
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/falloc.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
@@ -10,24 +14,40 @@
 #define BIT(n) (1ull << (n))
 #define SECTOR 512u
 #define HDR_LEN 16u  /* type, reserved, sector */
-#define CFG_SIZE 24u /* capacity .. blk_size */
+#define SEG_LEN 16u  /* struct virtio_blk_discard_write_zeroes */
+#define MEM_ALIGN 4096u /* O_DIRECT buffer alignment that every filesystem takes */
+/* config space up to write_zeroes_may_unmap and its padding */
+#define CFG_SIZE ((unsigned)offsetof(struct virtio_blk_config, unused1) + 3)
 
 uint64_t vblk_features(bool ro)
 {
 	return BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_RING_F_EVENT_IDX) |
 	       BIT(VIRTIO_RING_F_INDIRECT_DESC) | BIT(VIRTIO_BLK_F_SEG_MAX) |
 	       BIT(VIRTIO_BLK_F_BLK_SIZE) | BIT(VIRTIO_BLK_F_FLUSH) |
-	       (ro ? BIT(VIRTIO_BLK_F_RO) : 0);
+	       (ro ? BIT(VIRTIO_BLK_F_RO)
+		   : BIT(VIRTIO_BLK_F_DISCARD) | BIT(VIRTIO_BLK_F_WRITE_ZEROES));
 }
+
+#define PUT(field, val) do { \
+	__typeof__(((struct virtio_blk_config *)0)->field) v_ = (val); \
+	memcpy(c + offsetof(struct virtio_blk_config, field), &v_, sizeof(v_)); \
+} while (0)
 
 static void cfg_read(void *dev, unsigned off, void *data, unsigned len)
 {
 	struct vblk *b = dev;
 	uint8_t c[CFG_SIZE] = { 0 };
-	uint32_t seg_max = VBLK_SEG_MAX, blk_size = SECTOR;
-	memcpy(c, &b->capacity, 8);
-	memcpy(c + 12, &seg_max, 4);
-	memcpy(c + 20, &blk_size, 4);
+	PUT(capacity, b->capacity);
+	PUT(seg_max, VBLK_SEG_MAX);
+	PUT(blk_size, b->blk);
+	if (!b->ro) {
+		PUT(max_discard_sectors, VBLK_MAX_DISCARD_SECTORS);
+		PUT(max_discard_seg, VBLK_MAX_DISCARD_SEG);
+		PUT(discard_sector_alignment, b->blk / SECTOR);
+		PUT(max_write_zeroes_sectors, VBLK_MAX_DISCARD_SECTORS);
+		PUT(max_write_zeroes_seg, VBLK_MAX_DISCARD_SEG);
+		PUT(write_zeroes_may_unmap, 1);
+	}
 	memcpy(data, c + off, len);
 }
 
@@ -61,6 +81,37 @@ static int rw_full(int fd, bool wr, struct iovec *iov, unsigned n, uint64_t off)
 	return 0;
 }
 
+static bool aligned(const struct vblk *b, const struct iovec *iov, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if ((uintptr_t)iov[i].iov_base % MEM_ALIGN || iov[i].iov_len % b->blk)
+			return false;
+	return true;
+}
+
+/* The request's data (len bytes in b->data[0..n)) to or from the file at
+ * off. O_DIRECT takes only aligned buffers: guest buffers that are not
+ * go through the bounce buffer, a chunk at a time. */
+static int rw_data(struct vblk *b, bool wr, unsigned n, uint64_t off, uint64_t len)
+{
+	if (!b->direct || aligned(b, b->data, n))
+		return rw_full(b->fd, wr, b->data, n, off);
+	b->n_bounced++;
+	for (uint64_t done = 0; done < len;) {
+		size_t k = len - done < VBLK_BOUNCE ? (size_t)(len - done) : VBLK_BOUNCE;
+		struct iovec bi = { b->bounce, k };
+		if (wr)
+			(void)vq_iov_read(b->data, n, done, b->bounce, k);
+		int rc = rw_full(b->fd, wr, &bi, 1, off + done);
+		if (rc)
+			return rc;
+		if (!wr)
+			(void)vq_iov_write(b->data, n, done, b->bounce, k);
+		done += k;
+	}
+	return 0;
+}
+
 /* Copy the segments that make up bytes [skip, skip+len) of src into
  * b->data; returns how many. */
 static unsigned slice(struct vblk *b, const struct iovec *src, unsigned n, uint64_t skip, uint64_t len)
@@ -88,6 +139,76 @@ static bool in_range(const struct vblk *b, uint64_t sector, uint64_t len)
 	return sector <= b->capacity && len / SECTOR <= b->capacity - sector;
 }
 
+/* Zeros without deallocating: the filesystem's zero range, else written. */
+static int zero_fill(struct vblk *b, uint64_t off, uint64_t len)
+{
+	if (fallocate(b->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != ENODEV && errno != EINVAL)
+		return -errno;
+	static const uint8_t zeros[65536] __attribute__((aligned(MEM_ALIGN)));
+	while (len) {
+		size_t k = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		struct iovec z = { (void *)zeros, k };
+		int rc = rw_full(b->fd, true, &z, 1, off);
+		if (rc)
+			return rc;
+		off += k;
+		len -= k;
+	}
+	return 0;
+}
+
+/* DISCARD / WRITE_ZEROES: the out data is an array of 16-byte segments
+ * (sector, num_sectors, flags). Every field is guest-controlled: the
+ * whole array is checked before the file is touched. */
+static uint8_t discard_zeroes(struct vblk *b, const struct vq_chain *c, uint64_t out_data,
+			      bool wz)
+{
+	struct virtio_blk_discard_write_zeroes s;
+	uint64_t nseg = out_data / SEG_LEN;
+
+	if (out_data % SEG_LEN || nseg == 0 || nseg > VBLK_MAX_DISCARD_SEG)
+		return VIRTIO_BLK_S_IOERR;
+	for (uint64_t i = 0; i < nseg; i++) {
+		(void)vq_iov_read(c->iov, c->nr_out, HDR_LEN + i * SEG_LEN, &s, SEG_LEN);
+		uint32_t known = wz ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0;
+		/* the spec: unmap in a discard, or unknown flags, are unsupported */
+		if (s.flags & ~known)
+			return VIRTIO_BLK_S_UNSUPP;
+		if (s.num_sectors > VBLK_MAX_DISCARD_SECTORS ||
+		    !in_range(b, s.sector, (uint64_t)s.num_sectors * SECTOR) ||
+		    (s.sector * SECTOR) % b->blk || ((uint64_t)s.num_sectors * SECTOR) % b->blk)
+			return VIRTIO_BLK_S_IOERR;
+	}
+	for (uint64_t i = 0; i < nseg; i++) {
+		(void)vq_iov_read(c->iov, c->nr_out, HDR_LEN + i * SEG_LEN, &s, SEG_LEN);
+		/* re-read: the guest may have changed it meanwhile; re-check */
+		if (s.num_sectors > VBLK_MAX_DISCARD_SECTORS ||
+		    !in_range(b, s.sector, (uint64_t)s.num_sectors * SECTOR))
+			return VIRTIO_BLK_S_IOERR;
+		if (s.num_sectors == 0)
+			continue;
+		off_t off = (off_t)(s.sector * SECTOR), len = (off_t)s.num_sectors * SECTOR;
+		int rc;
+		if (!wz || (s.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)) {
+			/* a punched range reads back as zeros, and a sparse
+			 * image stays sparse */
+			rc = fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
+			rc = rc ? -errno : 0;
+			if (rc == -EOPNOTSUPP && wz)
+				rc = zero_fill(b, (uint64_t)off, (uint64_t)len);
+			else if (rc == -EOPNOTSUPP)
+				rc = 0; /* discard is a hint: nothing to do is fine */
+		} else {
+			rc = zero_fill(b, (uint64_t)off, (uint64_t)len);
+		}
+		if (rc)
+			return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
 /* Serve one request; returns bytes written into the chain's writable part. */
 static uint32_t serve(void *dev, const struct vq_chain *c)
 {
@@ -107,29 +228,48 @@ static uint32_t serve(void *dev, const struct vq_chain *c)
 
 	switch (h.type) {
 	case VIRTIO_BLK_T_IN: {
-		/* whole sectors inside the image: then sector * SECTOR cannot
+		/* whole blocks inside the image: then sector * SECTOR cannot
 		 * overflow, as sector <= capacity = size / SECTOR */
-		if (in_data % SECTOR || !in_range(b, h.sector, in_data))
+		if (in_data % b->blk || !in_range(b, h.sector, in_data) ||
+		    (h.sector * SECTOR) % b->blk)
 			break;
 		unsigned k = slice(b, in, c->nr_in, 0, in_data);
-		if (rw_full(b->fd, false, b->data, k, h.sector * SECTOR) == 0) {
+		if (rw_data(b, false, k, h.sector * SECTOR, in_data) == 0) {
 			status = VIRTIO_BLK_S_OK;
 			wrote = in_data;
 		}
 		break;
 	}
 	case VIRTIO_BLK_T_OUT: {
-		if (b->ro || out_data % SECTOR || !in_range(b, h.sector, out_data))
+		if (b->ro || out_data % b->blk || !in_range(b, h.sector, out_data) ||
+		    (h.sector * SECTOR) % b->blk)
 			break;
 		unsigned k = slice(b, c->iov, c->nr_out, HDR_LEN, out_data);
-		if (rw_full(b->fd, true, b->data, k, h.sector * SECTOR) == 0)
+		if (rw_data(b, true, k, h.sector * SECTOR, out_data) == 0)
 			status = VIRTIO_BLK_S_OK;
 		break;
 	}
 	case VIRTIO_BLK_T_FLUSH:
+		/* everything completed before this request reaches the disk
+		 * (requests are served in order, one at a time) */
+		b->n_flush++;
 		if (b->ro || fdatasync(b->fd) == 0)
 			status = VIRTIO_BLK_S_OK;
 		break;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES: {
+		bool wz = h.type == VIRTIO_BLK_T_WRITE_ZEROES;
+		if (b->ro)
+			break; /* a read-only image stays so: IOERR */
+		if (!vpci_has(&b->vpci, wz ? VIRTIO_BLK_F_WRITE_ZEROES : VIRTIO_BLK_F_DISCARD)) {
+			status = VIRTIO_BLK_S_UNSUPP;
+			break;
+		}
+		status = discard_zeroes(b, c, out_data, wz);
+		if (status == VIRTIO_BLK_S_OK)
+			(*(wz ? &b->n_wzeroes : &b->n_discard))++;
+		break;
+	}
 	case VIRTIO_BLK_T_GET_ID: {
 		/* a short buffer gets a prefix of the id, never more than it holds */
 		uint64_t n = in_data < sizeof(b->id) ? in_data : sizeof(b->id);
@@ -161,9 +301,10 @@ static const struct vpci_ops vblk_ops = {
 	.cfg_read = cfg_read, .cfg_write = cfg_write, .notify = notify,
 };
 
-int vblk_init(struct vblk *b, int fd, bool ro, uint64_t size, const char *id,
+int vblk_init(struct vblk *b, int fd, unsigned flags, uint64_t size, const char *id,
 	      const struct gmem *gm, const struct dev_irq_ops *irq)
 {
+	bool ro = flags & VBLK_RO;
 	/* class 01.80: other mass storage controller */
 	int rc = vpci_init(&b->vpci, VIRTIO_ID_BLOCK, 0x018000, vblk_features(ro), 1,
 			   VBLK_QUEUE_SIZE, CFG_SIZE, &vblk_ops, b, gm, irq);
@@ -171,7 +312,18 @@ int vblk_init(struct vblk *b, int fd, bool ro, uint64_t size, const char *id,
 		return rc;
 	b->fd = fd;
 	b->ro = ro;
+	b->direct = flags & VBLK_DIRECT;
+	b->blk = SECTOR;
 	b->capacity = size / SECTOR;
+	b->bounce = NULL;
+	b->n_flush = b->n_discard = b->n_wzeroes = b->n_bounced = 0;
+	if (b->direct) {
+		b->bounce = aligned_alloc(MEM_ALIGN, VBLK_BOUNCE);
+		if (!b->bounce) {
+			vpci_destroy(&b->vpci);
+			return -ENOMEM;
+		}
+	}
 	memset(b->id, 0, sizeof(b->id));
 	if (id) /* a 20-byte id carries no NUL, per spec */
 		memcpy(b->id, id, strnlen(id, sizeof(b->id)));
@@ -182,4 +334,6 @@ int vblk_init(struct vblk *b, int fd, bool ro, uint64_t size, const char *id,
 void vblk_destroy(struct vblk *b)
 {
 	vpci_destroy(&b->vpci);
+	free(b->bounce);
+	b->bounce = NULL;
 }

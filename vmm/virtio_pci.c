@@ -3,6 +3,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <linux/pci_regs.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_pci.h>
@@ -38,6 +41,49 @@ bool vpci_has(const struct vpci *v, unsigned bit)
 
 /* --- interrupts (irq_lock) --- */
 
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+	/* only a counter at its maximum fails, and that one is pending anyway */
+	(void)!write(fd, &one, sizeof(one));
+}
+
+static uint64_t msix_addr(const struct vpci *v, uint16_t vec)
+{
+	return (uint64_t)v->msix[vec][1] << 32 | v->msix[vec][0];
+}
+
+/* Make vector vec's MSI route match its table entry, creating route and
+ * irqfd on first use. false: use irq.msi for it. */
+static bool vec_commit_locked(struct vpci *v, uint16_t vec)
+{
+	struct vpci_vec *x = &v->vec[vec];
+	if (!v->started || x->failed || !v->irq.msi_route || !v->irq.irqfd)
+		return false;
+	if (x->call_fd >= 0 && !x->dirty)
+		return true;
+	int gsi = v->irq.msi_route(v->irq.opaque, x->gsi, msix_addr(v, vec), v->msix[vec][2]);
+	if (gsi < 0)
+		goto fail;
+	x->gsi = gsi;
+	x->dirty = false;
+	if (x->call_fd < 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			goto fail;
+		if (v->irq.irqfd(v->irq.opaque, (unsigned)gsi, fd, -1, true)) {
+			close(fd);
+			goto fail;
+		}
+		x->call_fd = fd;
+	}
+	return true;
+fail:
+	/* once refused, always refused: do not retry on every interrupt */
+	x->failed = true;
+	return false;
+}
+
 static void msix_fire_locked(struct vpci *v, uint16_t vec)
 {
 	if (vec >= VPCI_MSIX_VECTORS)
@@ -47,9 +93,10 @@ static void msix_fire_locked(struct vpci *v, uint16_t vec)
 		return;
 	}
 	v->pba &= ~(1u << vec);
-	uint64_t addr = (uint64_t)v->msix[vec][1] << 32 | v->msix[vec][0];
-	if (v->irq.msi)
-		(void)v->irq.msi(v->irq.opaque, addr, v->msix[vec][2]);
+	if (vec_commit_locked(v, vec))
+		efd_signal(v->vec[vec].call_fd);
+	else if (v->irq.msi)
+		(void)v->irq.msi(v->irq.opaque, msix_addr(v, vec), v->msix[vec][2]);
 }
 
 static void raise_locked(struct vpci *v, uint8_t isr_bit, uint16_t vec)
@@ -59,7 +106,12 @@ static void raise_locked(struct vpci *v, uint8_t isr_bit, uint16_t vec)
 		return;
 	}
 	v->isr |= isr_bit;
-	if (!v->line && v->irq.irq_line) {
+	if (v->line)
+		return;
+	if (v->intx_fd >= 0) {
+		v->line = 1;
+		efd_signal(v->intx_fd);
+	} else if (v->irq.irq_line) {
 		v->line = 1;
 		(void)v->irq.irq_line(v->irq.opaque, v->gsi, 1);
 	}
@@ -67,7 +119,9 @@ static void raise_locked(struct vpci *v, uint8_t isr_bit, uint16_t vec)
 
 static void lower_locked(struct vpci *v)
 {
-	if (v->line && v->irq.irq_line)
+	/* a resample irqfd's line drops in the kernel at the guest's EOI;
+	 * intx_resampled() then raises it again if the ISR is still set */
+	if (v->line && v->intx_fd < 0 && v->irq.irq_line)
 		(void)v->irq.irq_line(v->irq.opaque, v->gsi, 0);
 	v->line = 0;
 }
@@ -129,10 +183,67 @@ void vpci_set_needs_reset(struct vpci *v)
 	vpci_config_changed(v);
 }
 
+/* --- kick eventfds (ioev_lock) --- */
+
+/* Any write length counts when every queue has its own address; when
+ * they share one (MULT 0) the 16-bit queue index written tells them
+ * apart, and KVM's datamatch needs a length. */
+#define KICK_LEN (VPCI_NOTIFY_MULT == 0 ? 2u : 0u)
+
+static void kick_unbind_locked(struct vpci *v, struct vpci_queue *q)
+{
+	if (!q->kick_bound)
+		return;
+	unsigned qi = (unsigned)(q - v->q);
+	(void)v->irq.ioeventfd(v->irq.opaque, q->kick_addr, KICK_LEN, VPCI_NOTIFY_MULT == 0, qi,
+			       q->kick_fd, false);
+	q->kick_bound = false;
+}
+
+/* retry: also forget refusals (a BAR move may make binding possible) */
+static void kicks_unbind(struct vpci *v, bool retry)
+{
+	pthread_mutex_lock(&v->ioev_lock);
+	for (unsigned i = 0; i < v->nq; i++) {
+		kick_unbind_locked(v, &v->q[i]);
+		if (retry)
+			v->q[i].kick_refused = false;
+	}
+	pthread_mutex_unlock(&v->ioev_lock);
+}
+
+/* Let KVM turn the driver's notify writes for queue qi into kick_fd
+ * writes, at the notify address the BAR has now. */
+static void kick_bind(struct vpci *v, unsigned qi)
+{
+	struct vpci_queue *q = &v->q[qi];
+	if (q->kick_fd < 0 || !v->irq.ioeventfd)
+		return;
+	uint64_t base = pci_bar_base(&v->pci, 0);
+	if (!base)
+		return; /* memory decoding off: nothing to bind to */
+	uint64_t addr = base + VPCI_NOTIFY_OFF + (uint64_t)qi * VPCI_NOTIFY_MULT;
+	pthread_mutex_lock(&v->ioev_lock);
+	if (q->kick_bound && q->kick_addr != addr)
+		kick_unbind_locked(v, q);
+	/* a refusal (no ioeventfd here) is not retried on every trapped kick */
+	if (!q->kick_bound && !q->kick_refused) {
+		if (v->irq.ioeventfd(v->irq.opaque, addr, KICK_LEN, VPCI_NOTIFY_MULT == 0, qi,
+				     q->kick_fd, true) == 0) {
+			q->kick_bound = true;
+			q->kick_addr = addr;
+		} else {
+			q->kick_refused = true;
+		}
+	}
+	pthread_mutex_unlock(&v->ioev_lock);
+}
+
 /* --- common cfg (v->lock) --- */
 
 static void reset_locked(struct vpci *v)
 {
+	kicks_unbind(v, false);
 	for (unsigned i = 0; i < v->nq; i++)
 		pthread_mutex_lock(&v->q[i].lock);
 	if (v->ops->reset)
@@ -247,6 +358,7 @@ static void queue_enable_locked(struct vpci *v, struct vpci_queue *q)
 		return;
 	}
 	q->enabled = true;
+	kick_bind(v, (unsigned)(q - v->q));
 }
 
 static void common_set(struct vpci *v, unsigned off, uint64_t val)
@@ -348,7 +460,18 @@ static void msix_write(struct vpci *v, uint64_t off, const void *data, unsigned 
 	    (len != 4 && len != 8) || off % len)
 		return;
 	pthread_mutex_lock(&v->irq_lock);
+	unsigned vec = (unsigned)((off - VPCI_MSIX_OFF) / 16);
+	uint32_t before[4];
+	memcpy(before, v->msix[vec], sizeof(before));
 	memcpy((uint8_t *)v->msix + (off - VPCI_MSIX_OFF), data, len);
+	/* a new address/data reaches the KVM route before the next
+	 * interrupt of that vector (no ioctl per 4-byte half) */
+	if (memcmp(before, v->msix[vec], 12))
+		v->vec[vec].dirty = true;
+	/* an unmasked vector gets its route now, for users of its call fd */
+	if ((before[3] & PCI_MSIX_ENTRY_CTRL_MASKBIT) &&
+	    !(v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT) && v->msix_enabled)
+		(void)vec_commit_locked(v, (uint16_t)vec);
 	msix_flush_locked(v);
 	pthread_mutex_unlock(&v->irq_lock);
 }
@@ -394,8 +517,21 @@ static void bar_write(struct pci_dev *d, unsigned bar, uint64_t off, const void 
 		off -= VPCI_NOTIFY_OFF;
 		unsigned qi = (unsigned)(off / VPCI_NOTIFY_MULT);
 		/* the written value is ignored: the address alone names the queue */
-		if (off % VPCI_NOTIFY_MULT == 0 && qi < v->nq && v->ops->notify)
+		if (off % VPCI_NOTIFY_MULT || qi >= v->nq)
+			return;
+		struct vpci_queue *q = &v->q[qi];
+		if (q->kick_fd >= 0) {
+			/* the device works on its event thread, never here; an
+			 * enabled queue whose kick still traps lost its binding
+			 * (the BAR moved): bind at the new address */
+			efd_signal(q->kick_fd);
+			if (__atomic_load_n(&q->enabled, __ATOMIC_RELAXED) &&
+			    !__atomic_load_n(&q->kick_bound, __ATOMIC_RELAXED) &&
+			    !__atomic_load_n(&q->kick_refused, __ATOMIC_RELAXED))
+				kick_bind(v, qi);
+		} else if (v->ops->notify) {
 			v->ops->notify(v->dev, qi);
+		}
 	} else if (off >= VPCI_MSIX_OFF) {
 		msix_write(v, off, data, len);
 	}
@@ -404,6 +540,11 @@ static void bar_write(struct pci_dev *d, unsigned bar, uint64_t off, const void 
 static void cfg_written(struct pci_dev *d, unsigned off, unsigned len)
 {
 	struct vpci *v = d->opaque;
+	/* BAR 0 moved or memory decoding changed: KVM's notify bindings are
+	 * stale; the next notify that traps binds at the new address */
+	if ((off < PCI_COMMAND + 2 && off + len > PCI_COMMAND) ||
+	    (off < PCI_BASE_ADDRESS_0 + 4 && off + len > PCI_BASE_ADDRESS_0))
+		kicks_unbind(v, true);
 	unsigned ctl = v->msix_cap + 2;
 	if (off + len <= ctl || off > ctl + 1)
 		return;
@@ -458,11 +599,17 @@ int vpci_init(struct vpci *v, uint16_t type, uint32_t class_code, uint64_t featu
 	v->queue_max = queue_max;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->irq_lock, NULL);
+	pthread_mutex_init(&v->ioev_lock, NULL);
 	for (unsigned i = 0; i < nq; i++) {
 		pthread_mutex_init(&v->q[i].lock, NULL);
 		v->q[i].size = queue_max;
 		v->q[i].vector = VPCI_NO_VECTOR;
+		v->q[i].kick_fd = -1;
+		v->q[i].owner = v;
 	}
+	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)
+		v->vec[i] = (struct vpci_vec){ .gsi = -1, .call_fd = -1 };
+	v->intx_fd = v->intx_resample_fd = -1;
 	v->msix_config = VPCI_NO_VECTOR;
 	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)
 		v->msix[i][3] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
@@ -506,10 +653,154 @@ void vpci_set_slot(struct vpci *v, unsigned slot)
 	v->gsi = pci_slot_gsi(slot);
 }
 
+/* --- fast paths --- */
+
+static void kick_ready(void *opaque, uint32_t events)
+{
+	struct vpci_queue *q = opaque;
+	struct vpci *v = q->owner;
+	uint64_t cnt;
+	(void)events;
+	/* any number of kicks since the last read mean one look at the ring */
+	if (read(q->kick_fd, &cnt, sizeof(cnt)) != (ssize_t)sizeof(cnt))
+		return;
+	if (v->ops->notify)
+		v->ops->notify(v->dev, (unsigned)(q - v->q));
+}
+
+static void intx_resampled(void *opaque, uint32_t events)
+{
+	struct vpci *v = opaque;
+	uint64_t cnt;
+	(void)events;
+	if (read(v->intx_resample_fd, &cnt, sizeof(cnt)) != (ssize_t)sizeof(cnt))
+		return;
+	/* the guest EOIed and KVM dropped the line: still pending? */
+	pthread_mutex_lock(&v->irq_lock);
+	v->line = 0;
+	if (v->isr && !v->msix_enabled) {
+		v->line = 1;
+		efd_signal(v->intx_fd);
+	}
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
+static int setup_intx(struct vpci *v, struct event_loop *ev, struct err *e)
+{
+	if (!v->irq.irqfd)
+		return 0;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int rfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0 || rfd < 0)
+		goto none;
+	if (v->irq.irqfd(v->irq.opaque, v->gsi, fd, rfd, true))
+		goto none; /* no KVM_CAP_IRQFD_RESAMPLE: KVM_IRQ_LINE stays */
+	v->intx_resample_fd = rfd;
+	int rc = event_add(ev, rfd, EPOLLIN, intx_resampled, v, e);
+	if (rc) {
+		(void)v->irq.irqfd(v->irq.opaque, v->gsi, fd, -1, false);
+		v->intx_resample_fd = -1;
+		close(fd);
+		close(rfd);
+		return rc;
+	}
+	pthread_mutex_lock(&v->irq_lock);
+	v->intx_fd = fd;
+	pthread_mutex_unlock(&v->irq_lock);
+	return 0;
+none:
+	if (fd >= 0)
+		close(fd);
+	if (rfd >= 0)
+		close(rfd);
+	return 0;
+}
+
+int vpci_start(struct vpci *v, struct event_loop *ev, struct err *e)
+{
+	int rc;
+	for (unsigned i = 0; i < v->nq; i++) {
+		struct vpci_queue *q = &v->q[i];
+		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->kick_fd < 0) {
+			rc = errf(e, errno, "virtio: eventfd: %s", strerror(errno));
+			goto err;
+		}
+		rc = event_add(ev, q->kick_fd, EPOLLIN, kick_ready, q, e);
+		if (rc) {
+			close(q->kick_fd);
+			q->kick_fd = -1;
+			goto err;
+		}
+	}
+	rc = setup_intx(v, ev, e);
+	if (rc)
+		goto err;
+	pthread_mutex_lock(&v->irq_lock);
+	v->started = true;
+	pthread_mutex_unlock(&v->irq_lock);
+	return 0;
+err:
+	/* fds already in the loop stay open until vpci_stop, after the
+	 * caller stops the loop */
+	return rc;
+}
+
+void vpci_stop(struct vpci *v)
+{
+	kicks_unbind(v, false);
+	pthread_mutex_lock(&v->irq_lock);
+	v->started = false;
+	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++) {
+		struct vpci_vec *x = &v->vec[i];
+		if (x->call_fd >= 0) {
+			(void)v->irq.irqfd(v->irq.opaque, (unsigned)x->gsi, x->call_fd, -1, false);
+			close(x->call_fd);
+		}
+		if (x->gsi >= 0 && v->irq.msi_route_free)
+			v->irq.msi_route_free(v->irq.opaque, x->gsi);
+		*x = (struct vpci_vec){ .gsi = -1, .call_fd = -1 };
+	}
+	if (v->intx_fd >= 0) {
+		(void)v->irq.irqfd(v->irq.opaque, v->gsi, v->intx_fd, -1, false);
+		close(v->intx_fd);
+		close(v->intx_resample_fd);
+		v->intx_fd = v->intx_resample_fd = -1;
+	}
+	pthread_mutex_unlock(&v->irq_lock);
+	for (unsigned i = 0; i < v->nq; i++) {
+		if (v->q[i].kick_fd >= 0)
+			close(v->q[i].kick_fd);
+		v->q[i].kick_fd = -1;
+		v->q[i].owner = v;
+	}
+}
+
+int vpci_queue_kick_fd(struct vpci *v, unsigned q)
+{
+	return q < v->nq ? v->q[q].kick_fd : -1;
+}
+
+int vpci_queue_call_fd(struct vpci *v, unsigned q)
+{
+	if (q >= v->nq)
+		return -1;
+	uint16_t vec = __atomic_load_n(&v->q[q].vector, __ATOMIC_RELAXED);
+	int fd = -1;
+	pthread_mutex_lock(&v->irq_lock);
+	if (v->msix_enabled && vec < VPCI_MSIX_VECTORS && vec_commit_locked(v, vec))
+		fd = v->vec[vec].call_fd;
+	pthread_mutex_unlock(&v->irq_lock);
+	return fd;
+}
+
 void vpci_destroy(struct vpci *v)
 {
+	if (v->nq)
+		vpci_stop(v);
 	for (unsigned i = 0; i < v->nq; i++)
 		pthread_mutex_destroy(&v->q[i].lock);
+	pthread_mutex_destroy(&v->ioev_lock);
 	pthread_mutex_destroy(&v->irq_lock);
 	pthread_mutex_destroy(&v->lock);
 	v->nq = 0;

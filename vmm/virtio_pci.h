@@ -5,14 +5,26 @@
  *
  * Locks, always taken in this order: v->lock (transport state) ->
  * q[i].lock (one queue, held by the device while it works the queue) ->
- * v->irq_lock (ISR, INTx level, MSI-X table/PBA). The PCI bus lock is
- * taken before irq_lock only (MSI-X control writes). */
+ * v->irq_lock (ISR, INTx level, MSI-X table/PBA, vector routes) ->
+ * v->ioev_lock (which kick eventfds KVM has bound). The PCI bus lock is
+ * taken before irq_lock and ioev_lock only (MSI-X control, BAR moves).
+ *
+ * Fast paths, after vpci_start(): each queue has a kick eventfd, bound
+ * with KVM_IOEVENTFD to its notify address while the queue is enabled,
+ * and read by an event-loop thread that calls ops->notify; a notify
+ * that still reaches us as MMIO (no ioeventfd, BAR moved) is forwarded
+ * to the same eventfd, so ops->notify never runs on a vCPU. Each MSI-X
+ * vector in use has a KVM MSI route and an irqfd ("call" eventfd); INTx
+ * goes through a resample irqfd. Without vpci_start() (unit tests,
+ * fuzzers) or without the KVM capabilities, notify runs inline and
+ * interrupts go through dev_irq_ops.msi / irq_line. */
 #ifndef KVMLAB_VMM_VIRTIO_PCI_H
 #define KVMLAB_VMM_VIRTIO_PCI_H
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "devices.h"
+#include "event.h"
+#include "irq.h"
 #include "pci.h"
 #include "virtqueue.h"
 
@@ -35,7 +47,8 @@ struct vpci_ops {
 	/* Device config space; off + len <= cfg_size is guaranteed. */
 	void (*cfg_read)(void *dev, unsigned off, void *data, unsigned len);
 	void (*cfg_write)(void *dev, unsigned off, const void *data, unsigned len);
-	/* The driver kicked queue q (vCPU thread; no vpci lock held). */
+	/* The driver kicked queue q (the event thread after vpci_start, else
+	 * the caller of the MMIO write; no vpci lock held). */
 	void (*notify)(void *dev, unsigned q);
 	/* The driver asks for FEATURES_OK with these (already a subset of
 	 * the offered ones): 0 accepts, -errno refuses. */
@@ -44,13 +57,28 @@ struct vpci_ops {
 	void (*reset)(void *dev);
 };
 
+struct vpci;
+
 struct vpci_queue {
 	pthread_mutex_t lock;
+	struct vpci *owner; /* for the event loop's callback */
 	struct vq vq;
 	/* transport registers, owned by v->lock */
 	uint16_t size, vector;
 	bool enabled;
 	uint64_t desc, avail, used;
+	int kick_fd;       /* eventfd, -1 before vpci_start */
+	bool kick_bound;   /* ioev_lock: KVM writes kick_fd on notify at kick_addr */
+	bool kick_refused; /* ioev_lock: KVM said no; retried after a BAR move */
+	uint64_t kick_addr;
+};
+
+/* One MSI-X vector's in-kernel path (irq_lock). */
+struct vpci_vec {
+	int gsi;     /* its KVM MSI route, -1 none yet */
+	int call_fd; /* irqfd on gsi, -1 none */
+	bool dirty;  /* table entry changed since the route was written */
+	bool failed; /* KVM refused: this vector uses irq.msi */
 };
 
 struct vpci {
@@ -79,6 +107,12 @@ struct vpci {
 	int line;
 	unsigned msix_cap;
 	int needs_reset; /* atomic: a queue broke */
+
+	/* in-kernel paths (see the top) */
+	bool started;
+	struct vpci_vec vec[VPCI_MSIX_VECTORS];
+	int intx_fd, intx_resample_fd; /* resample irqfd on gsi, -1 none */
+	pthread_mutex_t ioev_lock;
 };
 
 /* type: virtio device id (1 net, 2 blk); features: everything offered,
@@ -89,7 +123,23 @@ int vpci_init(struct vpci *v, uint16_t type, uint32_t class_code, uint64_t featu
 	      const struct dev_irq_ops *irq) WUR;
 /* Call once the PCI slot is known (sets the INTx GSI). */
 void vpci_set_slot(struct vpci *v, unsigned slot);
+/* Turn on the fast paths: kick eventfds served by loop ev (which may be
+ * running already), the INTx resample irqfd, MSI routes + irqfds as the
+ * guest programs vectors. Call after vpci_set_slot(); missing KVM
+ * capabilities are not an error (the slow paths stay). */
+int vpci_start(struct vpci *v, struct event_loop *ev, struct err *e) WUR;
+/* Unbind everything from KVM, close the eventfds. The event loop that
+ * serves them must be stopped first. Also done by vpci_destroy(). */
+void vpci_stop(struct vpci *v);
 void vpci_destroy(struct vpci *v);
+/* For vhost-style users (VHOST_SET_VRING_KICK / _CALL): queue q's kick
+ * eventfd (what the guest's notify writes; -1 before vpci_start), and
+ * the irqfd of the MSI-X vector q uses now (-1 when MSI-X is off, q has
+ * no vector, or KVM has no route for it: then interrupt through
+ * vpci_signal). A call fd bypasses MSI-X masking: ask again after the
+ * driver reprograms vectors. */
+int vpci_queue_kick_fd(struct vpci *v, unsigned q);
+int vpci_queue_call_fd(struct vpci *v, unsigned q);
 /* Used buffers were pushed on queue q: interrupt the driver (MSI-X vector
  * of the queue, or INTx + ISR bit 0). Caller holds q's lock. */
 void vpci_signal(struct vpci *v, unsigned q);

@@ -165,10 +165,14 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 	/* 6. PCI bus and its devices (may start device threads) */
 	struct dev_env env = {
 		.pio = &vm->pio, .mmio = &vm->mmio, .gm = &vm->gm,
-		.irq = { .msi = kvm_msi, .irq_line = kvm_irq_line, .opaque = &vm->kvm },
+		.irq = { .msi = kvm_msi, .irq_line = kvm_irq_line,
+			 .ioeventfd = kvm_ioeventfd, .msi_route = kvm_msi_route,
+			 .msi_route_free = kvm_msi_route_free, .irqfd = kvm_irqfd,
+			 .opaque = &vm->kvm },
 	};
 	struct dev_cfg dc = { .tap_fd = cfg->tap_fd, .disk_path = cfg->disk_path,
-			      .disk_readonly = cfg->disk_readonly };
+			      .disk_readonly = cfg->disk_readonly,
+			      .disk_direct = cfg->disk_direct };
 	memcpy(dc.mac, cfg->mac, sizeof(dc.mac));
 	rc = devices_setup(&env, &dc, e);
 	if (rc)

@@ -44,6 +44,7 @@ struct vm_cfg {
 	int tap_fd;        /* -1: none */
 	const char *disk_path;
 	int disk_readonly;
+	int disk_direct;   /* cache=none */
 	uint8_t mac[6];    /* virtio-net MAC */
 };
 

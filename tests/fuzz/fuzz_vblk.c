@@ -1,4 +1,6 @@
-/* virtio-blk request parsing on random rings over a small memfd image. */
+/* virtio-blk request parsing on random rings over a small memfd image:
+ * IN/OUT/FLUSH/GET_ID and DISCARD/WRITE_ZEROES segment arrays (byte 3
+ * of the input opens feature bits 8-15, where those two live). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 4)
 		return 0;
-	uint64_t f = vblk_features(false) & ((uint64_t)data[0] << 24 | data[1] | 0x100000000ull);
+	uint64_t f = vblk_features(false) &
+		     ((uint64_t)data[0] << 24 | (uint64_t)data[3] << 8 | data[1] | 0x100000000ull);
 	uint16_t qs = (uint16_t)(1u << (data[2] % 8));
 	data += 4;
 	size -= 4;

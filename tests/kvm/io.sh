@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The in-kernel data path: a 64 MiB disk write (from the host over the
+# tap) and read back (to the host over the tap) with matching md5s, FLUSH
+# after the writes, DISCARD leaving holes in a sparse image, and the
+# userspace exits during those transfers, counted by KVM's own debugfs
+# statistics (the independent observer) and reported by --stats.
+# Runs directly where /dev/kvm boots stock kernels, else inside
+# scripts/testhost (PVM hosts).
+. "$(dirname "$0")/../lib.sh"
+cd "$T_ROOT"
+VM=$KVMLAB_VM
+MB=64
+
+if [ ! -x "$VM" ] || [ ! -f "$KVMLAB_BUILD/guest/bzImage" ]; then
+	t_skip "io e2e" "no $VM or guest (make; scripts/build-guest)"
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	t_skip "io e2e" "needs root (tap, netns, debugfs)"
+	exit 0
+fi
+if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
+	"$VM" check >/dev/null 2>&1
+	case $? in
+	0) ;;
+	3) exec scripts/testhost --timeout 900 -- bash tests/kvm/io.sh ;;
+	*) t_skip "io e2e" "kvmlab-vm check: /dev/kvm not usable"; exit 0 ;;
+	esac
+fi
+
+work=$(mktemp -d /tmp/kvmlab-io.XXXXXX) || exit 1
+t_defer "rm -rf $work"
+dbg=/sys/kernel/debug/kvm
+if [ ! -d $dbg ]; then
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null && t_defer "umount /sys/kernel/debug"
+fi
+t_netns_new ns io || { t_fail "io: netns"; t_finish; }
+nsx() { ip netns exec "$ns" "$@"; }
+HOST=10.78.0.1 GUEST=10.78.0.2
+nsx ip link set lo up
+nsx ip tuntap add tap0 mode tap vnet_hdr &&
+	nsx ip addr add $HOST/24 dev tap0 && nsx ip link set tap0 up ||
+	{ t_fail "io: tap setup"; t_finish; }
+
+img=$work/disk.img
+truncate -s $((MB * 2))M "$img" # sparse: no block allocated yet
+head -c $((MB << 20)) /dev/urandom >"$work/down"
+want=$(md5sum <"$work/down" | cut -d' ' -f1)
+nsx timeout 400 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &
+t_defer "kill $! 2>/dev/null"
+nsx timeout 400 ncat -l $HOST 7001 >"$work/up" 2>/dev/null < <(sleep 400) &
+t_defer "kill $! 2>/dev/null"
+sleep 0.5
+
+B=$((MB << 20))
+# guest side (no double quotes: they delimit kvmlab.run). The transfers
+# sit between XFER-START and XFER-END, with quiet seconds around them
+# for the host to read the counters.
+g="echo XFER-START; sleep 3"
+g="$g; nc $HOST 7002 </dev/null | dd of=/dev/vda bs=1M 2>/dev/null; echo W=\$?; sync"
+g="$g; echo FLUSHES=\$(awk '{print \$16}' /sys/block/vda/stat)"
+g="$g; echo 3 >/proc/sys/vm/drop_caches; head -c $B /dev/vda | nc $HOST 7001; echo UP=\$?"
+g="$g; echo XFER-END; sleep 3"
+g="$g; echo 3 >/proc/sys/vm/drop_caches; echo MD5=\$(head -c $B /dev/vda | md5sum)"
+g="$g; blkdiscard -o $((B / 2)) -l $((B / 2)) /dev/vda; echo BD=\$?; sync"
+g="$g; echo DMAX=\$(cat /sys/block/vda/queue/discard_max_bytes)"
+cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+
+out=$work/console
+nsx timeout -k 5 400 "$VM" run --stats --mem 256M --tap tap0 --disk "$img" \
+	--cmdline "$cmdline" --console "file:$out" >"$work/vm.err" 2>&1 &
+vmjob=$!
+t_defer "kill $vmjob 2>/dev/null"
+
+# the VM's debugfs directory: <pid>-<vm fd>
+vmdir=
+for _ in $(seq 600); do
+	pid=$(pgrep -f "console file:$out" | head -1)
+	[ -n "$pid" ] && vmdir=$(ls -d $dbg/"$pid"-* 2>/dev/null | head -1)
+	[ -n "$vmdir" ] && grep -q XFER-START "$out" 2>/dev/null && break
+	sleep 0.5
+done
+sample() { echo "$(cat "$vmdir/io_exits") $(cat "$vmdir/mmio_exits") $(date +%s.%N)"; }
+if [ -n "$vmdir" ] && [ -r "$vmdir/mmio_exits" ]; then
+	sleep 1 # inside the guest's quiet seconds
+	read -r io0 mmio0 t0 < <(sample)
+	for _ in $(seq 800); do grep -q XFER-END "$out" && break; sleep 0.5; done
+	read -r io1 mmio1 t1 < <(sample)
+else
+	t_skip "io: exit counts" "no KVM debugfs for the VM (${vmdir:-not found})"
+fi
+wait $vmjob
+rc=$?
+if [ $rc -eq 0 ]; then t_ok "io: guest ran and powered off"; else
+	t_fail "io: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"; fi
+
+has() { grep -q -- "$2" "$out" && t_ok "$1" || t_fail "$1" "console lacks '$2'"; }
+has "io: guest wrote $MB MiB from the tap onto the disk" "^W=0"
+has "io: guest sent $MB MiB read from the disk" "^UP=0"
+has "io: what the guest reads back from the disk (caches dropped) matches (md5)" "^MD5=$want"
+got=$(md5sum <"$work/up" | cut -d' ' -f1)
+[ "$got" = "$want" ] && t_ok "io: $MB MiB disk->tap arrive intact on the host (md5)" ||
+	t_fail "io: $MB MiB disk->tap arrive intact on the host (md5)" "$(stat -c %s "$work/up") bytes"
+[ "$(head -c $B "$img" | md5sum | cut -d' ' -f1)" = "$want" ] &&
+	t_ok "io: the image file holds the $MB MiB (md5)" || t_fail "io: the image file holds the $MB MiB (md5)"
+fl=$(sed -n 's/^FLUSHES=\([0-9]*\).*/\1/p' "$out")
+[ "${fl:-0}" -gt 0 ] && t_ok "io: the guest's sync sent FLUSH requests (/sys/block/vda/stat: $fl)" ||
+	t_fail "io: the guest's sync sent FLUSH requests" "flushes=${fl:-?}"
+has "io: guest blkdiscard succeeded" "^BD=0"
+grep -q '^DMAX=[1-9]' "$out" && t_ok "io: the guest sees a discard-capable disk" ||
+	t_fail "io: the guest sees a discard-capable disk" "$(grep DMAX "$out")"
+alloc=$(( $(stat -c '%b * %B' "$img") ))
+lo=$(( (B / 2) - (2 << 20) )) hi=$(( (B / 2) + (2 << 20) ))
+if [ $alloc -ge $lo ] && [ $alloc -le $hi ]; then
+	t_ok "io: discarding half of it left holes: $((alloc >> 20)) MiB allocated of $((MB * 2)) (stat)"
+else
+	t_fail "io: discarding half of it left holes" "allocated $alloc bytes, want ~$((B / 2))"
+fi
+[ "$(stat -c %s "$img")" = $((MB * 2 << 20)) ] && t_ok "io: image size unchanged" ||
+	t_fail "io: image size unchanged"
+
+# Userspace exits while 4 x 64 MiB moved (net rx, blk write, blk read,
+# net tx): with ioeventfd and irqfd only stray ones are left.
+if [ -n "${mmio1:-}" ]; then
+	dio=$((io1 - io0)) dmmio=$((mmio1 - mmio0))
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+	per=$(awk -v n=$((dio + dmmio)) -v mb=$((MB * 4)) 'BEGIN { printf "%.2f", n / mb }')
+	echo "# io: during the transfers ($secs s, $((MB * 4)) MiB through net+blk): io_exits $dio, mmio_exits $dmmio ($per per MiB)"
+	if [ $dmmio -le $((MB / 4)) ] && [ $((dio + dmmio)) -le $((MB * 2)) ]; then
+		t_ok "io: userspace exits near zero during the transfers (mmio $dmmio, io $dio for $((MB * 4)) MiB)"
+	else
+		t_fail "io: userspace exits near zero during the transfers" "mmio $dmmio, io $dio for $((MB * 4)) MiB"
+	fi
+fi
+if grep -q 'exit counts by reason (KVM binary stats' "$work/vm.err" &&
+   grep -Eq '^ +mmio_exits +[0-9]+$' "$work/vm.err" && grep -Eq '^ +userspace_exits +[0-9]+$' "$work/vm.err"; then
+	t_ok "io: --stats printed KVM's exit counts by reason"
+else
+	t_fail "io: --stats printed KVM's exit counts by reason" "$(tail -5 "$work/vm.err" | tr '\n' ' ')"
+fi
+sed -n '/exit counts by reason/,$p' "$work/vm.err" | sed 's/^/# /'
+if [ "$T_FAILS" -gt 0 ]; then
+	for f in "$out" "$work/vm.err"; do
+		echo "# $f:"; tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
+	done
+fi
+t_finish
