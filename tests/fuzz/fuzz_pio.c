@@ -1,4 +1,4 @@
-/* fuzz-srcs: vmm/serial.c vmm/i8042.c vmm/power.c */
+/* fuzz-srcs: vmm/serial.c vmm/i8042.c vmm/power.c vmm/exit.c */
 /* The legacy port devices as vm.c wires them (16550 COM1, i8042, ACPI
  * sleep/reset, pvpanic) plus the PCI conf1 ports, driven by random port
  * accesses of every width through the real bus dispatch, mixed with host
@@ -14,20 +14,13 @@
 #include "pci.h"
 #include "power.h"
 #include "serial.h"
-#include "vm.h"
-
-/* vm.c is not linked in (it needs KVM): the one thing devices call */
-void vm_exit_raise(struct vm_exit *x, enum vm_event ev)
-{
-	if (x->ev == VM_EV_NONE)
-		x->ev = (int)ev;
-}
+#include "exit.h"
 
 static struct bus pio;
 static struct serial *ser;
 static struct i8042 *kbd;
 static struct pci_bus pb;
-static struct vm_exit ex = { .efd = -1 };
+static struct exit_latch ex = { .efd = -1 };
 static int line;
 
 static int irq_line(void *o, unsigned gsi, int level)
@@ -68,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const unsigned lens[4] = { 1, 2, 4, 8 };
 	if (!ser)
 		setup();
-	ex.ev = VM_EV_NONE;
+	ex.ev = EXIT_EV_NONE;
 	/* the device state carries over between inputs on purpose: the state
 	 * machines must cope with any history */
 	for (; size >= 4; data += 4, size -= 4) {
