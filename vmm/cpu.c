@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "layout.h"
-#include "vm.h"
+#include "exit.h"
 
 /* x86 architectural bits the entry state needs */
 #define CR0_PE (1ULL << 0)
@@ -172,21 +172,21 @@ static int set_lint(struct vcpu *v, struct err *e)
 	return 0;
 }
 
-int cpu_init(struct vcpu *v, struct vm *vm, unsigned id, unsigned ncpus,
+int cpu_init(struct vcpu *v, const struct cpu_env *env, unsigned id, unsigned ncpus,
 	     const struct kvm_cpuid2 *tmpl, struct err *e)
 {
 	int rc;
 	size_t csz = sizeof(*tmpl) + tmpl->nent * sizeof(tmpl->entries[0]);
 	struct kvm_cpuid2 *c;
 
-	v->vm = vm;
+	v->env = env;
 	v->id = id;
 	v->run = NULL;
-	v->fd = ioctl(vm->kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	v->fd = ioctl(env->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (v->fd < 0)
 		return errf(e, errno, "cpu %u: KVM_CREATE_VCPU: %s", id, strerror(errno));
 	/* KVM hands out vCPU fds with O_CLOEXEC already (anon inode) */
-	void *p = mmap(NULL, vm->kvm.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	void *p = mmap(NULL, env->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (p == MAP_FAILED) {
 		rc = errf(e, errno, "cpu %u: mmap kvm_run: %s", id, strerror(errno));
 		goto err_fd;
@@ -227,7 +227,7 @@ int cpu_init(struct vcpu *v, struct vm *vm, unsigned id, unsigned ncpus,
 	}
 	return 0;
 err_run:
-	munmap(v->run, vm->kvm.run_size);
+	munmap(v->run, env->run_size);
 	v->run = NULL;
 err_fd:
 	close(v->fd);
@@ -238,7 +238,7 @@ err_fd:
 void cpu_close(struct vcpu *v)
 {
 	if (v->run)
-		munmap(v->run, v->vm->kvm.run_size);
+		munmap(v->run, v->env->run_size);
 	if (v->fd >= 0)
 		close(v->fd);
 	v->run = NULL;
@@ -370,6 +370,47 @@ static void dump_seg(FILE *f, const char *n, const struct kvm_segment *s)
 		s->present, s->dpl, s->db, s->s, s->l, s->g);
 }
 
+static uint32_t apic_reg(const struct kvm_lapic_state *l, unsigned off)
+{
+	uint32_t r;
+	memcpy(&r, l->regs + off, 4);
+	return r;
+}
+
+/* Highest vector set in a 256-bit LAPIC register (ISR, IRR), -1: none. */
+static int apic_top(const struct kvm_lapic_state *l, unsigned off)
+{
+	for (int i = 7; i >= 0; i--) {
+		uint32_t r = apic_reg(l, off + 0x10 * (unsigned)i);
+		if (r)
+			return i * 32 + 31 - __builtin_clz(r);
+	}
+	return -1;
+}
+
+/* Why a vCPU does (not) take interrupts: run state, interrupt shadow,
+ * pending events, and the LAPIC's priority and request registers. */
+static void dump_irq_state(const struct vcpu *v, FILE *f)
+{
+	struct kvm_mp_state mp;
+	struct kvm_vcpu_events ev;
+	struct kvm_lapic_state l;
+
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0)
+		fprintf(f, "  mp_state=%u (0 runnable, 1 uninit, 2 init-received, 3 halted, 4 sipi)", mp.mp_state);
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0)
+		fprintf(f, " shadow=%u irq_injected=%u nr=%u nmi_pending=%u nmi_masked=%u exc_injected=%u\n",
+			ev.interrupt.shadow, ev.interrupt.injected, ev.interrupt.nr,
+			ev.nmi.pending, ev.nmi.masked, ev.exception.injected);
+	else
+		fputc('\n', f);
+	if (ioctl(v->fd, KVM_GET_LAPIC, &l) == 0)
+		fprintf(f, "  LAPIC TPR=%02x PPR=%02x ISR.top=%d IRR.top=%d SVR=%03x LVTT=%08x TMICT=%08x TMCCT=%08x TDCR=%x\n",
+			apic_reg(&l, 0x80), apic_reg(&l, 0xa0), apic_top(&l, 0x100), apic_top(&l, 0x200),
+			apic_reg(&l, 0xf0), apic_reg(&l, 0x320), apic_reg(&l, 0x380),
+			apic_reg(&l, 0x390), apic_reg(&l, 0x3e0));
+}
+
 void cpu_dump(const struct vcpu *v, FILE *f)
 {
 	struct kvm_regs r;
@@ -415,6 +456,7 @@ void cpu_dump(const struct vcpu *v, FILE *f)
 	} else {
 		fprintf(f, "  (KVM_GET_SREGS failed)\n");
 	}
+	dump_irq_state(v, f);
 	funlockfile(f);
 }
 
@@ -444,7 +486,7 @@ static void fatal_exit(struct vcpu *v, const char *what)
 	fputc('\n', stderr);
 	cpu_dump(v, stderr);
 	funlockfile(stderr);
-	vm_exit_raise(&v->vm->exit, VM_EV_FATAL);
+	exit_raise(v->env->exit, EXIT_EV_FATAL);
 }
 
 int cpu_exit_io(const struct bus *pio, struct kvm_run *run, size_t run_size)
@@ -476,7 +518,7 @@ int cpu_exit_mmio(const struct bus *mmio, struct kvm_run *run)
 void *cpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
-	struct vm *vm = v->vm;
+	const struct cpu_env *env = v->env;
 	struct kvm_run *run = v->run;
 	sigset_t ss;
 
@@ -485,7 +527,7 @@ void *cpu_thread(void *arg)
 	sigaddset(&ss, CPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &ss, NULL);
 
-	while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
+	while (!__atomic_load_n(env->stopping, __ATOMIC_SEQ_CST)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -493,18 +535,18 @@ void *cpu_thread(void *arg)
 			fprintf(stderr, "kvmlab-vm: vcpu %u: KVM_RUN: %s\n", v->id, strerror(errno));
 			cpu_dump(v, stderr);
 			funlockfile(stderr);
-			vm_exit_raise(&vm->exit, VM_EV_FATAL);
+			exit_raise(env->exit, EXIT_EV_FATAL);
 			break;
 		}
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
-			if (cpu_exit_io(&vm->pio, run, (size_t)vm->kvm.run_size)) {
+			if (cpu_exit_io(env->pio, run, env->run_size)) {
 				fatal_exit(v, "IO with an out-of-bounds data area");
 				return NULL;
 			}
 			break;
 		case KVM_EXIT_MMIO:
-			if (cpu_exit_mmio(&vm->mmio, run)) {
+			if (cpu_exit_mmio(env->mmio, run)) {
 				fatal_exit(v, "MMIO with a bad length");
 				return NULL;
 			}
@@ -516,18 +558,18 @@ void *cpu_thread(void *arg)
 			/* triple fault: a PC resets, so this is a reboot; say so,
 			 * since an early one looks like a silent clean exit */
 			fprintf(stderr, "kvmlab-vm: vCPU %u: triple fault, treated as a reset\n", v->id);
-			vm_exit_raise(&vm->exit, VM_EV_REBOOT);
+			exit_raise(env->exit, EXIT_EV_REBOOT);
 			return NULL;
 		case KVM_EXIT_SYSTEM_EVENT:
 			switch (run->system_event.type) {
 			case KVM_SYSTEM_EVENT_SHUTDOWN:
-				vm_exit_raise(&vm->exit, VM_EV_POWEROFF);
+				exit_raise(env->exit, EXIT_EV_POWEROFF);
 				return NULL;
 			case KVM_SYSTEM_EVENT_RESET:
-				vm_exit_raise(&vm->exit, VM_EV_REBOOT);
+				exit_raise(env->exit, EXIT_EV_REBOOT);
 				return NULL;
 			case KVM_SYSTEM_EVENT_CRASH:
-				vm_exit_raise(&vm->exit, VM_EV_PANIC);
+				exit_raise(env->exit, EXIT_EV_PANIC);
 				return NULL;
 			default:
 				break;
@@ -537,6 +579,12 @@ void *cpu_thread(void *arg)
 			fatal_exit(v, exit_name(run->exit_reason));
 			return NULL;
 		}
+	}
+	if (env->dump && __atomic_load_n(env->dump, __ATOMIC_SEQ_CST)) {
+		flockfile(stderr);
+		fprintf(stderr, "kvmlab-vm: vcpu %u at stop:\n", v->id);
+		cpu_dump(v, stderr);
+		funlockfile(stderr);
 	}
 	return NULL;
 }

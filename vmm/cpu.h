@@ -10,10 +10,20 @@
 #include "guestmem.h"
 #include "util.h"
 
-struct vm;
+struct exit_latch;
+
+/* What a vCPU needs of the VM (vm.c fills it; it outlives the vCPUs). */
+struct cpu_env {
+	int vm_fd;
+	size_t run_size;             /* of the kvm_run mapping */
+	const struct bus *pio, *mmio;
+	struct exit_latch *exit;     /* raised when the guest is done */
+	const int *stopping;         /* atomic: leave the run loop */
+	const int *dump;             /* atomic: when leaving, dump the registers */
+};
 
 struct vcpu {
-	struct vm *vm;
+	const struct cpu_env *env;
 	unsigned id;            /* also its APIC id */
 	int fd;
 	struct kvm_run *run;
@@ -28,7 +38,7 @@ void cpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus);
 /* Create vCPU id and give it CPUID (tmpl patched with its APIC id and the
  * topology of ncpus), MSRs, FPU and LAPIC LINT0/1 wiring. APs are left in
  * the wait-for-SIPI state. */
-int cpu_init(struct vcpu *v, struct vm *vm, unsigned id, unsigned ncpus,
+int cpu_init(struct vcpu *v, const struct cpu_env *env, unsigned id, unsigned ncpus,
 	     const struct kvm_cpuid2 *tmpl, struct err *e) WUR;
 /* GDT, empty IDT and identity page tables for the first 4 GiB. */
 int cpu_write_boot_tables(const struct gmem *gm, struct err *e) WUR;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "power.h"
-#include "vm.h"
+#include "exit.h"
 
 #define STS_OBF 0x01      /* output buffer full: data waits at 0x60 */
 #define STS_SYS 0x04      /* passed self-test */
@@ -27,11 +27,11 @@
 
 struct i8042 {
 	pthread_mutex_t lock;
-	struct vm_exit *exit;
+	struct exit_latch *exit;
 	uint8_t status, ctr, out, pending_cmd;
 };
 
-struct i8042 *i8042_new(struct vm_exit *x)
+struct i8042 *i8042_new(struct exit_latch *x)
 {
 	struct i8042 *k = calloc(1, sizeof(*k));
 	if (!k)
@@ -82,7 +82,7 @@ static void data_write(void *opaque, uint64_t off, const void *data, unsigned le
 	} else if (k->pending_cmd == CMD_WRITE_OUTPUT) {
 		/* bit 0 of the output port is the CPU's reset line (active low) */
 		if (!(v & 1))
-			vm_exit_raise(k->exit, VM_EV_REBOOT);
+			exit_raise(k->exit, EXIT_EV_REBOOT);
 	}
 	/* bytes for a keyboard/mouse reach no device: no reply, the guest's
 	 * driver times out as with an empty port */
@@ -137,7 +137,7 @@ static void cmd_write(void *opaque, uint64_t off, const void *data, unsigned len
 		k->ctr &= (uint8_t)~0x20;
 		break;
 	case CMD_RESET:
-		vm_exit_raise(k->exit, VM_EV_REBOOT);
+		exit_raise(k->exit, EXIT_EV_REBOOT);
 		break;
 	default:
 		break;

@@ -4,7 +4,6 @@
 #include <limits.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -19,14 +18,11 @@
 #include "layout.h"
 #include "net.h"
 #include "cpu.h"
-#include "serial.h"
+#include "runloop.h"
 #include "vm.h"
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
 #define DEFAULT_MEM (256ULL << 20)
-#define CTRL_A 0x01
-#define FLUSH_MS 50        /* a prompt without a newline shows up this fast */
-#define PANIC_TAIL_MS 500  /* room for the rest of the panic report */
 
 static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
@@ -238,100 +234,6 @@ static void tty_raw(void)
 	tcsetattr(STDIN_FILENO, TCSANOW, &t);
 }
 
-struct console_in {
-	int esc;        /* Ctrl-A seen */
-	int open;       /* stdin still readable */
-};
-
-/* Feed stdin to the UART, handling the Ctrl-A escapes. Returns 1 when
- * the user asked to quit. */
-static int console_read(struct console_in *ci, struct serial *s)
-{
-	uint8_t in[128], outb[128];
-	size_t room = serial_rx_space(s);
-	if (room == 0)
-		return 0;
-	ssize_t n = read(STDIN_FILENO, in, room < sizeof(in) ? room : sizeof(in));
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return 0;
-	if (n <= 0) {
-		ci->open = 0;
-		return 0;
-	}
-	size_t k = 0;
-	for (ssize_t i = 0; i < n; i++) {
-		uint8_t c = in[i];
-		if (ci->esc) {
-			ci->esc = 0;
-			if (c == 'x' || c == 'X')
-				return 1;
-			if (c == CTRL_A)
-				outb[k++] = CTRL_A;
-			else if (c == 'h' || c == '?')
-				fprintf(stderr, "\r\nkvmlab-vm: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A\r\n");
-			continue;
-		}
-		if (c == CTRL_A) {
-			ci->esc = 1;
-			continue;
-		}
-		outb[k++] = c;
-	}
-	if (k)
-		(void)serial_input(s, outb, k);
-	return 0;
-}
-
-static int run_loop(struct vm *vm, int sfd, int console_in, int *sig)
-{
-	struct console_in ci = { .open = console_in };
-	int panic_wait = -1; /* ms left to wait for the panic report's end */
-
-	for (;;) {
-		struct pollfd p[3] = {
-			{ .fd = sfd, .events = POLLIN },
-			{ .fd = vm->exit.efd, .events = POLLIN },
-			{ .fd = STDIN_FILENO, .events = POLLIN },
-		};
-		/* a full receive buffer leaves stdin unread until the guest
-		 * drains it; polling it then would spin */
-		nfds_t np = ci.open && panic_wait < 0 && serial_rx_space(vm->serial) ? 3 : 2;
-		int r = poll(p, np, FLUSH_MS);
-		serial_flush_try(vm->serial);
-		if (r < 0 && errno != EINTR)
-			return VM_EV_FATAL;
-		if (p[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-				*sig = (int)si.ssi_signo;
-				return VM_EV_NONE;
-			}
-		}
-		int ev = __atomic_load_n(&vm->exit.ev, __ATOMIC_SEQ_CST);
-		if (ev == VM_EV_PANIC) {
-			/* pvpanic fires before the kernel finishes its report:
-			 * let the guest print the rest, briefly */
-			if (panic_wait < 0)
-				panic_wait = PANIC_TAIL_MS;
-			else
-				panic_wait -= FLUSH_MS;
-			if (panic_wait <= 0 || serial_panic_done(vm->serial))
-				return ev;
-			uint64_t cnt;
-			(void)!read(vm->exit.efd, &cnt, sizeof(cnt));
-			continue;
-		}
-		if (ev != VM_EV_NONE)
-			return ev;
-		if (np == 3 && (p[2].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
-			if (p[2].revents & POLLNVAL)
-				ci.open = 0;
-			else if (console_read(&ci, vm->serial))
-				return VM_EV_QUIT;
-		}
-	}
-}
-
 static const char *sig_name(int sig)
 {
 	switch (sig) {
@@ -516,7 +418,13 @@ static int cmd_run(int argc, char **argv)
 		goto out_sfd;
 	}
 	int sig = 0;
-	int ev = run_loop(&vm, sfd, stdio, &sig);
+	struct runloop_cfg lc = {
+		.sig_fd = sfd, .in_fd = stdio ? STDIN_FILENO : -1,
+		.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
+	};
+	enum exit_event ev = runloop_run(&lc, &sig);
+	if (sig == SIGQUIT)
+		vm_stop_dump(&vm);
 	if (stats) {
 		/* after the vCPUs stop, before their fds close */
 		vm_stop(&vm);
@@ -529,19 +437,19 @@ static int cmd_run(int argc, char **argv)
 	vm_destroy(&vm);
 	tty_restore();
 	switch (ev) {
-	case VM_EV_POWEROFF:
-	case VM_EV_REBOOT:
+	case EXIT_EV_POWEROFF:
+	case EXIT_EV_REBOOT:
 		rc = VM_RC_OK;
 		break;
-	case VM_EV_QUIT:
+	case EXIT_EV_QUIT:
 		fprintf(stderr, "\nkvmlab-vm: quit (Ctrl-A x)\n");
 		rc = VM_RC_OK;
 		break;
-	case VM_EV_PANIC:
+	case EXIT_EV_PANIC:
 		fprintf(stderr, "kvmlab-vm: guest panicked\n");
 		rc = VM_RC_PANIC;
 		break;
-	case VM_EV_FATAL:
+	case EXIT_EV_FATAL:
 		rc = VM_RC_FATAL;
 		break;
 	default:

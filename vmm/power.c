@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "layout.h"
-#include "vm.h"
+#include "exit.h"
 
 #define SLP_EN (1u << 5)
 #define SLP_TYP(v) (((v) >> 2) & 7u)
@@ -24,16 +24,16 @@ static void acpi_read(void *opaque, uint64_t off, void *data, unsigned len)
 
 static void acpi_write(void *opaque, uint64_t off, const void *data, unsigned len)
 {
-	struct vm_exit *x = opaque;
+	struct exit_latch *x = opaque;
 	uint8_t v = *(const uint8_t *)data;
 
 	(void)len;
 	if (off == LAYOUT_PORT_ACPI_SLEEP - LAYOUT_PORT_ACPI_SLEEP) {
 		if ((v & SLP_EN) && SLP_TYP(v) == SLP_TYP_S5)
-			vm_exit_raise(x, VM_EV_POWEROFF);
+			exit_raise(x, EXIT_EV_POWEROFF);
 	} else if (off == LAYOUT_PORT_ACPI_RESET - LAYOUT_PORT_ACPI_SLEEP) {
 		if (v == ACPI_RESET_VALUE)
-			vm_exit_raise(x, VM_EV_REBOOT);
+			exit_raise(x, EXIT_EV_REBOOT);
 	}
 }
 
@@ -52,7 +52,7 @@ static void pvpanic_write(void *opaque, uint64_t off, const void *data, unsigned
 	(void)off;
 	(void)len;
 	if (*(const uint8_t *)data & PVPANIC_PANICKED)
-		vm_exit_raise(opaque, VM_EV_PANIC);
+		exit_raise(opaque, EXIT_EV_PANIC);
 }
 
 const struct bus_ops power_pvpanic_ops = { .read = pvpanic_read, .write = pvpanic_write };

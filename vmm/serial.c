@@ -5,7 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "console.h"
+#include "exit.h"
 
 /* register offsets and bits (PC16550D datasheet) */
 #define R_RBR_THR_DLL 0
@@ -48,7 +49,6 @@
 #define MSR_DCD 0x80
 
 #define RX_SIZE 256   /* more than a 16550's 16: pastes arrive in bursts */
-#define OUT_SIZE 512
 #define LINE_SIZE 96
 
 /* What the kernel prints on panic(); a fallback for guests without a
@@ -64,8 +64,6 @@ struct serial {
 	int irq_level;
 	uint8_t rx[RX_SIZE];
 	unsigned rx_head, rx_count;
-	uint8_t out[OUT_SIZE];
-	unsigned out_len;
 	char line[LINE_SIZE];
 	unsigned line_len;
 	int panic_done;
@@ -93,23 +91,6 @@ static void update_irq(struct serial *s)
 	}
 }
 
-static void out_flush_locked(struct serial *s)
-{
-	unsigned off = 0;
-	while (off < s->out_len && s->cfg.out_fd >= 0) {
-		ssize_t n = write(s->cfg.out_fd, s->out + off, s->out_len - off);
-		if (n < 0 && errno == EINTR) {
-			if (s->cfg.stop && __atomic_load_n(s->cfg.stop, __ATOMIC_SEQ_CST))
-				break;
-			continue;
-		}
-		if (n <= 0)
-			break; /* output gone (EPIPE, full disk): drop, never stall the guest */
-		off += (unsigned)n;
-	}
-	s->out_len = 0;
-}
-
 /* Does the line begin with what (after an optional "[  12.345678] "
  * printk timestamp)? Anchoring keeps a guest program that merely prints
  * the words from looking like a panic. */
@@ -129,7 +110,7 @@ static void watch_line(struct serial *s, uint8_t c)
 	if (c == '\n' || c == '\r') {
 		s->line[s->line_len] = 0;
 		if (s->cfg.exit && line_starts(s->line, panic_line))
-			vm_exit_raise(s->cfg.exit, VM_EV_PANIC);
+			exit_raise(s->cfg.exit, EXIT_EV_PANIC);
 		if (line_starts(s->line, panic_end))
 			s->panic_done = 1;
 		s->line_len = 0;
@@ -144,9 +125,9 @@ static void tx(struct serial *s, uint8_t c)
 		if (s->rx_count < RX_SIZE)
 			s->rx[(s->rx_head + s->rx_count++) % RX_SIZE] = c;
 	} else {
-		s->out[s->out_len++] = c;
-		if (c == '\n' || s->out_len == OUT_SIZE)
-			out_flush_locked(s);
+		/* queued, never written here: a vCPU must not wait for the reader */
+		if (s->cfg.out)
+			(void)console_write(s->cfg.out, &c, 1);
 		watch_line(s, c);
 	}
 	/* transmission is instant: THR is empty again right away */
@@ -284,7 +265,6 @@ void serial_free(struct serial *s)
 {
 	if (!s)
 		return;
-	serial_flush(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -309,21 +289,6 @@ size_t serial_rx_space(struct serial *s)
 	size_t n = RX_SIZE - s->rx_count;
 	pthread_mutex_unlock(&s->lock);
 	return n;
-}
-
-void serial_flush(struct serial *s)
-{
-	pthread_mutex_lock(&s->lock);
-	out_flush_locked(s);
-	pthread_mutex_unlock(&s->lock);
-}
-
-void serial_flush_try(struct serial *s)
-{
-	if (pthread_mutex_trylock(&s->lock) != 0)
-		return;
-	out_flush_locked(s);
-	pthread_mutex_unlock(&s->lock);
 }
 
 int serial_panic_done(struct serial *s)

@@ -3,12 +3,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "acpi.h"
 #include "boot.h"
+#include "console.h"
 #include "cpu.h"
 #include "devices.h"
 #include "layout.h"
@@ -17,18 +17,6 @@
 #include "serial.h"
 
 #define VCPU_STACK (256u << 10) /* run loops are shallow; keep RSS small */
-
-void vm_exit_raise(struct vm_exit *x, enum vm_event ev)
-{
-	int none = VM_EV_NONE;
-	/* the first reason sticks: a panic that triple-faults is a panic */
-	if (__atomic_compare_exchange_n(&x->ev, &none, (int)ev, false,
-					__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-		uint64_t one = 1;
-		ssize_t n = write(x->efd, &one, sizeof(one));
-		(void)n; /* a full counter still wakes the reader */
-	}
-}
 
 static uint64_t host_mem_total(void)
 {
@@ -65,8 +53,9 @@ static int add_pio(struct vm *vm, uint64_t port, uint64_t len,
 }
 
 /* The whole VM, in the order things depend on each other. Nothing here
- * starts a thread except devices_setup(), which comes last, after every
- * host-side check (files, sizes, KVM capabilities) has passed. */
+ * starts a thread except the console's writer (which only waits for
+ * output) and devices_setup(), which comes last, after every host-side
+ * check (files, sizes, KVM capabilities) has passed. */
 int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 {
 	struct kvm_cpuid2 *cpuid = NULL;
@@ -81,15 +70,20 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 	rc = validate(cfg, e);
 	if (rc)
 		return rc;
-	vm->exit.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->exit.efd < 0)
-		return errf(e, errno, "eventfd: %s", strerror(errno));
+	rc = exit_init(&vm->exit, e);
+	if (rc)
+		return rc;
+	if (cfg->console_fd >= 0) {
+		rc = console_new(&vm->console, cfg->console_fd, e);
+		if (rc)
+			goto err_efd;
+	}
 
 	/* 2. guest RAM, and everything the guest finds in it at boot: this
 	 * also validates the kernel, initrd and cmdline before KVM is touched */
 	rc = gmem_alloc(&vm->gm, cfg->mem, e);
 	if (rc)
-		goto err_efd;
+		goto err_console;
 	struct boot_cfg bc = { .kernel = cfg->kernel, .initrd = cfg->initrd,
 			       .cmdline = cfg->cmdline };
 	rc = boot_load(&vm->gm, &bc, &bi, e);
@@ -120,12 +114,11 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 
 	/* 4. legacy devices on the port bus */
 	struct serial_cfg sc = {
-		.out_fd = cfg->console_fd,
+		.out = vm->console,
 		.exit = &vm->exit,
 		.irq_line = kvm_irq_line,
 		.irq_opaque = &vm->kvm,
 		.gsi = LAYOUT_IRQ_COM1,
-		.stop = &vm->stopping,
 	};
 	rc = serial_new(&vm->serial, &sc, e);
 	if (rc)
@@ -151,8 +144,13 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 		rc = errf(e, ENOMEM, "cpu: out of memory");
 		goto err_cpuid;
 	}
+	vm->cpu_env = (struct cpu_env){
+		.vm_fd = vm->kvm.vm_fd, .run_size = (size_t)vm->kvm.run_size,
+		.pio = &vm->pio, .mmio = &vm->mmio, .exit = &vm->exit,
+		.stopping = &vm->stopping, .dump = &vm->dump,
+	};
 	for (; vm->nr_vcpus < cfg->cpus; vm->nr_vcpus++) {
-		rc = cpu_init(&vm->vcpus[vm->nr_vcpus], vm, vm->nr_vcpus, cfg->cpus, cpuid, e);
+		rc = cpu_init(&vm->vcpus[vm->nr_vcpus], &vm->cpu_env, vm->nr_vcpus, cfg->cpus, cpuid, e);
 		if (rc)
 			goto err_vcpus;
 	}
@@ -198,9 +196,11 @@ err_kvm:
 	kvm_close(&vm->kvm);
 err_gm:
 	gmem_free(&vm->gm);
+err_console:
+	console_free(vm->console, 0);
+	vm->console = NULL;
 err_efd:
-	close(vm->exit.efd);
-	vm->exit.efd = -1;
+	exit_fini(&vm->exit);
 	return rc;
 }
 
@@ -241,6 +241,12 @@ void vm_stop(struct vm *vm)
 	}
 }
 
+void vm_stop_dump(struct vm *vm)
+{
+	__atomic_store_n(&vm->dump, 1, __ATOMIC_SEQ_CST);
+	vm_stop(vm);
+}
+
 void vm_destroy(struct vm *vm)
 {
 	vm_stop(vm);
@@ -253,9 +259,10 @@ void vm_destroy(struct vm *vm)
 	vm->i8042 = NULL;
 	serial_free(vm->serial);
 	vm->serial = NULL;
+	/* what the guest printed last (a panic report) is worth a moment */
+	console_free(vm->console, CONSOLE_DRAIN_MS);
+	vm->console = NULL;
 	kvm_close(&vm->kvm);
 	gmem_free(&vm->gm);
-	if (vm->exit.efd >= 0)
-		close(vm->exit.efd);
-	vm->exit.efd = -1;
+	exit_fini(&vm->exit);
 }

@@ -1,23 +1,15 @@
-/* The VM: configuration, the ordered builder, the run/wait loop and the
- * way devices and vCPUs report that the guest is done. */
+/* The VM: configuration and the ordered builder. Devices and vCPUs
+ * report that the guest is done through its exit latch (exit.h). */
 #ifndef KVMLAB_VMM_VM_H
 #define KVMLAB_VMM_VM_H
 #include <pthread.h>
 #include <stdint.h>
 #include "bus.h"
+#include "cpu.h"
+#include "exit.h"
 #include "guestmem.h"
 #include "kvm.h"
 #include "util.h"
-
-/* Why the VM stops. The first event raised wins. */
-enum vm_event {
-	VM_EV_NONE = 0,
-	VM_EV_POWEROFF, /* ACPI S5, KVM_SYSTEM_EVENT_SHUTDOWN */
-	VM_EV_REBOOT,   /* ACPI reset, i8042 0xFE, triple fault, SYSTEM_EVENT_RESET */
-	VM_EV_QUIT,     /* Ctrl-A x on the console */
-	VM_EV_PANIC,    /* pvpanic, SYSTEM_EVENT_CRASH or the console panic line */
-	VM_EV_FATAL,    /* a KVM exit we cannot handle (registers dumped) */
-};
 
 /* Exit codes of `kvmlab-vm run` (also in --help). */
 #define VM_RC_OK      0 /* poweroff, reboot, Ctrl-A x */
@@ -26,15 +18,6 @@ enum vm_event {
 #define VM_RC_PANIC   3
 #define VM_RC_FATAL   4
 /* killed by signal S: 128+S */
-
-/* A one-shot latch that vCPU threads and devices raise and the main
- * thread waits on (an eventfd, so it can sit in poll() next to stdin and
- * the signalfd). */
-struct vm_exit {
-	int ev;   /* enum vm_event, written once with a CAS */
-	int efd;  /* eventfd */
-};
-void vm_exit_raise(struct vm_exit *x, enum vm_event ev);
 
 struct vm_cfg {
 	const char *kernel, *initrd, *cmdline;
@@ -49,6 +32,7 @@ struct vm_cfg {
 };
 
 struct vcpu;
+struct console;
 struct serial;
 struct i8042;
 
@@ -56,7 +40,9 @@ struct vm {
 	struct kvm kvm;
 	struct gmem gm;
 	struct bus pio, mmio;
-	struct vm_exit exit;
+	struct exit_latch exit;
+	struct cpu_env cpu_env;
+	struct console *console; /* NULL: no console output */
 	struct serial *serial;
 	struct i8042 *i8042;
 	struct vcpu *vcpus;
@@ -64,6 +50,7 @@ struct vm {
 	unsigned nr_threads;   /* vCPU threads started */
 	int devices_started;
 	int stopping;          /* atomic: vCPU threads leave their loop */
+	int dump;              /* atomic: vCPUs dump their registers when stopped */
 };
 
 /* Validate cfg against the host, then build everything up to (not
@@ -73,5 +60,8 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e) WUR;
 int vm_start(struct vm *vm, struct err *e) WUR;
 /* Stop and join vCPU threads (idempotent). */
 void vm_stop(struct vm *vm);
+/* Stop, and have every vCPU dump its registers and interrupt state on
+ * stderr as it leaves (SIGQUIT: where was the guest?). */
+void vm_stop_dump(struct vm *vm);
 void vm_destroy(struct vm *vm);
 #endif

@@ -1,4 +1,4 @@
-/* fuzz-srcs: vmm/serial.c vmm/i8042.c vmm/power.c */
+/* fuzz-srcs: vmm/serial.c vmm/i8042.c vmm/power.c vmm/exit.c vmm/console.c */
 /* The legacy port devices as vm.c wires them (16550 COM1, i8042, ACPI
  * sleep/reset, pvpanic) plus the PCI conf1 ports, driven by random port
  * accesses of every width through the real bus dispatch, mixed with host
@@ -10,24 +10,18 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "console.h"
 #include "layout.h"
 #include "pci.h"
 #include "power.h"
 #include "serial.h"
-#include "vm.h"
-
-/* vm.c is not linked in (it needs KVM): the one thing devices call */
-void vm_exit_raise(struct vm_exit *x, enum vm_event ev)
-{
-	if (x->ev == VM_EV_NONE)
-		x->ev = (int)ev;
-}
+#include "exit.h"
 
 static struct bus pio;
 static struct serial *ser;
 static struct i8042 *kbd;
 static struct pci_bus pb;
-static struct vm_exit ex = { .efd = -1 };
+static struct exit_latch ex = { .efd = -1 };
 static int line;
 
 static int irq_line(void *o, unsigned gsi, int level)
@@ -42,12 +36,15 @@ static int irq_line(void *o, unsigned gsi, int level)
 static void setup(void)
 {
 	struct err e;
+	struct console *con = NULL;
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || console_new(&con, fd, &e))
+		abort();
 	struct serial_cfg sc = {
-		.out_fd = open("/dev/null", O_WRONLY | O_CLOEXEC), .exit = &ex,
-		.irq_line = irq_line, .gsi = LAYOUT_IRQ_COM1,
+		.out = con, .exit = &ex, .irq_line = irq_line, .gsi = LAYOUT_IRQ_COM1,
 	};
 	kbd = i8042_new(&ex);
-	if (sc.out_fd < 0 || !kbd || serial_new(&ser, &sc, &e) ||
+	if (!kbd || serial_new(&ser, &sc, &e) ||
 	    bus_register(&pio, LAYOUT_PORT_COM1, 8, &serial_ops, ser) ||
 	    bus_register(&pio, LAYOUT_PORT_I8042_DATA, 1, &i8042_data_ops, kbd) ||
 	    bus_register(&pio, LAYOUT_PORT_I8042_CMD, 1, &i8042_cmd_ops, kbd) ||
@@ -68,14 +65,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const unsigned lens[4] = { 1, 2, 4, 8 };
 	if (!ser)
 		setup();
-	ex.ev = VM_EV_NONE;
+	ex.ev = EXIT_EV_NONE;
 	/* the device state carries over between inputs on purpose: the state
 	 * machines must cope with any history */
 	for (; size >= 4; data += 4, size -= 4) {
 		uint8_t op = data[0];
-		if (op & 0x80) { /* host side: console input, flush */
+		if (op & 0x80) { /* host side: console input */
 			(void)serial_input(ser, data + 1, (op >> 4) & 3);
-			serial_flush_try(ser);
+			(void)serial_rx_space(ser);
 			continue;
 		}
 		unsigned len = lens[(op >> 4) & 3];

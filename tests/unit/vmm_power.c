@@ -6,7 +6,7 @@
 #include "layout.h"
 #include "power.h"
 #include "t.h"
-#include "vm.h"
+#include "exit.h"
 
 static uint8_t rd(const struct bus_ops *ops, void *o, unsigned off)
 {
@@ -22,35 +22,35 @@ static void wr(const struct bus_ops *ops, void *o, unsigned off, uint8_t v)
 
 int main(void)
 {
-	struct vm_exit x = { .ev = 0, .efd = -1 };
+	struct exit_latch x = { .ev = 0, .efd = -1 };
 	const unsigned sleep_off = 0;
 	const unsigned sts_off = LAYOUT_PORT_ACPI_SLEEP_STS - LAYOUT_PORT_ACPI_SLEEP;
 	const unsigned reset_off = LAYOUT_PORT_ACPI_RESET - LAYOUT_PORT_ACPI_SLEEP;
 
 	/* ACPI sleep control: only SLP_EN with SLP_TYP 5 is poweroff */
 	wr(&power_acpi_ops, &x, sleep_off, 5 << 2);
-	CHECK_EQ(x.ev, VM_EV_NONE, "SLP_TYP 5 without SLP_EN: nothing");
+	CHECK_EQ(x.ev, EXIT_EV_NONE, "SLP_TYP 5 without SLP_EN: nothing");
 	wr(&power_acpi_ops, &x, sleep_off, 0x20 | (3 << 2));
-	CHECK_EQ(x.ev, VM_EV_NONE, "SLP_EN with S3: nothing");
+	CHECK_EQ(x.ev, EXIT_EV_NONE, "SLP_EN with S3: nothing");
 	CHECK_EQ(rd(&power_acpi_ops, &x, sts_off), 0, "sleep status reads 0");
 	wr(&power_acpi_ops, &x, reset_off, 2);
-	CHECK_EQ(x.ev, VM_EV_NONE, "reset register with a wrong value: nothing");
+	CHECK_EQ(x.ev, EXIT_EV_NONE, "reset register with a wrong value: nothing");
 	wr(&power_acpi_ops, &x, sleep_off, 0x20 | (5 << 2));
-	CHECK_EQ(x.ev, VM_EV_POWEROFF, "SLP_EN|S5: poweroff");
+	CHECK_EQ(x.ev, EXIT_EV_POWEROFF, "SLP_EN|S5: poweroff");
 	wr(&power_acpi_ops, &x, reset_off, 1);
-	CHECK_EQ(x.ev, VM_EV_POWEROFF, "the first event sticks");
+	CHECK_EQ(x.ev, EXIT_EV_POWEROFF, "the first event sticks");
 
 	x.ev = 0;
 	wr(&power_acpi_ops, &x, reset_off, 1);
-	CHECK_EQ(x.ev, VM_EV_REBOOT, "reset register value 1: reboot");
+	CHECK_EQ(x.ev, EXIT_EV_REBOOT, "reset register value 1: reboot");
 
 	/* pvpanic */
 	x.ev = 0;
 	CHECK_EQ(rd(&power_pvpanic_ops, &x, 0), 1, "pvpanic advertises PANICKED");
 	wr(&power_pvpanic_ops, &x, 0, 2);
-	CHECK_EQ(x.ev, VM_EV_NONE, "crash-loaded bit alone: nothing");
+	CHECK_EQ(x.ev, EXIT_EV_NONE, "crash-loaded bit alone: nothing");
 	wr(&power_pvpanic_ops, &x, 0, 1);
-	CHECK_EQ(x.ev, VM_EV_PANIC, "PANICKED: panic");
+	CHECK_EQ(x.ev, EXIT_EV_PANIC, "PANICKED: panic");
 
 	/* i8042 */
 	x.ev = 0;
@@ -72,9 +72,9 @@ int main(void)
 	CHECK_EQ(rd(&i8042_data_ops, k, 0), 0x47, "CTR written then read back");
 	wr(&i8042_cmd_ops, k, 0, 0xd1);
 	wr(&i8042_data_ops, k, 0, 0x03);
-	CHECK_EQ(x.ev, VM_EV_NONE, "output port with the reset line high: nothing");
+	CHECK_EQ(x.ev, EXIT_EV_NONE, "output port with the reset line high: nothing");
 	wr(&i8042_cmd_ops, k, 0, 0xfe);
-	CHECK_EQ(x.ev, VM_EV_REBOOT, "0xFE pulses reset: reboot");
+	CHECK_EQ(x.ev, EXIT_EV_REBOOT, "0xFE pulses reset: reboot");
 	i8042_free(k);
 	return t_done();
 }

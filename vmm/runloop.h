@@ -1,0 +1,31 @@
+/* The main thread's loop while the guest runs: signals, the exit latch,
+ * and console input with its escape keys (Ctrl-A x quits, Ctrl-A Ctrl-A
+ * sends Ctrl-A, Ctrl-A h helps).
+ * It stays responsive whatever the guest and the terminal do: it takes no
+ * lock that a vCPU can hold across a blocking call, never write()s to a
+ * blocking fd, and reads input even while the UART's receive buffer is
+ * full (holding it here, bounded), so the escape key and signals always
+ * work. */
+#ifndef KVMLAB_VMM_RUNLOOP_H
+#define KVMLAB_VMM_RUNLOOP_H
+#include "exit.h"
+
+#define RUNLOOP_INPUT_MAX 4096   /* typed-ahead bytes held for a full UART */
+#define RUNLOOP_PANIC_TAIL_MS 500 /* room for the rest of a panic report */
+
+struct serial;
+struct console;
+
+struct runloop_cfg {
+	int sig_fd;              /* signalfd; its signals end the loop */
+	int in_fd;               /* console input, -1: none */
+	struct exit_latch *exit;
+	struct serial *serial;   /* where input goes, panic-report end */
+	struct console *out;     /* for our own notes to the user; NULL: none */
+};
+
+/* Run until the guest is done (its exit event), the user quits
+ * (EXIT_EV_QUIT), or a signal arrives (EXIT_EV_NONE, *sig set). A failed
+ * poll() is EXIT_EV_FATAL. */
+enum exit_event runloop_run(const struct runloop_cfg *c, int *sig);
+#endif
