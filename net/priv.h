@@ -198,6 +198,8 @@ WUR int tap_features(unsigned *features);
 WUR int tap_create(const char *name, unsigned features, unsigned queues,
 		   const struct kl_tap_cfg *cfg, bool persist,
 		   char name_out[KL_NAME_MAX + 1], int *fd_out);
+/* One more queue (fd) of the existing multi-queue tap name. */
+WUR int tap_attach(const char *name, unsigned features, int *fd_out);
 
 /* ---- the handle ---- */
 struct kl_net {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "util.h"
 
-#define EVENT_MAX 8
+#define EVENT_MAX 24 /* virtio-net: 8 pairs x (tap queue + kick), plus room */
 
 typedef void (*event_cb)(void *opaque, uint32_t events);
 

@@ -167,8 +167,10 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 		.pio = &vm->pio, .mmio = &vm->mmio, .gm = &vm->gm,
 		.irq = { .msi = kvm_msi, .irq_line = kvm_irq_line, .opaque = &vm->kvm },
 	};
-	struct dev_cfg dc = { .tap_fd = cfg->tap_fd, .disk_path = cfg->disk_path,
+	struct dev_cfg dc = { .tap_queues = cfg->tap_queues, .disk_path = cfg->disk_path,
 			      .disk_readonly = cfg->disk_readonly };
+	_Static_assert(sizeof(dc.tap_fds) == sizeof(cfg->tap_fds), "tap queue arrays");
+	memcpy(dc.tap_fds, cfg->tap_fds, sizeof(dc.tap_fds));
 	memcpy(dc.mac, cfg->mac, sizeof(dc.mac));
 	rc = devices_setup(&env, &dc, e);
 	if (rc)
