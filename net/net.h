@@ -130,6 +130,11 @@ KL_WUR int kl_tap_del(struct kl_net *h, const char *const *taps, size_t n,
  * disappears when the returned fd (O_CLOEXEC, blocking) is closed. */
 KL_WUR int kl_tap_open(struct kl_net *h, const char *net, const char *name,
 		       char name_out[KL_NAME_MAX + 1], int *fd_out);
+/* The same with queues (1..KL_QUEUES_MAX) fds in fds[]: more than one
+ * makes a multi-queue tap (IFF_MULTI_QUEUE), one fd per queue; the tap
+ * disappears when the last of them is closed. */
+KL_WUR int kl_tap_open_mq(struct kl_net *h, const char *net, const char *name,
+			  unsigned queues, char name_out[KL_NAME_MAX + 1], int *fds);
 
 /* What show reads back from the kernel, for one network. */
 struct kl_show_tap {

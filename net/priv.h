@@ -249,6 +249,8 @@ WUR int tap_features(unsigned *features);
 WUR int tap_create(const char *name, unsigned features, unsigned queues,
 		   const struct kl_tap_cfg *cfg,
 		   char name_out[KL_NAME_MAX + 1], int *fd_out);
+/* One more queue (fd) of the existing multi-queue tap name. */
+WUR int tap_attach(const char *name, unsigned features, int *fd_out);
 WUR int tap_persist(int fd);
 
 /* ---- ops.c: what the operations share ---- */

@@ -75,3 +75,24 @@ int tap_persist(int fd)
 {
 	return ioctl(fd, TUNSETPERSIST, 1UL) < 0 ? -errno : 0;
 }
+
+int tap_attach(const char *name, unsigned features, int *fd_out)
+{
+	struct ifreq ifr;
+	int fd = open(TUN_PATH, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	/* no IFF_TUN_EXCL: joining the existing device is the point */
+	ifr.ifr_flags = (short)(IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE |
+				(features & IFF_VNET_HDR));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	*fd_out = fd;
+	return 0;
+}

@@ -388,6 +388,12 @@ out:
 int kl_tap_open(struct kl_net *h, const char *net, const char *name,
 		char name_out[KL_NAME_MAX + 1], int *fd_out)
 {
+	return kl_tap_open_mq(h, net, name, 1, name_out, fd_out);
+}
+
+int kl_tap_open_mq(struct kl_net *h, const char *net, const char *name,
+		   unsigned queues, char name_out[KL_NAME_MAX + 1], int *fds)
+{
 	struct net_view v;
 	unsigned features;
 	char got[KL_NAME_MAX + 1], buf[1024], tag[TAG_MAX];
@@ -422,28 +428,44 @@ int kl_tap_open(struct kl_net *h, const char *net, const char *name,
 		err = kl_err(h, -EOPNOTSUPP, "/dev/net/tun: no IFF_VNET_HDR");
 		goto out;
 	}
+	if (queues < 1 || queues > KL_QUEUES_MAX) {
+		err = kl_err(h, -EINVAL, "tap: %u queues outside 1..%u", queues,
+			     KL_QUEUES_MAX);
+		goto out;
+	}
 	snprintf(got, sizeof(got), "%s", name ? name : "");
-	err = tap_create(name && *name ? name : NULL, features, 1, NULL, got, &fd);
+	err = tap_create(name && *name ? name : NULL, features, queues, NULL, got,
+			 &fd);
 	if (err) {
 		/* no name asked for: the kernel picks a free one, so no EBUSY */
 		err = tap_create_err(h, err, name && *name ? name : "(any)");
 		goto out;
 	}
-	/* Tagged like tap add's, so down takes it too; it goes with fd. */
-	tag_tap(net, 1, tag);
+	fds[0] = fd;
+	for (unsigned i = 1; i < queues; i++) {
+		if ((err = tap_attach(got, features, &fds[i]))) {
+			err = kl_err(h, err, "tap %s: queue %u: %s", got, i,
+				     strerror(-err));
+			while (i-- > 0)
+				close(fds[i]); /* the last one removes the tap */
+			goto out;
+		}
+	}
+	/* Tagged like tap add's, so down takes it too; it goes with fds. */
+	tag_tap(net, queues, tag);
 	struct nlmsghdr *nlh = rt_build_setlink(buf, ++h->rt.seq, 0, got,
 						v.br->ifindex, v.br->mtu, true,
 						tag);
 	if ((err = talk1(&h->rt, nlh))) {
 		err = kl_nlerr(h, &h->rt, err, "tap %s: cannot attach to %s", got,
 			       v.br->name);
-		close(fd);
+		for (unsigned i = 0; i < queues; i++)
+			close(fds[i]);
 		goto out;
 	}
 	settle(h, v.br->ifindex);
 	if (name_out)
 		snprintf(name_out, KL_NAME_MAX + 1, "%s", got);
-	*fd_out = fd;
 out:
 	view_free(&v);
 	op_end(h);

@@ -18,52 +18,88 @@
 /* One VM per process: the devices live here, set up once by main. */
 static struct {
 	struct pci_bus pci;
-	struct event_loop ev, blk_ev; /* net's I/O thread; the disk's own */
-	bool ev_ready, blk_ev_ready;
+	struct event_loop ev[DEV_NET_QUEUES_MAX]; /* net: one per queue pair */
+	unsigned nev;
+	struct event_loop blk_ev; /* the disk's own */
+	bool blk_ev_ready;
 	struct vnet *net;
 	struct vblk *blk;
 	int disk_fd;
 } D = { .disk_fd = -1 };
 
-static void tap_ready(void *opaque, uint32_t events)
+/* One handler per queue pair: its tap queue became readable or its
+ * queues were kicked. */
+struct net_pair_ref {
+	struct vnet *n;
+	unsigned p;
+};
+static struct net_pair_ref net_refs[DEV_NET_QUEUES_MAX];
+
+static void pair_ready(void *opaque, uint32_t events)
 {
+	struct net_pair_ref *r = opaque;
 	(void)events;
-	vnet_rx(opaque);
+	vnet_pair_run(r->n, r->p);
 }
 
-static int setup_net(const struct dev_env *env, int tap_fd, const uint8_t mac[6],
-		     struct err *e)
+/* Net I/O threads: one per queue pair (the default), so pairs run in
+ * parallel on the host as they do in the guest; KVMLAB_NET_THREADS=one
+ * puts every pair on a single epoll thread (for comparison, bench/). */
+static bool net_one_thread(void)
+{
+	const char *v = getenv("KVMLAB_NET_THREADS");
+	return v && !strcmp(v, "one");
+}
+
+static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
+		     const uint8_t mac[6], struct err *e)
 {
 	int rc;
 
 	D.net = calloc(1, sizeof(*D.net));
 	if (!D.net)
 		return errf(e, ENOMEM, "virtio-net: out of memory");
-	rc = vnet_init(D.net, tap_fd, true, mac, env->gm, &env->irq);
+	rc = vnet_init(D.net, fds, queues, true, mac, env->gm, &env->irq);
 	if (rc) {
 		free(D.net);
 		D.net = NULL;
-		return errf(e, -rc, "virtio-net: tap fd %d: %s", tap_fd, strerror(-rc));
+		return errf(e, -rc, "virtio-net: tap fd %d (%u queues): %s", fds[0], queues,
+			    strerror(-rc));
 	}
 	rc = pci_bus_add(&D.pci, &D.net->vpci.pci, e);
 	if (rc < 0)
 		return rc;
 	vpci_set_slot(&D.net->vpci, (unsigned)rc);
-	rc = event_init(&D.ev, e);
+	unsigned nloops = net_one_thread() ? 1 : queues;
+	for (; D.nev < nloops; D.nev++) {
+		rc = event_init(&D.ev[D.nev], e);
+		if (rc)
+			return rc;
+	}
+	for (unsigned p = 0; p < queues; p++) {
+		struct event_loop *l = &D.ev[p % nloops];
+		net_refs[p] = (struct net_pair_ref){ D.net, p };
+		/* edge-triggered: vnet_rx drains until EAGAIN or the guest is
+		 * out of buffers; in the latter case the guest's rx kick
+		 * (the pair's kick eventfd) resumes it */
+		rc = event_add(l, fds[p], EPOLLIN | EPOLLET, pair_ready, &net_refs[p], e);
+		if (!rc)
+			rc = event_add(l, vnet_pair_kickfd(D.net, p), EPOLLIN, pair_ready,
+				       &net_refs[p], e);
+		if (rc)
+			return rc;
+	}
+	/* the guest's kicks (ioeventfds) land on the first loop; a kick of
+	 * another pair only bumps that pair's eventfd (vnet's notify) */
+	rc = vpci_start(&D.net->vpci, &D.ev[0], e);
 	if (rc)
 		return rc;
-	D.ev_ready = true;
-	/* edge-triggered: vnet_rx drains until EAGAIN or the guest is out
-	 * of buffers; in the latter case the guest's rx kick resumes it */
-	rc = event_add(&D.ev, tap_fd, EPOLLIN | EPOLLET, tap_ready, D.net, e);
-	if (rc)
-		return rc;
-	/* kicks (ioeventfd) and tap rx on one thread: the rx path's kick and
-	 * the tap never race each other for the rx queue lock */
-	rc = vpci_start(&D.net->vpci, &D.ev, e);
-	if (rc)
-		return rc;
-	return event_start(&D.ev, e);
+	for (unsigned i = 0; i < nloops; i++) {
+		rc = event_start(&D.ev[i], e);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool direct,
@@ -129,8 +165,13 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 		if (rc)
 			goto err;
 	}
-	if (cfg->tap_fd >= 0) {
-		rc = setup_net(env, cfg->tap_fd, cfg->mac, e);
+	if (cfg->tap_queues > DEV_NET_QUEUES_MAX) {
+		rc = errf(e, EINVAL, "virtio-net: %u queues, at most %u", cfg->tap_queues,
+			  DEV_NET_QUEUES_MAX);
+		goto err;
+	}
+	if (cfg->tap_queues) {
+		rc = setup_net(env, cfg->tap_fds, cfg->tap_queues, cfg->mac, e);
 		if (rc)
 			goto err;
 	}
@@ -148,10 +189,9 @@ void devices_stop(void)
 		D.pci.dev[i] = NULL;
 	pthread_mutex_unlock(&D.pci.lock);
 	/* threads first: nothing may call into a device being torn down */
-	if (D.ev_ready) {
-		event_destroy(&D.ev);
-		D.ev_ready = false;
-	}
+	for (unsigned i = 0; i < D.nev; i++)
+		event_destroy(&D.ev[i]);
+	D.nev = 0;
 	if (D.blk_ev_ready) {
 		event_destroy(&D.blk_ev);
 		D.blk_ev_ready = false;

@@ -14,8 +14,11 @@ struct dev_env {
 	struct dev_irq_ops irq;
 };
 
+#define DEV_NET_QUEUES_MAX 8 /* virtio-net queue pairs (VNET_MAX_PAIRS) */
+
 struct dev_cfg {
-	int tap_fd;            /* -1: no virtio-net */
+	int tap_fds[DEV_NET_QUEUES_MAX]; /* one tap queue per queue pair */
+	unsigned tap_queues;   /* 0: no virtio-net */
 	const char *disk_path; /* NULL: no virtio-blk */
 	int disk_readonly;
 	int disk_direct;       /* cache=none: O_DIRECT */

@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "layout.h"
+#include "devices.h"
 #include "net.h"
 #include "cpu.h"
 #include "runloop.h"
@@ -27,7 +28,7 @@
 static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
 	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
-	"                     [--net NAME] [--tap IFNAME] [--mac MAC]\n"
+	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
 	"                     [--disk FILE[,ro][,cache=writeback|none]] [--stats]\n"
 	"       kvmlab-vm check\n"
 	"\n"
@@ -41,6 +42,8 @@ static const char usage_text[] =
 	"  --net      make a tap of our own on kvmlab network NAME (kvmlab-net up)\n"
 	"             for virtio-net; it is removed when kvmlab-vm exits\n"
 	"  --tap      an existing tap for virtio-net; with --net, the new tap's name\n"
+	"  --queues   virtio-net queue pairs, 1..8 and at most --cpus, default 1;\n"
+	"             one tap queue each (a tap made by kvmlab-net tap add --queues N)\n"
 	"  --mac      virtio-net MAC, default 52:54:00 plus 3 random bytes\n"
 	"  --disk     a raw image for virtio-blk, \",ro\" for read-only; cache=none\n"
 	"             opens it O_DIRECT, writeback (default) uses the page cache\n"
@@ -141,55 +144,89 @@ static void random_mac(uint8_t mac[6])
 /* --net: the single-command path. The only place the VMM calls net/: a
  * non-persistent tap on the network's bridge, which the kernel deletes
  * when our fd closes, so no exit path (not even SIGKILL) leaves it. */
-static int open_net_tap(const char *net, const char *name, struct err *e)
+static int open_net_tap(const char *net, const char *name, unsigned queues, int *fds,
+			struct err *e)
 {
 	struct kl_net *h;
 	char got[KL_NAME_MAX + 1] = "";
-	int fd = -1, rc;
+	int rc;
 
 	rc = kl_net_open(&h);
 	if (rc)
 		return errf(e, -rc, "--net %s: %s%s", net, strerror(-rc),
 			    rc == -EPERM ? " (CAP_NET_ADMIN is needed)" : "");
-	rc = kl_tap_open(h, net, name, got, &fd);
+	rc = kl_tap_open_mq(h, net, name, queues, got, fds);
 	if (rc) {
 		rc = errf(e, -rc, "--net %s: %s", net, kl_net_errmsg(h));
 		kl_net_close(h);
 		return rc;
 	}
 	kl_net_close(h);
-	/* the device's epoll loop drains the tap until EAGAIN */
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-		rc = errf(e, errno, "--net %s: tap %s: %s", net, got, strerror(errno));
+	/* the device's epoll loops drain each tap queue until EAGAIN */
+	for (unsigned i = 0; i < queues; i++) {
+		int fl = fcntl(fds[i], F_GETFL);
+		if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
+			rc = errf(e, errno, "--net %s: tap %s: %s", net, got, strerror(errno));
+			for (unsigned j = 0; j < queues; j++)
+				close(fds[j]);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* One queue of an existing tap. mq: IFF_MULTI_QUEUE, which must match
+ * how the tap was made, or the kernel says EINVAL. */
+static int tap_queue_open(const char *name, bool mq)
+{
+	struct ifreq ifr;
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+	ifr.ifr_flags = (short)(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (mq ? IFF_MULTI_QUEUE : 0));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int rc = -errno;
 		close(fd);
 		return rc;
 	}
 	return fd;
 }
 
-/* An existing tap, opened for virtio-net. TUNSETIFF on a name that does
- * not exist would create a new device; refuse that. */
-static int open_tap(const char *name, struct err *e)
+/* An existing tap, opened for virtio-net: queues fds into fds[]. TUNSETIFF
+ * on a name that does not exist would create a new device; refuse that.
+ * Whether the tap is multi-queue is asked of the kernel the one way that
+ * works in any namespace: a single queue tries both kinds. */
+static int open_tap(const char *name, unsigned queues, int *fds, struct err *e)
 {
-	struct ifreq ifr;
-
 	if (strlen(name) >= IFNAMSIZ)
 		return errf(e, EINVAL, "--tap %s: name too long", name);
 	if (!if_nametoindex(name))
 		return errf(e, ENODEV, "--tap %s: no such interface", name);
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return errf(e, errno, "--tap %s: /dev/net/tun: %s", name, strerror(errno));
-	memset(&ifr, 0, sizeof(ifr));
-	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		int rc = errf(e, errno, "--tap %s: TUNSETIFF: %s", name, strerror(errno));
-		close(fd);
-		return rc;
+	bool mq = queues > 1;
+	for (unsigned i = 0; i < queues; i++) {
+		int fd = tap_queue_open(name, mq);
+		if (fd == -EINVAL && i == 0 && queues == 1) {
+			mq = true; /* a multi-queue tap (kvmlab-net tap add --queues N) */
+			fd = tap_queue_open(name, mq);
+		}
+		if (fd < 0) {
+			int rc;
+			if (fd == -EINVAL && mq && queues > 1)
+				rc = errf(e, EINVAL, "--tap %s: --queues %u needs a multi-queue tap "
+					  "(kvmlab-net tap add --queues N; ip tuntap ... multi_queue)",
+					  name, queues);
+			else
+				rc = errf(e, -fd, "--tap %s: TUNSETIFF%s: %s", name,
+					  mq ? " (multi-queue)" : "", strerror(-fd));
+			while (i-- > 0)
+				close(fds[i]);
+			return rc;
+		}
+		fds[i] = fd;
 	}
-	return fd;
+	return 0;
 }
 
 static struct termios saved_tio;
@@ -285,13 +322,15 @@ static int cmd_run(int argc, char **argv)
 		{ "net", required_argument, NULL, 'N' },
 		{ "mac", required_argument, NULL, 'M' },
 		{ "stats", no_argument, NULL, 'S' },
+		{ "queues", required_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vm_cfg cfg = {
 		.cmdline = DEFAULT_CMDLINE, .mem = DEFAULT_MEM, .cpus = 1,
-		.console_fd = STDOUT_FILENO, .tap_fd = -1,
+		.console_fd = STDOUT_FILENO,
 	};
+	unsigned queues = 1;
 	const char *console = "stdio", *tap = NULL, *initrd_arg = NULL, *net = NULL;
 	char *kdef = NULL, *idef = NULL, *disk = NULL;
 	struct err e = { "" };
@@ -315,6 +354,16 @@ static int cmd_run(int argc, char **argv)
 			if (errno || end == optarg || *end || *optarg == '-')
 				return usage_error("--cpus %s: not a number", optarg);
 			cfg.cpus = v > 100000 ? 100000 : (unsigned)v;
+			break;
+		}
+		case 'q': {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-' || v < 1 ||
+			    v > DEV_NET_QUEUES_MAX)
+				return usage_error("--queues %s: want 1..%d", optarg, DEV_NET_QUEUES_MAX);
+			queues = (unsigned)v;
 			break;
 		}
 		case 'C': console = optarg; break;
@@ -344,6 +393,13 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("run: unexpected argument '%s'", argv[optind]);
+	/* a Linux guest uses at most one pair per online CPU: more would be
+	 * host threads and tap queues that carry nothing */
+	if (queues > 1 && queues > cfg.cpus)
+		return usage_error("--queues %u: more than --cpus %u (one queue pair per vCPU at most)",
+				   queues, cfg.cpus);
+	if (queues > 1 && !net && !tap)
+		return usage_error("--queues %u: needs --net or --tap", queues);
 
 	if (!cfg.kernel) {
 		cfg.kernel = kdef = exe_relative("guest/bzImage");
@@ -374,12 +430,14 @@ static int cmd_run(int argc, char **argv)
 	if (!mac_set)
 		random_mac(cfg.mac);
 	if (net || tap) {
-		cfg.tap_fd = net ? open_net_tap(net, tap, &e) : open_tap(tap, &e);
-		if (cfg.tap_fd < 0) {
+		rc = net ? open_net_tap(net, tap, queues, cfg.tap_fds, &e)
+			 : open_tap(tap, queues, cfg.tap_fds, &e);
+		if (rc) {
 			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
 			rc = VM_RC_SETUP;
 			goto out_console;
 		}
+		cfg.tap_queues = queues;
 	}
 
 	/* Signals arrive through a signalfd in the main loop; every thread
@@ -460,8 +518,8 @@ static int cmd_run(int argc, char **argv)
 out_sfd:
 	close(sfd);
 out_tap:
-	if (cfg.tap_fd >= 0)
-		close(cfg.tap_fd);
+	for (unsigned i = 0; i < cfg.tap_queues; i++)
+		close(cfg.tap_fds[i]);
 out_console:
 	if (cfg.console_fd > STDERR_FILENO)
 		close(cfg.console_fd);

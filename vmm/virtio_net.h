@@ -1,7 +1,20 @@
-/* virtio-net (virtio 1.x 5.1) on one fd: a tap opened with
- * IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, or, in tests, any datagram socket
- * where each datagram is a 12-byte virtio_net_hdr_v1 plus a frame.
- * Queue 0 is rx, queue 1 tx. No control queue, one queue pair. */
+/* virtio-net (virtio 1.x 5.1) with up to VNET_MAX_PAIRS queue pairs, one
+ * fd per pair: the queues of a tap opened with IFF_TAP|IFF_NO_PI|
+ * IFF_VNET_HDR (|IFF_MULTI_QUEUE for more than one), or, in tests, any
+ * datagram sockets where each datagram is a 12-byte virtio_net_hdr_v1
+ * plus a frame.
+ *
+ * Queues: rx of pair p is 2p, tx 2p+1; the control queue is 2 * pairs
+ * when the driver negotiates VIRTIO_NET_F_MQ, else 2 (spec 5.1.2). The
+ * driver starts with one active pair and switches with VQ_PAIRS_SET;
+ * the tap queue of an inactive pair is detached (TUNSETQUEUE), so the
+ * kernel steers no frames to it.
+ *
+ * Threads: notify() never does data-path work on the caller's thread. A
+ * kick of pair p's rx or tx queue bumps that pair's eventfd
+ * (vnet_pair_kickfd); whoever runs the event loops (devices.c) calls
+ * vnet_pair_run() when the eventfd or the pair's fd is readable. The
+ * control queue is served inline: it is rare and cheap. */
 #ifndef KVMLAB_VMM_VIRTIO_NET_H
 #define KVMLAB_VMM_VIRTIO_NET_H
 #include <stdbool.h>
@@ -11,28 +24,63 @@
 #define VNET_HDR_LEN 12      /* virtio_net_hdr_v1: VERSION_1 always has num_buffers */
 #define VNET_RX_CHAINS 64    /* most rx chains one packet may span (MRG_RXBUF) */
 #define VNET_RX_IOVS 1024    /* IOV_MAX */
+#define VNET_MAX_PAIRS 8     /* 2 * 8 + ctrl = VPCI_MAX_QUEUES */
+#define VNET_MAC_TABLE 64    /* MAC filter entries kept; more: accept that kind */
+#define VNET_CTRL_MAX 65536  /* longest control command (MAC tables) we parse */
 
-struct vnet {
-	struct vpci vpci; /* first: the PCI layer hands us back this pointer */
+/* Receive filter (5.1.6.5.1/2), written by the control queue, read by rx. */
+struct vnet_filter {
+	bool promisc, allmulti;
+	bool uni_overflow, multi_overflow; /* table too long: accept all */
+	uint8_t mac[6];                    /* MAC_ADDR_SET, else the configured one */
+	unsigned nuni, nmulti;
+	uint8_t uni[VNET_MAC_TABLE][6], multi[VNET_MAC_TABLE][6];
+};
+
+struct vnet_pair {
 	int fd;
-	bool tap;         /* apply TUNSETOFFLOAD / TUNSETVNETHDRSZ */
-	uint8_t mac[6];
-	uint64_t stats_rx_drop, stats_tx_drop;
-	bool tx_err_logged;
+	int kickfd;       /* eventfd: a kick on this pair's rx or tx queue */
+	bool attached;    /* tap queue attached (TUNSETQUEUE); owned by v->lock or ctrl */
+	uint64_t rx_frames, tx_frames; /* for tests and stats */
 	/* rx scratch, owned by the rx queue lock */
 	struct vq_chain rxc[VNET_RX_CHAINS];
 	struct iovec riov[VNET_RX_IOVS];
 };
 
-/* fd is put into non-blocking mode; it stays owned by the caller. */
-int vnet_init(struct vnet *n, int fd, bool tap, const uint8_t mac[6],
+struct vnet {
+	struct vpci vpci; /* first: the PCI layer hands us back this pointer */
+	bool tap;         /* apply TUNSETOFFLOAD / TUNSETVNETHDRSZ / TUNSETQUEUE */
+	unsigned max_pairs;
+	unsigned cur_pairs; /* atomic: pairs the driver uses, 1..max_pairs */
+	uint8_t mac[6];
+	uint64_t stats_rx_drop, stats_tx_drop, stats_rx_filtered; /* atomic */
+	uint64_t stats_ctrl_ok, stats_ctrl_err;
+	bool tx_err_logged, reset_err_logged;
+	pthread_mutex_t ctrl_lock; /* serialises control commands (pair switches) */
+	pthread_mutex_t filter_lock; /* leaf lock: filter */
+	bool filter_on;   /* atomic: CTRL_RX negotiated and not promiscuous */
+	struct vnet_filter filter;
+	struct vnet_pair *pair[VNET_MAX_PAIRS];
+};
+
+/* fds[0..pairs): one per queue pair, put into non-blocking mode; they
+ * stay owned by the caller. pairs: 1..VNET_MAX_PAIRS; more than one
+ * needs a multi-queue tap (or sockets when !tap). */
+int vnet_init(struct vnet *n, const int *fds, unsigned pairs, bool tap, const uint8_t mac[6],
 	      const struct gmem *gm, const struct dev_irq_ops *irq) WUR;
 void vnet_destroy(struct vnet *n);
-/* Move frames from the fd into the rx queue until the fd is empty or the
- * guest has no room (then a later rx kick resumes). Any thread. */
-void vnet_rx(struct vnet *n);
-/* Send everything the guest queued on tx. Any thread. */
-void vnet_tx(struct vnet *n);
-/* The features vnet offers (for tests). */
-uint64_t vnet_features(void);
+/* eventfd that becomes readable when pair p's queues were kicked. */
+int vnet_pair_kickfd(const struct vnet *n, unsigned p);
+/* The event loop's handler for pair p (kick or fd readable): consume the
+ * kick, send what the guest queued, receive what the fd has. */
+void vnet_pair_run(struct vnet *n, unsigned p);
+/* Move frames from pair p's fd into its rx queue until the fd is empty
+ * or the guest has no room (then a later rx kick resumes). Any thread. */
+void vnet_rx(struct vnet *n, unsigned p);
+/* Send everything the guest queued on pair p's tx queue. Any thread. */
+void vnet_tx(struct vnet *n, unsigned p);
+/* The features vnet offers with this many pairs (for tests). */
+uint64_t vnet_features(unsigned pairs);
+/* Pairs in use now (for tests). */
+unsigned vnet_cur_pairs(const struct vnet *n);
 #endif

@@ -28,8 +28,8 @@
 #include "pci.h"
 #include "virtqueue.h"
 
-#define VPCI_MAX_QUEUES 4
-#define VPCI_MSIX_VECTORS 4 /* config + up to 3 queues */
+#define VPCI_MAX_QUEUES 17 /* virtio-net: 8 queue pairs + control */
+#define VPCI_MSIX_VECTORS 18 /* config + up to 17 queues */
 #define VPCI_NO_VECTOR 0xffff
 
 /* BAR 0 layout. */

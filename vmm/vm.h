@@ -24,7 +24,8 @@ struct vm_cfg {
 	uint64_t mem;      /* bytes */
 	unsigned cpus;
 	int console_fd;    /* where guest console output goes; -1: nowhere */
-	int tap_fd;        /* -1: none */
+	int tap_fds[8];    /* virtio-net: one tap queue per queue pair */
+	unsigned tap_queues; /* 0: no virtio-net */
 	const char *disk_path;
 	int disk_readonly;
 	int disk_direct;   /* cache=none */

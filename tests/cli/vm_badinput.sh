@@ -81,6 +81,12 @@ expect "bad --console" 2 "--console tty: want stdio, file:PATH or none" \
 	--kernel "$dir/good.bz" --console tty
 expect "--tap on a missing interface" 1 "--tap kl-nonexist0: no such interface" \
 	--kernel "$dir/good.bz" --tap kl-nonexist0
+expect "--queues 0" 2 "--queues 0: want 1\.\.8" --kernel "$dir/good.bz" --queues 0
+expect "--queues 9" 2 "--queues 9: want 1\.\.8" --kernel "$dir/good.bz" --queues 9 --cpus 9
+expect "--queues above --cpus" 2 "--queues 2: more than --cpus 1" \
+	--kernel "$dir/good.bz" --tap kl-nonexist0 --queues 2
+expect "--queues without a NIC" 2 "--queues 2: needs --net or --tap" \
+	--kernel "$dir/good.bz" --queues 2 --cpus 2
 
 # unknown command: a usage error too
 "$VM" frobnicate >/dev/null 2>&1 </dev/null

@@ -211,7 +211,7 @@ int main(void)
 	td_msix(&d, 1, 0);
 	td_msix(&d, 0, -1);
 	td_wr(&d, 0x16, 1, 2);
-	td_wr(&d, 0x1a, 9, 2);
+	td_wr(&d, 0x1a, VPCI_MSIX_VECTORS, 2);
 	CHECK_EQ(td_rd(&d, 0x1a, 2), VPCI_NO_VECTOR, "vector past the table reads NO_VECTOR");
 	td_msix_ctl(&d, 1, 0);
 	vpci_signal(v, 0);

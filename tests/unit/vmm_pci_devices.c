@@ -42,13 +42,13 @@ int main(void)
 	struct dev_env env = { .pio = &pio, .mmio = &mmio, .gm = &gm,
 			       .irq = { .msi = msi, .irq_line = line } };
 
-	struct dev_cfg bad = { .tap_fd = -1, .disk_path = "/nonexistent/kvmlab.img" };
+	struct dev_cfg bad = { .disk_path = "/nonexistent/kvmlab.img" };
 	CHECK(devices_setup(&env, &bad, &e) < 0 && strstr(e.msg, "/nonexistent/kvmlab.img"),
 	      "missing image: error names the file (%s)", e.msg);
 	memset(&pio, 0, sizeof(pio));
 	memset(&mmio, 0, sizeof(mmio));
 
-	struct dev_cfg cfg = { .tap_fd = sv[0], .disk_path = path };
+	struct dev_cfg cfg = { .tap_fds = { sv[0] }, .tap_queues = 1, .disk_path = path };
 	CHECK_EQ(devices_setup(&env, &cfg, &e), 0, "setup with disk and net: %s", e.msg);
 	CHECK_EQ(cfg_rd(0, 0), 0x12378086, "host bridge at 00.0");
 	CHECK_EQ(cfg_rd(1, 0), 0x10421af4, "virtio-blk at 01.0");
@@ -71,10 +71,10 @@ int main(void)
 	memset(&mmio, 0, sizeof(mmio));
 	other = open(path, O_RDONLY | O_CLOEXEC);
 	CHECK(other >= 0 && flock(other, LOCK_SH) == 0, "a reader holds the image");
-	struct dev_cfg busy = { .tap_fd = -1, .disk_path = path };
+	struct dev_cfg busy = { .disk_path = path };
 	CHECK(devices_setup(&env, &busy, &e) < 0 && strstr(e.msg, "in use"),
 	      "a second writer is refused (%s)", e.msg);
-	struct dev_cfg ro = { .tap_fd = -1, .disk_path = path, .disk_readonly = 1 };
+	struct dev_cfg ro = { .disk_path = path, .disk_readonly = 1 };
 	memset(&pio, 0, sizeof(pio));
 	memset(&mmio, 0, sizeof(mmio));
 	CHECK_EQ(devices_setup(&env, &ro, &e), 0, "a read-only user may share it: %s", e.msg);

@@ -88,13 +88,14 @@ static inline uint8_t td_negotiate(struct td *d, uint64_t feats)
 static inline int td_queue(struct td *d, unsigned qi, uint16_t size)
 {
 	struct td_q *q = &d->q[qi];
-	uint64_t base = 0x1000 + (uint64_t)qi * 0x8000;
+	/* 0x2000 holds a 256-entry ring; 17 queues stay below TD_BUF */
+	uint64_t base = 0x1000 + (uint64_t)qi * 0x2000;
 	q->size = size;
 	q->desc = base;
 	q->avail = base + 16u * size;
 	q->used = (q->avail + 6 + 2u * size + 3) & ~3ull;
 	q->avail_idx = q->used_seen = q->next_desc = 0;
-	memset(d->mem + base, 0, 0x8000); /* a driver hands over zeroed rings */
+	memset(d->mem + base, 0, 0x2000); /* a driver hands over zeroed rings */
 	td_wr(d, 0x16, qi, 2);
 	td_wr(d, 0x18, size, 2);
 	td_wr(d, 0x20, q->desc, 8);
