@@ -38,3 +38,4 @@ VMM_LIB_SRCS += vmm/runloop.c
 VMM_LIB_SRCS += vmm/mptable.c
 VMM_LIB_SRCS += vmm/aml.c
 VMM_LIB_SRCS += vmm/acpi.c
+VMM_LIB_SRCS += vmm/vhost_net.c
