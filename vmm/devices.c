@@ -51,8 +51,20 @@ static bool net_one_thread(void)
 	return v && !strcmp(v, "one");
 }
 
+/* vhost-net takes a pair's tap queue: our loop stops reading it. */
+static int pause_fd(void *opaque, int fd, bool pause)
+{
+	(void)opaque;
+	for (unsigned i = 0; i < D.nev; i++) {
+		int rc = event_pause(&D.ev[i], fd, pause);
+		if (rc != -ENOENT)
+			return rc;
+	}
+	return -ENOENT;
+}
+
 static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
-		     const uint8_t mac[6], struct err *e)
+		     const uint8_t mac[6], int vhost, struct err *e)
 {
 	int rc;
 
@@ -65,6 +77,16 @@ static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
 		D.net = NULL;
 		return errf(e, -rc, "virtio-net: tap fd %d (%u queues): %s", fds[0], queues,
 			    strerror(-rc));
+	}
+	if (vhost != DEV_VHOST_OFF) {
+		const struct vnet_io io = { .pause = pause_fd };
+		rc = vnet_vhost_enable(D.net, vhost == DEV_VHOST_ON, &io, e);
+		if (rc) {
+			vnet_destroy(D.net);
+			free(D.net);
+			D.net = NULL;
+			return rc;
+		}
 	}
 	rc = pci_bus_add(&D.pci, &D.net->vpci.pci, e);
 	if (rc < 0)
@@ -171,7 +193,7 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 		goto err;
 	}
 	if (cfg->tap_queues) {
-		rc = setup_net(env, cfg->tap_fds, cfg->tap_queues, cfg->mac, e);
+		rc = setup_net(env, cfg->tap_fds, cfg->tap_queues, cfg->mac, cfg->vhost, e);
 		if (rc)
 			goto err;
 	}

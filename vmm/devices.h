@@ -16,9 +16,12 @@ struct dev_env {
 
 #define DEV_NET_QUEUES_MAX 8 /* virtio-net queue pairs (VNET_MAX_PAIRS) */
 
+enum { DEV_VHOST_AUTO, DEV_VHOST_OFF, DEV_VHOST_ON };
+
 struct dev_cfg {
 	int tap_fds[DEV_NET_QUEUES_MAX]; /* one tap queue per queue pair */
 	unsigned tap_queues;   /* 0: no virtio-net */
+	int vhost;             /* DEV_VHOST_*: vhost-net for virtio-net */
 	const char *disk_path; /* NULL: no virtio-blk */
 	int disk_readonly;
 	int disk_direct;       /* cache=none: O_DIRECT */

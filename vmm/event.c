@@ -46,6 +46,8 @@ int event_add(struct event_loop *l, int fd, uint32_t events, event_cb cb, void *
 		return errf(e, ENOSPC, "event: no room for fd %d (%u handlers)", fd, EVENT_MAX);
 	l->h[i].cb = cb;
 	l->h[i].opaque = opaque;
+	l->h[i].fd = fd;
+	l->h[i].events = events;
 	/* the handler is in place before the loop can see the tag */
 	__atomic_store_n(&l->nr, i + 1, __ATOMIC_RELEASE);
 	struct epoll_event ev = { .events = events, .data.u64 = i };
@@ -54,6 +56,20 @@ int event_add(struct event_loop *l, int fd, uint32_t events, event_cb cb, void *
 		return errf(e, errno, "event: epoll_ctl(fd %d): %s", fd, strerror(errno));
 	}
 	return 0;
+}
+
+int event_pause(struct event_loop *l, int fd, bool pause)
+{
+	unsigned nr = __atomic_load_n(&l->nr, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < nr; i++) {
+		if (l->h[i].fd != fd)
+			continue;
+		/* MOD keeps the slot; no events means epoll reports nothing,
+		 * and a resume re-checks readiness, so no edge is lost */
+		struct epoll_event ev = { .events = pause ? 0 : l->h[i].events, .data.u64 = i };
+		return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) ? -errno : 0;
+	}
+	return -ENOENT;
 }
 
 static void *loop_main(void *arg)

@@ -18,13 +18,17 @@ struct event_loop {
 	pthread_t thread;
 	bool running;
 	unsigned nr; /* atomic: handlers published so far */
-	struct { event_cb cb; void *opaque; } h[EVENT_MAX];
+	struct { event_cb cb; void *opaque; int fd; uint32_t events; } h[EVENT_MAX];
 };
 
 int event_init(struct event_loop *l, struct err *e) WUR;
 /* events: EPOLLIN, EPOLLET, ... */
 int event_add(struct event_loop *l, int fd, uint32_t events, event_cb cb, void *opaque,
 	      struct err *e) WUR;
+/* Stop (pause) or resume reporting fd, which was added to l: while
+ * paused, another reader (vhost) owns it. A callback already running may
+ * finish. -ENOENT if fd is not l's. Any thread. */
+int event_pause(struct event_loop *l, int fd, bool pause) WUR;
 int event_start(struct event_loop *l, struct err *e) WUR;
 /* Stop the thread (if started), wait for it, close the loop's fds. */
 void event_destroy(struct event_loop *l);

@@ -29,7 +29,8 @@ static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
 	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
-	"                     [--disk FILE[,ro][,cache=writeback|none]] [--stats]\n"
+	"                     [--vhost auto|on|off] [--disk FILE[,ro][,cache=writeback|none]]\n"
+	"                     [--stats]\n"
 	"       kvmlab-vm check\n"
 	"\n"
 	"run: boot a Linux bzImage under KVM with a 16550 console on COM1.\n"
@@ -44,6 +45,8 @@ static const char usage_text[] =
 	"  --tap      an existing tap for virtio-net; with --net, the new tap's name\n"
 	"  --queues   virtio-net queue pairs, 1..8 and at most --cpus, default 1;\n"
 	"             one tap queue each (a tap made by kvmlab-net tap add --queues N)\n"
+	"  --vhost    virtio-net data path in the kernel (vhost-net) once the driver\n"
+	"             runs: auto (default) when /dev/vhost-net opens, on (required), off\n"
 	"  --mac      virtio-net MAC, default 52:54:00 plus 3 random bytes\n"
 	"  --disk     a raw image for virtio-blk, \",ro\" for read-only; cache=none\n"
 	"             opens it O_DIRECT, writeback (default) uses the page cache\n"
@@ -323,6 +326,7 @@ static int cmd_run(int argc, char **argv)
 		{ "mac", required_argument, NULL, 'M' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "queues", required_argument, NULL, 'q' },
+		{ "vhost", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -386,6 +390,16 @@ static int cmd_run(int argc, char **argv)
 			break;
 		}
 		case 'S': stats = 1; break;
+		case 'V':
+			if (!strcmp(optarg, "auto"))
+				cfg.vhost = DEV_VHOST_AUTO;
+			else if (!strcmp(optarg, "on"))
+				cfg.vhost = DEV_VHOST_ON;
+			else if (!strcmp(optarg, "off"))
+				cfg.vhost = DEV_VHOST_OFF;
+			else
+				return usage_error("--vhost %s: want auto, on or off", optarg);
+			break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default:
 			return usage_error("run: unknown or incomplete option '%s'", argv[optind - 1]);

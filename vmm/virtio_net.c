@@ -168,12 +168,17 @@ static int set_features(void *dev, uint64_t f)
 		if (ioctl(n->pair[0]->fd, TUNSETVNETHDRSZ, &sz) < 0)
 			return -errno;
 	}
-	return tap_offload(n, f);
+	int rc = tap_offload(n, f);
+	if (!rc)
+		vnet_vhost_features(n, f);
+	return rc;
 }
 
 static void reset(void *dev)
 {
 	struct vnet *n = dev;
+	/* every queue lock is held: the rings come back before anything else */
+	vnet_vhost_reset_locked(n);
 	(void)tap_offload(n, 0);
 	pthread_mutex_lock(&n->ctrl_lock);
 	int rc = set_pairs(n, 1);
@@ -211,9 +216,14 @@ static void notify(void *dev, unsigned q)
 	(void)!write(n->pair[q / 2]->kickfd, &one, sizeof(one));
 }
 
+static void driver_ok(void *dev)
+{
+	vnet_vhost_driver_ok(dev);
+}
+
 static const struct vpci_ops vnet_ops = {
 	.cfg_read = cfg_read, .cfg_write = cfg_write, .notify = notify,
-	.set_features = set_features, .reset = reset,
+	.set_features = set_features, .reset = reset, .driver_ok = driver_ok,
 };
 
 /* ---- control queue (5.1.6.5): every byte is the guest's ---- */
@@ -412,7 +422,9 @@ void vnet_tx(struct vnet *n, unsigned p)
 	bool pushed = false;
 
 	pthread_mutex_lock(&pq->lock);
-	for (;;) {
+	/* rings handed to vhost are not ours to touch (checked under the lock
+	 * that the hand-over holds) */
+	for (; !__atomic_load_n(&pr->vhost, __ATOMIC_ACQUIRE);) {
 		int rc = vq_pop(&pq->vq, &tc);
 		if (rc < 0)
 			vpci_set_needs_reset(&n->vpci);
@@ -542,7 +554,8 @@ void vnet_rx(struct vnet *n, unsigned p)
 	/* drain completely: the tap is edge-triggered, so frames left behind
 	 * would wait for the next frame or kick; let the guest start on a
 	 * long burst early by signalling every so often */
-	for (unsigned i = 1; rx_one(n, pr, &pq->vq, &pushed); i++) {
+	for (unsigned i = 1; !__atomic_load_n(&pr->vhost, __ATOMIC_ACQUIRE) &&
+			     rx_one(n, pr, &pq->vq, &pushed); i++) {
 		if (i % 64 == 0 && pushed && vq_should_signal(&pq->vq)) {
 			vpci_signal(&n->vpci, RXQ(p));
 			pushed = false;
@@ -564,6 +577,8 @@ void vnet_pair_run(struct vnet *n, unsigned p)
 		return;
 	uint64_t cnt;
 	(void)!read(n->pair[p]->kickfd, &cnt, sizeof(cnt));
+	if (vnet_vhost_pair_poll(n, p))
+		return; /* the kernel serves this pair */
 	/* an inactive pair's queues belong to nobody (its tap queue is
 	 * detached); set_pairs kicks it when it becomes active */
 	if (p >= vnet_cur_pairs(n))
@@ -606,6 +621,7 @@ int vnet_init(struct vnet *n, const int *fds, unsigned pairs, bool tap, const ui
 		}
 		n->pair[p] = pr;
 		pr->fd = fds[p];
+		pr->vh.fd = -1;
 		pr->attached = true; /* a freshly opened tap queue is attached */
 		pr->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (pr->kickfd < 0) {
@@ -640,6 +656,7 @@ err_pairs:
 
 void vnet_destroy(struct vnet *n)
 {
+	vnet_vhost_close(n);
 	vpci_destroy(&n->vpci);
 	for (unsigned p = 0; p < n->max_pairs; p++) {
 		if (n->pair[p])

@@ -19,6 +19,7 @@
 #define KVMLAB_VMM_VIRTIO_NET_H
 #include <stdbool.h>
 #include <stdint.h>
+#include "vhost_net.h"
 #include "virtio_pci.h"
 
 #define VNET_HDR_LEN 12      /* virtio_net_hdr_v1: VERSION_1 always has num_buffers */
@@ -39,6 +40,9 @@ struct vnet_filter {
 
 struct vnet_pair {
 	int fd;
+	struct vhost_net vh; /* its vhost-net backend (vh.fd -1: none) */
+	bool vhost;       /* atomic: the backend owns this pair's rings now */
+	bool vhost_refused; /* taking the rings failed: not until reset */
 	int kickfd;       /* eventfd: a kick on this pair's rx or tx queue */
 	bool attached;    /* tap queue attached (TUNSETQUEUE); owned by v->lock or ctrl */
 	uint64_t rx_frames, tx_frames; /* for tests and stats */
@@ -61,6 +65,16 @@ struct vnet {
 	bool filter_on;   /* atomic: CTRL_RX negotiated and not promiscuous */
 	struct vnet_filter filter;
 	struct vnet_pair *pair[VNET_MAX_PAIRS];
+	/* vhost-net (virtio_net_vhost.c) */
+	bool vhost_open;  /* every pair has a backend */
+	bool vhost_ok;    /* the driver's features suit the backends (v->lock) */
+	bool vhost_live;  /* atomic: DRIVER_OK seen: pairs go to their backends */
+	bool vhost_logged;
+	struct vnet_io {
+		/* stop/resume the event loop reading one of our fds */
+		int (*pause)(void *opaque, int fd, bool pause);
+		void *opaque;
+	} io;
 };
 
 /* fds[0..pairs): one per queue pair, put into non-blocking mode; they
@@ -81,6 +95,22 @@ void vnet_rx(struct vnet *n, unsigned p);
 void vnet_tx(struct vnet *n, unsigned p);
 /* The features vnet offers with this many pairs (for tests). */
 uint64_t vnet_features(unsigned pairs);
+/* vhost-net for every pair (virtio_net_vhost.c). Call after vnet_init,
+ * before the guest runs. required: a missing or refusing /dev/vhost-net
+ * is an error; else the device silently keeps its own data path. The
+ * rings go to the kernel only once the driver is running with features
+ * the backend serves, MSI-X vectors with irqfds and ioeventfd kicks;
+ * anything less keeps the userspace path. */
+int vnet_vhost_enable(struct vnet *n, bool required, const struct vnet_io *io,
+		      struct err *e) WUR;
+/* Is pair p served by vhost now? (for tests and --stats) */
+bool vnet_vhost_active(const struct vnet *n, unsigned p);
+/* Hooks of virtio_net.c. */
+void vnet_vhost_features(struct vnet *n, uint64_t acked);
+void vnet_vhost_driver_ok(struct vnet *n);
+void vnet_vhost_reset_locked(struct vnet *n);
+bool vnet_vhost_pair_poll(struct vnet *n, unsigned p);
+void vnet_vhost_close(struct vnet *n);
 /* Pairs in use now (for tests). */
 unsigned vnet_cur_pairs(const struct vnet *n);
 #endif

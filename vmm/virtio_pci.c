@@ -316,6 +316,8 @@ static void set_status_locked(struct vpci *v, uint8_t val)
 	    !((v->status | add) & VIRTIO_CONFIG_S_FEATURES_OK))
 		add &= ~VIRTIO_CONFIG_S_DRIVER_OK;
 	v->status |= add;
+	if ((add & VIRTIO_CONFIG_S_DRIVER_OK) && v->ops->driver_ok)
+		v->ops->driver_ok(v->dev);
 }
 
 /* A driver error on queue q. The guest can repeat it at will (reset,
@@ -736,6 +738,7 @@ int vpci_start(struct vpci *v, struct event_loop *ev, struct err *e)
 	rc = setup_intx(v, ev, e);
 	if (rc)
 		goto err;
+	v->ev = ev;
 	pthread_mutex_lock(&v->irq_lock);
 	v->started = true;
 	pthread_mutex_unlock(&v->irq_lock);
@@ -779,6 +782,13 @@ void vpci_stop(struct vpci *v)
 int vpci_queue_kick_fd(struct vpci *v, unsigned q)
 {
 	return q < v->nq ? v->q[q].kick_fd : -1;
+}
+
+int vpci_queue_pause_kick(struct vpci *v, unsigned q, bool pause)
+{
+	if (q >= v->nq || !v->ev || v->q[q].kick_fd < 0)
+		return -ENOENT;
+	return event_pause(v->ev, v->q[q].kick_fd, pause);
 }
 
 int vpci_queue_call_fd(struct vpci *v, unsigned q)

@@ -55,6 +55,9 @@ struct vpci_ops {
 	int (*set_features)(void *dev, uint64_t features);
 	/* Device reset; called with v->lock and every queue lock held. */
 	void (*reset)(void *dev);
+	/* The driver set DRIVER_OK: queues are set up and it is running
+	 * (v->lock held, no queue lock). Optional. */
+	void (*driver_ok)(void *dev);
 };
 
 struct vpci;
@@ -110,6 +113,7 @@ struct vpci {
 
 	/* in-kernel paths (see the top) */
 	bool started;
+	struct event_loop *ev; /* the loop serving the kick eventfds */
 	struct vpci_vec vec[VPCI_MSIX_VECTORS];
 	int intx_fd, intx_resample_fd; /* resample irqfd on gsi, -1 none */
 	pthread_mutex_t ioev_lock;
@@ -140,6 +144,9 @@ void vpci_destroy(struct vpci *v);
  * driver reprograms vectors. */
 int vpci_queue_kick_fd(struct vpci *v, unsigned q);
 int vpci_queue_call_fd(struct vpci *v, unsigned q);
+/* Stop (pause) or resume reading queue q's kick eventfd here: while
+ * paused, a vhost backend is its only reader. -ENOENT before vpci_start. */
+int vpci_queue_pause_kick(struct vpci *v, unsigned q, bool pause) WUR;
 /* Used buffers were pushed on queue q: interrupt the driver (MSI-X vector
  * of the queue, or INTx + ISR bit 0). Caller holds q's lock. */
 void vpci_signal(struct vpci *v, unsigned q);

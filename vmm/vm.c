@@ -168,7 +168,8 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 			 .msi_route_free = kvm_msi_route_free, .irqfd = kvm_irqfd,
 			 .opaque = &vm->kvm },
 	};
-	struct dev_cfg dc = { .tap_queues = cfg->tap_queues, .disk_path = cfg->disk_path,
+	struct dev_cfg dc = { .tap_queues = cfg->tap_queues, .vhost = cfg->vhost,
+			      .disk_path = cfg->disk_path,
 			      .disk_readonly = cfg->disk_readonly,
 			      .disk_direct = cfg->disk_direct };
 	_Static_assert(sizeof(dc.tap_fds) == sizeof(cfg->tap_fds), "tap queue arrays");

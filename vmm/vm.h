@@ -26,6 +26,7 @@ struct vm_cfg {
 	int console_fd;    /* where guest console output goes; -1: nowhere */
 	int tap_fds[8];    /* virtio-net: one tap queue per queue pair */
 	unsigned tap_queues; /* 0: no virtio-net */
+	int vhost;         /* DEV_VHOST_AUTO (0), _OFF, _ON */
 	const char *disk_path;
 	int disk_readonly;
 	int disk_direct;   /* cache=none */

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# vhost-net: the same guest and transfers with --vhost on and --vhost off.
+# With vhost on, the kernel's vhost worker for our process (a kernel
+# thread named vhost-<pid>, seen in ps: the independent observer) moves
+# the frames: 16 MiB each way arrive intact, ping works, the guest sees
+# one NIC, and KVM's own exit statistics (--stats) show far fewer
+# userspace exits than the same run through the VMM. A reset in flight
+# (the guest unbinds and rebinds virtio-net) gives the rings back to the
+# VMM and then to vhost again, and the NIC still works. --vhost on
+# without /dev/vhost-net fails with one line.
+. "$(dirname "$0")/../lib.sh"
+cd "$T_ROOT"
+VM=$KVMLAB_VM
+MB=16
+
+if [ ! -x "$VM" ] || [ ! -f "$KVMLAB_BUILD/guest/bzImage" ]; then
+	t_skip "vhost" "no $VM or guest (make; scripts/build-guest)"
+	exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+	t_skip "vhost" "needs root (tap, netns)"
+	exit 0
+fi
+if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
+	"$VM" check >/dev/null 2>&1
+	case $? in
+	0) ;;
+	3) exec scripts/testhost --timeout 900 -- bash tests/kvm/vhost.sh ;;
+	*) t_skip "vhost" "kvmlab-vm check: /dev/kvm not usable"; exit 0 ;;
+	esac
+fi
+if [ ! -c /dev/vhost-net ]; then
+	modprobe vhost_net 2>/dev/null
+fi
+if [ ! -c /dev/vhost-net ]; then
+	t_skip "vhost" "no /dev/vhost-net on this host"
+	exit 0
+fi
+
+work=$(mktemp -d /tmp/kvmlab-vhost.XXXXXX) || exit 1
+t_defer "rm -rf $work"
+t_netns_new ns vhost || { t_fail "vhost: netns"; t_finish; }
+nsx() { ip netns exec "$ns" "$@"; }
+HOST=10.79.0.1 GUEST=10.79.0.2
+nsx ip link set lo up
+nsx ip tuntap add tap0 mode tap vnet_hdr &&
+	nsx ip addr add $HOST/24 dev tap0 && nsx ip link set tap0 up ||
+	{ t_fail "vhost: tap setup"; t_finish; }
+head -c $((MB << 20)) /dev/urandom >"$work/down"
+want=$(md5sum <"$work/down" | cut -d' ' -f1)
+
+# one boot: ping, MB down and up, then a driver unbind/rebind (reset in
+# flight) and another ping; prints what it saw
+boot() { # mode tag
+	local mode=$1 tag=$2 out=$work/$2.console
+	nsx timeout 300 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &
+	local p1=$!
+	nsx timeout 300 ncat -l $HOST 7001 >"$work/$tag.up" 2>/dev/null < <(sleep 300) &
+	local p2=$!
+	sleep 0.5
+	local g="ping -c 3 -W 5 $HOST >/dev/null && echo PING-OK"
+	g="$g; echo DOWN=\$(nc $HOST 7002 </dev/null | md5sum)"
+	g="$g; head -c $((MB << 20)) /dev/zero | nc $HOST 7001 && echo UP-DONE"
+	g="$g; d=\$(basename \$(readlink /sys/class/net/eth0/device)); echo DEV=\$d"
+	g="$g; echo \$d >/sys/bus/virtio/drivers/virtio_net/unbind; echo \$d >/sys/bus/virtio/drivers/virtio_net/bind"
+	g="$g; sleep 1; ip link set eth0 up; ip addr add $GUEST/24 dev eth0 2>/dev/null; sleep 1"
+	g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo PING2-OK"
+	local cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+	nsx timeout -k 5 300 "$VM" run --mem 256M --tap tap0 --vhost "$mode" --stats \
+		--cmdline "$cmdline" --console "file:$out" >"$work/$tag.err" 2>&1 &
+	local vm=$!
+	# the worker is a kernel thread named after its owner's pid
+	local seen=0
+	for _ in $(seq 1 600); do
+		kill -0 $vm 2>/dev/null || break
+		local vpid
+		vpid=$(pgrep -f -x "$VM run --mem 256M --tap tap0 --vhost $mode.*" | head -1)
+		if [ -n "$vpid" ] && ps -e -o comm= | grep -qx "vhost-$vpid"; then seen=1; fi
+		grep -q 'UP-DONE' "$out" 2>/dev/null && break
+		sleep 0.5
+	done
+	wait $vm
+	local rc=$?
+	kill $p1 $p2 2>/dev/null
+	wait $p1 $p2 2>/dev/null
+	echo "$rc $seen"
+}
+
+for mode in on off; do
+	read -r rc seen < <(boot $mode $mode)
+	out=$work/$mode.console
+	if [ "$rc" = 0 ]; then t_ok "vhost $mode: guest ran and powered off"; else
+		t_fail "vhost $mode: guest ran and powered off" "exit $rc: $(tail -3 "$work/$mode.err" | tr '\n' ' ')"; fi
+	grep -q '^PING-OK' "$out" && t_ok "vhost $mode: guest pings the host" ||
+		t_fail "vhost $mode: guest pings the host" "$(tail -5 "$out" | tr '\n' ' ')"
+	grep -q "^DOWN=$want" "$out" && t_ok "vhost $mode: $MB MiB host->guest intact (md5)" ||
+		t_fail "vhost $mode: $MB MiB host->guest intact (md5)" "$(grep DOWN= "$out")"
+	if [ "$(stat -c %s "$work/$mode.up" 2>/dev/null)" = $((MB << 20)) ] &&
+	   ! tr -d '\0' <"$work/$mode.up" | head -c 1 | grep -q .; then
+		t_ok "vhost $mode: $MB MiB guest->host intact"
+	else
+		t_fail "vhost $mode: $MB MiB guest->host intact" "got $(stat -c %s "$work/$mode.up" 2>/dev/null) bytes"
+	fi
+	grep -q '^PING2-OK' "$out" && t_ok "vhost $mode: NIC works again after an unbind/rebind (reset in flight)" ||
+		t_fail "vhost $mode: NIC works again after an unbind/rebind (reset in flight)" "$(tail -5 "$out" | tr '\n' ' ')"
+	if [ $mode = on ]; then
+		[ "$seen" = 1 ] && t_ok "vhost on: the kernel's vhost-<pid> worker ran for the VMM" ||
+			t_fail "vhost on: the kernel's vhost-<pid> worker ran for the VMM" "no vhost-PID thread seen"
+	else
+		[ "$seen" = 0 ] && t_ok "vhost off: no vhost worker" ||
+			t_fail "vhost off: no vhost worker" "a vhost-PID thread was seen"
+	fi
+	ex=$(sed -n 's/^  userspace_exits *//p' "$work/$mode.err")
+	echo "# vhost $mode: userspace exits $ex"
+	eval "exits_$mode=\${ex:-x}"
+done
+if [ "$exits_on" != x ] && [ "$exits_off" != x ] && [ "$exits_on" -lt "$exits_off" ]; then
+	t_ok "vhost: fewer userspace exits with vhost ($exits_on) than without ($exits_off)"
+else
+	t_fail "vhost: fewer userspace exits with vhost than without" "on=$exits_on off=$exits_off"
+fi
+
+# --vhost on where there is no backend: one line, exit 1, nothing booted
+if unshare -m --propagation private sh -c "mount --bind /dev/null /dev/vhost-net && \
+	ip netns exec $ns $VM run --tap tap0 --vhost on --console none >$work/nov.out 2>$work/nov.err"; then
+	t_fail "vhost on without /dev/vhost-net fails"
+else
+	rc=$?
+	n=$(wc -l <"$work/nov.err")
+	[ "$rc" = 1 ] && [ "$n" = 1 ] && grep -q 'vhost-net' "$work/nov.err" &&
+		t_ok "vhost on without a usable /dev/vhost-net: exit 1, one line naming vhost-net" ||
+		t_fail "vhost on without a usable /dev/vhost-net: exit 1, one line" "rc=$rc: $(cat "$work/nov.err")"
+fi
+t_finish
