@@ -40,3 +40,4 @@ VMM_LIB_SRCS += vmm/aml.c
 VMM_LIB_SRCS += vmm/acpi.c
 VMM_LIB_SRCS += vmm/vhost_net.c
 VMM_LIB_SRCS += vmm/virtio_net_vhost.c
+VMM_LIB_SRCS += vmm/dhcp_tap.c
