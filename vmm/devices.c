@@ -21,6 +21,7 @@ static struct {
 	struct vnet *net;
 	struct vblk *blk;
 	int disk_fd;
+	struct dhcp_lease lease; /* the tx filter's opaque */
 } D = { .disk_fd = -1 };
 
 static void tap_ready(void *opaque, uint32_t events)
@@ -30,9 +31,12 @@ static void tap_ready(void *opaque, uint32_t events)
 }
 
 static int setup_net(const struct dev_env *env, int tap_fd, const uint8_t mac[6],
-		     struct err *e)
+		     const struct dhcp_lease *dhcp, struct err *e)
 {
 	int rc;
+
+	if (dhcp && dhcp_lease_check(dhcp))
+		return errf(e, EINVAL, "virtio-net: DHCP lease unusable (address, router, prefix or MAC)");
 
 	D.net = calloc(1, sizeof(*D.net));
 	if (!D.net)
@@ -42,6 +46,12 @@ static int setup_net(const struct dev_env *env, int tap_fd, const uint8_t mac[6]
 		free(D.net);
 		D.net = NULL;
 		return errf(e, -rc, "virtio-net: tap fd %d: %s", tap_fd, strerror(-rc));
+	}
+	if (dhcp) {
+		/* the guest's DHCP is answered here and never reaches the tap */
+		D.lease = *dhcp;
+		D.net->tx_filter = dhcp_tx_filter;
+		D.net->tx_filter_opaque = &D.lease;
 	}
 	rc = pci_bus_add(&D.pci, &D.net->vpci.pci, e);
 	if (rc < 0)
@@ -105,7 +115,7 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 			goto err;
 	}
 	if (cfg->tap_fd >= 0) {
-		rc = setup_net(env, cfg->tap_fd, cfg->mac, e);
+		rc = setup_net(env, cfg->tap_fd, cfg->mac, cfg->dhcp, e);
 		if (rc)
 			goto err;
 	}

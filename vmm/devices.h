@@ -4,6 +4,7 @@
 #define KVMLAB_VMM_DEVICES_H
 #include <stdint.h>
 #include "bus.h"
+#include "dhcp.h"
 #include "guestmem.h"
 #include "util.h"
 
@@ -26,6 +27,8 @@ struct dev_cfg {
 	const char *disk_path; /* NULL: no virtio-blk */
 	int disk_readonly;
 	uint8_t mac[6];        /* virtio-net MAC address */
+	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP
+					* from this lease (copied) */
 };
 
 /* Registers PCI conf1 ports + host bridge + devices on the buses; starts

@@ -168,7 +168,7 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 		.irq = { .msi = kvm_msi, .irq_line = kvm_irq_line, .opaque = &vm->kvm },
 	};
 	struct dev_cfg dc = { .tap_fd = cfg->tap_fd, .disk_path = cfg->disk_path,
-			      .disk_readonly = cfg->disk_readonly };
+			      .disk_readonly = cfg->disk_readonly, .dhcp = cfg->dhcp };
 	memcpy(dc.mac, cfg->mac, sizeof(dc.mac));
 	rc = devices_setup(&env, &dc, e);
 	if (rc)

@@ -45,8 +45,10 @@ struct vm_cfg {
 	const char *disk_path;
 	int disk_readonly;
 	uint8_t mac[6];    /* virtio-net MAC */
+	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP (devices.h) */
 };
 
+struct dhcp_lease;
 struct vcpu;
 struct serial;
 struct i8042;
