@@ -5,12 +5,23 @@
  * prints the TAP lines.
  * Protocol on stdin/stdout, one line each:
  *   lease MAC ADDR ROUTER PREFIX MTU DNS[,DNS..]|- HOSTNAME|- LEASETIME
- *   frame HEX|- [CAP]  ->  "VERDICT HEX" (HEX "-" without a reply) */
+ *   frame HEX|- [CAP]  ->  "VERDICT HEX" (HEX "-" without a reply)
+ * For tests/netns/dhcp_udhcpc.sh (a real client, busybox udhcpc, on the
+ * other side of a tap):
+ *   vmm_dhcp_peer tap IFNAME SECONDS MAC ADDR ROUTER PREFIX MTU DNS|- HOST|- LEASETIME
+ * makes a non-persistent tap IFNAME, prints "ready", then serves every
+ * frame the kernel sends on it for SECONDS, logging one line per verdict. */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/if_tun.h>
 
 #include "dhcp.h"
 
@@ -37,6 +48,74 @@ static uint32_t ip4(const char *s)
 	return ntohl(a.s_addr);
 }
 
+static int set_lease(struct dhcp_lease *l, char **a)
+{
+	unsigned m[6];
+	memset(l, 0, sizeof(*l));
+	if (sscanf(a[0], "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		l->mac[i] = (uint8_t)m[i];
+	l->addr = ip4(a[1]);
+	l->router = ip4(a[2]);
+	l->prefix = (unsigned)atoi(a[3]);
+	l->mtu = (unsigned)atoi(a[4]);
+	if (strcmp(a[5], "-")) {
+		char *s2, *d = strtok_r(a[5], ",", &s2);
+		while (d && l->ndns < DHCP_DNS_MAX) {
+			l->dns[l->ndns++] = ip4(d);
+			d = strtok_r(NULL, ",", &s2);
+		}
+	}
+	if (strcmp(a[6], "-"))
+		snprintf(l->hostname, sizeof(l->hostname), "%s", a[6]);
+	l->lease_time = (uint32_t)strtoul(a[7], NULL, 10);
+	return dhcp_lease_check(l);
+}
+
+static int tap_serve(char **a)
+{
+	struct dhcp_lease l;
+	struct ifreq ifr;
+	static uint8_t frame[65536];
+	uint8_t reply[DHCP_REPLY_MAX];
+
+	if (set_lease(&l, a + 2))
+		return 2;
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", a[0]);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		perror("TUNSETIFF");
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	time_t end = time(NULL) + atoi(a[1]);
+	while (time(NULL) < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		ssize_t n = read(fd, frame, sizeof(frame));
+		if (n <= 0)
+			continue;
+		size_t rl = sizeof(reply);
+		enum dhcp_verdict v = dhcp_handle(&l, frame, (size_t)n, reply, &rl);
+		if (v == DHCP_PASS)
+			continue;
+		/* where the request went: broadcast, or unicast to the server */
+		printf("verdict %d in %zd out %zu dst %u.%u.%u.%u\n", (int)v, n, rl,
+		       frame[30], frame[31], frame[32], frame[33]);
+		fflush(stdout);
+		if (rl && write(fd, reply, rl) != (ssize_t)rl)
+			perror("write");
+	}
+	return 0;
+}
+
 static int serve(void)
 {
 	static char line[1 << 18];
@@ -50,33 +129,11 @@ static int serve(void)
 		if (!cmd)
 			continue;
 		if (!strcmp(cmd, "lease")) {
-			char *mac = strtok_r(NULL, " ", &save), *addr = strtok_r(NULL, " ", &save);
-			char *rt = strtok_r(NULL, " ", &save), *pfx = strtok_r(NULL, " ", &save);
-			char *mtu = strtok_r(NULL, " ", &save), *dns = strtok_r(NULL, " ", &save);
-			char *hn = strtok_r(NULL, " ", &save), *lt = strtok_r(NULL, " ", &save);
-			if (!lt)
-				return 2;
-			memset(&l, 0, sizeof(l));
-			unsigned m[6];
-			if (sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
-				return 2;
-			for (int i = 0; i < 6; i++)
-				l.mac[i] = (uint8_t)m[i];
-			l.addr = ip4(addr);
-			l.router = ip4(rt);
-			l.prefix = (unsigned)atoi(pfx);
-			l.mtu = (unsigned)atoi(mtu);
-			if (strcmp(dns, "-")) {
-				char *s2, *d = strtok_r(dns, ",", &s2);
-				while (d && l.ndns < DHCP_DNS_MAX) {
-					l.dns[l.ndns++] = ip4(d);
-					d = strtok_r(NULL, ",", &s2);
-				}
-			}
-			if (strcmp(hn, "-"))
-				snprintf(l.hostname, sizeof(l.hostname), "%s", hn);
-			l.lease_time = (uint32_t)strtoul(lt, NULL, 10);
-			printf("%s\n", dhcp_lease_check(&l) ? "bad" : "ok");
+			char *a[8];
+			for (int i = 0; i < 8; i++)
+				if (!(a[i] = strtok_r(NULL, " ", &save)))
+					return 2;
+			printf("%s\n", set_lease(&l, a) ? "bad" : "ok");
 		} else if (!strcmp(cmd, "frame")) {
 			char *hex = strtok_r(NULL, " ", &save), *cap = strtok_r(NULL, " ", &save);
 			size_t n;
@@ -109,6 +166,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "serve"))
 		return serve();
+	if (argc == 12 && !strcmp(argv[1], "tap"))
+		return tap_serve(argv + 2);
 	char self[4096];
 	ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (k <= 0)
