@@ -195,7 +195,8 @@ struct net_lease {
 static const char *net_why(struct kl_net *h, int rc)
 {
 	const char *m = kl_net_errmsg(h);
-	return m && *m ? m : strerror(-rc);
+	/* the library's line when it left one, else the errno's text */
+	return m && *m && strcmp(m, "unknown error") ? m : strerror(-rc);
 }
 
 static void lease_give_back(struct net_lease *L)
