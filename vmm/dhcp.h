@@ -8,9 +8,10 @@
  * addressed to the limited broadcast, the subnet broadcast or the router
  * (= our server identifier), untagged. Of those it answers only a
  * well-formed BOOTREQUEST whose Ethernet source and chaddr are the
- * lease's MAC; everything else it claims is dropped without a reply: a
- * guest cannot query or poison another DHCP server on the bridge, nor
- * get our lease under another MAC. Everything else passes untouched,
+ * lease's MAC; everything else it claims is dropped without a reply: the
+ * guest's DHCP stays inside its VMM (no other DHCP server on the bridge
+ * hears it or answers it), and no other MAC gets our lease. Everything
+ * else passes untouched,
  * including 802.1Q/802.1ad-tagged frames (another L2 segment, not the
  * network the lease belongs to) and non-first IPv4 fragments (which
  * cannot be told apart from other UDP). */
