@@ -10,7 +10,8 @@
 #   2. while it runs, the host sees a VM's MAC at its address; a second VM
 #      (no --name: vm-<pid>, printed) gets another address and reaches
 #      the first
-#   3. the named VM, restarted, gets the same address
+#   3. the named VM, restarted, gets the same address, and its renew
+#      (unicast to the router) is ACKed
 #   4. kill -9 a VM: the next VM of that name reclaims its lease (same
 #      address); a live VM's name is refused (needs net/lease.c)
 #   5. --forward: the host reaches a guest service (needs net/forward.c)
@@ -135,10 +136,15 @@ else
 fi
 
 # ---- 3. restart: same address
-start web2 --name web -- 'true'
+# (and renews: SIGUSR1 makes udhcpc send a unicast REQUEST to the
+# server id, which the guest resolves to the bridge's MAC)
+start web2 --name web -- 'kill -USR1 $(pidof udhcpc); sleep 3'
 finish web2
 [ -n "$ipw" ] && [ "$(g web2 G-IP)" = "$ipw" ] && t_ok "dhcp: restarted VM web keeps $ipw" ||
 	t_fail "dhcp: restarted VM keeps its address" "first '$ipw', now '$(g web2 G-IP)'; $(desc web2)"
+tr -d '\r' <"$work/web2.out" | grep -q "^kvmlab-init: dhcp: renewed ${ipw:-none} on eth0" &&
+	t_ok "dhcp: the guest's renew (unicast to the router) is ACKed" ||
+	t_fail "dhcp: the guest's renew is ACKed" "$(desc web2)"
 
 # ---- 4. kill -9, then reclaim
 start crash --name crash -- 'sleep 120'
