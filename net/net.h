@@ -169,4 +169,48 @@ struct kl_show {
 KL_WUR int kl_net_show(struct kl_net *h, const char *name,
 		       struct kl_show **out);
 void kl_show_free(struct kl_show *s);
+/* Leases and forwards (the lease branch implements them in net/lease.c
+ * and net/forward.c; declared here as agreed in TEAM.md). */
+#define KL_VM_NAME_MAX 63   /* VM names: [A-Za-z0-9_.-], 1..63 bytes */
+#define KL_DNS_MAX 3
+enum kl_lease_state { KL_LEASE_ACTIVE, KL_LEASE_RESERVED, KL_LEASE_STALE };
+struct kl_lease {
+	char vm[KL_VM_NAME_MAX + 1];
+	uint8_t mac[6];
+	uint32_t addr;            /* host order */
+	pid_t pid;                /* owner; 0 none */
+	uint64_t start;           /* owner's start time, /proc/PID/stat field 22 */
+	bool reserved;
+	enum kl_lease_state state;
+};
+/* Everything a VMM needs to answer its guest's DHCP (plain data). */
+struct kl_lease_info {
+	char vm[KL_VM_NAME_MAX + 1];
+	uint8_t mac[6];
+	uint32_t addr, router;    /* host order; router = the bridge address */
+	unsigned prefix, mtu;     /* mtu = the bridge's */
+	uint32_t dns[KL_DNS_MAX]; /* up --dns, else the host's upstream resolvers */
+	unsigned ndns;            /* 0: none to offer */
+};
+/* Take the lease of VM vm on net for process owner (pid; its start time is read from /proc):
+ * an existing reservation for vm is used as is; else vm's own stable MAC/address if free; stale
+ * leases are reclaimed first. -EEXIST if vm is held by a live owner, -ENOSPC when exhausted. */
+KL_WUR int kl_lease_take(struct kl_net *h, const char *net, const char *vm, pid_t owner,
+			 struct kl_lease_info *out);
+/* Give it back: a non-reserved lease goes, a reserved one loses its owner; forwards tied to vm
+ * go too. */
+KL_WUR int kl_lease_release(struct kl_net *h, const char *net, const char *vm);
+/* Reserve (any VMM): mac NULL / addr 0 = derive. */
+KL_WUR int kl_lease_add(struct kl_net *h, const char *net, const char *vm,
+			const uint8_t *mac, uint32_t addr);
+KL_WUR int kl_lease_del(struct kl_net *h, const char *net, const char *vm);
+struct kl_forward {
+	int proto;                /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;            /* host port */
+	uint32_t addr;            /* guest address, host order */
+	uint16_t to_port;
+	char vm[KL_VM_NAME_MAX + 1]; /* "" standalone; else removed with vm's lease */
+};
+KL_WUR int kl_forward_add(struct kl_net *h, const char *net, const struct kl_forward *f);
+KL_WUR int kl_forward_del(struct kl_net *h, const char *net, int proto, uint16_t port);
 #endif

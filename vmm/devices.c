@@ -10,6 +10,7 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
+#include "dhcp_tap.h"
 #include "event.h"
 #include "pci.h"
 #include "virtio_blk.h"
@@ -25,7 +26,9 @@ static struct {
 	struct vnet *net;
 	struct vblk *blk;
 	int disk_fd;
-} D = { .disk_fd = -1 };
+	struct dhcp_lease lease; /* the tx filter's opaque */
+	struct dhcp_tap dhcp_tap; /* the same lease when vhost-net moves frames */
+} D = { .disk_fd = -1, .dhcp_tap = { .fd = -1 } };
 
 /* One handler per queue pair: its tap queue became readable or its
  * queues were kicked. */
@@ -64,9 +67,14 @@ static int pause_fd(void *opaque, int fd, bool pause)
 }
 
 static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
-		     const uint8_t mac[6], int vhost, struct err *e)
+		     const uint8_t mac[6], int vhost, const struct dhcp_lease *dhcp,
+		     struct err *e)
 {
 	int rc;
+
+	if (dhcp && dhcp_lease_check(dhcp))
+		return errf(e, EINVAL, "virtio-net: DHCP lease unusable (address, router, prefix or MAC)");
+
 
 	D.net = calloc(1, sizeof(*D.net));
 	if (!D.net)
@@ -87,6 +95,20 @@ static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
 			D.net = NULL;
 			return rc;
 		}
+	}
+	if (dhcp) {
+		/* the guest's DHCP is answered here and never reaches the tap */
+		D.lease = *dhcp;
+		D.net->tx_filter = dhcp_tx_filter;
+		D.net->tx_filter_opaque = &D.lease;
+	}
+	if (dhcp && D.net->vhost_open) {
+		/* vhost sends past the tx filter: answer from the tap's side */
+		rc = dhcp_tap_open(&D.dhcp_tap, fds[0], dhcp_tx_filter, &D.lease, e);
+		if (rc && vhost == DEV_VHOST_ON)
+			return rc;
+		if (rc)
+			vnet_vhost_close(D.net); /* auto: DHCP matters more */
 	}
 	rc = pci_bus_add(&D.pci, &D.net->vpci.pci, e);
 	if (rc < 0)
@@ -113,6 +135,11 @@ static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
 	}
 	/* the guest's kicks (ioeventfds) land on the first loop; a kick of
 	 * another pair only bumps that pair's eventfd (vnet's notify) */
+	if (D.dhcp_tap.fd >= 0) {
+		rc = event_add(&D.ev[0], D.dhcp_tap.fd, EPOLLIN, dhcp_tap_ready, &D.dhcp_tap, e);
+		if (rc)
+			return rc;
+	}
 	rc = vpci_start(&D.net->vpci, &D.ev[0], e);
 	if (rc)
 		return rc;
@@ -193,7 +220,8 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 		goto err;
 	}
 	if (cfg->tap_queues) {
-		rc = setup_net(env, cfg->tap_fds, cfg->tap_queues, cfg->mac, cfg->vhost, e);
+		rc = setup_net(env, cfg->tap_fds, cfg->tap_queues, cfg->mac, cfg->vhost,
+			       cfg->dhcp, e);
 		if (rc)
 			goto err;
 	}
@@ -214,6 +242,7 @@ void devices_stop(void)
 	for (unsigned i = 0; i < D.nev; i++)
 		event_destroy(&D.ev[i]);
 	D.nev = 0;
+	dhcp_tap_close(&D.dhcp_tap);
 	if (D.blk_ev_ready) {
 		event_destroy(&D.blk_ev);
 		D.blk_ev_ready = false;

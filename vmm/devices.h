@@ -4,6 +4,7 @@
 #define KVMLAB_VMM_DEVICES_H
 #include <stdint.h>
 #include "bus.h"
+#include "dhcp.h"
 #include "guestmem.h"
 #include "irq.h"
 #include "util.h"
@@ -26,6 +27,8 @@ struct dev_cfg {
 	int disk_readonly;
 	int disk_direct;       /* cache=none: O_DIRECT */
 	uint8_t mac[6];        /* virtio-net MAC address */
+	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP
+					* from this lease (copied) */
 };
 
 /* Registers PCI conf1 ports + host bridge + devices on the buses; starts

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <linux/if_tun.h>
+#include <netinet/in.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "check.h"
 #include "layout.h"
 #include "devices.h"
+#include "dhcp.h"
 #include "net.h"
 #include "cpu.h"
 #include "runloop.h"
@@ -30,7 +32,7 @@ static const char usage_text[] =
 	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
 	"                     [--vhost auto|on|off] [--disk FILE[,ro][,cache=writeback|none]]\n"
-	"                     [--stats]\n"
+	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
 	"       kvmlab-vm check\n"
 	"\n"
 	"run: boot a Linux bzImage under KVM with a 16550 console on COM1.\n"
@@ -41,13 +43,20 @@ static const char usage_text[] =
 	"  --cpus     1..255, default 1\n"
 	"  --console  stdio (default; stdin goes raw on a tty), file:PATH, none\n"
 	"  --net      make a tap of our own on kvmlab network NAME (kvmlab-net up)\n"
-	"             for virtio-net; it is removed when kvmlab-vm exits\n"
+	"             for virtio-net; it is removed when kvmlab-vm exits. The VM\n"
+	"             takes its lease (stable MAC and address) on NAME first and\n"
+	"             answers its guest's DHCP itself; the lease goes at exit\n"
+	"  --name     the VM's name on NAME (its lease, DHCP host name), default\n"
+	"             vm-<pid>; [A-Za-z0-9_.-], 1..63 bytes\n"
+	"  --forward  host port to guest port (TCP; /udp for UDP) for the VM's\n"
+	"             lifetime; repeatable; needs --net\n"
 	"  --tap      an existing tap for virtio-net; with --net, the new tap's name\n"
 	"  --queues   virtio-net queue pairs, 1..8 and at most --cpus, default 1;\n"
 	"             one tap queue each (a tap made by kvmlab-net tap add --queues N)\n"
 	"  --vhost    virtio-net data path in the kernel (vhost-net) once the driver\n"
 	"             runs: auto (default) when /dev/vhost-net opens, on (required), off\n"
-	"  --mac      virtio-net MAC, default 52:54:00 plus 3 random bytes\n"
+	"  --mac      virtio-net MAC, default: the lease's with --net, else\n"
+	"             52:54:00 plus 3 random bytes\n"
 	"  --disk     a raw image for virtio-blk, \",ro\" for read-only; cache=none\n"
 	"             opens it O_DIRECT, writeback (default) uses the page cache\n"
 	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
@@ -142,6 +151,117 @@ static void random_mac(uint8_t mac[6])
 		unsigned r = (unsigned)getpid() * 2654435761u;
 		memcpy(mac + 3, &r, 3);
 	}
+}
+
+#define MAX_FORWARDS 64
+
+/* "8080:80", "5353:53/udp", "2222:22/tcp" */
+static int parse_forward(const char *s, struct kl_forward *f)
+{
+	unsigned long hp, gp;
+	char *end;
+
+	memset(f, 0, sizeof(*f));
+	f->proto = IPPROTO_TCP;
+	errno = 0;
+	hp = strtoul(s, &end, 10);
+	if (errno || end == s || *s == '-' || *end != ':' || !hp || hp > 65535)
+		return -EINVAL;
+	const char *g = end + 1;
+	gp = strtoul(g, &end, 10);
+	if (errno || end == g || *g == '-' || !gp || gp > 65535)
+		return -EINVAL;
+	if (!strcmp(end, "/udp"))
+		f->proto = IPPROTO_UDP;
+	else if (*end && strcmp(end, "/tcp"))
+		return -EINVAL;
+	f->port = (uint16_t)hp;
+	f->to_port = (uint16_t)gp;
+	return 0;
+}
+
+static int vm_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > KL_VM_NAME_MAX)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			 "0123456789_.-") == n;
+}
+
+/* The lease for `run --net`: what DHCP answers, plus the VM's forwards.
+ * Holds its handle until lease_give_back(). */
+struct net_lease {
+	struct kl_net *h;
+	const char *net, *name;
+	struct kl_lease_info info;
+	struct dhcp_lease dhcp;
+};
+
+static const char *net_why(struct kl_net *h, int rc)
+{
+	const char *m = kl_net_errmsg(h);
+	/* the library's line when it left one, else the errno's text */
+	return m && *m && strcmp(m, "unknown error") ? m : strerror(-rc);
+}
+
+static void lease_give_back(struct net_lease *L)
+{
+	if (!L->h)
+		return;
+	int rc = kl_lease_release(L->h, L->net, L->name);
+	if (rc)
+		fprintf(stderr, "kvmlab-vm: --net %s: releasing the lease of %s: %s\n",
+			L->net, L->name, net_why(L->h, rc));
+	kl_net_close(L->h);
+	L->h = NULL;
+}
+
+/* Take the lease of name on net and add its forwards; all or nothing. */
+static int lease_take(struct net_lease *L, const char *net, const char *name,
+		      const struct kl_forward *fw, unsigned nfw, struct err *e)
+{
+	int rc;
+
+	memset(L, 0, sizeof(*L));
+	L->net = net;
+	L->name = name;
+	rc = kl_net_open(&L->h);
+	if (rc) {
+		L->h = NULL;
+		return errf(e, -rc, "--net %s: %s%s", net, strerror(-rc),
+			    rc == -EPERM ? " (CAP_NET_ADMIN is needed)" : "");
+	}
+	rc = kl_lease_take(L->h, net, name, getpid(), &L->info);
+	if (rc) {
+		rc = errf(e, -rc, "--net %s: lease for %s: %s%s", net, name, net_why(L->h, rc),
+			  rc == -EEXIST ? " (a running VM has this name)" : "");
+		kl_net_close(L->h);
+		L->h = NULL;
+		return rc;
+	}
+	for (unsigned i = 0; i < nfw; i++) {
+		struct kl_forward f = fw[i];
+		f.addr = L->info.addr;
+		snprintf(f.vm, sizeof(f.vm), "%s", name);
+		rc = kl_forward_add(L->h, net, &f);
+		if (rc) {
+			rc = errf(e, -rc, "--forward %u:%u%s: %s", f.port, f.to_port,
+				  f.proto == IPPROTO_UDP ? "/udp" : "", net_why(L->h, rc));
+			lease_give_back(L); /* takes the forwards made so far with it */
+			return rc;
+		}
+	}
+	struct dhcp_lease *d = &L->dhcp;
+	memcpy(d->mac, L->info.mac, 6);
+	d->addr = L->info.addr;
+	d->router = L->info.router;
+	d->prefix = L->info.prefix;
+	d->mtu = L->info.mtu;
+	d->ndns = L->info.ndns < DHCP_DNS_MAX ? L->info.ndns : DHCP_DNS_MAX;
+	memcpy(d->dns, L->info.dns, sizeof(uint32_t) * d->ndns);
+	snprintf(d->hostname, sizeof(d->hostname), "%s", name);
+	return 0;
 }
 
 /* --net: the single-command path. The only place the VMM calls net/: a
@@ -326,7 +446,9 @@ static int cmd_run(int argc, char **argv)
 		{ "mac", required_argument, NULL, 'M' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "queues", required_argument, NULL, 'q' },
-		{ "vhost", required_argument, NULL, 'V' },
+		{ "vhost", required_argument, NULL, 'H' },
+		{ "name", required_argument, NULL, 'V' },
+		{ "forward", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -336,7 +458,11 @@ static int cmd_run(int argc, char **argv)
 	};
 	unsigned queues = 1;
 	const char *console = "stdio", *tap = NULL, *initrd_arg = NULL, *net = NULL;
-	char *kdef = NULL, *idef = NULL, *disk = NULL;
+	const char *vmname = NULL;
+	char *kdef = NULL, *idef = NULL, *disk = NULL, namebuf[32];
+	struct kl_forward fwd[MAX_FORWARDS];
+	unsigned nfwd = 0;
+	struct net_lease lease = { .h = NULL };
 	struct err e = { "" };
 	struct vm vm;
 	int c, rc, mac_set = 0, stats = 0;
@@ -378,6 +504,21 @@ static int cmd_run(int argc, char **argv)
 				return usage_error("--mac %s: want a unicast xx:xx:xx:xx:xx:xx", optarg);
 			mac_set = 1;
 			break;
+		case 'V':
+			if (!vm_name_ok(optarg))
+				return usage_error("--name %s: want 1..%d of [A-Za-z0-9_.-]", optarg, KL_VM_NAME_MAX);
+			vmname = optarg;
+			break;
+		case 'F':
+			if (nfwd == MAX_FORWARDS)
+				return usage_error("--forward: at most %d", MAX_FORWARDS);
+			if (parse_forward(optarg, &fwd[nfwd]))
+				return usage_error("--forward %s: want HOSTPORT:GUESTPORT[/udp|/tcp], ports 1..65535", optarg);
+			for (unsigned i = 0; i < nfwd; i++)
+				if (fwd[i].proto == fwd[nfwd].proto && fwd[i].port == fwd[nfwd].port)
+					return usage_error("--forward %s: host port given twice", optarg);
+			nfwd++;
+			break;
 		case 'd': {
 			free(disk);
 			disk = strdup(optarg);
@@ -390,7 +531,7 @@ static int cmd_run(int argc, char **argv)
 			break;
 		}
 		case 'S': stats = 1; break;
-		case 'V':
+		case 'H':
 			if (!strcmp(optarg, "auto"))
 				cfg.vhost = DEV_VHOST_AUTO;
 			else if (!strcmp(optarg, "on"))
@@ -414,6 +555,8 @@ static int cmd_run(int argc, char **argv)
 				   queues, cfg.cpus);
 	if (queues > 1 && !net && !tap)
 		return usage_error("--queues %u: needs --net or --tap", queues);
+	if (!net && (vmname || nfwd))
+		return usage_error("%s needs --net", vmname ? "--name" : "--forward");
 
 	if (!cfg.kernel) {
 		cfg.kernel = kdef = exe_relative("guest/bzImage");
@@ -441,15 +584,37 @@ static int cmd_run(int argc, char **argv)
 		rc = usage_error("--console %s: want stdio, file:PATH or none", console);
 		goto out_free;
 	}
-	if (!mac_set)
+	if (net) {
+		if (!vmname) {
+			/* unique among live processes, stable for this run */
+			snprintf(namebuf, sizeof(namebuf), "vm-%ld", (long)getpid());
+			vmname = namebuf;
+		}
+		if (lease_take(&lease, net, vmname, fwd, nfwd, &e)) {
+			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
+			rc = VM_RC_SETUP;
+			goto out_console;
+		}
+		if (!mac_set)
+			memcpy(cfg.mac, lease.info.mac, 6);
+		/* DHCP answers the NIC's MAC: with --mac that is not the lease's */
+		memcpy(lease.dhcp.mac, cfg.mac, 6);
+		cfg.dhcp = &lease.dhcp;
+		uint32_t a = lease.info.addr;
+		fprintf(stderr, "kvmlab-vm: VM %s on %s: %02x:%02x:%02x:%02x:%02x:%02x, "
+			"DHCP offers %u.%u.%u.%u/%u\n", vmname, net,
+			cfg.mac[0], cfg.mac[1], cfg.mac[2], cfg.mac[3], cfg.mac[4], cfg.mac[5],
+			a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, lease.info.prefix);
+	} else if (!mac_set) {
 		random_mac(cfg.mac);
+	}
 	if (net || tap) {
 		rc = net ? open_net_tap(net, tap, queues, cfg.tap_fds, &e)
 			 : open_tap(tap, queues, cfg.tap_fds, &e);
 		if (rc) {
 			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
 			rc = VM_RC_SETUP;
-			goto out_console;
+			goto out_lease;
 		}
 		cfg.tap_queues = queues;
 	}
@@ -534,6 +699,8 @@ out_sfd:
 out_tap:
 	for (unsigned i = 0; i < cfg.tap_queues; i++)
 		close(cfg.tap_fds[i]);
+out_lease:
+	lease_give_back(&lease);
 out_console:
 	if (cfg.console_fd > STDERR_FILENO)
 		close(cfg.console_fd);

@@ -179,6 +179,9 @@ static void reset(void *dev)
 	struct vnet *n = dev;
 	/* every queue lock is held: the rings come back before anything else */
 	vnet_vhost_reset_locked(n);
+	pthread_mutex_lock(&n->inj_lock);
+	n->inj_len = 0; /* a reply to the old driver's request */
+	pthread_mutex_unlock(&n->inj_lock);
 	(void)tap_offload(n, 0);
 	pthread_mutex_lock(&n->ctrl_lock);
 	int rc = set_pairs(n, 1);
@@ -385,6 +388,56 @@ static bool rx_wanted(struct vnet *n, const uint8_t dst[6])
  * else is dropped; the buffer goes back either way, with nothing written.
  * A per-frame filter (one that may consume the frame) goes right before
  * the writev. */
+/* Could the frame in c be a DHCP request (untagged IPv4, UDP to port 67,
+ * first fragment)? A peek at the headers only: every other frame goes to
+ * the tap straight from guest memory, uncopied. */
+static bool maybe_dhcp(const struct vq_chain *c)
+{
+	uint8_t h[VNET_HDR_LEN + 14 + 60 + 4];
+	size_t got = vq_iov_read(c->iov, c->nr_out, 0, h, sizeof(h));
+	const uint8_t *e = h + VNET_HDR_LEN, *ip = e + 14;
+	if (got < VNET_HDR_LEN + 14 + 20 + 4 || e[12] != 0x08 || e[13] != 0x00 || ip[9] != 17 ||
+	    ((ip[6] & 0x1f) | ip[7]))
+		return false;
+	size_t ihl = (size_t)(ip[0] & 0xf) * 4;
+	/* a bogus IHL is the filter's to refuse: show it the frame */
+	if (ihl < 20 || VNET_HDR_LEN + 14 + ihl + 4 > got)
+		return true;
+	return ip[ihl + 2] == 0 && ip[ihl + 3] == 67;
+}
+
+/* The frame goes to the filter instead of the tap? Then it is consumed,
+ * and a reply waits for pair 0's rx queue. */
+static bool tx_filtered(struct vnet *n, struct vnet_pair *pr, const struct vq_chain *c)
+{
+	if (!n->tx_filter || c->out_len - VNET_HDR_LEN > VNET_FILTER_MAX || !maybe_dhcp(c))
+		return false;
+	/* one copy, judged and then sent as judged: the guest may change its
+	 * buffer meanwhile, but not what the filter saw */
+	size_t fl = (size_t)c->out_len - VNET_HDR_LEN, rl = sizeof(pr->filt_reply);
+	(void)vq_iov_read(c->iov, c->nr_out, 0, pr->filt_frame, (size_t)c->out_len);
+	if (!n->tx_filter(n->tx_filter_opaque, pr->filt_frame + VNET_HDR_LEN, fl,
+			  pr->filt_reply, &rl)) {
+		ssize_t w;
+		do
+			w = write(pr->fd, pr->filt_frame, (size_t)c->out_len);
+		while (w < 0 && errno == EINTR);
+		if (w < 0)
+			__atomic_add_fetch(&n->stats_tx_drop, 1, __ATOMIC_RELAXED);
+		return true;
+	}
+	if (rl && rl <= sizeof(pr->filt_reply)) {
+		pthread_mutex_lock(&n->inj_lock);
+		memcpy(n->inj, pr->filt_reply, rl);
+		n->inj_len = rl;
+		pthread_mutex_unlock(&n->inj_lock);
+		/* pair 0's thread delivers it (its rx queue, its lock) */
+		uint64_t one = 1;
+		(void)!write(n->pair[0]->kickfd, &one, sizeof(one));
+	}
+	return true;
+}
+
 static uint32_t tx_one(struct vnet *n, struct vnet_pair *pr, const struct vq_chain *c)
 {
 	/* the guest picks out_len (up to 256 segments of 4 GiB): nothing
@@ -393,6 +446,8 @@ static uint32_t tx_one(struct vnet *n, struct vnet_pair *pr, const struct vq_cha
 		__atomic_add_fetch(&n->stats_tx_drop, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
+	if (tx_filtered(n, pr, c))
+		return 0;
 	ssize_t w;
 	do
 		w = writev(pr->fd, c->iov, (int)c->nr_out);
@@ -495,10 +550,25 @@ static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *push
 			return 0;
 	}
 
-	ssize_t r;
-	do
-		r = readv(pr->fd, pr->riov, (int)niov);
-	while (r < 0 && errno == EINTR);
+	ssize_t r = -1;
+	if (n->tx_filter && pr == n->pair[0]) {
+		/* a filter reply first, as if the fd had delivered it: a zeroed
+		 * header (no GSO, checksums complete), then the frame */
+		static const uint8_t hdr[VNET_HDR_LEN];
+		pthread_mutex_lock(&n->inj_lock);
+		if (n->inj_len) {
+			(void)vq_iov_write(pr->riov, niov, 0, hdr, sizeof(hdr));
+			(void)vq_iov_write(pr->riov, niov, VNET_HDR_LEN, n->inj, n->inj_len);
+			r = (ssize_t)(VNET_HDR_LEN + n->inj_len);
+			n->inj_len = 0;
+		}
+		pthread_mutex_unlock(&n->inj_lock);
+	}
+	if (r < 0) {
+		do
+			r = readv(pr->fd, pr->riov, (int)niov);
+		while (r < 0 && errno == EINTR);
+	}
 	if (r < VNET_HDR_LEN) {
 		vq_unpop(q, (uint16_t)nc);
 		if (r >= 0) {
@@ -607,6 +677,7 @@ int vnet_init(struct vnet *n, const int *fds, unsigned pairs, bool tap, const ui
 	memcpy(n->mac, mac, 6);
 	pthread_mutex_init(&n->ctrl_lock, NULL);
 	pthread_mutex_init(&n->filter_lock, NULL);
+	pthread_mutex_init(&n->inj_lock, NULL);
 	filter_reset(n);
 	for (unsigned p = 0; p < pairs; p++) {
 		int fl = fcntl(fds[p], F_GETFL);
@@ -650,6 +721,7 @@ err_pairs:
 		n->pair[p] = NULL;
 	}
 	pthread_mutex_destroy(&n->filter_lock);
+	pthread_mutex_destroy(&n->inj_lock);
 	pthread_mutex_destroy(&n->ctrl_lock);
 	return rc;
 }
@@ -665,5 +737,6 @@ void vnet_destroy(struct vnet *n)
 		n->pair[p] = NULL;
 	}
 	pthread_mutex_destroy(&n->filter_lock);
+	pthread_mutex_destroy(&n->inj_lock);
 	pthread_mutex_destroy(&n->ctrl_lock);
 }

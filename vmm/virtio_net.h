@@ -29,6 +29,19 @@
 #define VNET_MAC_TABLE 64    /* MAC filter entries kept; more: accept that kind */
 #define VNET_CTRL_MAX 65536  /* longest control command (MAC tables) we parse */
 
+/* tx filter (DHCP from the VMM): frames up to this long are shown to it;
+ * longer ones (GSO super-frames, jumbo) go to the fd unseen */
+#define VNET_FILTER_MAX (9216 + 18)
+#define VNET_REPLY_MAX 2048  /* largest frame a filter may inject */
+
+/* 1: the frame is consumed (never written to the fd), and if *reply_len
+ * (in: room) comes back non-zero, reply[0..*reply_len) goes to the guest
+ * on rx queue 0; 0: pass it on. Called on the tx path, any thread. Only
+ * IPv4/UDP frames to port 67 are shown to it (DHCP is all it is for):
+ * the rest go to the tap without a copy. */
+typedef int vnet_tx_filter_fn(void *opaque, const uint8_t *frame, size_t len,
+			      uint8_t *reply, size_t *reply_len);
+
 /* Receive filter (5.1.6.5.1/2), written by the control queue, read by rx. */
 struct vnet_filter {
 	bool promisc, allmulti;
@@ -46,6 +59,9 @@ struct vnet_pair {
 	int kickfd;       /* eventfd: a kick on this pair's rx or tx queue */
 	bool attached;    /* tap queue attached (TUNSETQUEUE); owned by v->lock or ctrl */
 	uint64_t rx_frames, tx_frames; /* for tests and stats */
+	/* tx filter scratch, owned by this pair's tx queue lock */
+	uint8_t filt_frame[VNET_HDR_LEN + VNET_FILTER_MAX];
+	uint8_t filt_reply[VNET_REPLY_MAX];
 	/* rx scratch, owned by the rx queue lock */
 	struct vq_chain rxc[VNET_RX_CHAINS];
 	struct iovec riov[VNET_RX_IOVS];
@@ -65,6 +81,15 @@ struct vnet {
 	bool filter_on;   /* atomic: CTRL_RX negotiated and not promiscuous */
 	struct vnet_filter filter;
 	struct vnet_pair *pair[VNET_MAX_PAIRS];
+	/* tx filter: set before the device runs, NULL for none */
+	vnet_tx_filter_fn *tx_filter;
+	void *tx_filter_opaque;
+	/* one injected frame waiting for a buffer on pair 0's rx queue; a
+	 * newer reply replaces an undelivered one. inj_lock is a leaf: taken
+	 * under any queue lock */
+	pthread_mutex_t inj_lock;
+	size_t inj_len;
+	uint8_t inj[VNET_REPLY_MAX];
 	/* vhost-net (virtio_net_vhost.c) */
 	bool vhost_open;  /* every pair has a backend */
 	bool vhost_ok;    /* the driver's features suit the backends (v->lock) */

@@ -31,8 +31,10 @@ struct vm_cfg {
 	int disk_readonly;
 	int disk_direct;   /* cache=none */
 	uint8_t mac[6];    /* virtio-net MAC */
+	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP (devices.h) */
 };
 
+struct dhcp_lease;
 struct vcpu;
 struct console;
 struct serial;

@@ -12,7 +12,8 @@ $(VMM_LIB): $$(patsubst %.c,$(BUILD)/%.o,$$(VMM_LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(VMM_LIB) $(NET_LIB)
+# TEMPORARY (lease_tmp.o): replaced by net/lease.c at merge
+$(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(BUILD)/vmm/lease_tmp.o $(VMM_LIB) $(NET_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(NET_LDLIBS)
 
 vmm: $(BUILD)/kvmlab-vm
@@ -41,3 +42,4 @@ VMM_LIB_SRCS += vmm/acpi.c
 VMM_LIB_SRCS += vmm/vhost_net.c
 VMM_LIB_SRCS += vmm/virtio_net_vhost.c
 VMM_LIB_SRCS += vmm/dhcp_tap.c
+VMM_LIB_SRCS += vmm/dhcp.c

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# DHCP from the VMM: the default guest, with no kvmlab.ip=, runs busybox
+# udhcpc on eth0 and `kvmlab-vm run --net` answers it from its lease.
+# Oracles: what the guest prints of its own configuration (busybox ip,
+# hostname, /sys, resolv.conf), pings between guests and to the bridge,
+# and the host's neighbour table (`ip -j neigh`) for who sits at which
+# address. Checks:
+#   1. a named VM gets an address in the subnet, router, host name = name,
+#      the bridge's MTU, and reaches the bridge
+#   2. while it runs, the host sees a VM's MAC at its address; a second VM
+#      (no --name: vm-<pid>, printed) gets another address and reaches
+#      the first
+#   3. the named VM, restarted, gets the same address, and its renew
+#      (unicast to the router) is ACKed
+#   4. kill -9 a VM: the next VM of that name reclaims its lease (same
+#      address); a live VM's name is refused (needs net/lease.c)
+#   5. --forward: the host reaches a guest service (needs net/forward.c)
+# Runs where /dev/kvm boots stock kernels (tests/kvm/run takes care).
+. "$(dirname "$0")/../lib.sh"
+cd "$T_ROOT" || exit 1
+TMO=${KVMLAB_KVM_TIMEOUT:-90}
+VM=$KVMLAB_VM
+if ! "$VM" check >/dev/null 2>&1; then t_skip "dhcp" "kvmlab-vm check: /dev/kvm not usable"; exit 0; fi
+for f in "$KVMLAB_BUILD/guest/bzImage" "$KVMLAB_BUILD/guest/initrd.img"; do
+	[ -f "$f" ] || { t_fail "dhcp: default guest" "$f missing (scripts/build-guest)"; t_finish; }
+done
+work=$(mktemp -d /tmp/kvmlab-dhcp.XXXXXX) || exit 1
+t_defer "rm -rf '$work'"
+t_netns_new lab dhcplab
+t_defer "ip netns exec $lab '$KVMLAB_NET' down lab"
+ip -n "$lab" link set lo up
+if ! ip netns exec "$lab" "$KVMLAB_NET" up lab --cidr 192.168.58.1/24 >"$work/up" 2>&1; then
+	t_fail "dhcp: kvmlab-net up" "$(cat "$work/up")"
+	t_finish
+fi
+BRIDGE=$(ip -n "$lab" -j link show type bridge | jq -r '.[0].ifname')
+BRMTU=$(ip -n "$lab" -j link show dev "$BRIDGE" | jq -r '.[0].mtu')
+# the lease code is the lease branch's; without it (before the merge)
+# the owner checks and forwards cannot work
+have_leases=0
+"$KVMLAB_NET" lease --help >/dev/null 2>&1 && have_leases=1
+
+BASE="console=ttyS0 reboot=k quiet"
+# what every guest prints about itself, then its own extra command
+# (no double quotes: they delimit kvmlab.run= on the kernel command line)
+INFO="echo G-IP=\$(ip -4 -o addr show dev eth0 | awk '{print \$4}'); echo G-HOST=\$(hostname); echo G-MTU=\$(cat /sys/class/net/eth0/mtu); echo G-GW=\$(ip route | awk '/^default/{print \$3}'); echo G-MAC=\$(cat /sys/class/net/eth0/address); ping -c 2 -W 3 192.168.58.1 >/dev/null && echo G-PING-GW=ok"
+
+# start NAME ARGS... -- RUNCMD: boot a VM in the background; sets PID_NAME
+start() {
+	local n=$1; shift
+	local args=()
+	while [ "$1" != -- ]; do args+=("$1"); shift; done
+	shift
+	ip netns exec "$lab" "$VM" run --net lab --mem 192M "${args[@]}" \
+		--cmdline "$BASE kvmlab.run=\"$INFO; $1\"" </dev/null >"$work/$n.out" 2>"$work/$n.err" &
+	printf -v "PID_$n" '%s' $!
+	t_defer "kill -9 $! 2>/dev/null"
+}
+# wait_for NAME PATTERN: until the console has it or TMO passes
+wait_for() {
+	local i
+	for ((i = 0; i < TMO * 5; i++)); do
+		grep -q "$2" "$work/$1.out" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# finish NAME: wait for the VM to exit (bounded); echo its status
+finish() {
+	local p=PID_$1 i
+	for ((i = 0; i < TMO * 5; i++)); do kill -0 "${!p}" 2>/dev/null || break; sleep 0.2; done
+	kill -9 "${!p}" 2>/dev/null
+	wait "${!p}" 2>/dev/null
+}
+g() { tr -d '\r' <"$work/$1.out" | sed -n "s/^$2=//p" | tail -n1; }
+desc() { echo "stderr: $(tail -n 3 "$work/$1.err" | tr '\n' ' ' | cut -c1-200); console: $(tr -d '\r' <"$work/$1.out" | grep -v '^$' | grep -v '^\[' | tail -n 4 | tr '\n' '|' | cut -c1-300)"; }
+dhcp_ms() { tr -d '\r' <"$work/$1.out" | sed -n 's/^kvmlab-init: dhcp: .*(\([0-9]*\) ms)$/\1/p' | head -1; }
+# the host's neighbour entry for ADDR on the bridge: its MAC
+host_mac() { ip -n "$lab" -j neigh show dev "$BRIDGE" | jq -r --arg a "$1" '.[] | select(.dst == $a) | .lladdr' | head -1; }
+
+# ---- 1. a named VM
+start web --name web -- 'true'
+finish web
+rc=$?
+ipw=$(g web G-IP)
+if [ "$rc" = 0 ] && [[ $ipw == 192.168.58.*/24 ]] && [ "$ipw" != 192.168.58.1/24 ]; then
+	t_ok "dhcp: default guest got $ipw by DHCP through run --net (udhcpc: $(dhcp_ms web) ms)"
+else
+	t_fail "dhcp: default guest got an address by DHCP" "rc $rc, G-IP '$ipw'; $(desc web)"
+fi
+[ "$(g web G-GW)" = 192.168.58.1 ] && t_ok "dhcp: default route via the bridge address" ||
+	t_fail "dhcp: default route via the bridge address" "G-GW '$(g web G-GW)'"
+[ "$(g web G-HOST)" = web ] && t_ok "dhcp: guest host name is the VM name" ||
+	t_fail "dhcp: guest host name is the VM name" "G-HOST '$(g web G-HOST)'"
+[ "$(g web G-MTU)" = "$BRMTU" ] && t_ok "dhcp: guest MTU is the bridge's ($BRMTU)" ||
+	t_fail "dhcp: guest MTU is the bridge's" "G-MTU '$(g web G-MTU)', bridge $BRMTU"
+[ "$(g web G-PING-GW)" = ok ] && t_ok "dhcp: guest reaches the bridge" ||
+	t_fail "dhcp: guest reaches the bridge" "$(desc web)"
+grep -q "VM web on lab" "$work/web.err" && t_ok "dhcp: run --net --name says which VM it is" ||
+	t_fail "dhcp: run --net --name says which VM it is" "$(desc web)"
+
+# ---- 2. two at once: the first waits for the second to reach it
+start one --name one -- 'sleep 120'
+if wait_for one '^G-PING-GW='; then
+	ip1=$(g one G-IP)
+	# while it runs: a port leaving the bridge may change the bridge's
+	# MAC, which flushes its neighbour table
+	hm=$(host_mac "${ip1%/*}")
+	if [ -n "$hm" ] && [ "$hm" = "$(g one G-MAC)" ]; then
+		t_ok "dhcp: the host's neighbour table has ${ip1%/*} at the guest's MAC $hm"
+	else
+		t_fail "dhcp: the host's neighbour table has the guest" "host '$hm', guest MAC '$(g one G-MAC)'; $(ip -n "$lab" -j neigh)"
+	fi
+	start two -- "ping -c 3 -W 3 ${ip1%/*} >/dev/null && echo G-PEER=ok"
+	finish two
+	ip2=$(g two G-IP)
+	kill -TERM "$PID_one"
+	finish one
+	rc1=$?
+	if [[ $ip2 == 192.168.58.*/24 ]] && [ "$ip1" != "$ip2" ]; then
+		t_ok "dhcp: two VMs on one network: $ip1 and $ip2"
+	else
+		t_fail "dhcp: two VMs on one network get different addresses" "'$ip1' and '$ip2'; $(desc two)"
+	fi
+	[ "$(g two G-PEER)" = ok ] && t_ok "dhcp: the second VM reaches the first" ||
+		t_fail "dhcp: the second VM reaches the first" "$(desc two)"
+	name2=$(sed -n 's/^kvmlab-vm: VM \(vm-[0-9]*\) on lab.*/\1/p' "$work/two.err")
+	if [ -n "$name2" ] && [ "$(g two G-HOST)" = "$name2" ]; then
+		t_ok "dhcp: no --name: $name2, printed on stderr and used as host name"
+	else
+		t_fail "dhcp: no --name: vm-<pid> printed and used" "stderr name '$name2', host '$(g two G-HOST)'"
+	fi
+	[ "$rc1" = 143 ] && t_ok "dhcp: SIGTERM ends a VM (143)" || t_fail "dhcp: SIGTERM ends a VM (143)" "rc $rc1"
+else
+	t_fail "dhcp: two VMs on one network" "the first never reached the bridge; $(desc one)"
+fi
+
+# ---- 3. restart: same address
+# (and renews: SIGUSR1 makes udhcpc send a unicast REQUEST to the
+# server id, which the guest resolves to the bridge's MAC)
+start web2 --name web -- 'kill -USR1 $(pidof udhcpc); sleep 3'
+finish web2
+[ -n "$ipw" ] && [ "$(g web2 G-IP)" = "$ipw" ] && t_ok "dhcp: restarted VM web keeps $ipw" ||
+	t_fail "dhcp: restarted VM keeps its address" "first '$ipw', now '$(g web2 G-IP)'; $(desc web2)"
+tr -d '\r' <"$work/web2.out" | grep -q "^kvmlab-init: dhcp: renewed ${ipw:-none} on eth0" &&
+	t_ok "dhcp: the guest's renew (unicast to the router) is ACKed" ||
+	t_fail "dhcp: the guest's renew is ACKed" "$(desc web2)"
+
+# ---- 4. kill -9, then reclaim
+start crash --name crash -- 'sleep 120'
+if wait_for crash '^G-IP='; then
+	ipc=$(g crash G-IP)
+	if [ $have_leases = 1 ]; then
+		start dup --name crash -- 'true'
+		finish dup
+		rcd=$?
+		if [ "$rcd" = 1 ] && [ "$(grep -c . "$work/dup.err")" = 1 ] && grep -q crash "$work/dup.err"; then
+			t_ok "dhcp: a live VM's name is refused (one line, exit 1)"
+		else
+			t_fail "dhcp: a live VM's name is refused" "rc $rcd; $(desc dup)"
+		fi
+	else
+		t_skip "dhcp: a live VM's name is refused" "needs net/lease.c (lease branch; this tree has vmm/lease_tmp.c)"
+	fi
+	kill -9 "$PID_crash"
+	finish crash
+	start crash2 --name crash -- 'true'
+	finish crash2
+	rc=$?
+	if [ "$rc" = 0 ] && [ "$(g crash2 G-IP)" = "$ipc" ]; then
+		t_ok "dhcp: after kill -9, the next VM crash reclaims the stale lease ($ipc)"
+	else
+		t_fail "dhcp: after kill -9, the lease is reclaimed" "rc $rc, first '$ipc', now '$(g crash2 G-IP)'; $(desc crash2)"
+	fi
+else
+	t_fail "dhcp: kill -9 and reclaim" "the VM never printed its address; $(desc crash)"
+fi
+
+# ---- 5. --forward from the host to a guest service
+if [ $have_leases = 1 ]; then
+	start fwd --name fwd --forward 18080:8080 -- 'echo G-LISTEN=1; nc -l -p 8080 -e echo hello-from-guest'
+	if wait_for fwd '^G-LISTEN='; then
+		got=$(ip netns exec "$lab" timeout 10 ncat 192.168.58.1 18080 </dev/null 2>&1)
+		[[ $got == *hello-from-guest* ]] && t_ok "dhcp: --forward 18080:8080 reaches the guest" ||
+			t_fail "dhcp: --forward reaches the guest" "got '$got'"
+	else
+		t_fail "dhcp: --forward reaches the guest" "$(desc fwd)"
+	fi
+	kill -TERM "$PID_fwd" 2>/dev/null
+	finish fwd
+else
+	t_skip "dhcp: --forward reaches the guest" "needs net/forward.c (lease branch)"
+fi
+t_finish
