@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# DHCP-to-ssh benchmark: the Debian image (scripts/build-guest --debian)
+# booted on a NAT-ed kvmlab network, from process start to its sshd
+# answering (an "SSH-" banner) through a port forward on the uplink, for
+#   kvmlab-vm  run --net lab --name web --forward 2222:22 (its own DHCP
+#              server and forward)
+#   qemu       QEMU (q35, virtio-net on a `kvmlab-net tap add` tap, vhost
+#              when /dev/vhost-net exists) with dnsmasq serving DHCP on the
+#              same kvmlab bridge, as libvirt's default network does, and
+#              the same forward (`kvmlab-net forward add`, or an nft DNAT
+#              rule in a table of the bench's own before that exists)
+# Same kernel, initramfs, command line, 512 MiB, 1 vCPU. The client sits
+# in a "wan" namespace and opens a new connection to 198.51.100.1:2222
+# every 0.1 s (each may wait 3 s); the lab's neighbour retransmit time is
+# 100 ms, so a guest that just came up is found within ~0.2 s.
+# Also the DHCP exchange alone, from the guest's own journal (networkd
+# logs at debug level in the image): its first DISCOVER to its ACK, on the
+# guest's monotonic clock.
+# Medians of N runs (default 3), VMMs in turn. Without hardware-backed KVM
+# everything runs in one test host (nested KVM under TCG): compare ratios.
+# Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_TIMEOUT (per boot, 300 s),
+#      KVMLAB_BENCH_QEMU_MACHINE (q35).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+TOP=$PWD
+IMG=build/debian/debian.img
+
+if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
+	scripts/build-guest || exit 1
+	scripts/build-guest --debian 2>/dev/null || { scripts/build-guest --debian; exit 1; }
+	[ -x build/kvmlab-vm ] && [ -x build/kvmlab-net ] || make -j2 all || exit 1
+	if ! why=$(scripts/kvm-is-hw); then
+		echo "# bench/dhcp-ssh.sh: $why: running inside the test host (QEMU TCG + nested SVM)"
+		for try in 1 2; do
+			scripts/testhost --mem 3072 --timeout 3000 --disk "$IMG" -- env \
+				KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" \
+				KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-300}" \
+				KVMLAB_BENCH_QEMU_MACHINE="${KVMLAB_BENCH_QEMU_MACHINE:-q35}" \
+				KVMLAB_BENCH_ONLY="${KVMLAB_BENCH_ONLY:-}" bash bench/dhcp-ssh.sh
+			rc=$?
+			[ $rc = 125 ] && [ $try = 1 ] && { echo "# the test host died; retrying once"; continue; }
+			exit $rc
+		done
+	fi
+fi
+
+RUNS=${KVMLAB_BENCH_RUNS:-3}
+TMO=${KVMLAB_BENCH_TIMEOUT:-300}
+MACHINE=${KVMLAB_BENCH_QEMU_MACHINE:-q35}
+B=$TOP/build
+K=$B/guest/bzImage I=$B/guest/initrd.img
+KEY=$B/debian/id_ed25519
+CMDLINE="$(cat "$B/debian/cmdline") quiet"
+QEMU=$(command -v qemu-system-x86_64 || true)
+GUEST_IP=192.168.58.10 QMAC=52:54:00:58:00:10
+for f in "$K" "$I" "$TOP/$IMG" "$KEY" "$B/kvmlab-vm" "$B/kvmlab-net"; do
+	[ -e "$f" ] || { echo "bench/dhcp-ssh.sh: $f missing" >&2; exit 1; }
+done
+
+lab=kl-bdl-$$ wan=kl-bdw-$$
+work=$(mktemp -d /tmp/kvmlab-bench-dhcp.XXXXXX) || exit 1
+vpid='' dpid=''
+cleanup() {
+	[ -n "$vpid" ] && kill -9 "$vpid" 2>/dev/null
+	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
+	ip netns exec "$lab" "$B/kvmlab-net" down lab >/dev/null 2>&1
+	for ns in "$lab" "$wan"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+inlab() { ip netns exec "$lab" "$@"; }
+inwan() { ip netns exec "$wan" "$@"; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# ---- the lab: router namespace with the kvmlab network, and the wan ----
+ip netns add "$lab" && ip netns add "$wan" || exit 1
+ip -n "$lab" link add up0 type veth peer name wan0 netns "$wan" || exit 1
+ip -n "$lab" link set lo up
+ip -n "$lab" addr add 198.51.100.1/24 dev up0
+ip -n "$lab" link set up0 up
+ip -n "$wan" link set lo up
+ip -n "$wan" addr add 198.51.100.2/24 dev wan0
+ip -n "$wan" link set wan0 up
+inlab "$B/kvmlab-net" up lab --cidr 192.168.58.1/24 --nat --uplink up0 >/dev/null || exit 1
+br=$(ip -n "$lab" -j link show type bridge | jq -r '.[0].ifname')
+inlab sh -c "echo 100 >/proc/sys/net/ipv4/neigh/$br/retrans_time_ms"
+
+has_forward_vm=0 has_forward_net=0
+"$B/kvmlab-vm" run --help 2>&1 | grep -q -- --forward && has_forward_vm=1
+"$B/kvmlab-net" --help 2>&1 | grep -q 'forward add' && has_forward_net=1
+
+# wait_banner: new connection attempts from wan every 0.1 s until one
+# reads "SSH-"; prints the time (ms) it did, or nothing after TMO
+wait_banner() {
+	inwan bash -c '
+		end=$((SECONDS + $1)); i=0
+		while [ $SECONDS -lt $end ] && [ ! -s "$2" ]; do
+			( timeout 3 bash -c "exec 3<>/dev/tcp/198.51.100.1/2222 && IFS= read -r -t 3 l <&3 && [[ \$l == SSH-* ]]" 2>/dev/null &&
+				echo $(( $(date +%s%N) / 1000000 )) >>"$2" ) &
+			sleep 0.1
+			i=$((i + 1))
+			[ $((i % 50)) = 0 ] && wait  # reap
+		done
+		wait' _ "$TMO" "$work/up"
+	head -n1 "$work/up" 2>/dev/null
+}
+
+# dhcp_ms: DISCOVER..ACK from the guest's networkd journal (monotonic s)
+dhcp_ms() {
+	inlab timeout 60 ssh -q -i "$KEY" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-o ConnectTimeout=20 -o BatchMode=yes "root@$1" \
+		"journalctl -b -u systemd-networkd -o short-monotonic --no-pager" >"$work/journal" 2>/dev/null
+	# systemd 252: "eth0: DHCPv4 client: DISCOVER" ... "... ACK"
+	awk '/DHCP/ && /DISCOVER/ && !d { gsub(/[\[\]]/, "", $1); d = $1 }
+	     /DHCP/ && /: ACK/ && d && !a { gsub(/[\[\]]/, "", $1); a = $1 }
+	     END { if (d && a) printf "%d\n", (a - d) * 1000 }' "$work/journal"
+}
+
+run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
+	local name=$1 t0 up addr d
+	rm -f "$work/up"
+	cp --sparse=always "$TOP/$IMG" "$work/disk.img" || return 1
+	case $name in
+	kvmlab-vm)
+		t0=$(ms)
+		inlab "$B/kvmlab-vm" run --net lab --name web --mem 512M --cpus 1 \
+			--kernel "$K" --initrd "$I" --cmdline "$CMDLINE" --disk "$work/disk.img" \
+			--forward 2222:22 --console "file:$work/console-$name-$2" </dev/null >"$work/vm.log" 2>&1 &
+		vpid=$! ;;
+	qemu)
+		local vhost=off
+		[ -c /dev/vhost-net ] && vhost=on
+		t0=$(ms)
+		inlab "$QEMU" -enable-kvm -M "$MACHINE" -cpu host -m 512 -smp 1 -nodefaults -no-user-config \
+			-display none -serial "file:$work/console-$name-$2" -monitor none -no-reboot \
+			-kernel "$K" -initrd "$I" -append "$CMDLINE" \
+			-drive "file=$work/disk.img,format=raw,if=virtio,cache=writeback" \
+			-netdev "tap,id=n0,ifname=klq0,script=no,downscript=no,vnet_hdr=on,vhost=$vhost" \
+			-device "virtio-net-pci,netdev=n0,mac=$QMAC,romfile=" </dev/null >"$work/vm.log" 2>&1 &
+		vpid=$! ;;
+	esac
+	up=$(wait_banner)
+	if [ -z "$up" ]; then
+		echo "# $name run $2: no ssh banner within ${TMO}s; console tail:" >&2
+		tail -n 15 "$work/console-$name-$2" | tr -d '\r' | sed 's/^/#   /' >&2
+		sed 's/^/#   vmm: /' "$work/vm.log" | tail -n 5 >&2
+		kill -9 "$vpid" 2>/dev/null; wait "$vpid" 2>/dev/null; vpid=''
+		return 1
+	fi
+	addr=$GUEST_IP
+	# kvmlab-vm's lease, from show --json (an object naming vm "web")
+	[ "$name" = kvmlab-vm ] && addr=$(inlab "$B/kvmlab-net" show lab --json 2>/dev/null |
+		jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty)][0] // empty' 2>/dev/null)
+	d=$(dhcp_ms "$addr")
+	kill "$vpid" 2>/dev/null
+	sleep 1
+	kill -9 "$vpid" 2>/dev/null
+	wait "$vpid" 2>/dev/null
+	vpid=''
+	echo "$((up - t0)) ${d:--}"
+}
+
+names=()
+if [ $has_forward_vm = 1 ]; then names+=(kvmlab-vm)
+else echo "# kvmlab-vm: SKIP: this kvmlab-vm has no --forward/--name (the VMM's DHCP server and forwards come with branch dhcp)"; fi
+if [ -n "$QEMU" ] && command -v dnsmasq >/dev/null; then names+=(qemu)
+else echo "# qemu: SKIP: needs qemu-system-x86_64 and dnsmasq"; fi
+case ${KVMLAB_BENCH_ONLY:-} in ?*) names=("$KVMLAB_BENCH_ONLY") ;; esac
+
+if [[ " ${names[*]} " == *" qemu "* ]]; then
+	# dnsmasq as libvirt runs it for a NAT network, on the kvmlab bridge
+	inlab "$B/kvmlab-net" tap add klq0 --net lab >/dev/null || exit 1
+	inlab dnsmasq --keep-in-foreground --conf-file=/dev/null --strict-order --bind-dynamic \
+		--except-interface=lo --interface="$br" --no-resolv --user=root --pid-file= \
+		--dhcp-range=192.168.58.2,192.168.58.254,255.255.255.0 --dhcp-no-override \
+		--dhcp-authoritative --dhcp-lease-max=253 --dhcp-leasefile="$work/leases" \
+		--dhcp-host="$QMAC,$GUEST_IP" --log-facility="$work/dnsmasq.log" &
+	dpid=$!
+	if [ $has_forward_net = 1 ]; then
+		inlab "$B/kvmlab-net" forward add lab --proto tcp --port 2222 --to "$GUEST_IP:22" >/dev/null || exit 1
+	else
+		echo "# qemu: kvmlab-net has no 'forward add' yet: the forward is the bench's own nft DNAT rule"
+		inlab nft -f - <<EOF || exit 1
+table ip klbench {
+	chain pre { type nat hook prerouting priority dstnat; ip daddr 198.51.100.1 tcp dport 2222 dnat to $GUEST_IP:22; }
+}
+EOF
+	fi
+fi
+
+declare -A boot=() dhcp=()
+for ((r = 1; r <= RUNS; r++)); do
+	for n in "${names[@]}"; do
+		res=$(run_one "$n" "$r") || { echo "# $n run $r failed"; continue; }
+		echo "# $n run $r: sshd answered after ${res% *} ms; DHCP DISCOVER..ACK ${res#* } ms"
+		boot[$n]+="${res% *} "
+		dhcp[$n]+="${res#* } "
+	done
+done
+
+median() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+echo "# process start -> sshd banner through the forward, median of $RUNS (ms); DHCP exchange in the guest (ms)"
+printf '%-10s %10s %10s   %s\n' vmm boot_ms dhcp_ms "runs (boot)"
+for n in "${names[@]}"; do
+	printf '%-10s %10s %10s   %s\n' "$n" "$(median <<<"${boot[$n]:-}")" "$(median <<<"${dhcp[$n]:-}")" "${boot[$n]:-}"
+done
+if [ -n "${boot[kvmlab-vm]:-}" ] && [ -n "${boot[qemu]:-}" ]; then
+	k=$(median <<<"${boot[kvmlab-vm]}") q=$(median <<<"${boot[qemu]}")
+	awk -v k="$k" -v q="$q" 'BEGIN { printf "ratio qemu/kvmlab-vm (boot to sshd): %.2fx (goal >= 1.3x)\n", q / k }'
+	k=$(median <<<"${dhcp[kvmlab-vm]}") q=$(median <<<"${dhcp[qemu]}")
+	[ "$k" != - ] && [ "$q" != - ] && [ "$k" != 0 ] &&
+		awk -v k="$k" -v q="$q" 'BEGIN { printf "ratio qemu/kvmlab-vm (DHCP DISCOVER..ACK): %.2fx\n", q / k }'
+fi
+exit 0

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# A real distribution guest: the Debian 12 image (scripts/build-guest
+# --debian: systemd, systemd-networkd, openssh-server) boots under
+# kvmlab-vm on a NAT-ed kvmlab network made in namespaces of our own:
+#   lab  kvmlab-net up lab --nat (uplink up0 198.51.100.1), the VM's tap
+#   wan  198.51.100.2: a TCP service on :8080 that logs the source address
+#        it sees, and a DNS responder (dnsmasq) answering svc.wan.test
+# With the VMM's DHCP server (kvmlab-vm run --name/--forward), the guest
+# takes its address by DHCP through systemd-networkd; before that exists,
+# by a static ip= on the kernel command line (systemd-network-generator),
+# and the DHCP/forward checks SKIP. Oracles: the guest's own `ip -j addr`,
+# `networkctl status` and getent over ssh, `kvmlab-net show --json` on the
+# host, the wan service's log, $SSH_CONNECTION seen by the guest's sshd,
+# and kvmlab-vm's exit status after the guest powers off.
+. "$(dirname "$0")/../lib.sh"
+cd "$T_ROOT" || exit 1
+IMG=$KVMLAB_BUILD/debian/debian.img
+KEY=$KVMLAB_BUILD/debian/id_ed25519
+TMO=${KVMLAB_DEBIAN_TIMEOUT:-300}
+[ "$(id -u)" = 0 ] || { t_skip "debian" "needs root"; exit 0; }
+if [ ! -f "$IMG" ] || [ ! -f "$KEY" ]; then
+	t_skip "debian: boots the Debian image" "no $IMG (scripts/build-guest --debian; it needs mmdebstrap)"
+	exit 0
+fi
+command -v ssh >/dev/null || { t_skip "debian" "no ssh client"; exit 0; }
+command -v dnsmasq >/dev/null || { t_skip "debian" "no dnsmasq (the wan's DNS responder)"; exit 0; }
+
+dhcp=0 dns=0
+"$KVMLAB_VM" run --help 2>&1 | grep -q -- --forward && dhcp=1
+"$KVMLAB_NET" up --help 2>&1 | grep -q -- --dns && dns=1
+"$KVMLAB_NET" --help 2>&1 | grep -q -- '--dns' && dns=1
+
+t_netns_new lab dlab || { t_fail "debian: netns" "ip netns add failed"; t_finish; }
+t_netns_new wan dwan || { t_fail "debian: netns" "ip netns add failed"; t_finish; }
+t_defer "ip netns exec $lab $KVMLAB_NET down lab"
+work=$(mktemp -d /tmp/kvmlab-debian.XXXXXX) || exit 1
+t_defer "rm -rf '$work'"
+
+ip -n "$lab" link add up0 type veth peer name wan0 netns "$wan" &&
+ip -n "$lab" link set lo up && ip -n "$lab" addr add 198.51.100.1/24 dev up0 &&
+ip -n "$lab" link set up0 up && ip -n "$wan" link set lo up &&
+ip -n "$wan" addr add 198.51.100.2/24 dev wan0 && ip -n "$wan" link set wan0 up ||
+	{ t_fail "debian: lab and wan namespaces" "veth setup failed"; t_finish; }
+ip netns exec "$wan" ncat -l -k 198.51.100.2 8080 --sh-exec \
+	"echo \$NCAT_REMOTE_ADDR >>$work/seen; echo \"wan-hello \$NCAT_REMOTE_ADDR\"" >/dev/null 2>&1 &
+ip netns exec "$wan" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+	--listen-address=198.51.100.2 --bind-interfaces --port=53 --user=root --pid-file= \
+	--address=/svc.wan.test/198.51.100.2 >/dev/null 2>&1 &
+
+upargs=(up lab --cidr 192.168.59.1/24 --nat --uplink up0)
+[ $dns = 1 ] && upargs+=(--dns 198.51.100.2)
+if ! ip netns exec "$lab" "$KVMLAB_NET" "${upargs[@]}" >"$work/up.log" 2>&1; then
+	t_fail "debian: kvmlab-net ${upargs[*]}" "$(head -n1 "$work/up.log")"
+	t_finish
+fi
+
+# a private copy: booting writes to the disk (journal, machine state)
+cp --sparse=always "$IMG" "$work/disk.img" || { t_fail "debian: copy the image" "cp failed"; t_finish; }
+cmdline="$(cat "$KVMLAB_BUILD/debian/cmdline") quiet"
+vmargs=(run --net lab --mem 512M --cpus 1 --disk "$work/disk.img" --console "file:$work/console")
+if [ $dhcp = 1 ]; then
+	vmargs+=(--name web --forward 2222:22)
+else
+	# no DHCP server yet: systemd-network-generator turns ip= into a
+	# .network that takes precedence over the image's DHCP one
+	cmdline+=" net.ifnames=0 ip=192.168.59.2::192.168.59.1:255.255.255.0::eth0:off nameserver=198.51.100.2"
+	t_skip "debian: address by DHCP from the VMM, forward 2222:22" \
+		"this kvmlab-vm has no --name/--forward (branch dhcp); static ip= instead"
+fi
+t0=$(date +%s%N)
+ip netns exec "$lab" timeout -k 5 $((TMO + 120)) "$KVMLAB_VM" "${vmargs[@]}" --cmdline "$cmdline" \
+	</dev/null >"$work/vm.log" 2>&1 &
+vpid=$!
+t_defer "kill -9 $vpid"
+
+# the guest's address: the lease (DHCP), or the static one
+addr=192.168.59.2
+if [ $dhcp = 1 ]; then
+	addr=
+	for _ in $(seq 1 50); do
+		addr=$(ip netns exec "$lab" "$KVMLAB_NET" show lab --json 2>/dev/null |
+			jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty)][0] // empty' 2>/dev/null)
+		[ -n "$addr" ] && break
+		sleep 0.2
+	done
+	if [ -n "$addr" ]; then t_ok "debian: kvmlab-net show --json lists VM web's lease ($addr)"
+	else t_fail "debian: kvmlab-net show --json lists VM web's lease" "$(ip netns exec "$lab" "$KVMLAB_NET" show lab --json 2>&1 | tr -d '\n' | cut -c1-200)"; fi
+fi
+
+gssh() {  # gssh NS HOST PORT CMD: ssh as root with the image's key
+	local ns=$1 host=$2 port=$3
+	shift 3
+	ip netns exec "$ns" timeout 60 ssh -q -i "$KEY" -p "$port" -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o BatchMode=yes "root@$host" "$@"
+}
+up=0
+if [ -n "$addr" ]; then
+	end=$((SECONDS + TMO))
+	while [ $SECONDS -lt $end ] && kill -0 "$vpid" 2>/dev/null; do
+		if gssh "$lab" "$addr" 22 true 2>/dev/null; then up=1; break; fi
+		sleep 1
+	done
+fi
+if [ $up = 1 ]; then
+	t_ok "debian: sshd answers on $addr after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+else
+	t_fail "debian: sshd answers on ${addr:-?}" "not within ${TMO}s; console: $(tr -d '\r' <"$work/console" 2>/dev/null | grep -v '^$' | tail -n 5 | tr '\n' '|' | cut -c1-300) vmm: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"
+	t_finish
+fi
+
+# -- what the guest says about its network --
+gssh "$lab" "$addr" 22 'ip -j addr show; echo; networkctl status --no-pager -n 0 "$(ls /sys/class/net | grep -E "^(en|eth)" | head -n1)"' >"$work/net" 2>&1
+ifj=$(head -n1 "$work/net")
+have=$(jq -r --arg a "$addr" '[.[] | select(.ifname | test("^(en|eth)")) | .addr_info[] | select(.family == "inet" and .local == $a) | "\(.local)/\(.prefixlen)"][0] // empty' <<<"$ifj" 2>/dev/null)
+if [ "$have" = "$addr/24" ]; then t_ok "debian: guest's ip -j addr shows $addr/24 on its virtio NIC"
+else t_fail "debian: guest's ip -j addr shows $addr/24 on its virtio NIC" "got '${have}': $(cut -c1-200 <<<"$ifj")"; fi
+if [ $dhcp = 1 ]; then
+	if grep -q "$addr (DHCP4 via 192.168.59.1)" "$work/net"; then
+		t_ok "debian: networkctl: the address came by DHCP from 192.168.59.1"
+	else
+		t_fail "debian: networkctl: the address came by DHCP from 192.168.59.1" "$(grep -A2 'Address' "$work/net" | tr '\n' ' ' | cut -c1-200)"
+	fi
+else
+	if grep -qE 'Network File: /run/systemd/network/' "$work/net" && grep -q 'State: routable' "$work/net"; then
+		t_ok "debian: networkctl: routable with the static ip= fallback"
+	else
+		t_fail "debian: networkctl: routable with the static ip= fallback" "$(grep -E 'State|Network File' "$work/net" | tr '\n' ' ')"
+	fi
+fi
+
+# -- out through NAT: the wan sees the uplink address --
+got=$(gssh "$lab" "$addr" 22 'exec 3<>/dev/tcp/198.51.100.2/8080 && timeout 10 head -n1 <&3' 2>&1)
+seen=$(sort -u "$work/seen" 2>/dev/null | tr '\n' ' ')
+if [ "$got" = "wan-hello 198.51.100.1" ] && [ "$seen" = "198.51.100.1 " ]; then
+	t_ok "debian: guest reaches wan:8080, wan sees only 198.51.100.1"
+else
+	t_fail "debian: guest reaches wan:8080, wan sees only 198.51.100.1" "guest got '$got', wan saw '$seen'"
+fi
+
+# -- DNS: a name only the wan's responder knows --
+got=$(gssh "$lab" "$addr" 22 'getent hosts svc.wan.test' 2>&1 | awk '{ print $1 }')
+if [ "$got" = 198.51.100.2 ]; then
+	if [ $dhcp = 1 ] && [ $dns = 1 ]; then t_ok "debian: resolves svc.wan.test through the DNS server given by up --dns (via DHCP)"
+	else t_ok "debian: resolves svc.wan.test through the wan's DNS server (nameserver= on the command line)"; fi
+else
+	t_fail "debian: resolves svc.wan.test through the wan's DNS server" "getent: '$got'"
+fi
+[ $dns = 1 ] || t_skip "debian: DNS server from up --dns" "this kvmlab-net has no up --dns (branch netstate)"
+
+# -- in from wan through the forward to sshd --
+if [ $dhcp = 1 ]; then
+	got=$(gssh "$wan" 198.51.100.1 2222 'echo $SSH_CONNECTION' 2>&1)
+	set -- $got
+	if [ "${1:-}" = 198.51.100.2 ] && [ "${3:-}" = "$addr" ] && [ "${4:-}" = 22 ]; then
+		t_ok "debian: wan reaches the guest's sshd through 198.51.100.1:2222"
+	else
+		t_fail "debian: wan reaches the guest's sshd through 198.51.100.1:2222" "SSH_CONNECTION: '$got'"
+	fi
+fi
+
+# -- the serial getty --
+if tr -d '\r' <"$work/console" | grep -q 'ttyS0'; then t_ok "debian: a getty runs on the serial console"
+else t_fail "debian: a getty runs on the serial console" "no ttyS0 banner on the console"; fi
+
+# -- poweroff from inside: kvmlab-vm exits 0, tap gone --
+gssh "$lab" "$addr" 22 'systemctl poweroff' >/dev/null 2>&1
+rc=
+for _ in $(seq 1 120); do
+	kill -0 "$vpid" 2>/dev/null || { wait "$vpid"; rc=$?; break; }
+	sleep 0.5
+done
+taps=$(ip -n "$lab" -o link show type tun 2>/dev/null | wc -l)
+if [ "$rc" = 0 ] && [ "$taps" = 0 ]; then t_ok "debian: systemctl poweroff ends kvmlab-vm with 0, tap removed"
+else t_fail "debian: systemctl poweroff ends kvmlab-vm with 0, tap removed" "rc '${rc:-still running}', taps left $taps: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"; fi
+t_finish
