@@ -13,7 +13,7 @@ $(VMM_LIB): $$(patsubst %.c,$(BUILD)/%.o,$$(VMM_LIB_SRCS))
 	$(AR) rcs $@ $^
 
 $(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(VMM_LIB) $(NET_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(NET_LDLIBS)
+	$(CC) $(KL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(NET_LDLIBS)
 
 vmm: $(BUILD)/kvmlab-vm
 VMM_LIB_SRCS += vmm/devices.c
