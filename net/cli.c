@@ -1,6 +1,7 @@
 /* kvmlab-net: the command line over the net library. Parses arguments,
  * prints one line per failure and picks the exit code: 0 done, 1 failed
- * (bad input included), 2 usage error. */
+ * (bad values included), 2 usage error (the table in doc/exit-status.txt,
+ * shared with kvmlab-vm, the man pages and the README). */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -11,9 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "cli_suggest.h"
 #include "net.h"
 
 #define PROG "kvmlab-net"
+#ifndef KL_VERSION
+#define KL_VERSION "unknown"
+#endif
+#ifndef KL_SYSCONFDIR
+#define KL_SYSCONFDIR "/etc"
+#endif
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static const char usage_main[] =
@@ -23,17 +31,21 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  up NAME --cidr A.B.C.D/LEN [--bridge BR] [--nat] [--uplink IF]\n"
-	"          [--mtu N] [--stp] [--dns A[,B]] [--dry-run]\n"
+	"          [--mtu N] [--stp] [--dns A[,B]] [--dry-run] [--config FILE]\n"
 	"  down NAME [--if-exists]\n"
 	"  tap add TAP [TAP...] --net NAME [--owner USER] [--group GROUP]\n"
 	"          [--queues N]\n"
 	"  tap del TAP [TAP...] [--if-exists]\n"
 	"  show [NAME] [--json]\n"
+	"  help [COMMAND]\n"
+	"\n"
+	"  --help     this text ('" PROG " COMMAND --help' for a command's)\n"
+	"  --version  print the version\n"
 	"\n"
 	"Every command takes --wait SECONDS: how long to wait for another run\n"
 	"in this network namespace (default 10, or KVMLAB_LOCK_TIMEOUT).\n"
-	"Run '" PROG " COMMAND --help' for details. Needs CAP_NET_ADMIN (show\n"
-	"does not). Exit status: 0 done, 1 failed, 2 usage error.\n";
+	"Needs CAP_NET_ADMIN (show does not). Exit status: 0 done, 1 failed\n"
+	"(a bad value or the system refused), 2 usage error. See kvmlab-net(8).\n";
 
 static const char usage_up[] =
 	"usage: " PROG " up NAME --cidr A.B.C.D/LEN [options]\n"
@@ -52,7 +64,10 @@ static const char usage_up[] =
 	"  --dns A[,B[,C]]     DNS servers to hand to guests, stored with the\n"
 	"                      network\n"
 	"  --dry-run           print the plan, have the kernel check the nft\n"
-	"                      batch, change nothing\n";
+	"                      batch, change nothing\n"
+	"  --config FILE       read options from FILE, one per line (\"cidr\n"
+	"                      10.0.0.1/24\", \"nat\"; '#' comments); the command\n"
+	"                      line's own come after them\n";
 
 static const char usage_down[] =
 	"usage: " PROG " down NAME [--if-exists]\n"
@@ -182,12 +197,21 @@ static int parse_wait(const char *cmd, unsigned *ms)
 	return 1;
 }
 
-/* What getopt_long's ':' (missing value) and '?' (unknown) mean. */
-static int bad_opt(const char *cmd, int c, char **argv)
+/* What getopt_long's ':' (missing value) and '?' (unknown) mean. Every
+ * command's option table is called opts, so the macro passes it along. */
+#define bad_opt(cmd, c, argv) bad_opt_in(cmd, c, argv, opts)
+static int bad_opt_in(const char *cmd, int c, char **argv,
+		      const struct option *opts)
 {
+	const char *arg = argv[optind - 1], *near;
+
 	if (c == ':')
-		return usage_err(cmd, "%s needs a value", argv[optind - 1]);
-	return usage_err(cmd, "unknown option %s", argv[optind - 1]);
+		return usage_err(cmd, "%s needs a value", arg);
+	near = cli_suggest_opt(arg, opts);
+	if (near)
+		return usage_err(cmd, "unknown option '%s'; did you mean '--%s'?",
+				 arg, near);
+	return usage_err(cmd, "unknown option '%s'", arg);
 }
 
 /* Exactly one argument left after the options: NAME. */
@@ -197,6 +221,118 @@ static int one_name(const char *cmd, int argc, char **argv)
 		return usage_err(cmd, "NAME is missing");
 	if (optind + 1 < argc)
 		return usage_err(cmd, "unexpected argument '%s'", argv[optind + 1]);
+	return 0;
+}
+
+/* Append one string to a growing argv (NULL-terminated). */
+static int argv_push(char ***v, int *n, char *s)
+{
+	char **nv = realloc(*v, sizeof(**v) * ((size_t)*n + 2));
+
+	if (!nv || !s)
+		return -ENOMEM;
+	nv[(*n)++] = s;
+	nv[*n] = NULL;
+	*v = nv;
+	return 0;
+}
+
+/* One line of a config file into "--key" [value]: "cidr 10.0.0.1/24",
+ * "mtu=1400", "--nat". Returns 0 (also for blank and comment lines) or
+ * the exit code after printing the reason. */
+static int config_line(const char *file, unsigned lineno, char *line,
+		       const struct option *opts, char ***v, int *n)
+{
+	char *key = line + strspn(line, " \t"), *val, *end;
+	const struct option *o;
+	const char *near;
+
+	end = key + strlen(key);
+	while (end > key && strchr(" \t\r\n", end[-1]))
+		*--end = 0;
+	if (!*key || *key == '#')
+		return 0;
+	if (!strncmp(key, "--", 2))
+		key += 2;
+	val = key + strcspn(key, "= \t");
+	if (*val) {
+		*val++ = 0;
+		val += strspn(val, "= \t");
+	}
+	for (o = opts; o->name; o++)
+		if (strcmp(o->name, "help") && strcmp(o->name, "config") &&
+		    !strcmp(o->name, key))
+			break;
+	if (!o->name) {
+		char dashed[64];
+		snprintf(dashed, sizeof(dashed), "--%s", key);
+		near = cli_suggest_opt(dashed, opts);
+		return fail("config %s:%u: unknown option '%s'%s%s%s", file,
+			    lineno, key, near ? "; did you mean '" : "",
+			    near ? near : "", near ? "'?" : "");
+	}
+	if (o->has_arg == required_argument && !*val)
+		return fail("config %s:%u: %s needs a value", file, lineno, key);
+	if (o->has_arg == no_argument && *val)
+		return fail("config %s:%u: %s takes no value", file, lineno, key);
+	char *opt;
+	if (asprintf(&opt, "--%s", key) < 0 || argv_push(v, n, opt) ||
+	    (*val && argv_push(v, n, strdup(val))))
+		return fail("config %s: out of memory", file);
+	return 0;
+}
+
+/* --config FILE: the command's options, one per line (see config_line),
+ * go in front of the command line's own, so for a value given in both
+ * the command line wins. argv is replaced; getopt keeps pointers into it,
+ * so it lives until exit. */
+static int config_args(const char *cmd, const struct option *opts,
+		       int *argcp, char ***argvp)
+{
+	int argc = *argcp, at = -1, skip = 1, n = 0, rc = 0;
+	char **argv = *argvp, **nv = NULL, *line = NULL;
+	const char *file;
+	unsigned lineno = 0;
+	size_t cap = 0;
+	FILE *f;
+
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (strcmp(argv[i], "--config") && strncmp(argv[i], "--config=", 9))
+			continue;
+		if (at >= 0)
+			return usage_err(cmd, "--config given twice");
+		at = i;
+	}
+	if (at < 0)
+		return 0;
+	if (argv[at][8] == '=') {
+		file = argv[at] + 9;
+	} else if (at + 1 < argc) {
+		file = argv[at + 1];
+		skip = 2;
+	} else {
+		return usage_err(cmd, "--config needs a value");
+	}
+	f = fopen(file, "re");
+	if (!f)
+		return fail("config %s: %s", file, strerror(errno));
+	if (argv_push(&nv, &n, argv[0]))
+		rc = fail("config %s: out of memory", file);
+	while (!rc && getline(&line, &cap, f) >= 0)
+		rc = config_line(file, ++lineno, line, opts, &nv, &n);
+	if (!rc && ferror(f))
+		rc = fail("config %s: %s", file, strerror(errno));
+	free(line);
+	fclose(f);
+	for (int i = 1; !rc && i < argc; i++)
+		if ((i < at || i >= at + skip) && argv_push(&nv, &n, argv[i]))
+			rc = fail("config %s: out of memory", file);
+	if (rc) {
+		free(nv);
+		return rc;
+	}
+	*argcp = n;
+	*argvp = nv;
 	return 0;
 }
 
@@ -212,6 +348,7 @@ static int cmd_up(int argc, char **argv)
 		{"dry-run", no_argument, NULL, 'd'},
 		{"dns", required_argument, NULL, 'D'},
 		{"wait", required_argument, NULL, 'w'},
+		{"config", required_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -224,6 +361,8 @@ static int cmd_up(int argc, char **argv)
 	int c, rc;
 
 	memset(&cfg, 0, sizeof(cfg));
+	if ((rc = config_args("up", opts, &argc, &argv)))
+		return rc;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cidr = optarg; break;
@@ -235,6 +374,7 @@ static int cmd_up(int argc, char **argv)
 		case 'd': flags |= KL_DRY_RUN; break;
 		case 'D': dns = optarg; break;
 		case 'w': wait_arg = optarg; break;
+		case 'F': return usage_err("up", "--config given twice");
 		case 'h': fputs(usage_up, stdout); return EXIT_OK;
 		default: return bad_opt("up", c, argv);
 		}
@@ -243,6 +383,8 @@ static int cmd_up(int argc, char **argv)
 		return rc;
 	if (!cidr)
 		return usage_err("up", "--cidr is required");
+	if (uplink && !cfg.nat)
+		return usage_err("up", "--uplink only applies with --nat");
 	const char *name = argv[optind];
 	if (check_name("network", name))
 		return EXIT_FAIL;
@@ -614,20 +756,58 @@ static int cmd_show(int argc, char **argv)
 	return rc;
 }
 
+static const char *const commands[] = {"up", "down", "tap", "show", "help"};
+
+static int unknown_command(const char *cmd)
+{
+	static const struct option top[] = {
+		{"help", no_argument, NULL, 0}, {"version", no_argument, NULL, 0},
+		{0},
+	};
+	const char *near = *cmd == '-' ? cli_suggest_opt(cmd, top) :
+		cli_closest(cmd, strlen(cmd), commands,
+			    sizeof(commands) / sizeof(commands[0]));
+	char dashed[16];
+
+	if (near && *cmd == '-') {
+		snprintf(dashed, sizeof(dashed), "--%s", near);
+		near = dashed;
+	}
+
+	fprintf(stderr, PROG ": unknown %s '%s'%s%s%s (try '" PROG " --help')\n",
+		*cmd == '-' ? "option" : "command", cmd,
+		near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
+	static char help_opt[] = "--help";
+	char *help_argv[3] = {NULL, help_opt, NULL};
+
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
-	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-		fputs(usage_main, stdout);
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf(PROG " " KL_VERSION "\n");
 		return EXIT_OK;
 	}
-	/* getopt_long sees the command's own arguments only. */
-	argc--;
-	argv++;
+	if (!strcmp(cmd, "help") && argc > 2) {
+		/* help COMMAND: that command's --help */
+		cmd = help_argv[0] = argv[2];
+		argc = 2;
+		argv = help_argv;
+	} else if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") ||
+		   !strcmp(cmd, "help")) {
+		fputs(usage_main, stdout);
+		return EXIT_OK;
+	} else {
+		/* getopt_long sees the command's own arguments only. */
+		argc--;
+		argv++;
+	}
 	if (!strcmp(cmd, "up"))
 		return cmd_up(argc, argv);
 	if (!strcmp(cmd, "down"))
@@ -636,7 +816,5 @@ int main(int argc, char **argv)
 		return cmd_tap(argc, argv);
 	if (!strcmp(cmd, "show"))
 		return cmd_show(argc, argv);
-	fprintf(stderr, PROG ": unknown command '%s' (try '" PROG " --help')\n",
-		cmd);
-	return EXIT_USAGE;
+	return unknown_command(cmd);
 }

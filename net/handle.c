@@ -108,6 +108,7 @@ const char *kl_net_plan(const struct kl_net *h, size_t i)
 	return i < h->nplan ? h->plan[i] : NULL;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void add_line(char ***v, size_t *n, const char *fmt, va_list ap)
 {
 	char *s = NULL, **nv;

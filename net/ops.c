@@ -89,7 +89,8 @@ static void drop_warn(void *data, const char *fam, const char *table,
 		      const char *chain)
 {
 	kl_warn(data, "nft chain %s %s %s: forward hook with policy drop; it "
-		      "may drop this network's routed traffic", fam, table, chain);
+		      "may drop this network's routed traffic; accept it there (see "
+		      "FIREWALLS in kvmlab-net(8))", fam, table, chain);
 }
 
 void gather_warnings(struct kl_net *h, const struct kl_net_cfg *cfg)
@@ -100,7 +101,8 @@ void gather_warnings(struct kl_net *h, const struct kl_net_cfg *cfg)
 	if (sysctl_read_int(SYSCTL_BRNF, &v) == 0 && v == 1)
 		kl_warn(h, "bridge %s: br_netfilter is loaded with "
 			   "net.bridge.bridge-nf-call-iptables=1; iptables and "
-			   "nftables ip rules also see bridged traffic",
+			   "nftables ip rules also see bridged traffic; unless that is "
+			   "meant, sysctl -w net.bridge.bridge-nf-call-iptables=0",
 			cfg->bridge);
 	nft_table_name(cfg->name, own, sizeof(own));
 	/* Only a warning: a failed dump must not fail the operation. */

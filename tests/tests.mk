@@ -8,9 +8,9 @@ UNIT_VMM_BINS := $(UNIT_VMM_SRCS:%.c=$(BUILD)/%)
 CPPFLAGS_tests := -Inet -Ivmm -Itests/unit
 
 $(UNIT_NET_BINS): $(BUILD)/%: $(BUILD)/%.o $(NET_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(NET_LDLIBS)
+	$(CC) $(KL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(NET_LDLIBS)
 
 $(UNIT_VMM_BINS): $(BUILD)/%: $(BUILD)/%.o $(VMM_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS)
+	$(CC) $(KL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS)
 
 unit: $(UNIT_NET_BINS) $(UNIT_VMM_BINS)

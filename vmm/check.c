@@ -2,7 +2,9 @@
  * /sys, ioctls), never a guess from the distribution. */
 #include "check.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/kvm.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
@@ -46,7 +48,8 @@ static void cpu_flags(int *vmx, int *svm, int *hyp)
 }
 
 /* nf_tables may be built in (no /sys/module entry), so ask it: a GETGEN
- * request is answered with NEWGEN only when nf_tables is there. */
+ * request is answered with NEWGEN only when nf_tables is there, and with
+ * an EPERM error without CAP_NET_ADMIN. 1 ok, 0 missing, -EPERM. */
 static int nftables_ok(void)
 {
 	struct {
@@ -72,11 +75,72 @@ static int nftables_ok(void)
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		if (n >= (ssize_t)sizeof(struct nlmsghdr)) {
 			const struct nlmsghdr *nh = (const void *)buf;
+			const struct nlmsgerr *ne = NLMSG_DATA(nh);
 			ok = nh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN);
+			if (nh->nlmsg_type == NLMSG_ERROR &&
+			    n >= (ssize_t)NLMSG_LENGTH(sizeof(*ne)) &&
+			    (ne->error == -EPERM || ne->error == -EACCES))
+				ok = -EPERM;
 		}
 	}
 	close(fd);
 	return ok;
+}
+
+/* "owner root, group kvm, mode 0660" for a no-permission line. */
+static const char *node_perms(const char *path, char *buf, size_t len, const char **group)
+{
+	struct stat st;
+	const struct group *gr;
+
+	*group = NULL;
+	if (stat(path, &st) < 0)
+		return "";
+	gr = getgrgid(st.st_gid);
+	if (gr && st.st_gid != 0 && (st.st_mode & 060))
+		*group = gr->gr_name;
+	snprintf(buf, len, " (group %s, mode %04o)", gr ? gr->gr_name : "?",
+		 st.st_mode & 07777);
+	return buf;
+}
+
+/* One device node line: ok, or missing / no permission with its fix. */
+static int dev_line(FILE *out, const char *prefix, const char *path,
+		    const char *missing_fix, const char *perm_fix)
+{
+	char pb[64], fix[320];
+	const char *grp, *perms;
+	int fd = open(path, O_RDWR | O_CLOEXEC), err = errno;
+
+	if (fd >= 0) {
+		close(fd);
+		fprintf(out, "%s: %s: ok\n", prefix, path);
+		return 0;
+	}
+	if (err == ENOENT || err == ENODEV || err == ENXIO) {
+		fprintf(out, "%s: %s: %s: missing: %s\n", prefix, path,
+			strerror(err), missing_fix);
+		return -ENOENT;
+	}
+	if (err == EACCES || err == EPERM) {
+		perms = node_perms(path, pb, sizeof(pb), &grp);
+		if (grp && !perm_fix) {
+			snprintf(fix, sizeof(fix), "add yourself to group %s "
+				 "(usermod -aG %s $USER, then log in again)", grp, grp);
+			perm_fix = fix;
+		} else if (!perm_fix) {
+			/* Debian's udev rule gives /dev/kvm to group kvm, 0660 */
+			snprintf(fix, sizeof(fix), "run as root, or give group kvm "
+				 "access (chgrp kvm %s; chmod 0660 %s) and join it "
+				 "(usermod -aG kvm $USER, then log in again)", path, path);
+			perm_fix = fix;
+		}
+		fprintf(out, "%s: %s: %s: no permission%s: %s\n", prefix, path,
+			strerror(err), perms, perm_fix ? perm_fix : "run as root");
+		return -EACCES;
+	}
+	fprintf(out, "%s: %s: %s\n", prefix, path, strerror(err));
+	return -err;
 }
 
 static int bridge_state(void)
@@ -121,8 +185,12 @@ int check_host(FILE *out)
 
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(out, "kvm: /dev/kvm: %s\n", strerror(errno));
-		why = errno == ENOENT ? "/dev/kvm does not exist" : "cannot open /dev/kvm";
+		int d = dev_line(out, "kvm", "/dev/kvm",
+				 "modprobe kvm_intel or kvm_amd, with virtualization "
+				 "(VT-x/AMD-V) on in the firmware", NULL);
+		why = d == -ENOENT ? "/dev/kvm does not exist (missing: modprobe kvm_intel or kvm_amd)"
+		    : d == -EACCES ? "no permission on /dev/kvm (see the kvm: line for the fix)"
+				   : "cannot open /dev/kvm";
 		rc = CHECK_RC_CANNOT;
 	} else {
 		fprintf(out, "kvm: /dev/kvm: read/write access ok\n");
@@ -147,15 +215,15 @@ int check_host(FILE *out)
 		close(fd);
 	}
 
-	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	fprintf(out, "net: /dev/net/tun: %s\n", fd >= 0 ? "ok" : strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
-	fprintf(out, "net: /dev/vhost-net: %s\n", fd >= 0 ? "ok" : strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	fprintf(out, "net: nftables: %s\n", nftables_ok() ? "ok (nf_tables answers)" : "not available");
+	(void)dev_line(out, "net", "/dev/net/tun", "modprobe tun",
+		       "run --net needs CAP_NET_ADMIN; for --tap on a tap made by "
+		       "kvmlab-net tap add --owner, let users open the node: chmod 0666 "
+		       "/dev/net/tun (udev rule: KERNEL==\"tun\", MODE=\"0666\")");
+	(void)dev_line(out, "net", "/dev/vhost-net", "modprobe vhost_net (optional)", NULL);
+	int nft = nftables_ok();
+	fprintf(out, "net: nftables: %s\n", nft > 0 ? "ok (nf_tables answers)"
+		: nft < 0 ? "no permission (reading it needs CAP_NET_ADMIN: kvmlab-net runs as root)"
+			  : "missing: modprobe nf_tables (kvmlab-net --nat needs it)");
 	int br = bridge_state();
 	fprintf(out, "net: bridge: %s\n", br == 2 ? "ok (module loaded)" :
 		br == 1 ? "ok (module loads on demand)" : "not available");

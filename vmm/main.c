@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "layout.h"
 #include "devices.h"
 #include "dhcp.h"
+#include "cli_suggest.h"
 #include "net.h"
 #include "cpu.h"
 #include "runloop.h"
@@ -26,6 +28,41 @@
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
 #define DEFAULT_MEM (256ULL << 20)
+#ifndef KL_VERSION
+#define KL_VERSION "unknown"
+#endif
+#ifndef KL_GUEST_DIR
+#define KL_GUEST_DIR "/usr/local/lib/kvmlab/guest"
+#endif
+
+static const char usage_main[] =
+	"usage: kvmlab-vm COMMAND [ARGS]\n"
+	"\n"
+	"A minimal KVM VMM for networked test VMs.\n"
+	"\n"
+	"commands:\n"
+	"  run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR] [--mem SIZE]\n"
+	"      [--cpus N] [--console stdio|file:PATH|none] [--net NAME] [--tap IFNAME]\n"
+	"      [--queues N] [--mac MAC] [--vhost auto|on|off]\n"
+	"      [--disk FILE[,ro][,cache=writeback|none]] [--name VM]\n"
+	"      [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
+	"  check\n"
+	"  help [COMMAND]\n"
+	"\n"
+	"  --help     this text ('kvmlab-vm COMMAND --help' for a command's)\n"
+	"  --version  print the version\n"
+	"\n"
+	"Exit status: 0 done, 1 failed (a bad value or the host refused), 2 usage\n"
+	"error; run and check add more (see their --help). See kvmlab-vm(1).\n";
+
+static const char usage_check[] =
+	"usage: kvmlab-vm check\n"
+	"\n"
+	"The host doctor: CPU flags, the module behind /dev/kvm, access to it,\n"
+	"the KVM API and each capability the VMM needs, /dev/net/tun,\n"
+	"/dev/vhost-net, nftables, bridge support and the default guest. Each\n"
+	"problem is named as missing, no permission or PVM, with its fix.\n"
+	"exit status: 0 ready, 1 cannot run, 3 PVM host (stock kernels will not boot)\n";
 
 static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
@@ -33,11 +70,11 @@ static const char usage_text[] =
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
 	"                     [--vhost auto|on|off] [--disk FILE[,ro][,cache=writeback|none]]\n"
 	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
-	"       kvmlab-vm check\n"
 	"\n"
 	"run: boot a Linux bzImage under KVM with a 16550 console on COM1.\n"
-	"  --kernel   default: <dir of this program>/guest/bzImage\n"
-	"  --initrd   default: <dir>/guest/initrd.img when --kernel is not given\n"
+	"  --kernel   default: the default guest's bzImage, from <dir of this\n"
+	"             program>/guest, <dir>/../lib/kvmlab/guest or " KL_GUEST_DIR "\n"
+	"  --initrd   default: that guest's initrd.img when --kernel is not given\n"
 	"  --cmdline  default: \"" DEFAULT_CMDLINE "\"\n"
 	"  --mem      bytes with K/M/G suffix, plain numbers are MiB; default 256M\n"
 	"  --cpus     1..255, default 1\n"
@@ -71,18 +108,34 @@ static const char usage_text[] =
 	"  3  guest panicked\n"
 	"  4  fatal KVM exit (registers dumped on stderr)\n"
 	"  128+N  stopped by signal N (SIGINT, SIGTERM, SIGHUP, SIGQUIT)\n"
-	"exit status of check: 0 ready, 1 cannot run, 3 PVM host (stock kernels will not boot)\n";
+	"  --help     this text\n";
+
+/* The command line could not be parsed (exit 2): one line, ending with
+ * where to read more. A bad value is value_error (exit 1), the same split
+ * as kvmlab-net's (doc/exit-status.txt). */
+__attribute__((format(printf, 2, 3)))
+static int usage_error_in(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "kvmlab-vm: %s%s", cmd ? cmd : "", cmd ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try 'kvmlab-vm %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
+	return VM_RC_USAGE;
+}
+#define usage_error(...) usage_error_in("run", __VA_ARGS__)
 
 __attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
+static int value_error(const char *fmt, ...)
 {
 	va_list ap;
 	fputs("kvmlab-vm: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs("\nTry 'kvmlab-vm --help'.\n", stderr);
-	return VM_RC_USAGE;
+	fputc('\n', stderr);
+	return VM_RC_SETUP;
 }
 
 /* "512" is MiB like QEMU's -m; K/M/G/T suffixes, optional "iB"/"B". */
@@ -124,6 +177,40 @@ static char *exe_relative(const char *rel)
 	if (asprintf(&p, "%s/%s", buf, rel) < 0)
 		return NULL;
 	return p;
+}
+
+/* The default guest's directory: next to a build tree's binary
+ * (build/guest), relative to an installed one (bin/../lib/kvmlab/guest,
+ * which also finds a DESTDIR copy), then where make install put it.
+ * NULL if none holds a bzImage; tried[] then lists where it looked. */
+static char *guest_dir_find(char *tried, size_t tried_len)
+{
+	static const char *const rel[] = { "guest", "../lib/kvmlab/guest" };
+	struct stat st;
+	char *d, *k;
+	size_t used = 0;
+
+	for (unsigned i = 0; i < 3; i++) {
+		d = i < 2 ? exe_relative(rel[i]) : strdup(KL_GUEST_DIR);
+		if (!d)
+			continue;
+		if (asprintf(&k, "%s/bzImage", d) >= 0) {
+			int found = stat(k, &st) == 0 && S_ISREG(st.st_mode);
+			free(k);
+			char *r = found ? realpath(d, NULL) : NULL;
+			if (r) {
+				free(d);
+				return r;
+			}
+			if (found)
+				return d;
+		}
+		if (used < tried_len)
+			used += (size_t)snprintf(tried + used, tried_len - used, "%s%s",
+						 i ? ", " : "", d);
+		free(d);
+	}
+	return NULL;
 }
 
 /* "52:54:00:ab:cd:ef"; a multicast address cannot be a NIC's. */
@@ -468,21 +555,21 @@ static int cmd_run(int argc, char **argv)
 	int c, rc, mac_set = 0, stats = 0;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': cfg.kernel = optarg; break;
 		case 'i': initrd_arg = optarg; break;
 		case 'c': cfg.cmdline = optarg; break;
 		case 'm':
 			if (parse_size(optarg, &cfg.mem))
-				return usage_error("--mem %s: not a size (e.g. 512M, 1G)", optarg);
+				return value_error("--mem %s: not a size (e.g. 512M, 1G)", optarg);
 			break;
 		case 'n': {
 			char *end;
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end || *optarg == '-')
-				return usage_error("--cpus %s: not a number", optarg);
+				return value_error("--cpus %s: not a number", optarg);
 			cfg.cpus = v > 100000 ? 100000 : (unsigned)v;
 			break;
 		}
@@ -501,7 +588,7 @@ static int cmd_run(int argc, char **argv)
 		case 'N': net = optarg; break;
 		case 'M':
 			if (parse_mac(optarg, cfg.mac))
-				return usage_error("--mac %s: want a unicast xx:xx:xx:xx:xx:xx", optarg);
+				return value_error("--mac %s: want a unicast xx:xx:xx:xx:xx:xx", optarg);
 			mac_set = 1;
 			break;
 		case 'V':
@@ -542,12 +629,20 @@ static int cmd_run(int argc, char **argv)
 				return usage_error("--vhost %s: want auto, on or off", optarg);
 			break;
 		case 'h': fputs(usage_text, stdout); return 0;
-		default:
-			return usage_error("run: unknown or incomplete option '%s'", argv[optind - 1]);
+		default: {
+			/* ':' a value is missing, '?' an unknown option */
+			const char *arg = argv[optind - 1];
+			const char *near = cli_suggest_opt(arg, opts);
+			if (c == ':')
+				return usage_error("%s needs a value", arg);
+			if (near)
+				return usage_error("unknown option '%s'; did you mean '--%s'?", arg, near);
+			return usage_error("unknown option '%s'", arg);
+		}
 		}
 	}
 	if (optind < argc)
-		return usage_error("run: unexpected argument '%s'", argv[optind]);
+		return usage_error("unexpected argument '%s'", argv[optind]);
 	/* a Linux guest uses at most one pair per online CPU: more would be
 	 * host threads and tap queues that carry nothing */
 	if (queues > 1 && queues > cfg.cpus)
@@ -559,12 +654,22 @@ static int cmd_run(int argc, char **argv)
 		return usage_error("%s needs --net", vmname ? "--name" : "--forward");
 
 	if (!cfg.kernel) {
-		cfg.kernel = kdef = exe_relative("guest/bzImage");
-		if (!initrd_arg)
-			cfg.initrd = idef = exe_relative("guest/initrd.img");
-		if (!cfg.kernel || (!initrd_arg && !cfg.initrd)) {
-			fprintf(stderr, "kvmlab-vm: cannot find this program's directory\n");
-			rc = VM_RC_SETUP;
+		char tried[1024] = "";
+		char *gdir = guest_dir_find(tried, sizeof(tried));
+		if (!gdir) {
+			rc = value_error("no default guest (bzImage) in %s: build it with "
+					 "scripts/build-guest, or give --kernel", tried);
+			goto out_free;
+		}
+		if (asprintf(&kdef, "%s/bzImage", gdir) < 0)
+			kdef = NULL;
+		if (!initrd_arg && asprintf(&idef, "%s/initrd.img", gdir) < 0)
+			idef = NULL;
+		free(gdir);
+		cfg.kernel = kdef;
+		cfg.initrd = idef;
+		if (!kdef || (!initrd_arg && !idef)) {
+			rc = value_error("default guest: out of memory");
 			goto out_free;
 		}
 	}
@@ -581,7 +686,7 @@ static int cmd_run(int argc, char **argv)
 			goto out_free;
 		}
 	} else if (strcmp(console, "stdio") != 0) {
-		rc = usage_error("--console %s: want stdio, file:PATH or none", console);
+		rc = value_error("--console %s: want stdio, file:PATH or none", console);
 		goto out_free;
 	}
 	if (net) {
@@ -711,21 +816,63 @@ out_free:
 	return rc;
 }
 
-int main(int argc, char **argv)
+static int cmd_check(int argc, char **argv)
 {
-	if (argc < 2)
-		return usage_error("%s", "missing command (run or check)");
-	const char *cmd = argv[1];
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 1, argv + 1);
-	if (!strcmp(cmd, "check")) {
-		if (argc > 2)
-			return usage_error("check: unexpected argument '%s'", argv[2]);
-		return check_host(stdout);
-	}
-	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-		fputs(usage_text, stdout);
+	char tried[1024] = "";
+	char *gdir;
+
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage_check, stdout);
 		return 0;
 	}
-	return usage_error("unknown command '%s' (want run or check)", cmd);
+	if (argc > 1)
+		return usage_error_in("check", "unexpected argument '%s'", argv[1]);
+	gdir = guest_dir_find(tried, sizeof(tried));
+	if (gdir)
+		printf("guest: default guest: %s\n", gdir);
+	else
+		printf("guest: no default guest in %s: scripts/build-guest makes "
+		       "one, or give run --kernel\n", tried);
+	free(gdir);
+	fflush(stdout);
+	return check_host(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const commands[] = { "run", "check", "help" };
+	static const struct option top[] = {
+		{ "help", no_argument, NULL, 0 }, { "version", no_argument, NULL, 0 },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char help_opt[] = "--help";
+	char *help_argv[3] = { NULL, help_opt, NULL };
+
+	if (argc < 2)
+		return usage_error_in(NULL, "missing command (run or check)");
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("kvmlab-vm " KL_VERSION "\n");
+		return 0;
+	}
+	if (!strcmp(cmd, "help") && argc > 2) {
+		/* help COMMAND: that command's --help */
+		cmd = help_argv[0] = argv[2];
+		argc = 3;
+		argv = help_argv - 1;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	const char *near = *cmd == '-' ? cli_suggest_opt(cmd, top)
+		: cli_closest(cmd, strlen(cmd), commands, 3);
+	fprintf(stderr, "kvmlab-vm: unknown %s '%s'%s%s%s%s (try 'kvmlab-vm --help')\n",
+		*cmd == '-' ? "option" : "command", cmd, near ? "; did you mean '" : "",
+		near && *cmd == '-' ? "--" : "", near ? near : "", near ? "'?" : "");
+	return VM_RC_USAGE;
 }

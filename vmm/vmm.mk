@@ -14,7 +14,7 @@ $(VMM_LIB): $$(patsubst %.c,$(BUILD)/%.o,$$(VMM_LIB_SRCS))
 
 # TEMPORARY (lease_tmp.o): replaced by net/lease.c at merge
 $(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(BUILD)/vmm/lease_tmp.o $(VMM_LIB) $(NET_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(NET_LDLIBS)
+	$(CC) $(KL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(NET_LDLIBS)
 
 vmm: $(BUILD)/kvmlab-vm
 VMM_LIB_SRCS += vmm/devices.c

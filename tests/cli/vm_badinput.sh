@@ -73,11 +73,16 @@ expect "--cpus 256" 1 "--cpus 256: must be 1\.\.255" \
 	--kernel "$dir/good.bz" --initrd none --cpus 256
 expect "initrd larger than guest RAM" 1 "initrd: $dir/huge\.initrd \(300 MiB\) does not fit in guest memory" \
 	--kernel "$dir/good.bz" --initrd "$dir/huge.initrd" --mem 128M
-expect "unknown option" 2 "unknown or incomplete option '--frobnicate'" \
+expect "unknown option" 2 "run: unknown option '--frobnicate' \(try 'kvmlab-vm run --help'\)" \
 	--kernel "$dir/good.bz" --frobnicate
-expect "bad --mem syntax" 2 "--mem 12Q: not a size" --kernel "$dir/good.bz" --mem 12Q
-expect "bad --cpus syntax" 2 "--cpus two: not a number" --kernel "$dir/good.bz" --cpus two
-expect "bad --console" 2 "--console tty: want stdio, file:PATH or none" \
+expect "mistyped option: did you mean" 2 "unknown option '--memm'; did you mean '--mem'\?" \
+	--kernel "$dir/good.bz" --memm 1G
+expect "option without its value" 2 "run: --mem needs a value" --kernel "$dir/good.bz" --mem
+# a bad value is exit 1 like any other bad input (--cpus 0 and --mem 1x alike)
+expect "bad --mem syntax" 1 "--mem 12Q: not a size" --kernel "$dir/good.bz" --mem 12Q
+expect "bad --mem suffix" 1 "--mem 1x: not a size" --kernel "$dir/good.bz" --mem 1x
+expect "bad --cpus syntax" 1 "--cpus two: not a number" --kernel "$dir/good.bz" --cpus two
+expect "bad --console" 1 "--console tty: want stdio, file:PATH or none" \
 	--kernel "$dir/good.bz" --console tty
 expect "--tap on a missing interface" 1 "--tap kl-nonexist0: no such interface" \
 	--kernel "$dir/good.bz" --tap kl-nonexist0

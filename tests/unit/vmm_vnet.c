@@ -158,7 +158,7 @@ int main(void)
 	td_add(&d, 0, &mb2, 1);
 	td_add(&d, 0, &mb3, 1);
 	kick(0);
-	uint32_t id2, len2;
+	uint32_t id2 = 0, len2 = 0;
 	CHECK(td_used(&d, 0, &id, &len) == 1 && td_used(&d, 0, &id2, &len2) == 1 &&
 	      len == 1000 && len2 == 512, "mrg: frame spans two buffers (%u + %u)", len, len2);
 	memcpy(&nb, m + TD_BUF + 0x3000 + 10, 2);
