@@ -119,6 +119,7 @@ static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
 		rc = event_init(&D.ev[D.nev], e);
 		if (rc)
 			return rc;
+		snprintf(D.ev[D.nev].name, sizeof(D.ev[D.nev].name), "kl-net%u", D.nev);
 	}
 	for (unsigned p = 0; p < queues; p++) {
 		struct event_loop *l = &D.ev[p % nloops];
@@ -197,6 +198,7 @@ static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool 
 	if (rc)
 		return rc;
 	D.blk_ev_ready = true;
+	snprintf(D.blk_ev.name, sizeof(D.blk_ev.name), "kl-blk");
 	rc = vpci_start(&D.blk->vpci, &D.blk_ev, e);
 	if (rc)
 		return rc;

@@ -100,6 +100,8 @@ int event_start(struct event_loop *l, struct err *e)
 	if (rc)
 		return errf(e, rc, "event: cannot start thread: %s", strerror(rc));
 	l->running = true;
+	if (l->name[0])
+		(void)pthread_setname_np(l->thread, l->name);
 	return 0;
 }
 

@@ -17,6 +17,7 @@ struct event_loop {
 	int epfd, stopfd;
 	pthread_t thread;
 	bool running;
+	char name[16];     /* the thread's name (top -H, ps -T), set before event_start */
 	unsigned nr; /* atomic: handlers published so far */
 	struct { event_cb cb; void *opaque; int fd; uint32_t events; } h[EVENT_MAX];
 };
