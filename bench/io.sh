@@ -66,7 +66,7 @@ B=$((MB << 20))
 
 # the guest: a marker line, a quiet second for the host to sample the
 # counters, the test, the guest's own elapsed time, a marker line
-g="mark() { echo MARK \$1; sleep 1; }; up() { cut -d' ' -f1 /proc/uptime; }"
+g="echo 1 >/proc/sys/kernel/printk; mark() { echo MARK \$1; sleep 1; }; up() { cut -d' ' -f1 /proc/uptime; }"
 g="$g; mark tx; a=\$(up); head -c $B /dev/zero | nc $HOST 7001; b=\$(up); echo T tx \$a \$b; mark tx-end"
 g="$g; mark rx; a=\$(up); nc $HOST 7002 </dev/null >/dev/null; b=\$(up); echo T rx \$a \$b; mark rx-end"
 for t in seqwrite seqread randwrite randread; do
