@@ -132,7 +132,10 @@ if [ -n "${mmio1:-}" ]; then
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 	per=$(awk -v n=$((dio + dmmio)) -v mb=$((MB * 4)) 'BEGIN { printf "%.2f", n / mb }')
 	echo "# io: during the transfers ($secs s, $((MB * 4)) MiB through net+blk): io_exits $dio, mmio_exits $dmmio ($per per MiB)"
-	if [ $dmmio -le $((MB / 4)) ] && [ $((dio + dmmio)) -le $MB ]; then
+	# virtio is MMIO: its kicks would be mmio_exits. The port I/O left is
+	# the guest's console (~30 characters of W=/FLUSHES=/UP=/XFER-END
+	# lines printed inside the window, a few exits per character)
+	if [ $dmmio -le $((MB / 4)) ] && [ $dio -le $((MB * 4)) ]; then
 		t_ok "io: userspace exits near zero during the transfers (mmio $dmmio, io $dio for $((MB * 4)) MiB)"
 	else
 		t_fail "io: userspace exits near zero during the transfers" "mmio $dmmio, io $dio for $((MB * 4)) MiB"
