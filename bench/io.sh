@@ -22,7 +22,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
+if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
 	scripts/build-guest || exit 1
 	[ -x build/kvmlab-vm ] || make -j2 build/kvmlab-vm || exit 1
 	# the guest's disk tool, static, in a cpio appended to the initramfs
@@ -31,7 +31,9 @@ if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
 	mkdir -p "$st/root/bin"
 	cc -static -O2 -Wall -o "$st/root/bin/guest-dio" bench/guest-dio.c || exit 1
 	(cd "$st/root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >build/guest/bench-io.cpio || exit 1
-	if ! why=$(scripts/kvm-is-hw); then
+	rm -rf "$st"
+	trap - EXIT
+	if [ -z "${KVMLAB_BENCH_DIRECT:-}" ] && ! why=$(scripts/kvm-is-hw); then
 		echo "# bench/io.sh: $why: running inside the test host (QEMU TCG + nested SVM)"
 		scripts/testhost --timeout 2400 -- env KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" \
 			KVMLAB_BENCH_SECS="${KVMLAB_BENCH_SECS:-5}" bash bench/io.sh
@@ -52,6 +54,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 dbg=/sys/kernel/debug/kvm
 [ -d $dbg ] || { mount -t debugfs debugfs /sys/kernel/debug && umount_dbg=1; }
 cat build/guest/initrd.img build/guest/bench-io.cpio >"$work/initrd" || exit 1
