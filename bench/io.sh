@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # I/O benchmark: kvmlab-vm against QEMU (virtio-net-pci vhost=off,
 # virtio-blk-pci) on the same guest, the same tap and the same image:
-#   net: TCP 64 MiB guest->host (tx) and host->guest (rx), MB/s, and
+#   net: TCP 32 MiB (KVMLAB_BENCH_MB) guest->host (tx) and host->guest (rx), MB/s, and
 #        userspace exits per MiB (KVM's debugfs io_exits + mmio_exits of
 #        the VMM's VM, sampled around each transfer)
 #   disk: O_DIRECT at queue depth 1 from inside the guest (bench/guest-dio.c,
@@ -17,7 +17,8 @@
 # inflated many times: compare the ratios. The image lives on the test
 # host's tmpfs, so both VMMs use the page cache (cache=writeback; tmpfs on
 # Linux 6.1 has no O_DIRECT for cache=none).
-# Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_SECS (per disk test, 5).
+# Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_SECS (per disk test, 5),
+#      KVMLAB_BENCH_MB (per TCP transfer and disk span, 32).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
@@ -36,14 +37,14 @@ if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
 	if [ -z "${KVMLAB_BENCH_DIRECT:-}" ] && ! why=$(scripts/kvm-is-hw); then
 		echo "# bench/io.sh: $why: running inside the test host (QEMU TCG + nested SVM)"
 		scripts/testhost --timeout 2400 -- env KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" \
-			KVMLAB_BENCH_SECS="${KVMLAB_BENCH_SECS:-5}" bash bench/io.sh
+			KVMLAB_BENCH_SECS="${KVMLAB_BENCH_SECS:-5}" KVMLAB_BENCH_MB="${KVMLAB_BENCH_MB:-32}" bash bench/io.sh
 		exit $?
 	fi
 fi
 
 RUNS=${KVMLAB_BENCH_RUNS:-3}
 SECS=${KVMLAB_BENCH_SECS:-5}
-MB=64
+MB=${KVMLAB_BENCH_MB:-32}
 QEMU=$(command -v qemu-system-x86_64 || true)
 work=$(mktemp -d /tmp/kvmlab-bio.XXXXXX) || exit 1
 ns=kl-bio-$$-$RANDOM
