@@ -31,7 +31,7 @@ if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
 	trap 'rm -rf "$st"' EXIT
 	mkdir -p "$st/root/bin"
 	cc -static -O2 -Wall -o "$st/root/bin/guest-dio" bench/guest-dio.c || exit 1
-	(cd "$st/root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >build/guest/bench-io.cpio || exit 1
+	(cd "$st/root" && find bin | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >build/guest/bench-io.cpio || exit 1
 	rm -rf "$st"
 	trap - EXIT
 	if [ -z "${KVMLAB_BENCH_DIRECT:-}" ] && ! why=$(scripts/kvm-is-hw); then
