@@ -81,6 +81,10 @@ expect "bad --console" 2 "--console tty: want stdio, file:PATH or none" \
 	--kernel "$dir/good.bz" --console tty
 expect "--tap on a missing interface" 1 "--tap kl-nonexist0: no such interface" \
 	--kernel "$dir/good.bz" --tap kl-nonexist0
+expect "bad --disk cache mode" 2 "--disk: cache=unsafe: want cache=writeback or cache=none" \
+	--kernel "$dir/good.bz" --disk "$dir/d.img,cache=unsafe"
+expect "--disk without a file name" 2 "--disk: missing file name" \
+	--kernel "$dir/good.bz" --disk ",ro"
 
 # unknown command: a usage error too
 "$VM" frobnicate >/dev/null 2>&1 </dev/null
