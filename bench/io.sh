@@ -46,6 +46,8 @@ RUNS=${KVMLAB_BENCH_RUNS:-3}
 SECS=${KVMLAB_BENCH_SECS:-5}
 MB=${KVMLAB_BENCH_MB:-32}
 QEMU=$(command -v qemu-system-x86_64 || true)
+PIN=
+[ -n "${KVMLAB_IN_TESTHOST:-}" ] && command -v taskset >/dev/null && PIN="taskset -c 0"
 work=$(mktemp -d /tmp/kvmlab-bio.XXXXXX) || exit 1
 ns=kl-bio-$$-$RANDOM
 cleanup() {
@@ -107,7 +109,10 @@ one_run() {
 	vmm_argv "$name"
 	local env=()
 	[ "$name" = kvmlab-slow ] && env=(KVMLAB_VM_NO_FASTPATH=1)
-	env "${env[@]}" ip netns exec "$ns" "${ARGV[@]}" </dev/null >"$work/vm.err" 2>&1 &
+	# one host CPU for every VMM alike: in the test host, a VMM whose
+	# threads span both CPUs has livelocked the host's kernel in a TLB
+	# shootdown IPI (soft lockup in flush_tlb_mm_range under madvise)
+	env "${env[@]}" ip netns exec "$ns" $PIN "${ARGV[@]}" </dev/null >"$work/vm.err" 2>&1 &
 	pid=$!
 	declare -A io mm
 	local seen=0 deadline=$((SECONDS + 600))
