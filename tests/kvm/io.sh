@@ -78,14 +78,15 @@ for _ in $(seq 600); do
 	for pid in $(pgrep -f "console file:$out"); do
 		[ -z "$vmdir" ] && vmdir=$(ls -d $dbg/"$pid"-* 2>/dev/null | head -1)
 	done
-	[ -n "$vmdir" ] && grep -q XFER-START "$out" 2>/dev/null && break
+	[ -n "$vmdir" ] && grep -q "^XFER-START" "$out" 2>/dev/null && break
 	sleep 0.5
 done
 sample() { echo "$(cat "$vmdir/io_exits") $(cat "$vmdir/mmio_exits") $(date +%s.%N)"; }
 if [ -n "$vmdir" ] && [ -r "$vmdir/mmio_exits" ]; then
 	sleep 1 # inside the guest's quiet seconds
 	read -r io0 mmio0 t0 < <(sample)
-	for _ in $(seq 800); do grep -q XFER-END "$out" && break; sleep 0.5; done
+	# anchored: the kernel echoes its command line, markers included
+	for _ in $(seq 800); do grep -q "^XFER-END" "$out" && break; sleep 0.5; done
 	read -r io1 mmio1 t1 < <(sample)
 else
 	t_skip "io: exit counts" "no KVM debugfs for the VM (${vmdir:-not found})"
