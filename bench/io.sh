@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # I/O benchmark: kvmlab-vm against QEMU (virtio-net-pci vhost=off,
 # virtio-blk-pci) on the same guest, the same tap and the same image:
-#   net: TCP 64 MiB guest->host (tx) and host->guest (rx), MB/s, and
+#   net: TCP 32 MiB (KVMLAB_BENCH_MB) guest->host (tx) and host->guest (rx), MB/s, and
 #        userspace exits per MiB (KVM's debugfs io_exits + mmio_exits of
 #        the VMM's VM, sampled around each transfer)
 #   disk: O_DIRECT at queue depth 1 from inside the guest (bench/guest-dio.c,
@@ -17,12 +17,13 @@
 # inflated many times: compare the ratios. The image lives on the test
 # host's tmpfs, so both VMMs use the page cache (cache=writeback; tmpfs on
 # Linux 6.1 has no O_DIRECT for cache=none).
-# Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_SECS (per disk test, 5).
+# Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_SECS (per disk test, 5),
+#      KVMLAB_BENCH_MB (per TCP transfer and disk span, 32).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
+if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
 	scripts/build-guest || exit 1
 	[ -x build/kvmlab-vm ] || make -j2 build/kvmlab-vm || exit 1
 	# the guest's disk tool, static, in a cpio appended to the initramfs
@@ -30,19 +31,23 @@ if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
 	trap 'rm -rf "$st"' EXIT
 	mkdir -p "$st/root/bin"
 	cc -static -O2 -Wall -o "$st/root/bin/guest-dio" bench/guest-dio.c || exit 1
-	(cd "$st/root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >build/guest/bench-io.cpio || exit 1
-	if ! why=$(scripts/kvm-is-hw); then
+	(cd "$st/root" && find bin | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >build/guest/bench-io.cpio || exit 1
+	rm -rf "$st"
+	trap - EXIT
+	if [ -z "${KVMLAB_BENCH_DIRECT:-}" ] && ! why=$(scripts/kvm-is-hw); then
 		echo "# bench/io.sh: $why: running inside the test host (QEMU TCG + nested SVM)"
 		scripts/testhost --timeout 2400 -- env KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" \
-			KVMLAB_BENCH_SECS="${KVMLAB_BENCH_SECS:-5}" bash bench/io.sh
+			KVMLAB_BENCH_SECS="${KVMLAB_BENCH_SECS:-5}" KVMLAB_BENCH_MB="${KVMLAB_BENCH_MB:-32}" bash bench/io.sh
 		exit $?
 	fi
 fi
 
 RUNS=${KVMLAB_BENCH_RUNS:-3}
 SECS=${KVMLAB_BENCH_SECS:-5}
-MB=64
+MB=${KVMLAB_BENCH_MB:-32}
 QEMU=$(command -v qemu-system-x86_64 || true)
+PIN=
+[ -n "${KVMLAB_IN_TESTHOST:-}" ] && command -v taskset >/dev/null && PIN="taskset -c 0"
 work=$(mktemp -d /tmp/kvmlab-bio.XXXXXX) || exit 1
 ns=kl-bio-$$-$RANDOM
 cleanup() {
@@ -52,6 +57,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 dbg=/sys/kernel/debug/kvm
 [ -d $dbg ] || { mount -t debugfs debugfs /sys/kernel/debug && umount_dbg=1; }
 cat build/guest/initrd.img build/guest/bench-io.cpio >"$work/initrd" || exit 1
@@ -66,7 +72,7 @@ B=$((MB << 20))
 
 # the guest: a marker line, a quiet second for the host to sample the
 # counters, the test, the guest's own elapsed time, a marker line
-g="mark() { echo MARK \$1; sleep 1; }; up() { cut -d' ' -f1 /proc/uptime; }"
+g="echo 1 >/proc/sys/kernel/printk; mark() { echo MARK \$1; sleep 1; }; up() { cut -d' ' -f1 /proc/uptime; }"
 g="$g; mark tx; a=\$(up); head -c $B /dev/zero | nc $HOST 7001; b=\$(up); echo T tx \$a \$b; mark tx-end"
 g="$g; mark rx; a=\$(up); nc $HOST 7002 </dev/null >/dev/null; b=\$(up); echo T rx \$a \$b; mark rx-end"
 for t in seqwrite seqread randwrite randread; do
@@ -103,7 +109,10 @@ one_run() {
 	vmm_argv "$name"
 	local env=()
 	[ "$name" = kvmlab-slow ] && env=(KVMLAB_VM_NO_FASTPATH=1)
-	env "${env[@]}" ip netns exec "$ns" "${ARGV[@]}" </dev/null >"$work/vm.err" 2>&1 &
+	# one host CPU for every VMM alike: in the test host, a VMM whose
+	# threads span both CPUs has livelocked the host's kernel in a TLB
+	# shootdown IPI (soft lockup in flush_tlb_mm_range under madvise)
+	env "${env[@]}" ip netns exec "$ns" $PIN "${ARGV[@]}" </dev/null >"$work/vm.err" 2>&1 &
 	pid=$!
 	declare -A io mm
 	local seen=0 deadline=$((SECONDS + 600))

@@ -106,6 +106,10 @@ expect "--forward bad protocol" 2 "--forward 53:53/sctp: want" \
 	--kernel "$dir/good.bz" --net lab --forward 53:53/sctp
 expect "--forward same host port twice" 2 "--forward 80:82/tcp: host port given twice" \
 	--kernel "$dir/good.bz" --net lab --forward 80:81 --forward 80:82/tcp
+expect "bad --disk cache mode" 2 "--disk: cache=unsafe: want cache=writeback or cache=none" \
+	--kernel "$dir/good.bz" --disk "$dir/d.img,cache=unsafe"
+expect "--disk without a file name" 2 "--disk: missing file name" \
+	--kernel "$dir/good.bz" --disk ",ro"
 
 # unknown command: a usage error too
 "$VM" frobnicate >/dev/null 2>&1 </dev/null

@@ -56,12 +56,12 @@ B=$((MB << 20))
 # guest side (no double quotes: they delimit kvmlab.run). The transfers
 # sit between XFER-START and XFER-END, with quiet seconds around them
 # for the host to read the counters.
-g="echo XFER-START; sleep 3"
-g="$g; nc $HOST 7002 </dev/null | dd of=/dev/vda bs=1M 2>/dev/null; echo W=\$?; sync"
+# printk level 1: kernel lines would be console (port I/O) exits in the window
+g="echo 1 >/proc/sys/kernel/printk; echo XFER-START; sleep 3"
+g="$g; nc $HOST 7002 </dev/null | dd of=/dev/vda bs=1M conv=fsync 2>/dev/null; echo W=\$?"
 g="$g; echo FLUSHES=\$(awk '{print \$16}' /sys/block/vda/stat)"
 g="$g; echo 3 >/proc/sys/vm/drop_caches; head -c $B /dev/vda | nc $HOST 7001; echo UP=\$?"
 g="$g; echo XFER-END; sleep 3"
-g="$g; echo 3 >/proc/sys/vm/drop_caches; echo MD5=\$(head -c $B /dev/vda | md5sum)"
 g="$g; blkdiscard -o $((B / 2)) -l $((B / 2)) /dev/vda; echo BD=\$?; sync"
 g="$g; echo DMAX=\$(cat /sys/block/vda/queue/discard_max_bytes)"
 cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
@@ -72,40 +72,47 @@ nsx timeout -k 5 400 "$VM" run --stats --mem 256M --tap tap0 --disk "$img" \
 vmjob=$!
 t_defer "kill $vmjob 2>/dev/null"
 
-# the VM's debugfs directory: <pid>-<vm fd>
+# the VM's debugfs directory: <pid>-<vm fd> (pgrep also finds timeout)
 vmdir=
 for _ in $(seq 600); do
-	pid=$(pgrep -f "console file:$out" | head -1)
-	[ -n "$pid" ] && vmdir=$(ls -d $dbg/"$pid"-* 2>/dev/null | head -1)
-	[ -n "$vmdir" ] && grep -q XFER-START "$out" 2>/dev/null && break
+	for pid in $(pgrep -f "console file:$out"); do
+		[ -z "$vmdir" ] && vmdir=$(ls -d $dbg/"$pid"-* 2>/dev/null | head -1)
+	done
+	[ -n "$vmdir" ] && grep -q "^XFER-START" "$out" 2>/dev/null && break
 	sleep 0.5
 done
 sample() { echo "$(cat "$vmdir/io_exits") $(cat "$vmdir/mmio_exits") $(date +%s.%N)"; }
 if [ -n "$vmdir" ] && [ -r "$vmdir/mmio_exits" ]; then
 	sleep 1 # inside the guest's quiet seconds
 	read -r io0 mmio0 t0 < <(sample)
-	for _ in $(seq 800); do grep -q XFER-END "$out" && break; sleep 0.5; done
+	# anchored: the kernel echoes its command line, markers included
+	for _ in $(seq 800); do grep -q "^XFER-END" "$out" && break; sleep 0.5; done
 	read -r io1 mmio1 t1 < <(sample)
 else
 	t_skip "io: exit counts" "no KVM debugfs for the VM (${vmdir:-not found})"
 fi
 wait $vmjob
 rc=$?
+echo "# io: VM done after ${SECONDS}s of this script"
 if [ $rc -eq 0 ]; then t_ok "io: guest ran and powered off"; else
 	t_fail "io: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"; fi
 
 has() { grep -q -- "$2" "$out" && t_ok "$1" || t_fail "$1" "console lacks '$2'"; }
 has "io: guest wrote $MB MiB from the tap onto the disk" "^W=0"
 has "io: guest sent $MB MiB read from the disk" "^UP=0"
-has "io: what the guest reads back from the disk (caches dropped) matches (md5)" "^MD5=$want"
 got=$(md5sum <"$work/up" | cut -d' ' -f1)
 [ "$got" = "$want" ] && t_ok "io: $MB MiB disk->tap arrive intact on the host (md5)" ||
 	t_fail "io: $MB MiB disk->tap arrive intact on the host (md5)" "$(stat -c %s "$work/up") bytes"
-[ "$(head -c $B "$img" | md5sum | cut -d' ' -f1)" = "$want" ] &&
-	t_ok "io: the image file holds the $MB MiB (md5)" || t_fail "io: the image file holds the $MB MiB (md5)"
+# the second half was discarded after the transfers: zeros now
+h1=$(head -c $((B / 2)) "$img" | md5sum) h2=$(head -c $((B / 2)) "$work/down" | md5sum)
+z1=$(tail -c +$((B / 2 + 1)) "$img" | head -c $((B / 2)) | md5sum) z2=$(head -c $((B / 2)) /dev/zero | md5sum)
+[ "$h1" = "$h2" ] && t_ok "io: the image file holds what the guest wrote (md5 of the kept half)" ||
+	t_fail "io: the image file holds what the guest wrote (md5 of the kept half)"
+[ "$z1" = "$z2" ] && t_ok "io: the discarded half reads as zeros on the host" ||
+	t_fail "io: the discarded half reads as zeros on the host"
 fl=$(sed -n 's/^FLUSHES=\([0-9]*\).*/\1/p' "$out")
-[ "${fl:-0}" -gt 0 ] && t_ok "io: the guest's sync sent FLUSH requests (/sys/block/vda/stat: $fl)" ||
-	t_fail "io: the guest's sync sent FLUSH requests" "flushes=${fl:-?}"
+[ "${fl:-0}" -gt 0 ] && t_ok "io: the guest's fsync after the writes sent FLUSH requests (/sys/block/vda/stat: $fl)" ||
+	t_fail "io: the guest's fsync after the writes sent FLUSH requests" "flushes=${fl:-?}"
 has "io: guest blkdiscard succeeded" "^BD=0"
 grep -q '^DMAX=[1-9]' "$out" && t_ok "io: the guest sees a discard-capable disk" ||
 	t_fail "io: the guest sees a discard-capable disk" "$(grep DMAX "$out")"
@@ -126,7 +133,10 @@ if [ -n "${mmio1:-}" ]; then
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 	per=$(awk -v n=$((dio + dmmio)) -v mb=$((MB * 4)) 'BEGIN { printf "%.2f", n / mb }')
 	echo "# io: during the transfers ($secs s, $((MB * 4)) MiB through net+blk): io_exits $dio, mmio_exits $dmmio ($per per MiB)"
-	if [ $dmmio -le $((MB / 4)) ] && [ $((dio + dmmio)) -le $((MB * 2)) ]; then
+	# virtio is MMIO: its kicks would be mmio_exits. The port I/O left is
+	# the guest's console (~30 characters of W=/FLUSHES=/UP=/XFER-END
+	# lines printed inside the window, a few exits per character)
+	if [ $dmmio -le $((MB / 4)) ] && [ $dio -le $((MB * 4)) ]; then
 		t_ok "io: userspace exits near zero during the transfers (mmio $dmmio, io $dio for $((MB * 4)) MiB)"
 	else
 		t_fail "io: userspace exits near zero during the transfers" "mmio $dmmio, io $dio for $((MB * 4)) MiB"

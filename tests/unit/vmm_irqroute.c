@@ -47,6 +47,14 @@ static int f_ioev(void *o, uint64_t addr, unsigned len, bool dm, uint64_t data, 
 	return 0;
 }
 
+static int refusals;
+static int f_ioev_no(void *o, uint64_t addr, unsigned len, bool dm, uint64_t data, int fd, bool assign)
+{
+	(void)o, (void)addr, (void)len, (void)dm, (void)data, (void)fd, (void)assign;
+	refusals++;
+	return -ENOTSUP;
+}
+
 static int f_route(void *o, int gsi, uint64_t addr, uint32_t data)
 {
 	(void)o;
@@ -224,6 +232,25 @@ int main(void)
 	event_destroy(&ev);
 	vblk_destroy(b);
 	CHECK(K.routes_freed == 1 && K.irqfd_deassigned >= 2, "destroy frees the route and unbinds the irqfds");
+
+	/* no ioeventfd on this host: kicks trap, go to the eventfd all the
+	 * same, and KVM is asked once, not on every kick */
+	d.irq.ioeventfd = f_ioev_no;
+	CHECK_EQ(vblk_init(b, img, 0, 1 << 20, NULL, &d.gm, &d.irq), 0, "vblk init (no ioeventfd)");
+	d.v = &b->vpci;
+	memcpy(b->vpci.pci.cfg + 0x10, &bar, 4);
+	b->vpci.pci.cfg[4] |= 2;
+	CHECK_EQ(event_init(&ev, &er), 0, "event loop");
+	CHECK_EQ(vpci_start(&b->vpci, &ev, &er), 0, "vpci_start");
+	if (!(td_negotiate(&d, B(VIRTIO_F_VERSION_1)) & VIRTIO_CONFIG_S_FEATURES_OK) || td_queue(&d, 0, 16) != 1)
+		return 1;
+	td_driver_ok(&d);
+	for (int i = 0; i < 5; i++)
+		td_kick(&d, 0);
+	CHECK_EQ(refusals, 1, "a refused ioeventfd is asked for once");
+	CHECK_EQ(efd_count(vpci_queue_kick_fd(&b->vpci, 0)), 5, "every trapped kick reached the kick eventfd");
+	event_destroy(&ev);
+	vblk_destroy(b);
 	free(b);
 	free(d.mem);
 	close(img);
