@@ -404,6 +404,18 @@ static void dump_irq_state(const struct vcpu *v, FILE *f)
 			ev.nmi.pending, ev.nmi.masked, ev.exception.injected);
 	else
 		fputc('\n', f);
+	/* the global interrupt flag (SVM's GIF) is only visible here; a
+	 * header-only answer is enough outside nested guest mode */
+	const uint32_t nsz = 16384;
+	struct kvm_nested_state *ns = calloc(1, nsz);
+	if (ns) {
+		ns->size = nsz;
+		if (ioctl(v->fd, KVM_GET_NESTED_STATE, ns) == 0)
+			fprintf(f, "  nested: format=%u flags=0x%x (GIF %s)\n", ns->format, ns->flags,
+				ns->format == KVM_STATE_NESTED_FORMAT_SVM ?
+				(ns->flags & KVM_STATE_NESTED_GIF_SET ? "set" : "CLEAR") : "n/a");
+		free(ns);
+	}
 	if (ioctl(v->fd, KVM_GET_LAPIC, &l) == 0)
 		fprintf(f, "  LAPIC TPR=%02x PPR=%02x ISR.top=%d IRR.top=%d SVR=%03x LVTT=%08x TMICT=%08x TMCCT=%08x TDCR=%x\n",
 			apic_reg(&l, 0x80), apic_reg(&l, 0xa0), apic_top(&l, 0x100), apic_top(&l, 0x200),

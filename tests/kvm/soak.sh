@@ -42,7 +42,7 @@ progress() {
 dump() {
 	local p=$1 out=$2 t
 	echo "# --- hang dump: pid $p, loadavg $(cat /proc/loadavg)"
-	echo "# console tail:"; tail -n 5 "$out" | sed 's/^/#   /'
+	echo "# console tail:"; tail -n 40 "$out" | sed 's/^/#   /'
 	for t in /proc/"$p"/task/*; do
 		echo "# task ${t##*/} $(cat "$t"/comm) state $(awk '{print $3, "utime", $14, "stime", $15, "cpu", $39}' "$t"/stat) wchan $(cat "$t"/wchan)"
 		sed 's/^/#     /' "$t"/stack 2>/dev/null | head -n 12
@@ -89,7 +89,9 @@ for ((i = 1; i <= N; i++)); do
 	fi
 	out=$work/$i.out err=$work/$i.err
 	s=$(date +%s%N)
-	"$KVMLAB_VM" run --cpus "$CPUS" --cmdline "console=ttyS0 reboot=k quiet kvmlab.run=\"echo CPUS=\$(grep -c ^processor /proc/cpuinfo)\"" \
+	# earlycon: a guest that dies before its serial driver is up still
+	# says why (oops text with symbols) on the same port
+	"$KVMLAB_VM" run --cpus "$CPUS" --cmdline "console=ttyS0 earlycon=uart8250,io,0x3f8 reboot=k ${KVMLAB_SOAK_KARGS:-quiet} kvmlab.run=\"echo CPUS=\$(grep -c ^processor /proc/cpuinfo)\"" \
 		</dev/null >"$out" 2>"$err" &
 	p=$!
 	last=-1 still=0 verdict=
@@ -125,7 +127,8 @@ for ((i = 1; i <= N; i++)); do
 		t_fail "soak: boot $i" "$verdict after ${ms} ms (the guest ran no instruction for ${STALL}s); stderr: $(tail -n 3 "$err" | tr '\n' ' ')"
 	else
 		failed=$((failed + 1))
-		t_fail "soak: boot $i" "rc $rc after ${ms} ms; console: $(tail -n 3 "$out" | tr -d '\r' | tr '\n' ' ' | cut -c1-200); stderr: $(tail -n 3 "$err" | tr '\n' ' ')"
+		t_fail "soak: boot $i" "rc $rc after ${ms} ms; stderr: $(tail -n 3 "$err" | tr '\n' ' ')"
+		echo "# console tail:"; tail -n 60 "$out" | tr -d '\r' | sed 's/^/#   /'
 	fi
 	grep -h 'Unhandled\|unhandled' "$err" 2>/dev/null | head -n 2 | sed 's/^/#   vmm: /'
 done
