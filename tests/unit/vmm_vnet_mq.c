@@ -3,6 +3,7 @@
  * pair counts, without MQ), RX_MODE and the MAC filter, MAC_ADDR_SET,
  * unknown classes, truncated and malformed commands; per-pair rx/tx. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -87,11 +88,21 @@ static uint32_t rx_frame(unsigned p, const uint8_t dst[6], uint64_t buf)
 	pkt[12 + 12] = 0x08; /* ethertype IPv4, nothing else matters */
 	struct td_seg rb = { buf, 2048, 1 };
 	td_add(&d, RXQ_OF(p), &rb, 1);
-	if (send(sv[p][1], pkt, sizeof(pkt), 0) != (ssize_t)sizeof(pkt))
+	if (send(sv[p][1], pkt, sizeof(pkt), MSG_DONTWAIT) != (ssize_t)sizeof(pkt))
 		return 0;
 	vnet_pair_run(n, p);
 	uint32_t id, len;
 	return td_used(&d, RXQ_OF(p), &id, &len) == 1 ? len : 0;
+}
+
+/* The pair threads of devices.c: run every pair until told to stop. */
+static int stop_runners;
+static void *runner(void *arg)
+{
+	unsigned p = (unsigned)(uintptr_t)arg;
+	while (!__atomic_load_n(&stop_runners, __ATOMIC_RELAXED))
+		vnet_pair_run(n, p);
+	return NULL;
 }
 
 int main(void)
@@ -283,6 +294,30 @@ int main(void)
 	      "192 KiB command: ERR without parsing");
 	CHECK_EQ(vnet_cur_pairs(n), PAIRS, "none of that changed the pair count");
 	CHECK(!(td_rd(&d, 0x14, 1) & VIRTIO_CONFIG_S_NEEDS_RESET), "device still healthy");
+
+	/* pair switches while every pair's thread runs and frames arrive */
+	pthread_t th[PAIRS];
+	for (unsigned p = 0; p < PAIRS; p++)
+		pthread_create(&th[p], NULL, runner, (void *)(uintptr_t)p);
+	int bad = 0;
+	for (unsigned i = 0; i < 300; i++) {
+		for (unsigned p = 0; p < PAIRS; p++)
+			(void)!send(sv[p][1], pkt, 64, MSG_DONTWAIT);
+		if (pairs_set((uint16_t)(1 + i % PAIRS)) != VIRTIO_NET_OK)
+			bad++;
+		unsigned c = vnet_cur_pairs(n);
+		if (c != 1 + i % PAIRS)
+			bad++;
+	}
+	__atomic_store_n(&stop_runners, 1, __ATOMIC_RELAXED);
+	for (unsigned p = 0; p < PAIRS; p++)
+		pthread_join(th[p], NULL);
+	CHECK_EQ(bad, 0, "300 pair switches with the pair threads running");
+	/* frames of the stress that no buffer took: not for the checks below */
+	for (unsigned p = 0; p < PAIRS; p++)
+		while (recv(sv[p][0], got, sizeof(got), MSG_DONTWAIT) > 0)
+			;
+	CHECK(!(td_rd(&d, 0x14, 1) & VIRTIO_CONFIG_S_NEEDS_RESET), "device still healthy after the switches");
 
 	/* reset: one pair, filter and MAC back to defaults */
 	bring_up(MQF, 2 * PAIRS + 1);

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Multiqueue virtio-net end to end, in a namespace of its own:
+#  1. a `kvmlab-net tap add --queues 2` tap opened with `run --tap ...
+#     --queues 2 --cpus 2`: the guest sees 2 queue pairs, both carry
+#     traffic (the guest kernel's per-queue counters, ethtool -S), the
+#     tap's attached/detached queue counts follow the driver (ip -d -j:
+#     the kernel's numqueues/numdisabled), ping and iperf3 both ways; then
+#     the driver is unbound and rebound during traffic (the VMM keeps
+#     running, the NIC comes back); then a 10 s UDP flood into the guest
+#     (the VMM stays up, its memory beyond guest RAM stays flat, the
+#     guest answers ping afterwards).
+#  2. `run --net` with 1 queue, and with `--queues 2` (a multi-queue tap
+#     made by the VMM itself): ping and iperf3 both ways.
+# Oracles: what the guest prints (its own kernel's counters), ip -j, and
+# /proc/PID/{status,smaps} of the VMM. Runs where /dev/kvm boots stock
+# kernels: `flock /work/testhost.lock scripts/testhost -- bash tests/kvm/mq.sh`.
+. "$(dirname "$0")/../lib.sh"
+cd "$T_ROOT" || exit 1
+VM=$KVMLAB_VM NETC=$KVMLAB_NET
+TMO=${KVMLAB_KVM_TIMEOUT:-90}
+MEM=256
+
+if [ ! -x "$VM" ] || [ ! -f "$KVMLAB_BUILD/guest/bzImage" ]; then
+	t_skip "mq" "no $VM or guest (make; scripts/build-guest)"; exit 0
+fi
+[ "$(id -u)" = 0 ] || { t_skip "mq" "needs root (tap, netns)"; exit 0; }
+command -v iperf3 >/dev/null || { t_skip "mq" "no iperf3 on the host (scripts/install-deps)"; exit 0; }
+if ! cpio -t <"$KVMLAB_BUILD/guest/initrd.img" 2>/dev/null | grep -q '^usr/bin/iperf3$'; then
+	t_skip "mq" "the guest has no iperf3 (install it, then scripts/build-guest)"; exit 0
+fi 2>/dev/null
+
+work=$(mktemp -d /tmp/kvmlab-mq.XXXXXX) || exit 1
+t_defer "rm -rf $work"
+t_netns_new ns mq || { t_fail "mq: netns"; t_finish; }
+t_defer "ip netns exec $ns $NETC down mqnet"
+nsx() { ip netns exec "$ns" "$@"; }
+HOST=10.79.0.1 GUEST=10.79.0.2
+nsx ip link set lo up
+if ! nsx "$NETC" up mqnet --cidr $HOST/24 >/dev/null ||
+	! nsx "$NETC" tap add klmq0 --net mqnet --queues 2 >/dev/null; then
+	t_fail "mq: kvmlab-net up + tap add --queues 2"; t_finish
+fi
+for port in 5201 5202 5203 5204 5205 5206; do
+	nsx iperf3 -s -B $HOST -p $port >/dev/null 2>&1 &
+	t_defer "kill $! 2>/dev/null"
+done
+sleep 0.5
+
+# tapq TAP: "attached detached" queue counts, from the kernel
+tapq() { nsx ip -d -j link show "$1" 2>/dev/null | jq -r '.[0].linkinfo.info_data | "\(.numqueues) \(.numdisabled)"'; }
+# beyond_ram PID: Rss beyond the guest-RAM mapping (KiB): the VMM's own memory
+beyond_ram() {
+	awk -v want=$((MEM * 1024)) '
+	/^[0-9a-f]+-[0-9a-f]+ / { n++ }
+	/^Size:/ { size[n] = $2 }
+	/^Rss:/  { rss[n] = $2; t += $2 }
+	END { g = 0; for (i = 1; i <= n; i++) if (size[i] == want && (g == 0 || rss[i] > rss[g])) g = i
+	      print t - rss[g] }' "/proc/$1/smaps" 2>/dev/null
+}
+vmrss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# guest helpers (no double quotes: they delimit kvmlab.run)
+IP3=/usr/bin/iperf3 ETH=/usr/sbin/ethtool
+g_common="echo QUEUES=\$(ls -d /sys/class/net/eth0/queues/rx-* | wc -l)"
+g_common="$g_common; ping -c 3 -W 5 $HOST >/dev/null && echo PING-OK"
+# two clients at once, one per vCPU when there are two, so that the
+# guest's transmit side (picked by CPU) uses both queues
+g_iperf() { # PORT_A PORT_B CPUS: one line of guest shell
+	local a="$IP3 -c $HOST -p $1 -t 4 -P 2 -f m" b="$IP3 -c $HOST -p $2 -t 4 -P 2 -f m" run
+	if [ "$3" = 2 ]; then
+		run="(taskset -c 0 $a >/tmp/ua; taskset -c 0 $a -R >/tmp/da) & (taskset -c 1 $b >/tmp/ub; taskset -c 1 $b -R >/tmp/db) & wait"
+	else
+		run="$a >/tmp/ua; $a -R >/tmp/da"
+	fi
+	printf '%s' "$run; for f in /tmp/ua /tmp/ub /tmp/da /tmp/db; do [ -f \$f ] && grep SUM.*receiver \$f | sed s,^,IPERF-\${f#/tmp/}' ',; done"
+}
+g_stats="$ETH -S eth0 | grep -E '_queue_[0-9]+_packets' | tr -d ' ' | sed s/^/STAT-/"
+
+# boot NAME ARGS...: run the default guest with kvmlab.run=$g, console to
+# $work/NAME.out; the VMM's pid goes to $work/NAME.pid
+boot() {
+	local name=$1; shift
+	local cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+	ip netns exec "$ns" "$VM" run --mem ${MEM}M --cmdline "$cmdline" "$@" \
+		--console "file:$work/$name.out" >"$work/$name.err" 2>&1 </dev/null &
+	local pid=$!
+	echo $pid >"$work/$name.pid"
+	( sleep $((TMO + 150)); kill "$pid" 2>/dev/null ) &
+	local dog=$!
+	t_defer "kill $pid $dog 2>/dev/null"
+}
+# wait_line NAME REGEX SECS: until the console shows REGEX
+wait_line() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -qE "$2" "$work/$1.out" 2>/dev/null && return 0
+		kill -0 "$(cat "$work/$1.pid")" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+finish_vm() { # NAME: wait for the VMM (a child of this shell); its status in $rc
+	wait "$(cat "$work/$1.pid")" 2>/dev/null
+	rc=$?
+}
+# the console has CR LF line ends
+has() { tr -d '\r' <"$work/$1.out" | grep -qE -- "$3" && t_ok "$2" || t_fail "$2" "console lacks '$3'"; }
+mbit() { tr -d '\r' <"$work/$1.out" | awk -v k="IPERF-$2" '$1 == k { for (i = 1; i <= NF; i++) if ($(i) == "Mbits/sec") s += $(i - 1) } END { printf "%d", s }'; }
+qstat() { tr -d '\r' <"$work/$1.out" | sed -n "s/^STAT-$2_queue_$3_packets:\([0-9]*\).*/\1/p" | tail -1; }
+
+# KVMLAB_MQ_PARTS: which parts to run (default "tap net"), to rerun one
+parts=" ${KVMLAB_MQ_PARTS:-tap net} "
+# ---- 1. kvmlab-net tap (--queues 2), run --tap --queues 2 --cpus 2 ----
+if [[ $parts == *" tap "* ]]; then
+g="$g_common; $(g_iperf 5201 5202 2); $g_stats; echo TRAFFIC-DONE; sleep 3"
+g="$g; dev=\$(basename \$(readlink /sys/class/net/eth0/device))"
+g="$g; ($IP3 -c $HOST -p 5203 -t 8 -P 2 >/dev/null 2>&1 &); sleep 2"
+g="$g; echo \$dev >/sys/bus/virtio/drivers/virtio_net/unbind; echo UNBOUND; sleep 3"
+g="$g; echo \$dev >/sys/bus/virtio/drivers/virtio_net/bind; sleep 1"
+g="$g; ip addr add $GUEST/24 dev eth0; ip link set eth0 up"
+g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo RESET-PING-OK"
+g="$g; echo RESET-QUEUES=\$(ls -d /sys/class/net/eth0/queues/rx-* | wc -l); sleep 6"
+g="$g; echo FLOOD-START; $IP3 -c $HOST -p 5204 -u -b 0 -l 1400 -t 10 -R -f m >/tmp/fl 2>&1"
+g="$g; echo FLOOD-RC=\$?; grep -E 'receiver' /tmp/fl | tail -1; echo FLOOD-END; sleep 10"
+boot tapq2 --tap klmq0 --queues 2 --cpus 2
+if wait_line tapq2 '^KVMLAB-READY' "$TMO"; then
+	sleep 2
+	q=$(tapq klmq0)
+	[ "$q" = "2 0" ] && t_ok "mq tap: both tap queues attached once the driver asked for 2 pairs (ip -d: $q)" ||
+		t_fail "mq tap: both tap queues attached once the driver asked for 2 pairs" "numqueues/numdisabled: $q"
+fi
+if wait_line tapq2 '^TRAFFIC-DONE' 120; then
+	has tapq2 "mq tap: the guest sees 2 rx queues" "^QUEUES=2$"
+	has tapq2 "mq tap: guest pings the host" "^PING-OK"
+	up=$(( $(mbit tapq2 ua) + $(mbit tapq2 ub) )) down=$(( $(mbit tapq2 da) + $(mbit tapq2 db) ))
+	[ "$up" -gt 0 ] && [ "$down" -gt 0 ] && t_ok "mq tap: iperf3 both ways (guest->host $up Mbit/s, host->guest $down Mbit/s)" ||
+		t_fail "mq tap: iperf3 both ways" "up $up down $down: $(grep IPERF "$work/tapq2.out" | tr '\n' ' ')"
+	for dir in rx tx; do
+		a=$(qstat tapq2 $dir 0) b=$(qstat tapq2 $dir 1)
+		if [ "${a:-0}" -gt 100 ] && [ "${b:-0}" -gt 100 ]; then
+			t_ok "mq tap: both $dir queues carried traffic (guest ethtool -S: $a, $b packets)"
+		else
+			t_fail "mq tap: both $dir queues carried traffic" "queue 0: ${a:-?}, queue 1: ${b:-?}"
+		fi
+	done
+fi
+if wait_line tapq2 '^UNBOUND' 60; then
+	sleep 0.5
+	q=$(tapq klmq0)
+	[ "$q" = "1 1" ] && t_ok "mq tap: driver gone, device reset: back to 1 attached queue (ip -d: $q)" ||
+		t_fail "mq tap: driver gone, device reset: back to 1 attached queue" "numqueues/numdisabled: $q"
+fi
+vmpid=$(cat "$work/tapq2.pid")
+if wait_line tapq2 '^FLOOD-START' 90; then
+	has tapq2 "mq reset in flight: the NIC comes back and pings" "^RESET-PING-OK"
+	has tapq2 "mq reset in flight: 2 queues again after rebind" "^RESET-QUEUES=2$"
+	rss0=$(vmrss "$vmpid") own0=$(beyond_ram "$vmpid")
+	if wait_line tapq2 '^FLOOD-END' 60; then
+		rss1=$(vmrss "$vmpid") own1=$(beyond_ram "$vmpid")
+		echo "# UDP flood: VmRSS $rss0 -> $rss1 KiB; beyond guest RAM $own0 -> $own1 KiB"
+		echo "# $(grep -A1 FLOOD-RC "$work/tapq2.out" | tr '\n' ' ')"
+		if kill -0 "$vmpid" 2>/dev/null && [ -n "$own0" ] && [ -n "$own1" ] &&
+			[ $((own1 - own0)) -lt 4096 ]; then
+			t_ok "mq UDP flood 10 s: VMM up, memory beyond guest RAM flat ($own0 -> $own1 KiB; VmRSS $rss0 -> $rss1)"
+		else
+			t_fail "mq UDP flood 10 s: VMM up, memory beyond guest RAM flat" "$own0 -> $own1 KiB"
+		fi
+		nsx ping -c 3 -W 3 $GUEST >/dev/null && t_ok "mq UDP flood: the guest answers ping afterwards" ||
+			t_fail "mq UDP flood: the guest answers ping afterwards"
+	else
+		t_fail "mq UDP flood: finished" "$(tail -3 "$work/tapq2.out" | tr '\n' ' ')"
+	fi
+fi
+finish_vm tapq2
+[ "$rc" = 0 ] && t_ok "mq tap: the VMM ran to poweroff" || t_fail "mq tap: the VMM ran to poweroff" "exit $rc: $(tail -2 "$work/tapq2.err" | tr '\n' ' ')"
+grep -q 'KVMLAB-RC=0' "$work/tapq2.out" || echo "# tapq2 console tail: $(tail -5 "$work/tapq2.out" | tr '\n' ' ')"
+fi
+
+# ---- 2. run --net, 1 queue and 2 queues ----
+for qn in 1 2; do
+	[[ $parts == *" net "* ]] || break
+	name=net$qn
+	g="$g_common; $(g_iperf 5205 5206 $qn); $g_stats; echo TRAFFIC-DONE"
+	boot $name --net mqnet --tap klmqv$qn --queues $qn --cpus $qn
+	if wait_line $name '^KVMLAB-READY' "$TMO"; then
+		sleep 2
+		# (the kernel counts queues for multi-queue taps only)
+		mq=$(nsx ip -d -j link show klmqv$qn | jq -r '.[0].linkinfo.info_data | "\(.multi_queue) \(.numqueues // "-")"')
+		want="false -"; [ $qn = 2 ] && want="true 2"
+		[ "$mq" = "$want" ] && t_ok "mq --net --queues $qn: the VMM's tap is multi_queue/numqueues '$mq'" ||
+			t_fail "mq --net --queues $qn: the VMM's tap" "multi_queue numqueues: '$mq', want '$want'"
+	fi
+	finish_vm $name
+	[ "$rc" = 0 ] && t_ok "mq --net --queues $qn: guest ran and powered off" || t_fail "mq --net --queues $qn: guest ran" "exit $rc: $(tail -2 "$work/$name.err" | tr '\n' ' ')"
+	has $name "mq --net --queues $qn: the guest sees $qn rx queue(s)" "^QUEUES=$qn$"
+	has $name "mq --net --queues $qn: guest pings the host" "^PING-OK"
+	up=$(( $(mbit $name ua) + $(mbit $name ub) )) down=$(( $(mbit $name da) + $(mbit $name db) ))
+	[ "$up" -gt 0 ] && [ "$down" -gt 0 ] && t_ok "mq --net --queues $qn: iperf3 both ways (guest->host $up Mbit/s, host->guest $down Mbit/s)" ||
+		t_fail "mq --net --queues $qn: iperf3 both ways" "up $up down $down"
+	nsx ip link show klmqv$qn >/dev/null 2>&1 && t_fail "mq --net --queues $qn: the VMM's tap is gone after exit" ||
+		t_ok "mq --net --queues $qn: the VMM's tap is gone after exit"
+done
+
+if [ "$T_FAILS" -gt 0 ]; then
+	for f in "$work"/*.out "$work"/*.err; do
+		echo "# $f:"; tail -15 "$f" 2>/dev/null | sed 's/^/#   /'
+	done
+fi
+t_finish
