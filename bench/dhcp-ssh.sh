@@ -115,8 +115,9 @@ dhcp_ms() {
 		-o ConnectTimeout=20 -o BatchMode=yes "root@$1" \
 		"journalctl -b -u systemd-networkd -o short-monotonic --no-pager" >"$work/journal" 2>/dev/null
 	# systemd 252: "eth0: DHCPv4 client: DISCOVER" ... "... ACK"
-	awk '/DHCP/ && /DISCOVER/ && !d { gsub(/[\[\]]/, "", $1); d = $1 }
-	     /DHCP/ && /: ACK/ && d && !a { gsub(/[\[\]]/, "", $1); a = $1 }
+	awk 'function ts() { match($0, /[0-9]+\.[0-9]+/); return substr($0, RSTART, RLENGTH) }
+	     /DHCP/ && /DISCOVER/ && !d { d = ts() }
+	     /DHCP/ && /: ACK/ && d && !a { a = ts() }
 	     END { if (d && a) printf "%d\n", (a - d) * 1000 }' "$work/journal"
 }
 
@@ -159,13 +160,16 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 		echo "# $name run $2: no ssh banner within ${TMO}s; console tail:" >&2
 		tail -n 15 "$work/console-$name-$2" | tr -d '\r' | sed 's/^/#   /' >&2
 		sed 's/^/#   vmm: /' "$work/vm.log" | tail -n 5 >&2
+		[ -f "$work/dnsmasq.log" ] && tail -n 5 "$work/dnsmasq.log" | sed 's/^/#   dnsmasq: /' >&2
+		ip -n "$lab" neigh show | sed 's/^/#   neigh: /' >&2
+		inlab nft list ruleset 2>&1 | grep -E 'dnat|masq|policy' | sed 's/^/#   nft: /' >&2
 		kill -9 "$vpid" 2>/dev/null; wait "$vpid" 2>/dev/null; vpid=''
 		return 1
 	fi
 	addr=$GUEST_IP
 	# kvmlab-vm's lease, from show --json (an object naming vm "web")
 	[ "$name" = kvmlab-vm ] && addr=$(inlab "$B/kvmlab-net" show lab --json 2>/dev/null |
-		jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty)][0] // empty' 2>/dev/null)
+		jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty) | tostring | sub("/.*"; "")][0] // empty' 2>/dev/null)
 	d=$(dhcp_ms "$addr")
 	kill "$vpid" 2>/dev/null
 	sleep 1
@@ -190,7 +194,7 @@ if [[ " ${names[*]} " == *" qemu "* ]] || [[ " ${names[*]} " == *" kvmlab-static
 	# dnsmasq as libvirt runs it for a NAT network, on the kvmlab bridge
 	[[ " ${names[*]} " == *" qemu "* ]] && { inlab "$B/kvmlab-net" tap add klq0 --net lab >/dev/null || exit 1; }
 	inlab dnsmasq --keep-in-foreground --conf-file=/dev/null --strict-order --bind-dynamic \
-		--except-interface=lo --interface="$br" --no-resolv --user=root --pid-file= \
+		--except-interface=lo --interface="$br" --no-resolv --user=root --group=root --pid-file= \
 		--dhcp-range=192.168.58.2,192.168.58.254,255.255.255.0 --dhcp-no-override \
 		--dhcp-authoritative --dhcp-lease-max=253 --dhcp-leasefile="$work/leases" \
 		--dhcp-host="$QMAC,$GUEST_IP" --log-facility="$work/dnsmasq.log" &
