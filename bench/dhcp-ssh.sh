@@ -19,7 +19,7 @@
 # Medians of N runs (default 3), VMMs in turn. Without hardware-backed KVM
 # everything runs in one test host (nested KVM under TCG): compare ratios.
 # Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_TIMEOUT (per boot, 300 s),
-#      KVMLAB_BENCH_QEMU_MACHINE (q35).
+#      KVMLAB_BENCH_QEMU_MACHINE (q35), KVMLAB_BENCH_VHOST (auto|on|off).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
@@ -36,6 +36,7 @@ if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
 				KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" \
 				KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-300}" \
 				KVMLAB_BENCH_QEMU_MACHINE="${KVMLAB_BENCH_QEMU_MACHINE:-q35}" \
+				KVMLAB_BENCH_VHOST="${KVMLAB_BENCH_VHOST:-auto}" \
 				KVMLAB_BENCH_ONLY="${KVMLAB_BENCH_ONLY:-}" bash bench/dhcp-ssh.sh
 			rc=$?
 			[ $rc = 125 ] && [ $try = 1 ] && { echo "# the test host died; retrying once"; continue; }
@@ -144,8 +145,8 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 			--forward 2222:22 --console "file:$work/console-$name-$2" </dev/null >"$work/vm.log" 2>&1 &
 		vpid=$! ;;
 	qemu)
-		local vhost=off
-		[ -c /dev/vhost-net ] && vhost=on
+		local vhost=${KVMLAB_BENCH_VHOST:-auto}
+		[ "$vhost" = auto ] && { vhost=off; [ -c /dev/vhost-net ] && vhost=on; }
 		t0=$(ms)
 		inlab "$QEMU" -enable-kvm -M "$MACHINE" -cpu host -m 512 -smp 1 -nodefaults -no-user-config \
 			-display none -serial "file:$work/console-$name-$2" -monitor none -no-reboot \
@@ -177,6 +178,7 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 	wait "$vpid" 2>/dev/null
 	vpid=''
 	echo "$((up - t0)) ${d:--}"
+	[ "$2" = 1 ] && [ "$name" = qemu ] && echo "# qemu: vhost=$vhost" >&2
 }
 
 names=()
