@@ -16,7 +16,7 @@
 cd "$T_ROOT" || exit 1
 IMG=$KVMLAB_BUILD/debian/debian.img
 KEY=$KVMLAB_BUILD/debian/id_ed25519
-TMO=${KVMLAB_DEBIAN_TIMEOUT:-300}
+TMO=${KVMLAB_DEBIAN_TIMEOUT:-240}
 [ "$(id -u)" = 0 ] || { t_skip "debian" "needs root"; exit 0; }
 if [ ! -f "$IMG" ] || [ ! -f "$KEY" ]; then
 	t_skip "debian: boots the Debian image" "no $IMG (scripts/build-guest --debian; it needs mmdebstrap)"
