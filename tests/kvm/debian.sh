@@ -16,7 +16,7 @@
 cd "$T_ROOT" || exit 1
 IMG=$KVMLAB_BUILD/debian/debian.img
 KEY=$KVMLAB_BUILD/debian/id_ed25519
-TMO=${KVMLAB_DEBIAN_TIMEOUT:-300}
+TMO=${KVMLAB_DEBIAN_TIMEOUT:-240}
 [ "$(id -u)" = 0 ] || { t_skip "debian" "needs root"; exit 0; }
 if [ ! -f "$IMG" ] || [ ! -f "$KEY" ]; then
 	t_skip "debian: boots the Debian image" "no $IMG (scripts/build-guest --debian; it needs mmdebstrap)"
@@ -44,7 +44,7 @@ ip -n "$wan" addr add 198.51.100.2/24 dev wan0 && ip -n "$wan" link set wan0 up 
 ip netns exec "$wan" ncat -l -k 198.51.100.2 8080 --sh-exec \
 	"echo \$NCAT_REMOTE_ADDR >>$work/seen; echo \"wan-hello \$NCAT_REMOTE_ADDR\"" >/dev/null 2>&1 &
 ip netns exec "$wan" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
-	--listen-address=198.51.100.2 --bind-interfaces --port=53 --user=root --pid-file= \
+	--listen-address=198.51.100.2 --bind-interfaces --port=53 --user=root --group=root --pid-file= \
 	--address=/svc.wan.test/198.51.100.2 >/dev/null 2>&1 &
 
 upargs=(up lab --cidr 192.168.59.1/24 --nat --uplink up0)
@@ -79,7 +79,7 @@ if [ $dhcp = 1 ]; then
 	addr=
 	for _ in $(seq 1 50); do
 		addr=$(ip netns exec "$lab" "$KVMLAB_NET" show lab --json 2>/dev/null |
-			jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty)][0] // empty' 2>/dev/null)
+			jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty) | tostring | sub("/.*"; "")][0] // empty' 2>/dev/null)
 		[ -n "$addr" ] && break
 		sleep 0.2
 	done
