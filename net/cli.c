@@ -10,7 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include "net.h"
+#include "cli_lease.h"
 
 #define PROG "kvmlab-net"
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -28,6 +32,13 @@ static const char usage_main[] =
 	"          [--queues N]\n"
 	"  tap del TAP [TAP...]\n"
 	"  show [NAME] [--json]\n"
+	"  lease add NET VM [--mac MAC] [--ip ADDR]\n"
+	"  lease del NET VM\n"
+	"  lease take NET VM [--pid PID]\n"
+	"  lease release NET VM\n"
+	"  forward add NET --proto tcp|udp --port HOSTPORT --to ADDR:PORT\n"
+	"          [--vm VM]\n"
+	"  forward del NET --proto tcp|udp --port HOSTPORT\n"
 	"\n"
 	"Run '" PROG " COMMAND --help' for details. Needs CAP_NET_ADMIN (show\n"
 	"does not). Exit status: 0 done, 1 failed, 2 usage error.\n";
@@ -66,6 +77,36 @@ static const char usage_tap[] =
 	"or group open them without privilege. --queues N (1..256) makes a\n"
 	"multi-queue tap when N > 1.\n"
 	"del: delete taps that tap add made.\n";
+
+static const char usage_lease[] =
+	"usage: " PROG " lease add NET VM [--mac MAC] [--ip ADDR]\n"
+	"       " PROG " lease del NET VM\n"
+	"       " PROG " lease take NET VM [--pid PID]\n"
+	"       " PROG " lease release NET VM\n"
+	"\n"
+	"Leases of network NET: VM name, MAC, IPv4 address, owner. They live\n"
+	"in the nft map \"leases\" of table ip kvmlab-NET. A VM's MAC and\n"
+	"address are derived from NET and VM, the same every time while free.\n"
+	"add: reserve an address for VM, for any VMM (QEMU, Firecracker,\n"
+	"libvirt); --mac/--ip pick them instead. A reservation is never\n"
+	"reclaimed. del: remove VM's lease and the forwards tied to VM.\n"
+	"take: take VM's lease for process PID (default: the calling process's\n"
+	"parent, e.g. the shell), print it; when PID dies it turns stale and\n"
+	"the next add or take reclaims it. release: give it back.\n";
+
+static const char usage_forward[] =
+	"usage: " PROG " forward add NET --proto tcp|udp --port HOSTPORT\n"
+	"                         --to ADDR:PORT | --vm VM --to [ADDR:]PORT\n"
+	"       " PROG " forward del NET --proto tcp|udp --port HOSTPORT\n"
+	"\n"
+	"DNAT of HOSTPORT on the host's own addresses (not loopback) to\n"
+	"ADDR:PORT on network NET, for connections from outside, from the\n"
+	"host itself and from NET's guests. Adding the same forward again\n"
+	"changes nothing; the same host port to another target is an error.\n"
+	"--vm ties the forward to VM's active lease (ADDR defaults to its\n"
+	"address): it goes when the lease is released or reclaimed.\n"
+	"Rules live in chains fwd-pre, fwd-out, fwd-post, fwd-accept of table\n"
+	"ip kvmlab-NET.\n";
 
 static const char usage_show[] =
 	"usage: " PROG " show [NAME] [--json]\n"
@@ -390,6 +431,20 @@ static const char *ip4(uint32_t a, char buf[16])
 	return buf;
 }
 
+/* The lease branch's keys, built by jansson, spliced into this object. */
+static void show_json_lease(const struct kl_show_net *n)
+{
+	json_t *o = cli_json_lease(n), *v;
+	const char *k;
+
+	json_object_foreach(o, k, v) {
+		char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		printf(",\"%s\":%s", k, t ? t : "null");
+		free(t);
+	}
+	json_decref(o);
+}
+
 static void show_json(const struct kl_show *s)
 {
 	char ip[16];
@@ -440,9 +495,53 @@ static void show_json(const struct kl_show *s)
 			       t->up ? "true" : "false",
 			       t->enslaved ? "true" : "false", t->mtu);
 		}
-		printf("]}");
+		printf("]");
+		show_json_lease(n);
+		printf("}");
 	}
 	printf("]}\n");
+}
+
+static void mac_str(const uint8_t *m, char buf[18])
+{
+	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
+		 m[3], m[4], m[5]);
+}
+
+static const char *const lease_states[] = {"active", "reserved", "stale"};
+
+/* dns, leases and forwards of one network */
+static void show_text_leases(const struct kl_show_net *n)
+{
+	char ip[16], mac[18];
+
+	printf("  dns     ");
+	for (unsigned i = 0; i < n->cfg.ndns; i++)
+		printf("%s %s", i ? "," : "", ip4(n->cfg.dns[i], ip));
+	if (!n->cfg.ndns)
+		printf(" none (%s)", n->dns_host ? "the host has no upstream "
+		       "resolver a guest can reach" : "not set");
+	else
+		printf(" (%s)", n->dns_host ? "the host's resolvers" : "up --dns");
+	printf("\n");
+	if (!n->nleases)
+		printf("  leases   none\n");
+	for (size_t i = 0; i < n->nleases; i++) {
+		const struct kl_lease *l = &n->leases[i];
+		mac_str(l->mac, mac);
+		printf("  lease    %s %s %s %s", l->vm, mac, ip4(l->addr, ip),
+		       lease_states[l->state]);
+		if (l->pid)
+			printf(" (owner pid %d)", (int)l->pid);
+		printf("%s\n", l->reserved && l->state == KL_LEASE_ACTIVE
+				       ? " reserved" : "");
+	}
+	for (size_t i = 0; i < n->nfwds; i++) {
+		const struct kl_forward *f = &n->fwds[i];
+		printf("  forward  %s %u -> %s:%u", f->proto == IPPROTO_TCP ? "tcp"
+		       : "udp", f->port, ip4(f->addr, ip), f->to_port);
+		printf(f->vm[0] ? " (vm %s)\n" : "%s\n", f->vm);
+	}
 }
 
 static void show_text(const struct kl_show *s)
@@ -479,6 +578,7 @@ static void show_text(const struct kl_show *s)
 					     : "");
 		}
 		printf("\n");
+		show_text_leases(n);
 	}
 	if (s->nnets == 0)
 		printf("no kvmlab networks in this namespace\n");
@@ -528,6 +628,233 @@ static int cmd_show(int argc, char **argv)
 	return rc;
 }
 
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+
+	if (strlen(s) != 17 ||
+	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &end) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (!strchr("0123456789abcdefABCDEF", s[3 * i]) ||
+		    !strchr("0123456789abcdefABCDEF", s[3 * i + 1]) ||
+		    (i < 5 && s[3 * i + 2] != ':'))
+			return -EINVAL;
+		mac[i] = (uint8_t)v[i];
+	}
+	return 0;
+}
+
+static int parse_ip(const char *s, uint32_t *a)
+{
+	struct in_addr in;
+
+	if (inet_pton(AF_INET, s, &in) != 1)
+		return -EINVAL;
+	*a = ntohl(in.s_addr);
+	return 0;
+}
+
+/* NET and VM, exactly, after the options. */
+static int net_vm(const char *cmd, int argc, char **argv)
+{
+	if (optind + 2 > argc)
+		return usage_err(cmd, "%s is missing", optind < argc ? "VM" : "NET");
+	if (optind + 2 < argc)
+		return usage_err(cmd, "unexpected argument '%s'", argv[optind + 2]);
+	if (check_name("network", argv[optind]))
+		return EXIT_FAIL;
+	return 0;
+}
+
+static int cmd_lease(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"mac", required_argument, NULL, 'm'},
+		{"ip", required_argument, NULL, 'i'},
+		{"pid", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	static const char *const subs[] = {"add", "del", "take", "release"};
+	const char *mac_s = NULL, *ip_s = NULL, *pid_s = NULL, *why;
+	char cmd[32], m[18], a[16];
+	struct kl_lease_info info;
+	struct kl_net *h;
+	uint8_t mac[6];
+	uint32_t addr = 0;
+	pid_t pid = getppid();
+	int c, rc, sub = -1;
+
+	if (argc < 2)
+		return usage_err("lease", "add, del, take or release is missing");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_lease, stdout);
+		return EXIT_OK;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(argv[1], subs[i]))
+			sub = i;
+	if (sub < 0)
+		return usage_err("lease", "unknown subcommand '%s'", argv[1]);
+	snprintf(cmd, sizeof(cmd), "lease %s", subs[sub]);
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': mac_s = optarg; break;
+		case 'i': ip_s = optarg; break;
+		case 'p': pid_s = optarg; break;
+		case 'h': fputs(usage_lease, stdout); return EXIT_OK;
+		default: return bad_opt(cmd, c, argv);
+		}
+	}
+	if ((mac_s || ip_s) && sub != 0)
+		return usage_err(cmd, "--mac and --ip are for lease add");
+	if (pid_s && sub != 2)
+		return usage_err(cmd, "--pid is for lease take");
+	if ((rc = net_vm(cmd, argc, argv)))
+		return rc;
+	const char *net = argv[optind], *vm = argv[optind + 1];
+	if (kl_vm_name_check(vm, &why))
+		return fail("network %s: vm %s: %s", net, vm, why);
+	if (mac_s && parse_mac(mac_s, mac))
+		return fail("network %s: vm %s: mac %s: not a MAC address "
+			    "(want aa:bb:cc:dd:ee:ff)", net, vm, mac_s);
+	if (ip_s && (parse_ip(ip_s, &addr) || !addr))
+		return fail("network %s: vm %s: address %s: not an IPv4 address",
+			    net, vm, ip_s);
+	if (pid_s) {
+		unsigned long v;
+		if (parse_uint(pid_s, INT_MAX, &v) || !v)
+			return fail("network %s: vm %s: pid %s: not a process id",
+				    net, vm, pid_s);
+		pid = (pid_t)v;
+	}
+	if ((rc = open_handle(&h)))
+		return rc;
+	switch (sub) {
+	case 0: rc = kl_lease_add(h, net, vm, mac_s ? mac : NULL, addr); break;
+	case 1: rc = kl_lease_del(h, net, vm); break;
+	case 2: rc = kl_lease_take(h, net, vm, pid, &info); break;
+	default: rc = kl_lease_release(h, net, vm); break;
+	}
+	if (rc) {
+		rc = lib_fail(h);
+	} else if (sub == 2) {
+		/* One line of key=value, for scripts. */
+		char r[16];
+		mac_str(info.mac, m);
+		printf("vm=%s mac=%s address=%s/%u router=%s mtu=%u dns=", info.vm,
+		       m, ip4(info.addr, a), info.prefix, ip4(info.router, r),
+		       info.mtu);
+		for (unsigned i = 0; i < info.ndns; i++)
+			printf("%s%s", i ? "," : "", ip4(info.dns[i], a));
+		printf("%s\n", info.ndns ? "" : "none");
+	}
+	kl_net_close(h);
+	return rc;
+}
+
+/* "tcp" or "udp" */
+static int parse_proto(const char *s)
+{
+	return !strcmp(s, "tcp") ? IPPROTO_TCP : !strcmp(s, "udp") ? IPPROTO_UDP : 0;
+}
+
+static int cmd_forward(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"proto", required_argument, NULL, 'P'},
+		{"port", required_argument, NULL, 'p'},
+		{"to", required_argument, NULL, 't'},
+		{"vm", required_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *proto_s = NULL, *port_s = NULL, *to_s = NULL, *vm = NULL;
+	struct kl_forward f;
+	struct kl_net *h;
+	unsigned long v;
+	bool add;
+	int c, rc;
+
+	if (argc < 2)
+		return usage_err("forward", "add or del is missing");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_forward, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "add") && strcmp(argv[1], "del"))
+		return usage_err("forward", "unknown subcommand '%s'", argv[1]);
+	add = !strcmp(argv[1], "add");
+	const char *cmd = add ? "forward add" : "forward del";
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'P': proto_s = optarg; break;
+		case 'p': port_s = optarg; break;
+		case 't': to_s = optarg; break;
+		case 'v': vm = optarg; break;
+		case 'h': fputs(usage_forward, stdout); return EXIT_OK;
+		default: return bad_opt(cmd, c, argv);
+		}
+	}
+	if ((rc = one_name(cmd, argc, argv)))
+		return rc;
+	if (!proto_s || !port_s)
+		return usage_err(cmd, "--proto and --port are required");
+	if (add && !to_s)
+		return usage_err(cmd, "--to is required");
+	if (!add && (to_s || vm))
+		return usage_err(cmd, "--to and --vm are for forward add");
+	const char *net = argv[optind];
+	if (check_name("network", net))
+		return EXIT_FAIL;
+	memset(&f, 0, sizeof(f));
+	if (!(f.proto = parse_proto(proto_s)))
+		return fail("network %s: forward: --proto %s: not tcp or udp", net,
+			    proto_s);
+	if (parse_uint(port_s, 65535, &v) || !v)
+		return fail("network %s: forward %s: --port %s: not a port in "
+			    "1..65535", net, proto_s, port_s);
+	f.port = (uint16_t)v;
+	if (vm) {
+		const char *why;
+		if (kl_vm_name_check(vm, &why))
+			return fail("network %s: vm %s: %s", net, vm, why);
+		snprintf(f.vm, sizeof(f.vm), "%s", vm);
+	}
+	if (add && vm && !strchr(to_s, ':')) {
+		/* --vm VM --to PORT: the VM's leased address */
+		if (parse_uint(to_s, 65535, &v) || !v)
+			return fail("network %s: forward %s %u: --to %s: not a port "
+				    "in 1..65535", net, proto_s, f.port, to_s);
+		f.to_port = (uint16_t)v;
+	} else if (add) {
+		const char *colon = strrchr(to_s, ':');
+		char ip[16];
+		if (!colon || (size_t)(colon - to_s) >= sizeof(ip) ||
+		    (memcpy(ip, to_s, (size_t)(colon - to_s)),
+		     ip[colon - to_s] = 0, parse_ip(ip, &f.addr)) ||
+		    parse_uint(colon + 1, 65535, &v) || !v)
+			return fail("network %s: forward %s %u: --to %s: want "
+				    "ADDR:PORT (port 1..65535)", net, proto_s,
+				    f.port, to_s);
+		f.to_port = (uint16_t)v;
+	}
+	if ((rc = open_handle(&h)))
+		return rc;
+	rc = add ? kl_forward_add(h, net, &f)
+		 : kl_forward_del(h, net, f.proto, f.port);
+	rc = rc ? lib_fail(h) : EXIT_OK;
+	kl_net_close(h);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -550,6 +877,10 @@ int main(int argc, char **argv)
 		return cmd_tap(argc, argv);
 	if (!strcmp(cmd, "show"))
 		return cmd_show(argc, argv);
+	if (!strcmp(cmd, "lease"))
+		return cmd_lease(argc, argv);
+	if (!strcmp(cmd, "forward"))
+		return cmd_forward(argc, argv);
 	fprintf(stderr, PROG ": unknown command '%s' (try '" PROG " --help')\n",
 		cmd);
 	return EXIT_USAGE;

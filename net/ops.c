@@ -649,7 +649,8 @@ int kl_net_down(struct kl_net *h, const char *name)
 		return err;
 	if ((err = begin_net(h, &st, name, true, &n)))
 		return err;
-	if (n->made_nft) {
+	/* Without --nat too: leases and forwards make the table on demand. */
+	{
 		err = nft_send_del(h, buf, sizeof(buf), name);
 		if (err && err != -ENOENT) {
 			err = kl_nlerr(h, &h->nf, err, "nft table ip %s%s: cannot "

@@ -207,6 +207,7 @@ struct kl_net {
 	char **warn, **plan;
 	size_t nwarn, nplan;
 	int lockfd;
+	unsigned lockdepth; /* state_lock nested this many times */
 	uint64_t ino, cookie;
 	char statedir[200];
 };

@@ -5,14 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
-#include "priv.h"
+#include "lease.h"
 
 void kl_show_free(struct kl_show *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->nnets; i++)
+	for (size_t i = 0; i < s->nnets; i++) {
 		free(s->nets[i].taps);
+		free(s->nets[i].leases);
+		free(s->nets[i].fwds);
+	}
 	free(s->nets);
 	free(s);
 }
@@ -130,6 +133,8 @@ int kl_net_show(struct kl_net *h, const char *name, struct kl_show **out)
 			t->mtu = l->mtu;
 			t->enslaved = br && l->master == br->ifindex;
 		}
+		if ((err = lease_show(h, o)))
+			goto err_s;
 	}
 	*out = s;
 	err = 0;

@@ -29,8 +29,12 @@ int state_lock(struct kl_net *h, bool exclusive)
 {
 	int fd;
 
-	if (h->lockfd >= 0)
+	/* Nested (lease calls read the network through kl_net_show while
+	 * they hold the lock): the outer holder keeps it. */
+	if (h->lockfd >= 0) {
+		h->lockdepth++;
 		return 0;
+	}
 	if (exclusive && mkdir(h->statedir, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	fd = open(h->statedir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -55,6 +59,10 @@ int state_lock(struct kl_net *h, bool exclusive)
 
 void state_unlock(struct kl_net *h)
 {
+	if (h->lockdepth) {
+		h->lockdepth--;
+		return;
+	}
 	if (h->lockfd >= 0)
 		close(h->lockfd);
 	h->lockfd = -1;
