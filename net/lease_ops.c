@@ -72,19 +72,10 @@ static int ctx_open(struct kl_net *h, const char *net, const char *vm,
 		return kl_err(h, err, "network %s: cannot lock: %s", net,
 			      strerror(-err));
 	c->locked = true;
-	/* Under the lock: nobody takes the network away meanwhile. The
-	 * show of every network, because a forward's host port must be
-	 * free in all of them. */
-	if ((err = kl_net_show(h, NULL, &c->show)))
+	/* Under the lock: nobody takes the network away meanwhile. */
+	if ((err = kl_net_show(h, net, &c->show)))
 		goto err;
-	for (size_t i = 0; i < c->show->nnets; i++)
-		if (!strcmp(c->show->nets[i].cfg.name, net))
-			c->sn = &c->show->nets[i];
-	if (!c->sn) {
-		err = kl_err(h, -ENOENT, "network %s: not found in this network "
-			     "namespace", net);
-		goto err;
-	}
+	c->sn = &c->show->nets[0];
 	c->cfg = &c->sn->cfg;
 	if ((err = lease_nft_read(&h->nf, net, &c->old))) {
 		err = kl_nlerr(h, &h->nf, err, "network %s: cannot read map ip "
@@ -338,25 +329,25 @@ static bool same_fwd(const struct kl_forward *a, const struct kl_forward *b)
 /* The host port taken by another network's forward? */
 static int port_elsewhere(struct ctx *c, const struct kl_forward *f)
 {
-	for (size_t i = 0; i < c->show->nnets; i++) {
-		const char *other = c->show->nets[i].cfg.name;
-		struct fwd_tab t;
-		int err;
+	struct kl_show *all;
+	int err = kl_net_show(c->h, NULL, &all);
 
-		if (!strcmp(other, c->net))
-			continue;
-		if ((err = fwd_read(&c->h->nf, other, &t)))
-			return kl_nlerr(c->h, &c->h->nf, err, "network %s: cannot "
-					"read its forwards", other);
-		bool taken = fwd_find(&t, f->proto, f->port) != NULL;
-		fwd_tab_free(&t);
-		if (taken)
-			return kl_err(c->h, -EEXIST, "network %s: forward %s %u: "
-				      "host port already forwarded by network %s",
-				      c->net, fwd_proto_name(f->proto), f->port,
-				      other);
+	if (err)
+		return err;
+	for (size_t i = 0; i < all->nnets && !err; i++) {
+		const struct kl_show_net *o = &all->nets[i];
+		if (strcmp(o->cfg.name, c->net))
+			for (size_t j = 0; j < o->nfwds && !err; j++)
+				if (o->fwds[j].proto == f->proto &&
+				    o->fwds[j].port == f->port)
+					err = kl_err(c->h, -EEXIST, "network %s: "
+						     "forward %s %u: host port "
+						     "already forwarded by network %s",
+						     c->net, fwd_proto_name(f->proto),
+						     f->port, o->cfg.name);
 	}
-	return 0;
+	kl_show_free(all);
+	return err;
 }
 
 int kl_forward_add(struct kl_net *h, const char *net, const struct kl_forward *in)

@@ -523,6 +523,12 @@ static int rules_cb(const struct nlmsghdr *nlh, void *data)
 		nftnl_rule_free(r);
 		return -EBADMSG;
 	}
+	/* The fwd-* chains hold the lease branch's forwards, not ours. */
+	const char *chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+	if (chain && !strncmp(chain, "fwd-", 4)) {
+		nftnl_rule_free(r);
+		return 0;
+	}
 	t = rule_text(r);
 	nftnl_rule_free(r);
 	if (!t)

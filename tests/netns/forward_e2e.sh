@@ -124,22 +124,29 @@ t_check "after del: wan no longer reaches the guest (got '$out')" test -z "$out"
 kn_expect "forward del again: exit 1" 1 "$R" forward del lab --proto tcp --port 8080
 err_one_line "forward del again: one line" "no such forward"
 
-# up again leaves the forwards alone; down removes every one
+# up again leaves the forwards alone, handles and all
 kn_expect "forward add tcp 8080 again" 0 "$R" forward add lab --proto tcp --port 8080 --to $G_IP:80
+snap u0
 kn_expect "up lab again" 0 "$R" up lab --cidr $BR_IP/24 --bridge klf --nat
+snap u1
+net_same "a second up changes nothing, forwards included" "$KN_TMP/u0" "$KN_TMP/u1"
 out=$(connect "$W" $UP_IP 8080)
 t_check "after a second up the forward still works (got '$out')" test "$out" = "guest peer=$WAN_IP"
-kn_expect "down lab" 0 "$R" down lab
-t_check "after down: no kvmlab table, no rule left" \
-	test "$(nft_table_count "$R")-$(nft_rule_count "$R")" = "0-0"
-out=$(connect "$W" $UP_IP 8080)
-t_check "after down: 8080 is closed (got '$out')" test -z "$out"
 
-# a network without --nat: the table is made on demand and goes with down
+# a network without --nat: the table is made on demand; a host port is
+# forwarded by one network only
 kn_expect "up plain (no --nat)" 0 "$R" up plain --cidr 10.44.0.1/24 --bridge klp
 net_down_at_exit "$R" plain
-kn_expect "forward add on a network without --nat" 0 "$R" forward add plain --proto tcp --port 8080 --to 10.44.0.9:80
-t_check "its table was made for it" test "$(nft_tables "$R")" = "ip kvmlab-plain"
+kn_expect "plain: forward of lab's host port: exit 1" 1 "$R" forward add plain --proto tcp --port 8080 --to 10.44.0.9:80
+err_one_line "plain: the error names lab" "already forwarded by network lab"
+kn_expect "forward add on a network without --nat" 0 "$R" forward add plain --proto tcp --port 8088 --to 10.44.0.9:80
+t_check "its table was made for it" grep -qx "ip kvmlab-plain" <<<"$(nft_tables "$R")"
+
+kn_expect "down lab" 0 "$R" down lab
+t_check "after down lab: only plain's table is left" test "$(nft_tables "$R")" = "ip kvmlab-plain"
+t_check "after down lab: no rule of lab left" test "$(fwd_rules "$R" | wc -l)" = 0
+out=$(connect "$W" $UP_IP 8080)
+t_check "after down: 8080 is closed (got '$out')" test -z "$out"
 kn_expect "down plain" 0 "$R" down plain
 t_check "down plain: no table left" test "$(nft_table_count "$R")" = 0
 t_finish

@@ -166,6 +166,20 @@ t_check "dns: stub resolver only -> systemd-resolved's upstream" jq_true \
 t_check "dns: none left -> show says none" bash -c \
 	"ip netns exec $ns env KVMLAB_RESOLV_CONF=$KN_TMP/resolv KVMLAB_RESOLVED_CONF=/nonexistent $KVMLAB_NET show lab | grep -q 'dns      none'"
 
+# --- 8 takes at once (the namespace lock serialises them): 8 leases
+sleep 600 &
+o4=$!
+t_defer "kill $o4"
+for i in 1 2 3 4 5 6 7 8; do
+	ip netns exec "$ns" "$KVMLAB_NET" lease take lab par$i --pid $o4 >/dev/null 2>"$KN_TMP/par$i" &
+done
+wait_rc=0
+for j in $(jobs -p); do [ "$j" = "$o4" ] || wait "$j" || wait_rc=1; done
+t_check "8 concurrent takes all exit 0" test "$wait_rc" = 0
+t_check "8 leases with 8 distinct addresses in the map" \
+	test "$(elems | awk '$1 ~ /^par/ {print $3}' | sort -u | wc -l)" = 8
+kill $o4; wait $o4 2>/dev/null
+
 kn_expect "down lab" 0 "$ns" down lab
 kn_expect "down small" 0 "$ns" down small
 t_check "after down: no table, no map left" test "$(nft_table_count "$ns")" = 0
