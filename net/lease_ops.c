@@ -94,15 +94,20 @@ err:
 	return err;
 }
 
-/* A VM's forwards live while it holds its lease with an owner. */
-static bool fwd_orphan(const struct kl_forward *f, const struct lease_tab *t)
+/* A VM's forwards live while its lease keeps the owner that made them:
+ * they go with the lease, with its owner, and when a new owner retakes a
+ * stale lease (the VM restarted after a crash adds its own again). */
+static bool fwd_orphan(const struct kl_forward *f, const struct lease_tab *old,
+		       const struct lease_tab *new)
 {
-	const struct kl_lease *l;
+	const struct kl_lease *l, *was;
 
 	if (!f->vm[0])
 		return false;
-	l = lease_find_vm(t, f->vm);
-	return !l || !l->pid;
+	l = lease_find_vm(new, f->vm);
+	was = lease_find_vm(old, f->vm);
+	return !l || !l->pid ||
+	       (was && (was->pid != l->pid || was->start != l->start));
 }
 
 /* One batch from the old state to: the lease table new (NULL: unchanged),
@@ -132,7 +137,7 @@ static int commit(struct ctx *c, struct lease_tab *new,
 	}
 	for (size_t i = 0; i < c->fwds.n; i++) {
 		const struct fwd_entry *e = &c->fwds.v[i];
-		if (e == del || (new && fwd_orphan(&e->f, new))) {
+		if (e == del || (new && fwd_orphan(&e->f, &c->old, new))) {
 			fwd_put_del(&b, e);
 			changes++;
 		}

@@ -141,12 +141,23 @@ kn_expect "lease take lab app again" 0 "$ns" lease take lab app --pid $o3
 t_check "app comes back to the same MAC and address" \
 	test "$(elem_of app | cut -d' ' -f1-3)" = "$(cut -d' ' -f1-3 <<<"$app")"
 kn_expect "forward add --vm app again" 0 "$ns" forward add lab --proto tcp --port 2222 --vm app --to 22
+# app's VMM dies and a new one retakes the stale lease: the dead one's
+# forwards go, the address stays
 kill $o3; wait $o3 2>/dev/null
-t_check "owner killed: the forward stays until a reclaim" \
-	test "$(in_ns "$ns" nft -j list ruleset | grep -c 'vm=app')" -ge 1
+sleep 600 &
+o3=$!
+t_defer "kill $o3"
+kn_expect "a new owner retakes app's stale lease" 0 "$ns" lease take lab app --pid $o3
+t_check "the same address again" test "$(elem_of app | cut -d' ' -f1-3)" = "$(cut -d' ' -f1-3 <<<"$app")"
+app_rules() { in_ns "$ns" nft -j list ruleset | jq '[.nftables[] | select(.rule.comment? // "" | endswith("vm=app"))] | length'; }
+t_check "the dead owner's forward is gone ($(app_rules) rules)" test "$(app_rules)" = 0
+kn_expect "forward add --vm app by the new owner" 0 "$ns" forward add lab --proto tcp --port 2222 --vm app --to 22
+t_check "its 3 rules" test "$(app_rules)" = 3
+kill $o3; wait $o3 2>/dev/null
+t_check "owner killed: the forward stays until a reclaim" test "$(app_rules)" = 3
 kn_expect "lease add lab other: reclaims app" 0 "$ns" lease add lab other
 t_check "reclaim: app's element and forward rules are gone" \
-	test "$(in_ns "$ns" nft -j list ruleset | grep -c 'vm=app')" = 0
+	test "$(elem_of app)-$(app_rules)" = "-0"
 t_check "the stale t1 went with it" test -z "$(elem_of t1)"
 
 # --- lease release of a reservation keeps it; show --json is valid JSON
