@@ -524,6 +524,10 @@ static void show_text_leases(const struct kl_show_net *n)
 	else
 		printf(" (%s)", n->dns_host ? "the host's resolvers" : "up --dns");
 	printf("\n");
+	if (n->nft_present < 0) {
+		printf("  leases   unknown (reading them needs CAP_NET_ADMIN)\n");
+		return;
+	}
 	if (!n->nleases)
 		printf("  leases   none\n");
 	for (size_t i = 0; i < n->nleases; i++) {

@@ -56,6 +56,13 @@ json_t *cli_json_lease(const struct kl_show_net *n)
 	for (size_t i = 0; i < n->nfwds; i++)
 		if (json_array_append_new(fwds, forward(&n->fwds[i])))
 			goto err;
+	/* Unreadable without CAP_NET_ADMIN: null, not an empty list. */
+	if (n->nft_present < 0) {
+		json_decref(leases);
+		json_decref(fwds);
+		leases = json_null();
+		fwds = json_null();
+	}
 	/* "o" steals the references, on failure too. */
 	return json_pack("{s:{s:o, s:s}, s:o, s:o}", "dns", "servers", servers,
 			 "from", n->dns_host ? "host" : "network", "leases",

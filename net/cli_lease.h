@@ -9,6 +9,7 @@
  *  "leases": [{"vm", "mac", "address", "state", "reserved", "pid",
  *              "start"}],
  *  "forwards": [{"proto", "port", "to_address", "to_port", "vm"}]}
- * NULL when out of memory. */
+ * leases and forwards are null when they could not be read (no
+ * CAP_NET_ADMIN). NULL when out of memory. */
 json_t *cli_json_lease(const struct kl_show_net *n);
 #endif

@@ -439,10 +439,13 @@ int lease_show(struct kl_net *h, struct kl_show_net *n)
 		IGNORE(dns_host(n->cfg.dns, KL_DNS_MAX, &n->cfg.ndns));
 		n->dns_host = true;
 	}
-	/* nfnetlink answers nothing without CAP_NET_ADMIN: no leases then. */
+	/* nfnetlink answers nothing without CAP_NET_ADMIN: leases and
+	 * forwards unknown, like the table itself. */
 	err = lease_nft_read(&h->nf, n->cfg.name, &t);
-	if (err == -EPERM)
+	if (err == -EPERM) {
+		n->nft_present = -1;
 		return 0;
+	}
 	if (err)
 		return kl_nlerr(h, &h->nf, err, "network %s: cannot read map ip "
 				NFT_TABLE_PREFIX "%s " LEASE_MAP, n->cfg.name,

@@ -191,6 +191,16 @@ t_check "8 leases with 8 distinct addresses in the map" \
 	test "$(elems | awk '$1 ~ /^par/ {print $3}' | sort -u | wc -l)" = 8
 kill $o4; wait $o4 2>/dev/null
 
+# --- without CAP_NET_ADMIN show works, and says the leases are unknown
+if command -v setpriv >/dev/null; then
+	nobody() { ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups \
+		--inh-caps=-all "$KVMLAB_NET" "$@"; }
+	t_check "unprivileged show: leases unknown, not none" \
+		grep -q 'leases   unknown' <<<"$(nobody show lab)"
+	t_check "unprivileged show --json: leases and forwards null" jq_true \
+		'.networks[0] | .leases == null and .forwards == null' < <(nobody show lab --json)
+fi
+
 kn_expect "down lab" 0 "$ns" down lab
 kn_expect "down small" 0 "$ns" down small
 t_check "after down: no table, no map left" test "$(nft_table_count "$ns")" = 0
