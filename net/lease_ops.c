@@ -64,9 +64,8 @@ static int ctx_open(struct kl_net *h, const char *net, const char *vm,
 	kl_reset_msgs(h);
 	if ((err = check_names(h, net, vm)))
 		return err;
-	if (kl_cap_net_admin())
-		return kl_err(h, -EPERM, "network %s: CAP_NET_ADMIN is needed "
-			      "(operation not permitted)", net);
+	if ((err = need_cap(h, "network", net)))
+		return err;
 	snprintf(c->table, sizeof(c->table), NFT_TABLE_PREFIX "%s", net);
 	/* op_begin names the holder when it times out. */
 	if ((err = op_begin(h)))
