@@ -14,9 +14,10 @@
  * bound in it (KVMLAB_LOCK_TIMEOUT seconds of waiting, default 10).
  *
  * Test hooks: KVMLAB_NET_FAULT=nft makes `up` fail its nft batch (a rule
- * in a chain that does not exist, so the kernel rejects the whole batch)
- * after links, address and forwarding are in place; KVMLAB_NET_FAULT=tap
- * makes `tap add` fail after the last tap device has been created. Both
+ * in a chain that does not exist, so the kernel rejects the whole batch),
+ * the first thing up changes; KVMLAB_NET_FAULT=up makes `up` fail after
+ * table, bridge, address and forwarding are in place; KVMLAB_NET_FAULT=tap
+ * makes `tap add` fail after the last tap device has been created. All
  * exercise the rollback. KVMLAB_NET_CRASH=POINT makes the process SIGKILL
  * itself at POINT (POINT:stop: SIGSTOP instead); the points are listed in
  * net/ops.c. */

@@ -269,6 +269,10 @@ struct net_view {
 /* Fill v for network net (def from the store when there; bridge name
  * from def). -ENOENT is not an error here: have_def tells. */
 WUR int view_load(struct kl_net *h, const char *net, struct net_view *v);
+/* The same with the networks already listed (store_list). */
+WUR int view_load_with(struct kl_net *h, const char *net,
+		       const struct store_net *nets, size_t nnets,
+		       struct net_view *v);
 void view_free(struct net_view *v);
 const struct kl_link *view_find(const struct net_view *v, const char *name);
 /* Lock, then nothing else: every operation starts here. */

@@ -356,7 +356,8 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 			       cfg->name);
 		goto out;
 	}
-	if ((err = view_load(h, cfg->name, &r.v)) || (err = up_check(h, &r)))
+	if ((err = view_load_with(h, cfg->name, r.nets, r.nnets, &r.v)) ||
+	    (err = up_check(h, &r)))
 		goto out;
 	gather_warnings(h, cfg);
 	buf = malloc(NL_BUF_SIZE);
