@@ -320,8 +320,6 @@ static int make_bridge(struct kl_net *h, struct up_run *r, char *buf,
 	err = nl_talk(&h->rt, buf, (size_t)(p - buf), first, 3, res, NULL, NULL);
 	*made = res[0] == 0;
 	if (err) {
-		char cidr[32];
-		cidr_text(cfg, cidr, sizeof(cidr));
 		int fi = h->rt.fail_index;
 		return kl_nlerr(h, &h->rt, err, "bridge %s: cannot %s", cfg->bridge,
 				fi <= 0 ? "create" : fi == 1 ? "tag" : "add address");

@@ -66,6 +66,16 @@ t_check "up after the kill: masquerade rule there" test "$(in_ns "$ns" nft -j li
 	jq '[.nftables[] | select(.rule) | select(any(.rule.expr[]; has("masquerade")))] | length')" = 1
 recovered "up completed after a kill"
 
+# --- up repairing a damaged network, killed at each repair step
+for p in up:nft-repair up:taps; do
+	kn_expect "up --nat + tap add for a repair @$p" 0 "$ns" "${UP[@]}"
+	kn "$ns" tap add k0 k1 --net lab
+	in_ns "$ns" ip link set k0 nomaster
+	in_ns "$ns" nft flush chain ip kvmlab-lab postrouting
+	crash "$p" "${UP[@]}"; killed_ok "repairing up @$p"
+	recovered "repairing up @$p"
+done
+
 # --- tap add of 1000 taps, killed at each step
 for p in tap:made tap:tagged tap:persist tap:up; do
 	kn_expect "up --nat for tap add @$p" 0 "$ns" "${UP[@]}"
