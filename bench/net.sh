@@ -24,11 +24,9 @@ if [ "${1:-}" != --inner ]; then
 	done
 	ns=kl-bench-$$-$RANDOM
 	ip netns add "$ns" || exit 1
-	# the namespace takes every link and table with it; state files too
-	ino=$(stat -L -c %i "/run/netns/$ns")
-	trap 'ip netns pids "$ns" 2>/dev/null | xargs -r kill -9; ip netns del "$ns"
-	      [ -d /run/kvmlab ] && find /run/kvmlab -mindepth 1 |
-		grep -E "(^|[^0-9])$ino([^0-9]|\$)" | xargs -r rm -rf' EXIT
+	# the namespace takes every link and table with it (kvmlab keeps no
+	# state anywhere else)
+	trap 'ip netns pids "$ns" 2>/dev/null | xargs -r kill -9; ip netns del "$ns"' EXIT
 	trap 'exit 130' INT TERM HUP
 	ip netns exec "$ns" env KVMLAB_NET="$KVMLAB_NET" bash "$0" --inner "$@"
 	exit $?
@@ -127,11 +125,12 @@ median_ms() {
 			"$*" >/dev/null 2>"$tmp/h.err" || { echo "FAIL"; return 1; }
 		jq -r '.results[0].median * 1000 | . * 1000 | round / 1000' "$tmp/h.json"
 	else
+		# $EPOCHREALTIME: no `date` process inside the timed span
 		local i t0 t1 ts=()
 		for ((i = 0; i < runs; i++)); do
 			bash "$tmp/clean.sh"
-			t0=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo FAIL; return 1; }; t1=$(date +%s%N)
-			ts+=($(((t1 - t0) / 1000)))
+			t0=$EPOCHREALTIME; "$@" >/dev/null 2>&1 || { echo FAIL; return 1; }; t1=$EPOCHREALTIME
+			ts+=($(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", (b - a) * 1e6 }'))
 		done
 		printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.3f\n", a[int((NR+1)/2)]/1000}'
 	fi

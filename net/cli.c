@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <jansson.h>
 #include "cli_suggest.h"
 #include "net.h"
@@ -37,6 +40,13 @@ static const char usage_main[] =
 	"          [--queues N]\n"
 	"  tap del TAP [TAP...] [--if-exists]\n"
 	"  show [NAME] [--json]\n"
+	"  lease add NET VM [--mac MAC] [--ip ADDR]\n"
+	"  lease del NET VM\n"
+	"  lease take NET VM [--pid PID]\n"
+	"  lease release NET VM\n"
+	"  forward add NET --proto tcp|udp --port HOSTPORT --to ADDR:PORT\n"
+	"          [--vm VM]\n"
+	"  forward del NET --proto tcp|udp --port HOSTPORT\n"
 	"  help [COMMAND]\n"
 	"\n"
 	"  --help     this text ('" PROG " COMMAND --help' for a command's)\n"
@@ -89,6 +99,36 @@ static const char usage_tap[] =
 	"multi-queue tap when N > 1.\n"
 	"del: delete taps that kvmlab made (by their tag); --if-exists: a\n"
 	"missing tap is no error.\n";
+
+static const char usage_lease[] =
+	"usage: " PROG " lease add NET VM [--mac MAC] [--ip ADDR]\n"
+	"       " PROG " lease del NET VM\n"
+	"       " PROG " lease take NET VM [--pid PID]\n"
+	"       " PROG " lease release NET VM\n"
+	"\n"
+	"Leases of network NET: VM name, MAC, IPv4 address, owner. They live\n"
+	"in the nft map \"leases\" of table ip kvmlab-NET. A VM's MAC and\n"
+	"address are derived from NET and VM, the same every time while free.\n"
+	"add: reserve an address for VM, for any VMM (QEMU, Firecracker,\n"
+	"libvirt); --mac/--ip pick them instead. A reservation is never\n"
+	"reclaimed. del: remove VM's lease and the forwards tied to VM.\n"
+	"take: take VM's lease for process PID (default: the calling process's\n"
+	"parent, e.g. the shell), print it; when PID dies it turns stale and\n"
+	"the next add or take reclaims it. release: give it back.\n";
+
+static const char usage_forward[] =
+	"usage: " PROG " forward add NET --proto tcp|udp --port HOSTPORT\n"
+	"                         --to ADDR:PORT | --vm VM --to [ADDR:]PORT\n"
+	"       " PROG " forward del NET --proto tcp|udp --port HOSTPORT\n"
+	"\n"
+	"DNAT of HOSTPORT on the host's own addresses (not loopback) to\n"
+	"ADDR:PORT on network NET, for connections from outside, from the\n"
+	"host itself and from NET's guests. Adding the same forward again\n"
+	"changes nothing; the same host port to another target is an error.\n"
+	"--vm ties the forward to VM's active lease (ADDR defaults to its\n"
+	"address): it goes when the lease is released or reclaimed.\n"
+	"Rules live in chains fwd-pre, fwd-out, fwd-post, fwd-accept of table\n"
+	"ip kvmlab-NET.\n";
 
 static const char usage_show[] =
 	"usage: " PROG " show [NAME] [--json]\n"
@@ -601,24 +641,78 @@ static json_t *tap_json(const struct kl_show_tap *t)
 			 "multi_queue", t->multi_queue, "persistent", t->persist);
 }
 
+static const char *const lease_states[] = {"active", "reserved", "stale"};
+
+static void mac_str(const uint8_t *m, char buf[18])
+{
+	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
+		 m[3], m[4], m[5]);
+}
+
+static json_t *lease_json(const struct kl_lease *l)
+{
+	char mac[18], ip[16];
+
+	mac_str(l->mac, mac);
+	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:o}", "vm", l->vm,
+			 "mac", mac, "address", ip4(l->addr, ip),
+			 "state", lease_states[l->state], "reserved", l->reserved,
+			 "pid", l->pid ? json_integer(l->pid) : json_null(),
+			 "start", l->pid ? json_integer((json_int_t)l->start)
+					 : json_null());
+}
+
+static json_t *forward_json(const struct kl_forward *f)
+{
+	char ip[16];
+
+	return json_pack("{s:s, s:i, s:s, s:i, s:o}", "proto",
+			 f->proto == IPPROTO_TCP ? "tcp" : "udp", "port", f->port,
+			 "to_address", ip4(f->addr, ip), "to_port", f->to_port,
+			 "vm", f->vm[0] ? json_string(f->vm) : json_null());
+}
+
+/* The DNS servers guests get: up --dns ("network"), else the host's
+ * resolvers ("host"); null when the definition is unknown. */
+static json_t *dns_json(const struct kl_show_net *n)
+{
+	json_t *servers;
+	char ip[16];
+
+	if (!n->def_known)
+		return json_null();
+	servers = json_array();
+	for (unsigned i = 0; i < n->cfg.ndns && i < KL_DNS_MAX; i++)
+		json_array_append_new(servers, json_string(ip4(n->cfg.dns[i], ip)));
+	return json_pack("{s:o, s:s}", "servers", servers, "from",
+			 n->dns_host ? "host" : "network");
+}
+
 static json_t *net_json(const struct kl_show_net *n)
 {
 	const struct kl_net_cfg *c = &n->cfg;
 	uint32_t mask = c->prefix ? ~0u << (32 - c->prefix) : 0;
 	char ip[16], cidr[32], sub[32], tname[64];
-	json_t *o, *dns = json_array(), *taps = json_array();
+	json_t *o, *taps = json_array(), *leases = NULL, *fwds = NULL;
 
 	snprintf(cidr, sizeof(cidr), "%s/%u", ip4(c->addr, ip), c->prefix);
 	snprintf(sub, sizeof(sub), "%s/%u", ip4(c->addr & mask, ip), c->prefix);
 	snprintf(tname, sizeof(tname), "ip kvmlab-%s", c->name);
-	for (unsigned i = 0; i < c->ndns; i++)
-		json_array_append_new(dns, json_string(ip4(c->dns[i], ip)));
 	for (size_t j = 0; j < n->ntaps; j++)
 		json_array_append_new(taps, tap_json(&n->taps[j]));
+	/* Unreadable without CAP_NET_ADMIN: null, not an empty list. */
+	if (n->nft_present >= 0) {
+		leases = json_array();
+		fwds = json_array();
+		for (size_t j = 0; j < n->nleases; j++)
+			json_array_append_new(leases, lease_json(&n->leases[j]));
+		for (size_t j = 0; j < n->nfwds; j++)
+			json_array_append_new(fwds, forward_json(&n->fwds[j]));
+	}
 	/* unknown (no readable table): null, never a guess as a value */
 	bool k = n->def_known;
 	o = json_pack("{s:s, s:b, s:s?, s:s?, s:s?, s:o, s:s?, s:o, s:o, s:o, s:o,"
-		      " s:o, s:o, s:b, s:b, s:b, s:s, s:o, s:o}",
+		      " s:o, s:o, s:b, s:b, s:b, s:s, s:o, s:o, s:o, s:o}",
 		      "name", c->name, "defined", k,
 		      "bridge", c->bridge[0] ? c->bridge : NULL,
 		      "cidr", c->prefix ? cidr : NULL,
@@ -632,13 +726,15 @@ static json_t *net_json(const struct kl_show_net *n)
 		      "mtu", n->bridge_exists ? json_integer(n->bridge_mtu)
 					      : json_null(),
 		      "mtu_config", k && c->mtu ? json_integer(c->mtu) : json_null(),
-		      "dns", dns,
+		      "dns", dns_json(n),
 		      "bridge_exists", n->bridge_exists,
 		      "bridge_up", n->bridge_up,
 		      "address_present", n->addr_present,
 		      "nft_table", tname,
 		      "nft_present", tri(n->nft_present),
-		      "taps", taps);
+		      "taps", taps,
+		      "leases", leases ? leases : json_null(),
+		      "forwards", fwds ? fwds : json_null());
 	return o;
 }
 
@@ -658,6 +754,50 @@ static int show_json(const struct kl_show *s)
 		rc = fail("show: cannot write JSON");
 	json_decref(root);
 	return rc;
+}
+
+/* The DNS servers guests get, and where they come from. */
+static void show_text_dns(const struct kl_show_net *n)
+{
+	char ip[16];
+
+	printf("  dns     ");
+	for (unsigned i = 0; i < n->cfg.ndns; i++)
+		printf("%s %s", i ? "," : "", ip4(n->cfg.dns[i], ip));
+	if (!n->cfg.ndns)
+		printf(" none (the host has no upstream resolver a guest can "
+		       "reach)");
+	else
+		printf(" (%s)", n->dns_host ? "the host's resolvers" : "up --dns");
+	printf("\n");
+}
+
+static void show_text_leases(const struct kl_show_net *n)
+{
+	char ip[16], mac[18];
+
+	if (n->nft_present < 0) {
+		printf("  leases   unknown (reading them needs CAP_NET_ADMIN)\n");
+		return;
+	}
+	if (!n->nleases)
+		printf("  leases   none\n");
+	for (size_t i = 0; i < n->nleases; i++) {
+		const struct kl_lease *l = &n->leases[i];
+		mac_str(l->mac, mac);
+		printf("  lease    %s %s %s %s", l->vm, mac, ip4(l->addr, ip),
+		       lease_states[l->state]);
+		if (l->pid)
+			printf(" (owner pid %d)", (int)l->pid);
+		printf("%s\n", l->reserved && l->state == KL_LEASE_ACTIVE
+				       ? " reserved" : "");
+	}
+	for (size_t i = 0; i < n->nfwds; i++) {
+		const struct kl_forward *f = &n->fwds[i];
+		printf("  forward  %s %u -> %s:%u", f->proto == IPPROTO_TCP ? "tcp"
+		       : "udp", f->port, ip4(f->addr, ip), f->to_port);
+		printf(f->vm[0] ? " (vm %s)\n" : "%s\n", f->vm);
+	}
 }
 
 static void show_text(const struct kl_show *s)
@@ -686,12 +826,8 @@ static void show_text(const struct kl_show *s)
 			       n->cfg.name);
 		else
 			printf("  nat      off, table ip kvmlab-%s\n", n->cfg.name);
-		if (n->cfg.ndns) {
-			printf("  dns     ");
-			for (unsigned j = 0; j < n->cfg.ndns; j++)
-				printf(" %s", ip4(n->cfg.dns[j], ip));
-			printf("\n");
-		}
+		if (n->def_known)
+			show_text_dns(n);
 		printf("  taps    ");
 		if (!n->ntaps)
 			printf(" none");
@@ -704,6 +840,7 @@ static void show_text(const struct kl_show *s)
 					     : "");
 		}
 		printf("\n");
+		show_text_leases(n);
 	}
 	if (s->nnets == 0)
 		printf("no kvmlab networks in this namespace\n");
@@ -756,7 +893,7 @@ static int cmd_show(int argc, char **argv)
 	return rc;
 }
 
-static const char *const commands[] = {"up", "down", "tap", "show", "help"};
+static const char *const commands[] = {"up", "down", "tap", "show", "lease", "forward", "help"};
 
 static int unknown_command(const char *cmd)
 {
@@ -778,6 +915,237 @@ static int unknown_command(const char *cmd)
 		*cmd == '-' ? "option" : "command", cmd,
 		near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
 	return EXIT_USAGE;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+
+	if (strlen(s) != 17 ||
+	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &end) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (!strchr("0123456789abcdefABCDEF", s[3 * i]) ||
+		    !strchr("0123456789abcdefABCDEF", s[3 * i + 1]) ||
+		    (i < 5 && s[3 * i + 2] != ':'))
+			return -EINVAL;
+		mac[i] = (uint8_t)v[i];
+	}
+	return 0;
+}
+
+static int parse_ip(const char *s, uint32_t *a)
+{
+	struct in_addr in;
+
+	if (inet_pton(AF_INET, s, &in) != 1)
+		return -EINVAL;
+	*a = ntohl(in.s_addr);
+	return 0;
+}
+
+/* NET and VM, exactly, after the options. */
+static int net_vm(const char *cmd, int argc, char **argv)
+{
+	if (optind + 2 > argc)
+		return usage_err(cmd, "%s is missing", optind < argc ? "VM" : "NET");
+	if (optind + 2 < argc)
+		return usage_err(cmd, "unexpected argument '%s'", argv[optind + 2]);
+	if (check_name("network", argv[optind]))
+		return EXIT_FAIL;
+	return 0;
+}
+
+static int cmd_lease(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"mac", required_argument, NULL, 'm'},
+		{"ip", required_argument, NULL, 'i'},
+		{"pid", required_argument, NULL, 'p'},
+		{"wait", required_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	static const char *const subs[] = {"add", "del", "take", "release"};
+	const char *mac_s = NULL, *ip_s = NULL, *pid_s = NULL, *why;
+	char cmd[32], m[18], a[16];
+	struct kl_lease_info info;
+	struct kl_net *h;
+	uint8_t mac[6];
+	uint32_t addr = 0;
+	pid_t pid = getppid();
+	int c, rc, sub = -1;
+
+	if (argc < 2)
+		return usage_err("lease", "add, del, take or release is missing");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_lease, stdout);
+		return EXIT_OK;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(argv[1], subs[i]))
+			sub = i;
+	if (sub < 0)
+		return usage_err("lease", "unknown subcommand '%s'", argv[1]);
+	snprintf(cmd, sizeof(cmd), "lease %s", subs[sub]);
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': mac_s = optarg; break;
+		case 'i': ip_s = optarg; break;
+		case 'p': pid_s = optarg; break;
+		case 'w': wait_arg = optarg; break;
+		case 'h': fputs(usage_lease, stdout); return EXIT_OK;
+		default: return bad_opt(cmd, c, argv);
+		}
+	}
+	if ((mac_s || ip_s) && sub != 0)
+		return usage_err(cmd, "--mac and --ip are for lease add");
+	if (pid_s && sub != 2)
+		return usage_err(cmd, "--pid is for lease take");
+	if ((rc = net_vm(cmd, argc, argv)))
+		return rc;
+	const char *net = argv[optind], *vm = argv[optind + 1];
+	if (kl_vm_name_check(vm, &why))
+		return fail("network %s: vm %s: %s", net, vm, why);
+	if (mac_s && parse_mac(mac_s, mac))
+		return fail("network %s: vm %s: mac %s: not a MAC address "
+			    "(want aa:bb:cc:dd:ee:ff)", net, vm, mac_s);
+	if (ip_s && (parse_ip(ip_s, &addr) || !addr))
+		return fail("network %s: vm %s: address %s: not an IPv4 address",
+			    net, vm, ip_s);
+	if (pid_s) {
+		unsigned long v;
+		if (parse_uint(pid_s, INT_MAX, &v) || !v)
+			return fail("network %s: vm %s: pid %s: not a process id",
+				    net, vm, pid_s);
+		pid = (pid_t)v;
+	}
+	if ((rc = open_handle(&h)))
+		return rc;
+	switch (sub) {
+	case 0: rc = kl_lease_add(h, net, vm, mac_s ? mac : NULL, addr); break;
+	case 1: rc = kl_lease_del(h, net, vm); break;
+	case 2: rc = kl_lease_take(h, net, vm, pid, &info); break;
+	default: rc = kl_lease_release(h, net, vm); break;
+	}
+	if (rc) {
+		rc = lib_fail(h);
+	} else if (sub == 2) {
+		/* One line of key=value, for scripts. */
+		char r[16];
+		mac_str(info.mac, m);
+		printf("vm=%s mac=%s address=%s/%u router=%s mtu=%u dns=", info.vm,
+		       m, ip4(info.addr, a), info.prefix, ip4(info.router, r),
+		       info.mtu);
+		for (unsigned i = 0; i < info.ndns; i++)
+			printf("%s%s", i ? "," : "", ip4(info.dns[i], a));
+		printf("%s\n", info.ndns ? "" : "none");
+	}
+	kl_net_close(h);
+	return rc;
+}
+
+/* "tcp" or "udp" */
+static int parse_proto(const char *s)
+{
+	return !strcmp(s, "tcp") ? IPPROTO_TCP : !strcmp(s, "udp") ? IPPROTO_UDP : 0;
+}
+
+static int cmd_forward(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"proto", required_argument, NULL, 'P'},
+		{"port", required_argument, NULL, 'p'},
+		{"to", required_argument, NULL, 't'},
+		{"vm", required_argument, NULL, 'v'},
+		{"wait", required_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *proto_s = NULL, *port_s = NULL, *to_s = NULL, *vm = NULL;
+	struct kl_forward f;
+	struct kl_net *h;
+	unsigned long v;
+	bool add;
+	int c, rc;
+
+	if (argc < 2)
+		return usage_err("forward", "add or del is missing");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_forward, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "add") && strcmp(argv[1], "del"))
+		return usage_err("forward", "unknown subcommand '%s'", argv[1]);
+	add = !strcmp(argv[1], "add");
+	const char *cmd = add ? "forward add" : "forward del";
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'P': proto_s = optarg; break;
+		case 'p': port_s = optarg; break;
+		case 't': to_s = optarg; break;
+		case 'v': vm = optarg; break;
+		case 'w': wait_arg = optarg; break;
+		case 'h': fputs(usage_forward, stdout); return EXIT_OK;
+		default: return bad_opt(cmd, c, argv);
+		}
+	}
+	if ((rc = one_name(cmd, argc, argv)))
+		return rc;
+	if (!proto_s || !port_s)
+		return usage_err(cmd, "--proto and --port are required");
+	if (add && !to_s)
+		return usage_err(cmd, "--to is required");
+	if (!add && (to_s || vm))
+		return usage_err(cmd, "--to and --vm are for forward add");
+	const char *net = argv[optind];
+	if (check_name("network", net))
+		return EXIT_FAIL;
+	memset(&f, 0, sizeof(f));
+	if (!(f.proto = parse_proto(proto_s)))
+		return fail("network %s: forward: --proto %s: not tcp or udp", net,
+			    proto_s);
+	if (parse_uint(port_s, 65535, &v) || !v)
+		return fail("network %s: forward %s: --port %s: not a port in "
+			    "1..65535", net, proto_s, port_s);
+	f.port = (uint16_t)v;
+	if (vm) {
+		const char *why;
+		if (kl_vm_name_check(vm, &why))
+			return fail("network %s: vm %s: %s", net, vm, why);
+		snprintf(f.vm, sizeof(f.vm), "%s", vm);
+	}
+	if (add && vm && !strchr(to_s, ':')) {
+		/* --vm VM --to PORT: the VM's leased address */
+		if (parse_uint(to_s, 65535, &v) || !v)
+			return fail("network %s: forward %s %u: --to %s: not a port "
+				    "in 1..65535", net, proto_s, f.port, to_s);
+		f.to_port = (uint16_t)v;
+	} else if (add) {
+		const char *colon = strrchr(to_s, ':');
+		char ip[16];
+		if (!colon || (size_t)(colon - to_s) >= sizeof(ip) ||
+		    (memcpy(ip, to_s, (size_t)(colon - to_s)),
+		     ip[colon - to_s] = 0, parse_ip(ip, &f.addr)) ||
+		    parse_uint(colon + 1, 65535, &v) || !v)
+			return fail("network %s: forward %s %u: --to %s: want "
+				    "ADDR:PORT (port 1..65535)", net, proto_s,
+				    f.port, to_s);
+		f.to_port = (uint16_t)v;
+	}
+	if ((rc = open_handle(&h)))
+		return rc;
+	rc = add ? kl_forward_add(h, net, &f)
+		 : kl_forward_del(h, net, f.proto, f.port);
+	rc = rc ? lib_fail(h) : EXIT_OK;
+	kl_net_close(h);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -816,5 +1184,9 @@ int main(int argc, char **argv)
 		return cmd_tap(argc, argv);
 	if (!strcmp(cmd, "show"))
 		return cmd_show(argc, argv);
+	if (!strcmp(cmd, "lease"))
+		return cmd_lease(argc, argv);
+	if (!strcmp(cmd, "forward"))
+		return cmd_forward(argc, argv);
 	return unknown_command(cmd);
 }

@@ -14,9 +14,10 @@
  * bound in it (KVMLAB_LOCK_TIMEOUT seconds of waiting, default 10).
  *
  * Test hooks: KVMLAB_NET_FAULT=nft makes `up` fail its nft batch (a rule
- * in a chain that does not exist, so the kernel rejects the whole batch)
- * after links, address and forwarding are in place; KVMLAB_NET_FAULT=tap
- * makes `tap add` fail after the last tap device has been created. Both
+ * in a chain that does not exist, so the kernel rejects the whole batch),
+ * the first thing up changes; KVMLAB_NET_FAULT=up makes `up` fail after
+ * table, bridge, address and forwarding are in place; KVMLAB_NET_FAULT=tap
+ * makes `tap add` fail after the last tap device has been created. All
  * exercise the rollback. KVMLAB_NET_CRASH=POINT makes the process SIGKILL
  * itself at POINT (POINT:stop: SIGSTOP instead); the points are listed in
  * net/ops.c. */
@@ -31,6 +32,7 @@
 #define KL_NAME_MAX 15 /* IFNAMSIZ - 1: network, bridge and tap names */
 #define KL_QUEUES_MAX 256 /* the kernel's MAX_TAP_QUEUES */
 #define KL_DNS_MAX 3
+#define KL_VM_NAME_MAX 63 /* VM names: [A-Za-z0-9_.-], 1..63 bytes */
 #define KL_MTU_MIN 68
 #define KL_MTU_MAX 65521 /* a tap's limit: 65535 minus its Ethernet header */
 #define KL_BRIDGE_PORTS_MAX 1023 /* the bridge's port numbers are 10 bits */
@@ -136,6 +138,75 @@ KL_WUR int kl_tap_open(struct kl_net *h, const char *net, const char *name,
 KL_WUR int kl_tap_open_mq(struct kl_net *h, const char *net, const char *name,
 			  unsigned queues, char name_out[KL_NAME_MAX + 1], int *fds);
 
+/* ---- Leases and forwards ----
+ * A network's leases live in the nft map "leases" (ether_addr :
+ * ipv4_addr) of its table "ip kvmlab-NET", one element per VM, whose
+ * comment holds the VM name, the owner and whether it is reserved. A
+ * VM's MAC and address are derived from the network and VM names, so
+ * they are the same every time while they are free. */
+enum kl_lease_state { KL_LEASE_ACTIVE, KL_LEASE_RESERVED, KL_LEASE_STALE };
+struct kl_lease {
+	char vm[KL_VM_NAME_MAX + 1];
+	uint8_t mac[6];
+	uint32_t addr;            /* host order */
+	pid_t pid;                /* owner; 0 none */
+	uint64_t start;           /* owner's start time, /proc/PID/stat field 22 */
+	bool reserved;
+	enum kl_lease_state state;
+};
+/* Everything a VMM needs to answer its guest's DHCP (plain data). */
+struct kl_lease_info {
+	char vm[KL_VM_NAME_MAX + 1];
+	uint8_t mac[6];
+	uint32_t addr, router;    /* host order; router = the bridge address */
+	unsigned prefix, mtu;     /* mtu = the bridge's */
+	uint32_t dns[KL_DNS_MAX]; /* up --dns, else the host's upstream resolvers */
+	unsigned ndns;            /* 0: none to offer */
+};
+/* VM names: 1..KL_VM_NAME_MAX bytes of [A-Za-z0-9_.-], not "." or "..". */
+KL_WUR int kl_vm_name_check(const char *vm, const char **why);
+/* Take the lease of VM vm on net for process owner (pid; its start time is
+ * read from /proc): an existing reservation for vm is used as is; else
+ * vm's own stable MAC/address if free; stale leases are reclaimed first.
+ * -EEXIST if vm is held by a live owner (taking it again for the same
+ * owner changes nothing), -ENOSPC when exhausted, -ESRCH if owner is not
+ * running, -ENODEV if the network's tagged bridge is missing. Every lease
+ * and forward call fails with -ENOENT for a network without its table. */
+KL_WUR int kl_lease_take(struct kl_net *h, const char *net, const char *vm,
+			 pid_t owner, struct kl_lease_info *out);
+/* Give it back: a non-reserved lease goes, a reserved one loses its
+ * owner; forwards tied to vm go too. -ENOENT if vm holds no lease. */
+KL_WUR int kl_lease_release(struct kl_net *h, const char *net, const char *vm);
+/* Reserve (any VMM): mac NULL / addr 0 = derive. -EINVAL for a MAC that
+ * is multicast or zero, an address outside the subnet or the bridge's,
+ * network or broadcast address; -EEXIST when vm, the MAC or the address
+ * is already leased. Stale leases are reclaimed first. */
+KL_WUR int kl_lease_add(struct kl_net *h, const char *net, const char *vm,
+			const uint8_t *mac, uint32_t addr);
+/* Remove vm's lease, whatever its state, with the forwards tied to vm. */
+KL_WUR int kl_lease_del(struct kl_net *h, const char *net, const char *vm);
+
+/* A port forward: DNAT of host port `port` (on any of the host's own
+ * addresses but loopback) to addr:to_port, from outside (prerouting), from
+ * the host itself (output) and from the network's own guests (hairpin).
+ * Rules in the chains fwd-pre, fwd-out and fwd-accept of the network's
+ * table, identified by their comment. */
+struct kl_forward {
+	int proto;                /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;            /* host port */
+	uint32_t addr;            /* guest address, host order; 0 with vm set:
+				     vm's leased address */
+	uint16_t to_port;
+	char vm[KL_VM_NAME_MAX + 1]; /* "" standalone; else removed with vm's lease */
+};
+/* Idempotent: the same forward again changes nothing; the same proto and
+ * port to another target is -EEXIST. With vm set, vm must hold a lease. */
+KL_WUR int kl_forward_add(struct kl_net *h, const char *net,
+			  const struct kl_forward *f);
+/* -ENOENT if there is no such forward. */
+KL_WUR int kl_forward_del(struct kl_net *h, const char *net, int proto,
+			  uint16_t port);
+
 /* What show reads back from the kernel, for one network. */
 struct kl_show_tap {
 	char name[KL_NAME_MAX + 1];
@@ -156,6 +227,15 @@ struct kl_show_net {
 	unsigned bridge_mtu;
 	size_t ntaps;
 	struct kl_show_tap *taps;
+	/* Leases and forwards: none (0) without a table, unknown (0, and
+	 * nft_present -1) without CAP_NET_ADMIN. */
+	size_t nleases;               /* sorted by address */
+	struct kl_lease *leases;
+	size_t nfwds;                 /* sorted by proto, port */
+	struct kl_forward *fwds;
+	/* cfg.dns came from the host's resolvers, not up --dns (only with
+	 * def_known: an unknown definition gets no servers) */
+	bool dns_host;
 };
 struct kl_show {
 	uint64_t netns;       /* inode of the network namespace */
@@ -169,48 +249,4 @@ struct kl_show {
 KL_WUR int kl_net_show(struct kl_net *h, const char *name,
 		       struct kl_show **out);
 void kl_show_free(struct kl_show *s);
-/* Leases and forwards (the lease branch implements them in net/lease.c
- * and net/forward.c; declared here as agreed in TEAM.md). */
-#define KL_VM_NAME_MAX 63   /* VM names: [A-Za-z0-9_.-], 1..63 bytes */
-#define KL_DNS_MAX 3
-enum kl_lease_state { KL_LEASE_ACTIVE, KL_LEASE_RESERVED, KL_LEASE_STALE };
-struct kl_lease {
-	char vm[KL_VM_NAME_MAX + 1];
-	uint8_t mac[6];
-	uint32_t addr;            /* host order */
-	pid_t pid;                /* owner; 0 none */
-	uint64_t start;           /* owner's start time, /proc/PID/stat field 22 */
-	bool reserved;
-	enum kl_lease_state state;
-};
-/* Everything a VMM needs to answer its guest's DHCP (plain data). */
-struct kl_lease_info {
-	char vm[KL_VM_NAME_MAX + 1];
-	uint8_t mac[6];
-	uint32_t addr, router;    /* host order; router = the bridge address */
-	unsigned prefix, mtu;     /* mtu = the bridge's */
-	uint32_t dns[KL_DNS_MAX]; /* up --dns, else the host's upstream resolvers */
-	unsigned ndns;            /* 0: none to offer */
-};
-/* Take the lease of VM vm on net for process owner (pid; its start time is read from /proc):
- * an existing reservation for vm is used as is; else vm's own stable MAC/address if free; stale
- * leases are reclaimed first. -EEXIST if vm is held by a live owner, -ENOSPC when exhausted. */
-KL_WUR int kl_lease_take(struct kl_net *h, const char *net, const char *vm, pid_t owner,
-			 struct kl_lease_info *out);
-/* Give it back: a non-reserved lease goes, a reserved one loses its owner; forwards tied to vm
- * go too. */
-KL_WUR int kl_lease_release(struct kl_net *h, const char *net, const char *vm);
-/* Reserve (any VMM): mac NULL / addr 0 = derive. */
-KL_WUR int kl_lease_add(struct kl_net *h, const char *net, const char *vm,
-			const uint8_t *mac, uint32_t addr);
-KL_WUR int kl_lease_del(struct kl_net *h, const char *net, const char *vm);
-struct kl_forward {
-	int proto;                /* IPPROTO_TCP or IPPROTO_UDP */
-	uint16_t port;            /* host port */
-	uint32_t addr;            /* guest address, host order */
-	uint16_t to_port;
-	char vm[KL_VM_NAME_MAX + 1]; /* "" standalone; else removed with vm's lease */
-};
-KL_WUR int kl_forward_add(struct kl_net *h, const char *net, const struct kl_forward *f);
-KL_WUR int kl_forward_del(struct kl_net *h, const char *net, int proto, uint16_t port);
 #endif

@@ -539,6 +539,7 @@ static char *rule_text(struct nftnl_rule *r)
 }
 
 struct rules_ctx {
+	const char *chain; /* the one chain compared */
 	char **want;
 	size_t nwant, i;
 	bool same;
@@ -555,6 +556,14 @@ static int rules_cb(const struct nlmsghdr *nlh, void *data)
 	if (nftnl_rule_nlmsg_parse(nlh, r) < 0) {
 		nftnl_rule_free(r);
 		return -EBADMSG;
+	}
+	/* The dump is filtered to our chain; should a kernel send others
+	 * (the fwd-* chains hold the forwards, not ours), they are not
+	 * compared. */
+	const char *chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+	if (!chain || strcmp(chain, c->chain)) {
+		nftnl_rule_free(r);
+		return 0;
 	}
 	t = rule_text(r);
 	nftnl_rule_free(r);
@@ -645,7 +654,7 @@ static int check_one(struct kl_nl *nl, const char *table, const char *buf,
 		     unsigned hook, int prio, struct nft_chain_state *cs)
 {
 	char req[512];
-	struct rules_ctx rc = {.same = true};
+	struct rules_ctx rc = {.chain = chain, .same = true};
 	struct chain_ctx cc = {type, hook, prio, cs};
 	struct nlmsghdr *nlh;
 	uint32_t seq = ++nl->seq;
@@ -673,7 +682,7 @@ static int check_one(struct kl_nl *nl, const char *table, const char *buf,
 		err = -ENOMEM;
 		goto out;
 	}
-	/* A dump filtered to table and chain: the lease branch's chains in
+	/* A dump filtered to table and chain: the fwd-* chains (forward.c) in
 	 * the same table are not looked at. */
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);

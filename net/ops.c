@@ -127,10 +127,24 @@ const struct kl_link *view_find(const struct net_view *v, const char *name)
 
 int view_load(struct kl_net *h, const char *net, struct net_view *v)
 {
-	int err;
+	return view_load_with(h, net, NULL, 0, v);
+}
+
+int view_load_with(struct kl_net *h, const char *net,
+		   const struct store_net *nets, size_t nnets, struct net_view *v)
+{
+	int err = -ENOENT;
 
 	memset(v, 0, sizeof(*v));
-	err = store_read(h, net, &v->def);
+	if (nets) {
+		for (size_t i = 0; i < nnets; i++)
+			if (!strcmp(nets[i].cfg.name, net)) {
+				v->def = nets[i];
+				err = 0;
+			}
+	} else {
+		err = store_read(h, net, &v->def);
+	}
 	if (err && err != -ENOENT)
 		return kl_nlerr(h, &h->nf, err, "nft table ip %s%s: cannot read",
 				NFT_TABLE_PREFIX, net);

@@ -148,11 +148,12 @@ bool link_is_tap_of(const struct kl_link *l, const char *net, unsigned *queues);
 /* ---- nft.c ---- */
 enum nft_mode {
 	NFT_CREATE,  /* fresh network: table made with NLM_F_EXCL */
-	NFT_REFRESH, /* existing network: repair the chains netstate owns */
+	NFT_REFRESH, /* existing network: repair the chains up owns */
 };
 #define NFT_FAULT 1u /* add a rule into a missing chain: batch rejected */
-/* The chains netstate owns in a NAT network's table (the lease branch
- * owns "fwd-*" and "lease*" objects there; up never touches those). */
+/* The chains up owns in a NAT network's table (leases and forwards,
+ * lease_nft.c and forward.c, own the "fwd-*" and "lease*" objects there;
+ * up never touches those). */
 #define NFT_CHAIN_POST "postrouting"
 #define NFT_CHAIN_FWD "forward"
 /* What the kernel holds of one owned chain, for the repair. */
@@ -225,7 +226,9 @@ WUR int store_delete(struct kl_net *h, const char *net);
 /* An abstract unix socket bound inside the namespace: per namespace, let
  * go when the process dies, gone with the namespace. exclusive false
  * takes nothing (readers read the kernel, whose objects are each read
- * whole). Waits up to h->wait_ms; -ETIMEDOUT names the holder's pid. */
+ * whole). Waits up to h->wait_ms; -ETIMEDOUT names the holder's pid.
+ * Not nested: a run takes it once (op_begin) and reads the network with
+ * view_load/store_*, never through kl_net_show; one state_unlock lets go. */
 WUR int state_lock(struct kl_net *h, bool exclusive);
 void state_unlock(struct kl_net *h);
 #define LOCK_NAME "kvmlab-net.lock"
@@ -268,6 +271,10 @@ struct net_view {
 /* Fill v for network net (def from the store when there; bridge name
  * from def). -ENOENT is not an error here: have_def tells. */
 WUR int view_load(struct kl_net *h, const char *net, struct net_view *v);
+/* The same with the networks already listed (store_list). */
+WUR int view_load_with(struct kl_net *h, const char *net,
+		       const struct store_net *nets, size_t nnets,
+		       struct net_view *v);
 void view_free(struct net_view *v);
 const struct kl_link *view_find(const struct net_view *v, const char *name);
 /* Lock, then nothing else: every operation starts here. */

@@ -8,14 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
-#include "priv.h"
+#include "lease.h"
 
 void kl_show_free(struct kl_show *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->nnets; i++)
+	for (size_t i = 0; i < s->nnets; i++) {
 		free(s->nets[i].taps);
+		free(s->nets[i].leases);
+		free(s->nets[i].fwds);
+	}
 	free(s->nets);
 	free(s);
 }
@@ -178,6 +181,10 @@ int kl_net_show(struct kl_net *h, const char *name, struct kl_show **out)
 			err = kl_err(h, -ENOMEM, "show: out of memory");
 			goto out;
 		}
+	/* leases, forwards and the DNS servers guests get (lease_ops.c) */
+	for (size_t i = 0; i < s->nnets; i++)
+		if ((err = lease_show(h, &s->nets[i])))
+			goto out;
 	*out = s;
 	s = NULL;
 	err = 0;

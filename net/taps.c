@@ -111,24 +111,32 @@ static int add_check(struct kl_net *h, struct tap_run *r)
 	return 0;
 }
 
-/* One request per tap in one sendmsg: SETLINK by name with fields from
- * mk (alias/master/mtu, or up), or GETLINK; only the last one acked. */
+/* One request per tap in one sendmsg: by ifindex when idx is given, else
+ * by name (only for taps whose fd we hold). pass 0: SETLINK alias, master
+ * and MTU; pass 1: SETLINK up; pass -1: GETLINK. Only the last acked. */
 static int taps_request(struct kl_net *h, char *buf, const char *const *names,
-			size_t n, int pass, const char *tag, int br, unsigned mtu)
+			const int *idx, size_t n, int pass, const char *tag,
+			int br, unsigned mtu)
 {
 	char *p = buf;
 	uint32_t first = h->rt.seq + 1;
 
 	for (size_t i = 0; i < n; i++) {
-		struct nlmsghdr *nlh =
-			pass < 0 ? rt_build_getlink(p, ++h->rt.seq, names[i])
-			: pass == 0 ? rt_build_setlink(p, ++h->rt.seq, 0, names[i],
-						       br, mtu, false, tag)
-			: rt_build_setlink(p, ++h->rt.seq, 0, names[i], 0, 0, true,
-					   NULL);
-		/* a GETLINK answers with data; SETLINKs only when they fail */
-		if (pass >= 0 && i + 1 < n)
-			nlh->nlmsg_flags &= ~NLM_F_ACK;
+		int x = idx ? idx[i] : 0;
+		const char *name = idx ? NULL : names[i];
+		struct nlmsghdr *nlh;
+		if (pass < 0) {
+			nlh = rt_build_getlink(p, ++h->rt.seq, name);
+			((struct ifinfomsg *)mnl_nlmsg_get_payload(nlh))->ifi_index = x;
+		} else {
+			nlh = pass == 0 ? rt_build_setlink(p, ++h->rt.seq, x, name, br,
+							   mtu, false, tag)
+					: rt_build_setlink(p, ++h->rt.seq, x, name, 0, 0,
+							   true, NULL);
+			/* SETLINKs are answered only when they fail */
+			if (i + 1 < n)
+				nlh->nlmsg_flags &= ~NLM_F_ACK;
+		}
 		p += NLMSG_ALIGN(nlh->nlmsg_len);
 	}
 	if (pass < 0)
@@ -166,7 +174,9 @@ int kl_tap_add(struct kl_net *h, const char *net, const char *const *taps,
 	struct tap_run r = {.net = net, .taps = taps, .n = n, .cfg = cfg,
 			    .queues = cfg && cfg->queues ? cfg->queues : 1};
 	const char **todo = NULL;   /* new names, in order */
-	int *fds = NULL;
+	int *fds = NULL, *idx = NULL;
+	struct net_view v2;
+	bool have_v2 = false;
 	char *buf = NULL, tag[TAG_MAX];
 	size_t nmade = 0, chunk = chunk_size();
 	int err;
@@ -227,7 +237,7 @@ int kl_tap_add(struct kl_net *h, const char *net, const char *const *taps,
 		if (!err)
 			crash_point("tap:made");
 		if (!err) {
-			err = taps_request(h, buf, todo + c0, cn, 0, tag,
+			err = taps_request(h, buf, todo + c0, NULL, cn, 0, tag,
 					   br->ifindex, br->mtu);
 			if (err) {
 				int fi = h->rt.fail_index;
@@ -265,18 +275,42 @@ int kl_tap_add(struct kl_net *h, const char *net, const char *const *taps,
 	 * closing the fd (link watch runs up to a second later); a GETLINK
 	 * makes the kernel sync it now, so the taps join as the
 	 * carrier-less ports they are. Adopted taps are made whole here. */
+	/* From here on by tag and ifindex: look them all up once more. */
+	if ((err = view_load_with(h, net, &r.v.def, 1, &v2)))
+		goto rollback;
+	have_v2 = true;
+	idx = calloc(2 * n, sizeof(int));
+	if (!idx) {
+		err = kl_err(h, -ENOMEM, "network %s: out of memory", net);
+		goto rollback;
+	}
+	if (!v2.br || v2.br->ifindex != br->ifindex) {
+		err = kl_err(h, -ENODEV, "bridge %s: gone meanwhile", br->name);
+		goto rollback;
+	}
 	size_t na = 0;
-	for (size_t i = 0; i < n; i++)
-		if (r.adopt[i])
-			todo[nt + na++] = taps[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct kl_link *l = view_find(&v2, taps[i]);
+		if (!l || !link_is_tap_of(l, net, NULL)) {
+			err = kl_err(h, -ENODEV, "tap %s: gone or replaced meanwhile",
+				     taps[i]);
+			goto rollback;
+		}
+		idx[i] = l->ifindex;
+		if (r.adopt[i]) {
+			todo[nt + na] = taps[i];
+			idx[n + na++] = l->ifindex;
+		}
+	}
 	for (int pass = -1; pass < 2; pass++) {
 		/* attach (pass 0) only what was there already: the new ones
 		 * were attached when they were tagged */
 		const char **all = pass == 0 ? todo + nt : (const char **)taps;
+		const int *ai = pass == 0 ? idx + n : idx;
 		size_t an = pass == 0 ? na : n;
 		for (size_t c0 = 0; c0 < an; c0 += chunk) {
 			size_t cn = an - c0 < chunk ? an - c0 : chunk;
-			err = taps_request(h, buf, all + c0, cn, pass, tag,
+			err = taps_request(h, buf, all + c0, ai + c0, cn, pass, tag,
 					   br->ifindex, br->mtu);
 			if (err) {
 				int fi = h->rt.fail_index;
@@ -302,6 +336,9 @@ rollback:
 		memcpy(h->extack, kext, sizeof(kext));
 	}
 out:
+	if (have_v2)
+		view_free(&v2);
+	free(idx);
 	free(r.adopt);
 	free(todo);
 	free(fds);

@@ -320,8 +320,6 @@ static int make_bridge(struct kl_net *h, struct up_run *r, char *buf,
 	err = nl_talk(&h->rt, buf, (size_t)(p - buf), first, 3, res, NULL, NULL);
 	*made = res[0] == 0;
 	if (err) {
-		char cidr[32];
-		cidr_text(cfg, cidr, sizeof(cidr));
 		int fi = h->rt.fail_index;
 		return kl_nlerr(h, &h->rt, err, "bridge %s: cannot %s", cfg->bridge,
 				fi <= 0 ? "create" : fi == 1 ? "tag" : "add address");
@@ -356,7 +354,8 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 			       cfg->name);
 		goto out;
 	}
-	if ((err = view_load(h, cfg->name, &r.v)) || (err = up_check(h, &r)))
+	if ((err = view_load_with(h, cfg->name, r.nets, r.nnets, &r.v)) ||
+	    (err = up_check(h, &r)))
 		goto out;
 	gather_warnings(h, cfg);
 	buf = malloc(NL_BUF_SIZE);

@@ -12,8 +12,7 @@ $(VMM_LIB): $$(patsubst %.c,$(BUILD)/%.o,$$(VMM_LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-# TEMPORARY (lease_tmp.o): replaced by net/lease.c at merge
-$(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(BUILD)/vmm/lease_tmp.o $(VMM_LIB) $(NET_LIB)
+$(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(VMM_LIB) $(NET_LIB)
 	$(CC) $(KL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(NET_LDLIBS)
 
 vmm: $(BUILD)/kvmlab-vm

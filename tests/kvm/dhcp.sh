@@ -35,10 +35,6 @@ if ! ip netns exec "$lab" "$KVMLAB_NET" up lab --cidr 192.168.58.1/24 >"$work/up
 fi
 BRIDGE=$(ip -n "$lab" -j link show type bridge | jq -r '.[0].ifname')
 BRMTU=$(ip -n "$lab" -j link show dev "$BRIDGE" | jq -r '.[0].mtu')
-# the lease code is the lease branch's; without it (before the merge)
-# the owner checks and forwards cannot work
-have_leases=0
-"$KVMLAB_NET" lease --help >/dev/null 2>&1 && have_leases=1
 
 BASE="console=ttyS0 reboot=k quiet"
 # what every guest prints about itself, then its own extra command
@@ -150,17 +146,13 @@ tr -d '\r' <"$work/web2.out" | grep -q "^kvmlab-init: dhcp: renewed ${ipw:-none}
 start crash --name crash -- 'sleep 120'
 if wait_for crash '^G-IP='; then
 	ipc=$(g crash G-IP)
-	if [ $have_leases = 1 ]; then
-		start dup --name crash -- 'true'
-		finish dup
-		rcd=$?
-		if [ "$rcd" = 1 ] && [ "$(grep -c . "$work/dup.err")" = 1 ] && grep -q crash "$work/dup.err"; then
-			t_ok "dhcp: a live VM's name is refused (one line, exit 1)"
-		else
-			t_fail "dhcp: a live VM's name is refused" "rc $rcd; $(desc dup)"
-		fi
+	start dup --name crash -- 'true'
+	finish dup
+	rcd=$?
+	if [ "$rcd" = 1 ] && [ "$(grep -c . "$work/dup.err")" = 1 ] && grep -q crash "$work/dup.err"; then
+		t_ok "dhcp: a live VM's name is refused (one line, exit 1)"
 	else
-		t_skip "dhcp: a live VM's name is refused" "needs net/lease.c (lease branch; this tree has vmm/lease_tmp.c)"
+		t_fail "dhcp: a live VM's name is refused" "rc $rcd; $(desc dup)"
 	fi
 	# (bash's "Killed" job notice goes with the block's stderr)
 	{ kill -9 "$PID_crash"; finish crash; } 2>/dev/null
@@ -177,18 +169,14 @@ else
 fi
 
 # ---- 5. --forward from the host to a guest service
-if [ $have_leases = 1 ]; then
-	start fwd --name fwd --forward 18080:8080 -- 'echo G-LISTEN=1; nc -l -p 8080 -e echo hello-from-guest'
-	if wait_for fwd '^G-LISTEN='; then
-		got=$(ip netns exec "$lab" timeout 10 ncat 192.168.58.1 18080 </dev/null 2>&1)
-		[[ $got == *hello-from-guest* ]] && t_ok "dhcp: --forward 18080:8080 reaches the guest" ||
-			t_fail "dhcp: --forward reaches the guest" "got '$got'"
-	else
-		t_fail "dhcp: --forward reaches the guest" "$(desc fwd)"
-	fi
-	kill -TERM "$PID_fwd" 2>/dev/null
-	finish fwd
+start fwd --name fwd --forward 18080:8080 -- 'echo G-LISTEN=1; nc -l -p 8080 -e echo hello-from-guest'
+if wait_for fwd '^G-LISTEN='; then
+	got=$(ip netns exec "$lab" timeout 10 ncat 192.168.58.1 18080 </dev/null 2>&1)
+	[[ $got == *hello-from-guest* ]] && t_ok "dhcp: --forward 18080:8080 reaches the guest" ||
+		t_fail "dhcp: --forward reaches the guest" "got '$got'"
 else
-	t_skip "dhcp: --forward reaches the guest" "needs net/forward.c (lease branch)"
+	t_fail "dhcp: --forward reaches the guest" "$(desc fwd)"
 fi
+kill -TERM "$PID_fwd" 2>/dev/null
+finish fwd
 t_finish

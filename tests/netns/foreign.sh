@@ -57,4 +57,18 @@ kn_expect "up lab2 with a foreign table ip kvmlab-lab2 exits 1" 1 "$ns" up lab2 
 err_one_line "up lab2: one line naming the table" kvmlab-lab2
 kn_expect "down lab2 (only a foreign table of its name) exits 1" 1 "$ns" down lab2
 t_check "the foreign table ip kvmlab-lab2 survives" test "$(nft_tables "$ns")" = "ip kvmlab-lab2"
+in_ns "$ns" nft delete table ip kvmlab-lab2
+
+# --- a hand-edited definition (fwd_prev 7) or a cut one is not read
+in_ns "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+for c in "cidr=10.94.0.1/24 bridge=klfo3 nat=0 uplink=- mtu=0 stp=0 dns=- fwd_prev=7" \
+	 "cidr=10.94.0.1/24 bridge=klfo3 nat=0 uplink=- mtu=0 stp=0"; do
+	in_ns "$ns" nft add table ip kvmlab-lab3 "{ comment \"kvmlab network lab3: $c\"; }"
+	kn_expect "up lab3 over a damaged definition exits 1 ($c)" 1 "$ns" up lab3 --cidr 10.94.0.1/24 --bridge klfo3
+	err_one_line "up lab3: one line naming lab3" lab3
+	kn_expect "down lab3 with a damaged definition exits 0" 0 "$ns" down lab3
+	t_check "down lab3: warns that ip_forward is left alone" grep -q "ip_forward left" <<<"$KN_ERR"
+	t_check "down lab3: ip_forward untouched (1)" test "$(ip_forward "$ns")" = 1
+	t_check "down lab3: its table is gone" test "$(nft_table_count "$ns")" = 0
+done
 t_finish

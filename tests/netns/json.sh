@@ -42,8 +42,10 @@ t_check "booleans are booleans" jq_true '[.networks[] | .nat, .stp, .bridge_exis
 	(.taps[] | .up, .enslaved, .multi_queue, .persistent)] | all(type == "boolean")' <<<"$j"
 t_check "forwarding true, forwarding_prev false (booleans)" jq_true '.forwarding == true and .forwarding_prev == false' <<<"$j"
 t_check "dnsnet: dns, uplink, mtu_config, nft_table" jq_true '.networks[] | select(.name == "dnsnet") |
-	.dns == ["1.1.1.1", "9.9.9.9"] and .uplink == "lo" and .mtu_config == 9000 and .mtu == 9000 and .nft_table == "ip kvmlab-dnsnet"' <<<"$j"
-t_check "no --uplink and no --mtu: null" jq_true '.networks[] | select(.name == "...") | .uplink == null and .mtu_config == null and .dns == []' <<<"$j"
+	.dns == {"servers": ["1.1.1.1", "9.9.9.9"], "from": "network"} and .uplink == "lo" and .mtu_config == 9000 and .mtu == 9000 and .nft_table == "ip kvmlab-dnsnet"' <<<"$j"
+t_check "no --uplink and no --mtu: null; no --dns: the host's resolvers" jq_true '.networks[] | select(.name == "...") |
+	.uplink == null and .mtu_config == null and .dns.from == "host" and (.dns.servers | type == "array")' <<<"$j"
+t_check "leases and forwards: [] on every network" jq_true '[.networks[] | .leases, .forwards] | all(. == [])' <<<"$j"
 t_check "plain tap: owner and group null, queues 1" jq_true '.networks[] | select(.name == "dnsnet") | .taps[0] |
 	.name == "kjt" and .owner == null and .group == null and .queues == 1 and .multi_queue == false' <<<"$j"
 # each tap against ip -j -d link
@@ -68,7 +70,8 @@ KN_RC=$?; KN_OUT=$(cat "$KN_TMP/out")
 t_check "unprivileged show --json exits 0 (rc=$KN_RC)" test "$KN_RC" = 0
 valid "unprivileged"
 t_check "unprivileged: seven networks, nat null, nft_present null, address from the bridge" jq_true '
-	(.networks | length) == 7 and all(.networks[]; .nat == null and .nft_present == null and .defined == false) and
+	(.networks | length) == 7 and all(.networks[]; .nat == null and .nft_present == null and .defined == false and
+		.dns == null and .leases == null and .forwards == null) and
 	(.networks[] | select(.name == "dnsnet") | .cidr == "10.98.0.1/24")' <<<"$KN_OUT"
 
 # a network whose bridge and table are gone is still valid JSON
@@ -78,7 +81,7 @@ kn_expect "show --json with a missing bridge and a missing table" 0 "$ns" show -
 valid "damaged networks"
 t_check "missing bridge: bridge_exists false, mtu null" jq_true '.networks[] | select(.name == "...") | .bridge_exists == false and .mtu == null' <<<"$KN_OUT"
 t_check "missing table: the network still shows (from its tag), defined false, nft_present false" \
-	jq_true '.networks[] | select(.name == "_") | .defined == false and .nft_present == false' <<<"$KN_OUT"
+	jq_true '.networks[] | select(.name == "_") | .defined == false and .nft_present == false and .dns == null and .leases == []' <<<"$KN_OUT"
 for n in "${names[@]}" dnsnet; do kn "$ns" down "$n"; done
 t_check "after the downs: no link but lo, no table" test "$(in_ns "$ns" ip -j link | jq -r '[.[].ifname] | join(" ")') $(nft_table_count "$ns")" = "lo 0"
 t_finish

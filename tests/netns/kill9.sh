@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# kill -9 matrix: `up --nat`, `tap add` of 1000 taps and `down`, killed at
+# kill -9 matrix: `up --nat`, `tap add` of 1000 taps and `down` (also after
+# leases and forwards, and timed kills of those), killed at
 # every injection point (KVMLAB_NET_CRASH, net/ops.c) and by timed
 # SIGKILLs from outside. After each kill, `down` must return the namespace
 # byte for byte to what it was: ip -j -d link, ip -j addr,
@@ -65,6 +66,16 @@ t_check "up after the kill: masquerade rule there" test "$(in_ns "$ns" nft -j li
 	jq '[.nftables[] | select(.rule) | select(any(.rule.expr[]; has("masquerade")))] | length')" = 1
 recovered "up completed after a kill"
 
+# --- up repairing a damaged network, killed at each repair step
+for p in up:nft-repair up:taps; do
+	kn_expect "up --nat + tap add for a repair @$p" 0 "$ns" "${UP[@]}"
+	kn "$ns" tap add k0 k1 --net lab
+	in_ns "$ns" ip link set k0 nomaster
+	in_ns "$ns" nft flush chain ip kvmlab-lab postrouting
+	crash "$p" "${UP[@]}"; killed_ok "repairing up @$p"
+	recovered "repairing up @$p"
+done
+
 # --- tap add of 1000 taps, killed at each step
 for p in tap:made tap:tagged tap:persist tap:up; do
 	kn_expect "up --nat for tap add @$p" 0 "$ns" "${UP[@]}"
@@ -123,6 +134,22 @@ for DELAY in 0.03; do
 	kn "$ns" tap add "${TAPS[@]}" --net lab
 	timed down lab
 	recovered "down (1000 taps) killed after ${DELAY}s"
+done
+
+# --- leases and forwards (map and fwd-* chains in the table): down after
+# them, and after a lease take or forward add killed anywhere
+kn_expect "up --nat for leases" 0 "$ns" "${UP[@]}"
+kn_expect "lease add lab web" 0 "$ns" lease add lab web
+kn_expect "forward add tcp 8080" 0 "$ns" forward add lab --proto tcp --port 8080 --to 10.90.0.7:80
+kn_expect "lease take lab app" 0 "$ns" lease take lab app --pid $$
+kn_expect "forward add --vm app" 0 "$ns" forward add lab --proto udp --port 5353 --vm app --to 53
+recovered "leases and forwards"
+for DELAY in 0.002 0.01; do
+	kn "$ns" "${UP[@]}"
+	kn "$ns" lease add lab web
+	timed lease take lab app --pid $$
+	timed forward add lab --proto tcp --port 8080 --to 10.90.0.7:80
+	recovered "lease take, forward add killed after ${DELAY}s"
 done
 
 in_ns "$ns" ip link del k9va

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kvmlab-net keeps no state in files: under strace, no run of up, tap add,
-# show, tap del or down creates, writes, renames or removes a file (the
+# lease add/take/release, forward add/del, show, tap del or down creates, writes, renames or removes a file (the
 # only writes go to /proc/sys/net/ipv4/ip_forward and /dev/net/tun, and
 # the lock is bound in the abstract namespace). Then `ip netns del` right
 # after up and tap add takes everything with it: no kvmlab process, no
@@ -21,7 +21,12 @@ st() {
 }
 st up up lab --cidr 10.99.0.1/24 --bridge klnf --nat --dns 1.1.1.1
 st tapadd tap add knf0 knf1 --net lab --queues 2
+st leaseadd lease add lab web
+st leasetake lease take lab app --pid $$
+st fwdadd forward add lab --proto tcp --port 8080 --vm app --to 80
 st show show --json
+st fwddel forward del lab --proto tcp --port 8080
+st leaserel lease release lab app
 st tapdel tap del knf1
 st down down lab
 for f in "$tr".*; do

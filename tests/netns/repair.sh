@@ -2,7 +2,7 @@
 # up repairs everything it owns: detached and down taps, a missing
 # address, a deleted bridge (made again, taps back on it), its chains
 # (deleted, emptied, of the wrong kind, policy drop), a dormant table;
-# it leaves the objects of the table it does not own (the lease branch's
+# it leaves the objects of the table it does not own (leases and forwards:
 # "leases" map and "fwd-*" chains) untouched, and warns about a drop
 # policy in any forward chain but its own, another kvmlab network's too.
 . "$(dirname "$0")/../lib.sh"

@@ -7,6 +7,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
+#include <linux/if_tun.h>
 #include "t.h"
 #include "priv.h"
 
@@ -161,8 +162,39 @@ static void link_reply(void)
 	CHECK(l.ifindex == 17 && l.mtu == 1400 && l.master == 3 && l.group == 99 &&
 		      !strcmp(l.name, "kl-lab") && !strcmp(l.kind, "bridge"),
 	      "link_parse: index, mtu, master, group, name, kind");
+	CHECK(l.alias[0] == 0 && l.tun_owner == -1, "no alias, no tun data");
 	nlh->nlmsg_type = RTM_DELADDR;
 	CHECK(link_parse(nlh, &l) == -EINVAL, "link_parse rejects other types");
+
+	/* a tap with its tag, tun data and MAC, as the kernel reports it */
+	char big[1024];
+	nlh = rt_build_setlink(big, 2, 21, NULL, 5, 1500, true, "kvmlab:lab:tap");
+	nlh->nlmsg_type = RTM_NEWLINK;
+	const uint8_t mac[6] = {2, 0, 0, 0, 0, 9};
+	mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
+	struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "tun");
+	struct nlattr *d = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	mnl_attr_put_u8(nlh, IFLA_TUN_TYPE, IFF_TAP);
+	mnl_attr_put_u8(nlh, IFLA_TUN_PERSIST, 1);
+	mnl_attr_put_u8(nlh, IFLA_TUN_MULTI_QUEUE, 1);
+	mnl_attr_put_u32(nlh, IFLA_TUN_OWNER, 1000);
+	mnl_attr_put_u32(nlh, IFLA_TUN_GROUP, 0xffffffffu);
+	mnl_attr_nest_end(nlh, d);
+	mnl_attr_nest_end(nlh, li);
+	CHECK(link_parse(nlh, &l) == 0 && !strcmp(l.alias, "kvmlab:lab:tap") &&
+		      !strcmp(l.kind, "tun") && l.tun_tap && l.tun_persist && l.tun_mq &&
+		      l.tun_owner == 1000 && l.tun_group == -1 && !memcmp(l.mac, mac, 6),
+	      "link_parse: alias, tun type/persist/multi_queue/owner/group, MAC");
+	CHECK(link_is_tap_of(&l, "lab", NULL), "and it is lab's tap");
+	/* an alias too long to be a tag is dropped, not cut into one */
+	char longa[200];
+	memset(longa, 'x', sizeof(longa) - 1);
+	longa[sizeof(longa) - 1] = 0;
+	memcpy(longa, "kvmlab:lab", 10);
+	nlh = rt_build_setlink(big, 3, 22, NULL, 0, 0, false, longa);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	CHECK(link_parse(nlh, &l) == 0 && l.alias[0] == 0, "long alias ignored");
 }
 
 static void ext_ack(void)
