@@ -58,6 +58,7 @@ _kvmlab_net() {
 	--owner) COMPREPLY=($(compgen -u -- "$cur")); return ;;
 	--group) COMPREPLY=($(compgen -g -- "$cur")); return ;;
 	--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--proto) COMPREPLY=($(compgen -W "tcp udp" -- "$cur")); return ;;
 	esac
 	local help
 	help=$("$prog" "$cmd" --help 2>/dev/null)
@@ -91,6 +92,17 @@ _kvmlab_net() {
 		elif [ "$sub" = del ]; then
 			COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" taps)" -- "$cur"))
 		fi ;;
+	lease | forward)
+		if [ "$COMP_CWORD" -eq 2 ]; then
+			local subs="add del"
+			[ "$cmd" = lease ] && subs="add del take release"
+			COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+		elif [ $nargs -eq 1 ]; then
+			COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" nets)" -- "$cur"))
+		elif [ "$cmd" = lease ] && [ $nargs -eq 2 ] && command -v jq >/dev/null 2>&1; then
+			COMPREPLY=($(compgen -W "$("$net" show --json 2>/dev/null |
+				jq -r --arg n "${COMP_WORDS[3]}" '.networks[] | select(.name == $n) | .leases[]?.vm' 2>/dev/null)" -- "$cur"))
+		fi ;;
 	esac
 }
 
@@ -108,6 +120,7 @@ _kvmlab_vm() {
 	--net) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" nets)" -- "$cur")); return ;;
 	--tap) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" taps)" -- "$cur")); return ;;
 	--console) COMPREPLY=($(compgen -W "stdio none file:" -- "$cur")); return ;;
+	--vhost) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
 	--*) "$prog" "$cmd" --help 2>/dev/null | grep -q -- "$prev [A-Z]" && return ;;
 	esac
 	case $cmd in

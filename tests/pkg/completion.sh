@@ -34,7 +34,7 @@ got=$(PATH=$BIN:$PATH complete_words kvmlab-net up lab --n)
 t_check "kvmlab-net up --n<TAB>: --nat" test "$got" = --nat
 got=$(complete_words "$BIN/kvmlab-net" "")
 t_check "kvmlab-net <TAB>: the commands ($(echo $got))" \
-	test "$(echo $got)" = "--help --version down help show tap up"
+	test "$(echo $got)" = "--help --version down forward help lease show tap up"
 got=$(complete_words "$BIN/kvmlab-net" tap "")
 t_check "kvmlab-net tap <TAB>: add del" test "$(echo $got)" = "add del"
 got=$(complete_words "$BIN/kvmlab-net" up lab --mtu "")
