@@ -6,7 +6,7 @@
 # Exit status: non-zero if any script failed.
 cd "$(dirname "$0")/../.." || exit 1
 rc=0
-for t in all.sh virtio.sh nat.sh qemu_peer.sh; do
+for t in all.sh virtio.sh nat.sh qemu_peer.sh shell.sh; do
 	echo "# --- tests/kvm/$t"
 	bash "tests/kvm/$t" || rc=1
 done
