@@ -507,7 +507,7 @@ static int parse_disk(char *arg, struct vm_cfg *cfg)
 		else if (!strcmp(o, "cache=writeback"))
 			cfg->disk_direct = 0;
 		else if (!strncmp(o, "cache=", 6))
-			return usage_error("--disk: %s: want cache=writeback or cache=none", o);
+			return value_error("--disk: %s: want cache=writeback or cache=none", o);
 		else
 			break;
 		*comma = 0;
@@ -579,7 +579,7 @@ static int cmd_run(int argc, char **argv)
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end || *optarg == '-' || v < 1 ||
 			    v > DEV_NET_QUEUES_MAX)
-				return usage_error("--queues %s: want 1..%d", optarg, DEV_NET_QUEUES_MAX);
+				return value_error("--queues %s: want 1..%d", optarg, DEV_NET_QUEUES_MAX);
 			queues = (unsigned)v;
 			break;
 		}
@@ -593,17 +593,17 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'V':
 			if (!vm_name_ok(optarg))
-				return usage_error("--name %s: want 1..%d of [A-Za-z0-9_.-]", optarg, KL_VM_NAME_MAX);
+				return value_error("--name %s: want 1..%d of [A-Za-z0-9_.-]", optarg, KL_VM_NAME_MAX);
 			vmname = optarg;
 			break;
 		case 'F':
 			if (nfwd == MAX_FORWARDS)
-				return usage_error("--forward: at most %d", MAX_FORWARDS);
+				return value_error("--forward: at most %d", MAX_FORWARDS);
 			if (parse_forward(optarg, &fwd[nfwd]))
-				return usage_error("--forward %s: want HOSTPORT:GUESTPORT[/udp|/tcp], ports 1..65535", optarg);
+				return value_error("--forward %s: want HOSTPORT:GUESTPORT[/udp|/tcp], ports 1..65535", optarg);
 			for (unsigned i = 0; i < nfwd; i++)
 				if (fwd[i].proto == fwd[nfwd].proto && fwd[i].port == fwd[nfwd].port)
-					return usage_error("--forward %s: host port given twice", optarg);
+					return value_error("--forward %s: host port given twice", optarg);
 			nfwd++;
 			break;
 		case 'd': {
@@ -611,9 +611,10 @@ static int cmd_run(int argc, char **argv)
 			disk = strdup(optarg);
 			if (!disk)
 				return VM_RC_SETUP;
-			if (parse_disk(disk, &cfg)) {
+			int drc = parse_disk(disk, &cfg);
+			if (drc) {
 				free(disk);
-				return VM_RC_USAGE;
+				return drc;
 			}
 			break;
 		}
@@ -626,7 +627,7 @@ static int cmd_run(int argc, char **argv)
 			else if (!strcmp(optarg, "off"))
 				cfg.vhost = DEV_VHOST_OFF;
 			else
-				return usage_error("--vhost %s: want auto, on or off", optarg);
+				return value_error("--vhost %s: want auto, on or off", optarg);
 			break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: {
@@ -646,7 +647,7 @@ static int cmd_run(int argc, char **argv)
 	/* a Linux guest uses at most one pair per online CPU: more would be
 	 * host threads and tap queues that carry nothing */
 	if (queues > 1 && queues > cfg.cpus)
-		return usage_error("--queues %u: more than --cpus %u (one queue pair per vCPU at most)",
+		return value_error("--queues %u: more than --cpus %u (one queue pair per vCPU at most)",
 				   queues, cfg.cpus);
 	if (queues > 1 && !net && !tap)
 		return usage_error("--queues %u: needs --net or --tap", queues);

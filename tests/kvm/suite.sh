@@ -8,7 +8,7 @@
 # Exit status: non-zero if any script failed.
 cd "$(dirname "$0")/../.." || exit 1
 rc=0
-for t in all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debian.sh; do
+for t in all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debian.sh shell.sh; do
 	echo "# --- tests/kvm/$t"
 	bash "tests/kvm/$t" || rc=1
 done
