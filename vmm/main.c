@@ -20,7 +20,7 @@
 #include "runloop.h"
 #include "vm.h"
 
-#define DEFAULT_CMDLINE "console=ttyS0 earlycon=uart8250,io,0x3f8 reboot=k"
+#define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
 #define DEFAULT_MEM (256ULL << 20)
 
 static const char usage_text[] =

@@ -12,12 +12,8 @@ cd "$T_ROOT" || exit 1
 
 TMO=${KVMLAB_KVM_TIMEOUT:-90}
 # --cmdline replaces the VMM's default, so carry what a guest needs:
-# the console, reboot through the keyboard controller, a quiet kernel;
-# earlycon, so that a guest dying before its serial driver is up still
-# prints its panic (which ends the VMM with "guest panicked", not a
-# timeout). In the test host it also went with 20/20 clean 2-vCPU boots
-# where boots without it died early ~1 in 8 (issue 8, tests/kvm/soak.sh).
-BASE="console=ttyS0 earlycon=uart8250,io,0x3f8 reboot=k quiet"
+# the console, reboot through the keyboard controller, a quiet kernel.
+BASE="console=ttyS0 reboot=k quiet"
 work=$(mktemp -d /tmp/kvmlab-kvm.XXXXXX) || exit 1
 t_defer "rm -rf '$work'"
 

@@ -24,7 +24,7 @@ run='ping -c 3 -W 5 10.77.0.1'
 timeout -k 5 "${KVMLAB_KVM_TIMEOUT:-90}" ip netns exec "$ns" "$QEMU" -enable-kvm -M pc -cpu host \
 	-m 256 -smp 1 -nodefaults -no-user-config -display none -serial stdio -no-reboot \
 	-kernel "$KVMLAB_BUILD/guest/bzImage" -initrd "$KVMLAB_BUILD/guest/initrd.img" \
-	-append "console=ttyS0 earlycon=uart8250,io,0x3f8 reboot=k quiet kvmlab.ip=10.77.0.2/24 kvmlab.run=\"$run\"" \
+	-append "console=ttyS0 reboot=k quiet kvmlab.ip=10.77.0.2/24 kvmlab.run=\"$run\"" \
 	-netdev tap,id=n0,ifname=klq0,script=no,downscript=no,vnet_hdr=on \
 	-device virtio-net-pci,netdev=n0,romfile= </dev/null >"$out" 2>&1
 rc=$?
