@@ -33,7 +33,7 @@ static void setup(void)
 	fd = memfd_create("fuzz-img", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, 8192) || socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) ||
 	    pci_bus_init(pb, &pio, &mmio, &e) ||
-	    vnet_init(n, sv[0], false, mac, &d.gm, &d.irq) ||
+	    vnet_init(n, &sv[0], 1, false, mac, &d.gm, &d.irq) ||
 	    vblk_init(b, fd, false, 8192, "f", &d.gm, &d.irq) ||
 	    pci_bus_add(pb, &n->vpci.pci, &e) < 0 || pci_bus_add(pb, &b->vpci.pci, &e) < 0)
 		abort();
@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			bus_dispatch(&mmio, LAYOUT_PCI_MMIO + ((uint64_t)where << 6), &val, len, (op & 1));
 			break;
 		case 6:
-			vnet_rx(n);
+			vnet_pair_run(n, 0); /* what the pair thread does on a kick or frame */
 			break;
 		default: { /* the "tap" delivers a frame made of the script's tail */
 			size_t fl = 8 + (where & 0x3ff);
