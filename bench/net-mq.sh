@@ -46,17 +46,25 @@ HOST=10.81.0.1 GUEST=10.81.0.2
 work=$(mktemp -d /tmp/kvmlab-netmq.XXXXXX) || exit 1
 ns=kl-netmq-$$-$RANDOM
 ip netns add "$ns" || exit 1
-trap 'ip netns pids "$ns" 2>/dev/null | xargs -r kill -9; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1
+trap 'servers_stop; ip netns pids "$ns" 2>/dev/null | xargs -r kill -9; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1
       ip netns del "$ns"; rm -rf "$work"' EXIT
 nsx() { ip netns exec "$ns" "$@"; }
 nsx ip link set lo up
 nsx "$NETC" up mqb --cidr $HOST/24 >/dev/null &&
 	nsx "$NETC" tap add klb1 --net mqb >/dev/null &&
 	nsx "$NETC" tap add klb2 --net mqb --queues 2 >/dev/null || { echo "bench/net-mq.sh: network setup failed" >&2; exit 1; }
-for port in 5201 5202; do
-	nsx iperf3 -s -B $HOST -p $port >/dev/null 2>&1 &
-done
-sleep 0.5
+# fresh iperf3 servers for every boot: a guest that dies mid-test (the
+# test host's nested KVM sometimes stalls one) would leave a server busy
+SRV=()
+servers_start() {
+	local port
+	for port in 5201 5202; do
+		nsx iperf3 -s -B $HOST -p $port >/dev/null 2>&1 &
+		SRV+=($!)
+	done
+	sleep 0.3
+}
+servers_stop() { [ ${#SRV[@]} -gt 0 ] && kill "${SRV[@]}" 2>/dev/null; wait "${SRV[@]}" 2>/dev/null; SRV=(); }
 
 names=(kvmlab-q1 kvmlab-q2 kvmlab-q2-1thr)
 [ -n "$QEMU" ] && names=(kvmlab-q1 qemu-q1 kvmlab-q2 kvmlab-q2-1thr qemu-q2)
@@ -88,15 +96,19 @@ one_run() { # NAME: "up_mbit down_mbit rtt_ms" or "FAIL why"
 	local name=$1 out=$work/$1.out env=()
 	vmm_argv "$name"
 	[ "$name" = kvmlab-q2-1thr ] && env=(KVMLAB_NET_THREADS=one)
+	servers_start
 	timeout -k 5 "$TMO" ip netns exec "$ns" env "${env[@]}" "${ARGV[@]}" >"$out" 2>&1 </dev/null
 	local rc=$?
+	servers_stop
 	tr -d '\r' <"$out" >"$out.t" && mv "$out.t" "$out"
 	[ $rc = 0 ] || { echo "FAIL rc $rc: $(tail -c 160 "$out" | tr '\n' ' ')"; return; }
 	awk '
 	$1 ~ /^IPERF-u/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") up += $(i - 1) }
 	$1 ~ /^IPERF-d/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") dn += $(i - 1) }
 	/^RTT-/ { split($0, p, "="); split(p[2], v, "/"); rtt = v[2] + 0 }
-	END { if (up > 0 && dn > 0 && rtt > 0) printf "%.1f %.1f %.3f\n", up, dn, rtt; else print "FAIL no numbers" }' "$out"
+	END { if (up > 0 && dn > 0 && rtt > 0) printf "%.1f %.1f %.3f\n", up, dn, rtt; else printf "FAIL no numbers: " }' "$out"
+	grep -q '^IPERF-' "$out" && grep -q '^RTT-' "$out" || tail -c 160 "$out" | tr '\n' ' '
+	echo
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			bus_dispatch(&mmio, LAYOUT_PCI_MMIO + ((uint64_t)where << 6), &val, len, (op & 1));
 			break;
 		case 6:
-			vnet_pair_run(n, 0);
+			vnet_pair_run(n, 0); /* what the pair thread does on a kick or frame */
 			break;
 		default: { /* the "tap" delivers a frame made of the script's tail */
 			size_t fl = 8 + (where & 0x3ff);
