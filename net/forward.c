@@ -96,27 +96,6 @@ int fwd_comment_parse(const char *s, struct kl_forward *f)
 }
 
 /* ---- expressions ---- */
-static int add(struct nftnl_rule *r, struct nftnl_expr *e)
-{
-	if (!e)
-		return -ENOMEM;
-	nftnl_rule_add_expr(r, e);
-	return 0;
-}
-
-static int cmp(struct nftnl_rule *r, enum nft_cmp_ops op, const void *d,
-	       uint32_t len)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, d, len);
-	}
-	return add(r, e);
-}
-
 static int mask(struct nftnl_rule *r, uint32_t len, const void *m)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
@@ -129,7 +108,7 @@ static int mask(struct nftnl_rule *r, uint32_t len, const void *m)
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, m, len);
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
 	}
-	return add(r, e);
+	return nft_add_expr(r, e);
 }
 
 static int payload(struct nftnl_rule *r, uint32_t base, uint32_t off,
@@ -143,7 +122,7 @@ static int payload(struct nftnl_rule *r, uint32_t base, uint32_t off,
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
 	}
-	return add(r, e);
+	return nft_add_expr(r, e);
 }
 
 /* ip saddr/daddr (off 12/16) op a/prefix */
@@ -156,7 +135,7 @@ static int ip_match(struct nftnl_rule *r, uint32_t off, enum nft_cmp_ops op,
 
 	if (!err && prefix < 32)
 		err = mask(r, 4, &m);
-	return err ? err : cmp(r, op, &v, 4);
+	return err ? err : nft_put_cmp(r, op, &v, 4);
 }
 
 static int meta(struct nftnl_rule *r, uint32_t key)
@@ -167,7 +146,7 @@ static int meta(struct nftnl_rule *r, uint32_t key)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
 	}
-	return add(r, e);
+	return nft_add_expr(r, e);
 }
 
 static int oifname(struct nftnl_rule *r, const char *name)
@@ -177,7 +156,7 @@ static int oifname(struct nftnl_rule *r, const char *name)
 	/* The whole zero-padded name: "br0" must not match "br0x". */
 	strncpy(pad, name, IFNAMSIZ - 1);
 	return meta(r, NFT_META_OIFNAME) ? -ENOMEM
-					 : cmp(r, NFT_CMP_EQ, pad, IFNAMSIZ);
+					 : nft_put_cmp(r, NFT_CMP_EQ, pad, IFNAMSIZ);
 }
 
 /* fib saddr/daddr type local */
@@ -192,7 +171,7 @@ static int fib_local(struct nftnl_rule *r, uint32_t flags)
 				   NFT_FIB_RESULT_ADDRTYPE);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, flags);
 	}
-	return add(r, e) ? -ENOMEM : cmp(r, NFT_CMP_EQ, &local, 4);
+	return nft_add_expr(r, e) ? -ENOMEM : nft_put_cmp(r, NFT_CMP_EQ, &local, 4);
 }
 
 /* meta l4proto P, then P dport (or another 2-byte port field) == port */
@@ -201,10 +180,10 @@ static int port_match(struct nftnl_rule *r, int proto, uint16_t port)
 	uint8_t p = (uint8_t)proto;
 	uint16_t be = htons(port);
 
-	if (meta(r, NFT_META_L4PROTO) || cmp(r, NFT_CMP_EQ, &p, 1) ||
+	if (meta(r, NFT_META_L4PROTO) || nft_put_cmp(r, NFT_CMP_EQ, &p, 1) ||
 	    payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2)) /* dport: tcp and udp */
 		return -ENOMEM;
-	return cmp(r, NFT_CMP_EQ, &be, 2);
+	return nft_put_cmp(r, NFT_CMP_EQ, &be, 2);
 }
 
 static int ct_dnat(struct nftnl_rule *r)
@@ -216,9 +195,9 @@ static int ct_dnat(struct nftnl_rule *r)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
 	}
-	if (add(r, e) || mask(r, 4, &bit))
+	if (nft_add_expr(r, e) || mask(r, 4, &bit))
 		return -ENOMEM;
-	return cmp(r, NFT_CMP_NEQ, &zero, 4);
+	return nft_put_cmp(r, NFT_CMP_NEQ, &zero, 4);
 }
 
 static int imm(struct nftnl_rule *r, uint32_t reg, const void *d, uint32_t len)
@@ -229,7 +208,7 @@ static int imm(struct nftnl_rule *r, uint32_t reg, const void *d, uint32_t len)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, reg);
 		nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, d, len);
 	}
-	return add(r, e);
+	return nft_add_expr(r, e);
 }
 
 static int dnat(struct nftnl_rule *r, uint32_t addr, uint16_t port)
@@ -247,7 +226,7 @@ static int dnat(struct nftnl_rule *r, uint32_t addr, uint16_t port)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
 	}
-	return add(r, e);
+	return nft_add_expr(r, e);
 }
 
 static int verdict_accept(struct nftnl_rule *r)
@@ -258,7 +237,7 @@ static int verdict_accept(struct nftnl_rule *r)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_ACCEPT);
 	}
-	return add(r, e);
+	return nft_add_expr(r, e);
 }
 
 /* ---- messages ---- */
@@ -328,7 +307,7 @@ static int rule_exprs(struct nftnl_rule *r, const struct rule_args *a)
 			    ? ip_match(r, 12, NFT_CMP_EQ, cfg->addr, cfg->prefix)
 			    : fib_local(r, NFTA_FIB_F_SADDR))
 			return -ENOMEM;
-		return add(r, nftnl_expr_alloc("masq"));
+		return nft_add_expr(r, nftnl_expr_alloc("masq"));
 	case R_FLUSH:
 	case R_DEL:
 		break;

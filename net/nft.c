@@ -175,7 +175,7 @@ struct step {
 	const char *s;
 };
 
-static int add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
+int nft_add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
 {
 	if (!e)
 		return -ENOMEM;
@@ -183,8 +183,8 @@ static int add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
 	return 0;
 }
 
-static int put_cmp(struct nftnl_rule *r, enum nft_cmp_ops op, const void *d,
-		   uint32_t len)
+int nft_put_cmp(struct nftnl_rule *r, enum nft_cmp_ops op, const void *d,
+		uint32_t len)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
 
@@ -193,7 +193,7 @@ static int put_cmp(struct nftnl_rule *r, enum nft_cmp_ops op, const void *d,
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
 		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, d, len);
 	}
-	return add_expr(r, e);
+	return nft_add_expr(r, e);
 }
 
 static int put_bitwise(struct nftnl_rule *r, uint32_t mask)
@@ -208,7 +208,7 @@ static int put_bitwise(struct nftnl_rule *r, uint32_t mask)
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
 	}
-	return add_expr(r, e);
+	return nft_add_expr(r, e);
 }
 
 static int put_ifname(struct nftnl_rule *r, unsigned key, enum nft_cmp_ops op,
@@ -221,12 +221,12 @@ static int put_ifname(struct nftnl_rule *r, unsigned key, enum nft_cmp_ops op,
 		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
 	}
-	if (add_expr(r, e))
+	if (nft_add_expr(r, e))
 		return -ENOMEM;
 	/* The register holds the whole zero-padded name: compare it all so
 	 * "br0" does not match "br0x". */
 	strncpy(pad, name, IFNAMSIZ - 1);
-	return put_cmp(r, op, pad, IFNAMSIZ);
+	return nft_put_cmp(r, op, pad, IFNAMSIZ);
 }
 
 static int put_addr(struct nftnl_rule *r, unsigned off,
@@ -243,9 +243,9 @@ static int put_addr(struct nftnl_rule *r, unsigned off,
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 4);
 	}
-	if (add_expr(r, e) || put_bitwise(r, mask))
+	if (nft_add_expr(r, e) || put_bitwise(r, mask))
 		return -ENOMEM;
-	return put_cmp(r, NFT_CMP_EQ, &net, 4);
+	return nft_put_cmp(r, NFT_CMP_EQ, &net, 4);
 }
 
 static int put_ct_estrel(struct nftnl_rule *r)
@@ -259,9 +259,9 @@ static int put_ct_estrel(struct nftnl_rule *r)
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
 	}
-	if (add_expr(r, e) || put_bitwise(r, bits))
+	if (nft_add_expr(r, e) || put_bitwise(r, bits))
 		return -ENOMEM;
-	return put_cmp(r, NFT_CMP_NEQ, &zero, 4);
+	return nft_put_cmp(r, NFT_CMP_NEQ, &zero, 4);
 }
 
 static int put_steps(struct nftnl_rule *r, const struct step *s,
@@ -291,7 +291,7 @@ static int put_steps(struct nftnl_rule *r, const struct step *s,
 			err = put_ct_estrel(r);
 			break;
 		case OP_MASQ:
-			err = add_expr(r, nftnl_expr_alloc("masq"));
+			err = nft_add_expr(r, nftnl_expr_alloc("masq"));
 			break;
 		case OP_ACCEPT:
 			e = nftnl_expr_alloc("immediate");
@@ -301,7 +301,7 @@ static int put_steps(struct nftnl_rule *r, const struct step *s,
 				nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT,
 						   NF_ACCEPT);
 			}
-			err = add_expr(r, e);
+			err = nft_add_expr(r, e);
 			break;
 		case OP_END:
 			break;

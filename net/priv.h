@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_tables.h>
 #include "net.h"
 
 #define WUR KL_WUR
@@ -146,6 +147,13 @@ bool link_is_bridge_of(const struct kl_link *l, const char *net);
 bool link_is_tap_of(const struct kl_link *l, const char *net, unsigned *queues);
 
 /* ---- nft.c ---- */
+struct nftnl_rule;
+struct nftnl_expr;
+/* Rule expressions shared by nft.c and forward.c: e NULL (allocation
+ * failed) is -ENOMEM; cmp compares register 1 with d. */
+WUR int nft_add_expr(struct nftnl_rule *r, struct nftnl_expr *e);
+WUR int nft_put_cmp(struct nftnl_rule *r, enum nft_cmp_ops op, const void *d,
+		    uint32_t len);
 enum nft_mode {
 	NFT_CREATE,  /* fresh network: table made with NLM_F_EXCL */
 	NFT_REFRESH, /* existing network: repair the chains up owns */
