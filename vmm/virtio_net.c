@@ -663,6 +663,20 @@ static const char *const qnames[VPCI_MAX_QUEUES] = {
 	"net rx6", "net tx6", "net rx7", "net tx7", "net ctrl",
 };
 
+/* The pairs vnet_init made (all, or as far as it got) and the locks. */
+static void pairs_free(struct vnet *n)
+{
+	for (unsigned p = 0; p < n->max_pairs; p++) {
+		if (n->pair[p] && n->pair[p]->kickfd >= 0)
+			close(n->pair[p]->kickfd);
+		free(n->pair[p]);
+		n->pair[p] = NULL;
+	}
+	pthread_mutex_destroy(&n->filter_lock);
+	pthread_mutex_destroy(&n->inj_lock);
+	pthread_mutex_destroy(&n->ctrl_lock);
+}
+
 int vnet_init(struct vnet *n, const int *fds, unsigned pairs, bool tap, const uint8_t mac[6],
 	      const struct gmem *gm, const struct dev_irq_ops *irq)
 {
@@ -714,15 +728,7 @@ int vnet_init(struct vnet *n, const int *fds, unsigned pairs, bool tap, const ui
 err_vpci:
 	vpci_destroy(&n->vpci);
 err_pairs:
-	for (unsigned p = 0; p < pairs; p++) {
-		if (n->pair[p] && n->pair[p]->kickfd >= 0)
-			close(n->pair[p]->kickfd);
-		free(n->pair[p]);
-		n->pair[p] = NULL;
-	}
-	pthread_mutex_destroy(&n->filter_lock);
-	pthread_mutex_destroy(&n->inj_lock);
-	pthread_mutex_destroy(&n->ctrl_lock);
+	pairs_free(n);
 	return rc;
 }
 
@@ -730,13 +736,5 @@ void vnet_destroy(struct vnet *n)
 {
 	vnet_vhost_close(n);
 	vpci_destroy(&n->vpci);
-	for (unsigned p = 0; p < n->max_pairs; p++) {
-		if (n->pair[p])
-			close(n->pair[p]->kickfd);
-		free(n->pair[p]);
-		n->pair[p] = NULL;
-	}
-	pthread_mutex_destroy(&n->filter_lock);
-	pthread_mutex_destroy(&n->inj_lock);
-	pthread_mutex_destroy(&n->ctrl_lock);
+	pairs_free(n);
 }
