@@ -44,3 +44,27 @@ t_netns_new() {
 }
 # t_finish: exit status from the checks made
 t_finish() { [ "$T_FAILS" -eq 0 ]; exit $?; }
+
+# t_kvm_here NAME SCRIPT [TIMEOUT]: the KVM tests' entry. Skips (and
+# exits 0) without the VMM, the default guest or root; where /dev/kvm
+# cannot boot a stock kernel (PVM), re-runs SCRIPT inside scripts/testhost
+# with TIMEOUT seconds (default 900); otherwise returns and the test runs
+# here.
+t_kvm_here() {
+	local name=$1 script=$2 tmo=${3:-900}
+	if [ ! -x "$KVMLAB_VM" ] || [ ! -f "$KVMLAB_BUILD/guest/bzImage" ]; then
+		t_skip "$name" "no $KVMLAB_VM or guest (make; scripts/build-guest)"
+		exit 0
+	fi
+	if [ "$(id -u)" != 0 ]; then
+		t_skip "$name" "needs root (tap, netns)"
+		exit 0
+	fi
+	[ -n "${KVMLAB_IN_TESTHOST:-}" ] && return 0
+	"$KVMLAB_VM" check >/dev/null 2>&1
+	case $? in
+	0) ;;
+	3) exec scripts/testhost --timeout "$tmo" -- bash "$script" ;;
+	*) t_skip "$name" "kvmlab-vm check: /dev/kvm not usable"; exit 0 ;;
+	esac
+}

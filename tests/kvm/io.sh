@@ -11,22 +11,7 @@ cd "$T_ROOT"
 VM=$KVMLAB_VM
 MB=64
 
-if [ ! -x "$VM" ] || [ ! -f "$KVMLAB_BUILD/guest/bzImage" ]; then
-	t_skip "io e2e" "no $VM or guest (make; scripts/build-guest)"
-	exit 0
-fi
-if [ "$(id -u)" != 0 ]; then
-	t_skip "io e2e" "needs root (tap, netns, debugfs)"
-	exit 0
-fi
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
-	"$VM" check >/dev/null 2>&1
-	case $? in
-	0) ;;
-	3) exec scripts/testhost --timeout 900 -- bash tests/kvm/io.sh ;;
-	*) t_skip "io e2e" "kvmlab-vm check: /dev/kvm not usable"; exit 0 ;;
-	esac
-fi
+t_kvm_here "io e2e" tests/kvm/io.sh 900
 
 work=$(mktemp -d /tmp/kvmlab-io.XXXXXX) || exit 1
 t_defer "rm -rf $work"

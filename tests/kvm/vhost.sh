@@ -13,22 +13,7 @@ cd "$T_ROOT"
 VM=$KVMLAB_VM
 MB=16
 
-if [ ! -x "$VM" ] || [ ! -f "$KVMLAB_BUILD/guest/bzImage" ]; then
-	t_skip "vhost" "no $VM or guest (make; scripts/build-guest)"
-	exit 0
-fi
-if [ "$(id -u)" != 0 ]; then
-	t_skip "vhost" "needs root (tap, netns)"
-	exit 0
-fi
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
-	"$VM" check >/dev/null 2>&1
-	case $? in
-	0) ;;
-	3) exec scripts/testhost --timeout 900 -- bash tests/kvm/vhost.sh ;;
-	*) t_skip "vhost" "kvmlab-vm check: /dev/kvm not usable"; exit 0 ;;
-	esac
-fi
+t_kvm_here "vhost" tests/kvm/vhost.sh 900
 if [ ! -c /dev/vhost-net ]; then
 	modprobe vhost_net 2>/dev/null
 fi

@@ -10,22 +10,7 @@
 cd "$T_ROOT"
 VM=$KVMLAB_VM
 
-if [ ! -x "$VM" ] || [ ! -f "$KVMLAB_BUILD/guest/bzImage" ]; then
-	t_skip "virtio e2e" "no $VM or guest (make; scripts/build-guest)"
-	exit 0
-fi
-if [ "$(id -u)" != 0 ]; then
-	t_skip "virtio e2e" "needs root (tap, netns)"
-	exit 0
-fi
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
-	"$VM" check >/dev/null 2>&1
-	case $? in
-	0) ;;
-	3) exec scripts/testhost --timeout 900 -- bash tests/kvm/virtio.sh ;;
-	*) t_skip "virtio e2e" "kvmlab-vm check: /dev/kvm not usable"; exit 0 ;;
-	esac
-fi
+t_kvm_here "virtio e2e" tests/kvm/virtio.sh 900
 
 work=$(mktemp -d /tmp/kvmlab-virtio.XXXXXX) || exit 1
 t_defer "rm -rf $work"
