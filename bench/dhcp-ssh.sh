@@ -139,14 +139,14 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 		# pre-merge stand-in: no DHCP server in the VMM yet, so the address
 		# comes from ip= (systemd-network-generator); same forward as qemu's
 		t0=$(ms)
-		inlab "$B/kvmlab-vm" run --net lab --mac "$QMAC" --mem 512M --cpus 1 \
+		ip netns exec "$lab" "$B/kvmlab-vm" run --net lab --mac "$QMAC" --mem 512M --cpus 1 \
 			--kernel "$K" --initrd "$I" --disk "$work/disk.img" \
 			--cmdline "$CMDLINE net.ifnames=0 ip=$GUEST_IP::192.168.58.1:255.255.255.0::eth0:off" \
 			--console "file:$work/console-$name-$2" </dev/null >"$work/vm.log" 2>&1 &
 		vpid=$! ;;
 	kvmlab-vm)
 		t0=$(ms)
-		inlab "$B/kvmlab-vm" run --net lab --name web --mem 512M --cpus 1 \
+		ip netns exec "$lab" "$B/kvmlab-vm" run --net lab --name web --mem 512M --cpus 1 \
 			--kernel "$K" --initrd "$I" --cmdline "$CMDLINE" --disk "$work/disk.img" \
 			--forward 2222:22 --console "file:$work/console-$name-$2" </dev/null >"$work/vm.log" 2>&1 &
 		vpid=$! ;;
@@ -154,7 +154,7 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 		local vhost=${KVMLAB_BENCH_VHOST:-auto}
 		[ "$vhost" = auto ] && { vhost=off; [ -c /dev/vhost-net ] && vhost=on; }
 		t0=$(ms)
-		inlab "$QEMU" -enable-kvm -M "$MACHINE" -cpu host -m 512 -smp 1 -nodefaults -no-user-config \
+		ip netns exec "$lab" "$QEMU" -enable-kvm -M "$MACHINE" -cpu host -m 512 -smp 1 -nodefaults -no-user-config \
 			-display none -serial "file:$work/console-$name-$2" -monitor none -no-reboot \
 			-kernel "$K" -initrd "$I" -append "$CMDLINE" \
 			-drive "file=$work/disk.img,format=raw,if=virtio,cache=writeback" \
@@ -184,7 +184,8 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 	wait "$vpid" 2>/dev/null
 	vpid=''
 	echo "$((up - t0)) ${d:--}"
-	[ "$2" = 1 ] && [ "$name" = qemu ] && echo "# qemu: vhost=$vhost" >&2
+	if [ "$2" = 1 ] && [ "$name" = qemu ]; then echo "# qemu: vhost=$vhost" >&2; fi
+	return 0
 }
 
 names=()
@@ -219,6 +220,8 @@ EOF
 	fi
 fi
 
+# (the VMMs are started with `ip netns exec ... &`, never through a shell
+# function: $! must be the VMM itself, or a kill would orphan it)
 declare -A boot=() dhcp=()
 for ((r = 1; r <= RUNS; r++)); do
 	for n in "${names[@]}"; do
