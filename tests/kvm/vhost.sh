@@ -69,7 +69,7 @@ boot() { # mode tag
 				wch=$(awk '$1 == "wchar:" {print $2}' <<<"$io")
 			fi
 		fi
-		grep -q 'PING2-OK' "$out" 2>/dev/null && break
+		grep -q '^PING2-OK' "$out" 2>/dev/null && break
 		sleep 0.5
 	done
 	wait $vm
