@@ -11,6 +11,11 @@ d=$(mktemp -d /tmp/kvmlab-pkgbuild.XXXXXX)
 t_defer "rm -rf '$d'"
 J=-j2
 
+# run from `make WERROR=1 test` (CI), the outer make's command-line
+# variables reach every make below through MAKEFLAGS: these checks need
+# a make of their own
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES WERROR
+
 # the compile line make would run for one file
 # (make -n shows a recipe's continued lines as they are: join them)
 mkline() { make -n "$@" 2>&1 | sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}' | tr -s ' \t' '  ' | grep -- ' -c '; }
