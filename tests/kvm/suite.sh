@@ -10,6 +10,19 @@ cd "$(dirname "$0")/../.." || exit 1
 rc=0
 for t in all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debian.sh shell.sh; do
 	echo "# --- tests/kvm/$t"
-	bash "tests/kvm/$t" || rc=1
+	out=$(bash "tests/kvm/$t" 2>&1)
+	r=$?
+	if [ $r -ne 0 ]; then
+		# Nested KVM under TCG now and then hangs a stock guest early in
+		# its boot (issue 8, not yet understood): a script that fails runs
+		# once more. Both runs are shown; only the second one counts.
+		printf '%s\n' "$out" | sed 's/^\(not \)\{0,1\}ok - /# (first try) &/'
+		echo "# tests/kvm/$t failed (status $r); running it once more"
+		bash "tests/kvm/$t"
+		r=$?
+	else
+		printf '%s\n' "$out"
+	fi
+	[ $r -eq 0 ] || rc=1
 done
 exit $rc
