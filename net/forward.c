@@ -241,34 +241,6 @@ static int verdict_accept(struct nftnl_rule *r)
 }
 
 /* ---- messages ---- */
-static void put_chain(struct nb *b, const char *name, const char *type,
-		      unsigned hook, int prio)
-{
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct nlmsghdr *nlh;
-	char *buf = nb_room(b);
-
-	if (!c) {
-		if (!b->err)
-			b->err = -ENOMEM;
-		return;
-	}
-	if (buf) {
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, b->table);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
-		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-		/* No NLM_F_EXCL: an existing chain keeps its rules. */
-		nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWCHAIN, NFPROTO_IPV4,
-					    NLM_F_ACK | NLM_F_CREATE, b->seq);
-		nftnl_chain_nlmsg_build_payload(nlh, c);
-		nb_next(b, nlh);
-	}
-	nftnl_chain_free(c);
-}
-
 enum rule_kind { R_PRE, R_OUT, R_ACCEPT, R_HAIRPIN, R_HOST, R_FLUSH, R_DEL };
 struct rule_args {
 	enum rule_kind kind;
@@ -338,12 +310,8 @@ static void put_rule(struct nb *b, const struct rule_args *a)
 	if ((err = rule_exprs(r, a)) != 0)
 		goto out;
 	if (a->comment) {
-		ud = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
-		if (!ud || !nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT,
-						 a->comment)) {
-			err = -ENOMEM;
+		if (!(ud = nb_comment(b, NFTNL_UDATA_RULE_COMMENT, a->comment)))
 			goto out;
-		}
 		nftnl_rule_set_data(r, NFTNL_RULE_USERDATA,
 				    nftnl_udata_buf_data(ud),
 				    nftnl_udata_buf_len(ud));
@@ -355,8 +323,8 @@ static void put_rule(struct nb *b, const struct rule_args *a)
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nb_next(b, nlh);
 out:
-	if (err && !b->err)
-		b->err = err;
+	if (err)
+		nb_fail(b, err);
 	if (ud)
 		nftnl_udata_buf_free(ud);
 	if (r)
@@ -367,10 +335,10 @@ void fwd_put_chains(struct nb *b, const struct kl_net_cfg *cfg)
 {
 	struct rule_args a = {.cfg = cfg, .chain = FWD_POST};
 
-	put_chain(b, chain_names[FWD_PRE], "nat", NF_INET_PRE_ROUTING, -100);
-	put_chain(b, chain_names[FWD_OUT], "nat", NF_INET_LOCAL_OUT, -100);
-	put_chain(b, FWD_POST, "nat", NF_INET_POST_ROUTING, 100);
-	put_chain(b, chain_names[FWD_ACCEPT], "filter", NF_INET_FORWARD, 0);
+	nb_chain(b, chain_names[FWD_PRE], "nat", NF_INET_PRE_ROUTING, -100);
+	nb_chain(b, chain_names[FWD_OUT], "nat", NF_INET_LOCAL_OUT, -100);
+	nb_chain(b, FWD_POST, "nat", NF_INET_POST_ROUTING, 100);
+	nb_chain(b, chain_names[FWD_ACCEPT], "filter", NF_INET_FORWARD, 0);
 	/* fwd-post holds only these two: empty it, then put them back. */
 	a.kind = R_FLUSH;
 	put_rule(b, &a);
@@ -390,8 +358,7 @@ void fwd_put_add(struct nb *b, const struct kl_net_cfg *cfg,
 	int err = fwd_comment(f, text, sizeof(text));
 
 	if (err) {
-		if (!b->err)
-			b->err = err;
+		nb_fail(b, err);
 		return;
 	}
 	for (int i = 0; i < FWD_NCHAINS; i++) {

@@ -74,23 +74,6 @@ WUR int dns_host(uint32_t *out, unsigned max, unsigned *n);
 
 /* ---- nft batches (lease_nft.c, forward.c) ---- */
 #define LEASE_MAP "leases"
-/* A batch being built in a caller's buffer. */
-struct nb {
-	char *p, *end;
-	uint32_t seq, first;
-	int err;
-	const char *table; /* "kvmlab-NET" */
-};
-void nb_init(struct nb *b, void *buf, size_t size, uint32_t seq,
-	     const char *table);
-/* Room for one more message, or NULL (b->err set). */
-char *nb_room(struct nb *b);
-void nb_next(struct nb *b, struct nlmsghdr *nlh);
-void nb_begin(struct nb *b);
-void nb_end(struct nb *b);
-/* Messages that ask for an ACK (all but begin/end). */
-unsigned nb_nacked(const struct nb *b);
-long nb_len(const struct nb *b, const void *buf);
 
 /* The map (NEWSET without EXCL), then deletes of every element of old
  * that new does not hold as is, then the new or changed elements. Both

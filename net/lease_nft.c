@@ -15,78 +15,10 @@
 #include <libnftnl/udata.h>
 #include "lease.h"
 
-#define NB_ROOM 1024 /* more than any single message built here */
 /* nft's datatype numbers (src/datatype.h), which `nft list` reads */
 #define TYPE_IPADDR 7
 #define TYPE_ETHERADDR 9
 #define LEASE_SET_ID 1
-
-void nb_init(struct nb *b, void *buf, size_t size, uint32_t seq,
-	     const char *table)
-{
-	b->p = buf;
-	b->end = (char *)buf + size;
-	b->seq = seq;
-	b->first = 0;
-	b->err = 0;
-	b->table = table;
-}
-
-char *nb_room(struct nb *b)
-{
-	if (b->err)
-		return NULL;
-	if ((size_t)(b->end - b->p) < NB_ROOM) {
-		b->err = -ENOSPC;
-		return NULL;
-	}
-	return b->p;
-}
-
-void nb_next(struct nb *b, struct nlmsghdr *nlh)
-{
-	b->p += NLMSG_ALIGN(nlh->nlmsg_len);
-	b->seq++;
-}
-
-void nb_begin(struct nb *b)
-{
-	char *buf = nb_room(b);
-
-	if (!buf)
-		return;
-	nb_next(b, nftnl_batch_begin(buf, b->seq));
-	b->first = b->seq;
-}
-
-void nb_end(struct nb *b)
-{
-	char *buf = nb_room(b);
-
-	if (buf)
-		nb_next(b, nftnl_batch_end(buf, b->seq));
-}
-
-unsigned nb_nacked(const struct nb *b)
-{
-	return b->seq - b->first;
-}
-
-long nb_len(const struct nb *b, const void *buf)
-{
-	return b->err ? b->err : (long)(b->p - (const char *)buf);
-}
-
-static struct nftnl_udata_buf *comment(int type, const char *text)
-{
-	struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
-
-	if (ud && !nftnl_udata_put_strz(ud, (uint8_t)type, text)) {
-		nftnl_udata_buf_free(ud);
-		ud = NULL;
-	}
-	return ud;
-}
 
 static struct nftnl_set *lease_set(const char *table)
 {
@@ -105,13 +37,12 @@ static void put_map(struct nb *b)
 	static const char text[] = "kvmlab leases: MAC : address, "
 				   "vm=NAME owner=PID/START [reserved]";
 	struct nftnl_set *s = lease_set(b->table);
-	struct nftnl_udata_buf *ud = comment(NFTNL_UDATA_SET_COMMENT, text);
+	struct nftnl_udata_buf *ud = nb_comment(b, NFTNL_UDATA_SET_COMMENT, text);
 	struct nlmsghdr *nlh;
 	char *buf = nb_room(b);
 
 	if (!s || !ud) {
-		if (!b->err)
-			b->err = -ENOMEM;
+		nb_fail(b, -ENOMEM);
 		goto out;
 	}
 	if (!buf)
@@ -149,8 +80,7 @@ static void put_elem(struct nb *b, const struct kl_lease *l, bool add)
 	char *buf = nb_room(b);
 
 	if (!s || !e) {
-		if (!b->err)
-			b->err = -ENOMEM;
+		nb_fail(b, -ENOMEM);
 		goto out;
 	}
 	if (!buf)
@@ -159,8 +89,9 @@ static void put_elem(struct nb *b, const struct kl_lease *l, bool add)
 	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, l->mac, 6);
 	if (add) {
 		int err = lease_comment(l, text, sizeof(text));
-		if (err || !(ud = comment(NFTNL_UDATA_SET_ELEM_COMMENT, text))) {
-			b->err = err ? err : -ENOMEM;
+		if (err)
+			nb_fail(b, err);
+		if (err || !(ud = nb_comment(b, NFTNL_UDATA_SET_ELEM_COMMENT, text))) {
 			nftnl_set_elem_free(e);
 			goto out;
 		}

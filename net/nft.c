@@ -23,7 +23,6 @@
 #include "priv.h"
 
 #define NFT_FAMILY NFPROTO_IPV4
-#define NFT_MSG_ROOM 2048 /* more than any single message below */
 #define IP_SADDR_OFF 12
 #define IP_DADDR_OFF 16
 
@@ -32,51 +31,22 @@ void nft_table_name(const char *net, char *out, size_t len)
 	snprintf(out, len, NFT_TABLE_PREFIX "%s", net);
 }
 
-struct bb {
-	char *p, *end;
-	uint32_t seq;
-	int err;
-};
-
-static char *bb_room(struct bb *b)
-{
-	if (b->err)
-		return NULL;
-	if ((size_t)(b->end - b->p) < NFT_MSG_ROOM) {
-		b->err = -ENOSPC;
-		return NULL;
-	}
-	return b->p;
-}
-
-static void bb_next(struct bb *b, struct nlmsghdr *nlh)
-{
-	b->p += NLMSG_ALIGN(nlh->nlmsg_len);
-	b->seq++;
-}
-
-/* What a batch builder returns: the first error, or the batch's length. */
-static long bb_len(const struct bb *b, const void *buf)
-{
-	return b->err ? b->err : (long)(b->p - (const char *)buf);
-}
-
 /* NEWTABLE (with comment when given; flags 0 wakes a dormant table) or
  * DELTABLE. */
-static void put_table(struct bb *b, const char *net, uint16_t type,
+static void put_table(struct nb *b, const char *net, uint16_t type,
 		      uint16_t flags, const char *comment)
 {
 	char name[64];
 	struct nftnl_table *t;
 	struct nftnl_udata_buf *ud = NULL;
 	struct nlmsghdr *nlh;
-	char *buf = bb_room(b);
+	char *buf = nb_room(b);
 
 	if (!buf)
 		return;
 	t = nftnl_table_alloc();
 	if (!t) {
-		b->err = -ENOMEM;
+		nb_fail(b, -ENOMEM);
 		return;
 	}
 	nft_table_name(net, name, sizeof(name));
@@ -88,12 +58,8 @@ static void put_table(struct bb *b, const char *net, uint16_t type,
 		/* The comment is how a reader of `nft list ruleset` (and
 		 * kvmlab itself) tells the table's owner and the network's
 		 * definition. One TLV holds up to 255 bytes. */
-		ud = nftnl_udata_buf_alloc(512);
-		if (!ud || strlen(comment) > 254 ||
-		    !nftnl_udata_put_strz(ud, NFTNL_UDATA_TABLE_COMMENT, comment)) {
-			b->err = ud ? -ENAMETOOLONG : -ENOMEM;
+		if (!(ud = nb_comment(b, NFTNL_UDATA_TABLE_COMMENT, comment)))
 			goto out;
-		}
 		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
 				     nftnl_udata_buf_data(ud),
 				     nftnl_udata_buf_len(ud));
@@ -101,7 +67,7 @@ static void put_table(struct bb *b, const char *net, uint16_t type,
 	nlh = nftnl_nlmsg_build_hdr(buf, type, NFT_FAMILY, NLM_F_ACK | flags,
 				    b->seq);
 	nftnl_table_nlmsg_build_payload(nlh, t);
-	bb_next(b, nlh);
+	nb_next(b, nlh);
 out:
 	if (ud)
 		nftnl_udata_buf_free(ud);
@@ -109,17 +75,17 @@ out:
 }
 
 /* DELCHAIN of an (emptied) chain. */
-static void put_delchain(struct bb *b, const char *table, const char *chain)
+static void put_delchain(struct nb *b, const char *table, const char *chain)
 {
 	struct nftnl_chain *c;
 	struct nlmsghdr *nlh;
-	char *buf = bb_room(b);
+	char *buf = nb_room(b);
 
 	if (!buf)
 		return;
 	c = nftnl_chain_alloc();
 	if (!c) {
-		b->err = -ENOMEM;
+		nb_fail(b, -ENOMEM);
 		return;
 	}
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
@@ -127,34 +93,7 @@ static void put_delchain(struct bb *b, const char *table, const char *chain)
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_DELCHAIN, NFT_FAMILY, NLM_F_ACK,
 				    b->seq);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
-	bb_next(b, nlh);
-	nftnl_chain_free(c);
-}
-
-static void put_chain(struct bb *b, const char *table, const char *chain,
-		      const char *type, unsigned hook, int prio)
-{
-	struct nftnl_chain *c;
-	struct nlmsghdr *nlh;
-	char *buf = bb_room(b);
-
-	if (!buf)
-		return;
-	c = nftnl_chain_alloc();
-	if (!c) {
-		b->err = -ENOMEM;
-		return;
-	}
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWCHAIN, NFT_FAMILY,
-				    NLM_F_ACK | NLM_F_CREATE, b->seq);
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	bb_next(b, nlh);
+	nb_next(b, nlh);
 	nftnl_chain_free(c);
 }
 
@@ -311,19 +250,19 @@ static int put_steps(struct nftnl_rule *r, const struct step *s,
 }
 
 /* NEWRULE with steps, or with steps NULL a DELRULE of the whole chain. */
-static void put_rule(struct bb *b, const char *table, const char *chain,
+static void put_rule(struct nb *b, const char *table, const char *chain,
 		     const struct step *steps, const struct kl_net_cfg *cfg)
 {
 	struct nftnl_rule *r;
 	struct nlmsghdr *nlh;
-	char *buf = bb_room(b);
+	char *buf = nb_room(b);
 	int err;
 
 	if (!buf)
 		return;
 	r = nftnl_rule_alloc();
 	if (!r) {
-		b->err = -ENOMEM;
+		nb_fail(b, -ENOMEM);
 		return;
 	}
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
@@ -338,27 +277,9 @@ static void put_rule(struct bb *b, const char *table, const char *chain,
 				    NLM_F_ACK | (steps ? NLM_F_CREATE | NLM_F_APPEND : 0),
 				    b->seq);
 	nftnl_rule_nlmsg_build_payload(nlh, r);
-	bb_next(b, nlh);
+	nb_next(b, nlh);
 out:
 	nftnl_rule_free(r);
-}
-
-static void put_begin(struct bb *b, uint32_t *first_seq)
-{
-	char *buf = bb_room(b);
-
-	if (!buf)
-		return;
-	bb_next(b, nftnl_batch_begin(buf, b->seq));
-	*first_seq = b->seq;
-}
-
-static void put_end(struct bb *b)
-{
-	char *buf = bb_room(b);
-
-	if (buf)
-		bb_next(b, nftnl_batch_end(buf, b->seq));
 }
 
 /* One owned chain: how it hooks in and what it holds. */
@@ -370,7 +291,7 @@ struct owned_chain {
 };
 
 /* Put chain c into the batch as cs says the kernel holds it. */
-static void put_owned(struct bb *b, const char *table,
+static void put_owned(struct nb *b, const char *table,
 		      const struct owned_chain *c, enum nft_mode mode,
 		      const struct nft_chain_state *cs,
 		      const struct kl_net_cfg *cfg)
@@ -387,7 +308,7 @@ static void put_owned(struct bb *b, const char *table,
 		exists = false;
 	}
 	/* On an existing chain NEWCHAIN sets the policy back to accept. */
-	put_chain(b, table, c->name, c->type, c->hook, c->prio);
+	nb_chain(b, c->name, c->type, c->hook, c->prio);
 	if (exists)
 		put_rule(b, table, c->name, NULL, cfg);
 	for (size_t i = 0; i < ARRAY_SIZE(c->rules) && c->rules[i]; i++)
@@ -400,8 +321,8 @@ long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 			 unsigned faults, bool end, uint32_t *first_seq,
 			 unsigned *nacked)
 {
-	struct bb b = {buf, (char *)buf + size, seq, 0};
 	char table[64];
+	struct nb b;
 	const char *br = cfg->bridge, *up = cfg->uplink;
 	bool any = !*up;
 	/* Masquerade what leaves the subnet through any other interface, or
@@ -439,7 +360,9 @@ long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 	if (!cs)
 		cs = none;
 	nft_table_name(cfg->name, table, sizeof(table));
-	put_begin(&b, first_seq);
+	nb_init(&b, buf, size, seq, table);
+	nb_begin(&b);
+	*first_seq = b.first;
 	put_table(&b, cfg->name, NFT_MSG_NEWTABLE,
 		  NLM_F_CREATE | (mode == NFT_CREATE ? NLM_F_EXCL : 0),
 		  mode == NFT_CREATE ? comment : NULL);
@@ -447,21 +370,25 @@ long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 		put_owned(&b, table, &chains[i], mode, &cs[i], cfg);
 	if (faults & NFT_FAULT)
 		put_rule(&b, table, "kvmlab-fault-no-such-chain", fault, cfg);
-	*nacked = b.seq - *first_seq;
+	*nacked = nb_nacked(&b);
 	if (end)
-		put_end(&b);
-	return bb_len(&b, buf);
+		nb_end(&b);
+	return nb_len(&b, buf);
 }
 
 long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
 			 const char *net, uint32_t *first_seq)
 {
-	struct bb b = {buf, (char *)buf + size, seq, 0};
+	char table[64];
+	struct nb b;
 
-	put_begin(&b, first_seq);
+	nft_table_name(net, table, sizeof(table));
+	nb_init(&b, buf, size, seq, table);
+	nb_begin(&b);
+	*first_seq = b.first;
 	put_table(&b, net, NFT_MSG_DELTABLE, 0, NULL);
-	put_end(&b);
-	return bb_len(&b, buf);
+	nb_end(&b);
+	return nb_len(&b, buf);
 }
 
 struct drop_ctx {

@@ -146,6 +146,33 @@ enum tag_kind tag_parse(const char *alias, char *net, unsigned *queues);
 bool link_is_bridge_of(const struct kl_link *l, const char *net);
 bool link_is_tap_of(const struct kl_link *l, const char *net, unsigned *queues);
 
+/* ---- nft_batch.c: an nftables batch being built in a caller's buffer ---- */
+struct nftnl_udata_buf;
+struct nb {
+	char *p, *end;
+	uint32_t seq, first;
+	int err;
+	const char *table; /* "kvmlab-NET" */
+};
+void nb_init(struct nb *b, void *buf, size_t size, uint32_t seq,
+	     const char *table);
+/* Room for one more message, or NULL (b->err set). */
+char *nb_room(struct nb *b);
+void nb_next(struct nb *b, struct nlmsghdr *nlh);
+void nb_begin(struct nb *b);
+void nb_end(struct nb *b);
+/* Messages that ask for an ACK (all but begin/end). */
+unsigned nb_nacked(const struct nb *b);
+/* The first error, or the batch's length. */
+long nb_len(const struct nb *b, const void *buf);
+/* Keep err unless an earlier one is kept. */
+void nb_fail(struct nb *b, int err);
+/* A comment TLV of the given udata type, or NULL (b->err set). */
+struct nftnl_udata_buf *nb_comment(struct nb *b, int type, const char *text);
+/* NEWCHAIN of a base chain in b->table, policy accept, no EXCL. */
+void nb_chain(struct nb *b, const char *name, const char *type, unsigned hook,
+	      int prio);
+
 /* ---- nft.c ---- */
 struct nftnl_rule;
 struct nftnl_expr;
