@@ -74,29 +74,6 @@ out:
 	nftnl_table_free(t);
 }
 
-/* DELCHAIN of an (emptied) chain. */
-static void put_delchain(struct nb *b, const char *table, const char *chain)
-{
-	struct nftnl_chain *c;
-	struct nlmsghdr *nlh;
-	char *buf = nb_room(b);
-
-	if (!buf)
-		return;
-	c = nftnl_chain_alloc();
-	if (!c) {
-		nb_fail(b, -ENOMEM);
-		return;
-	}
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, chain);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_DELCHAIN, NFT_FAMILY, NLM_F_ACK,
-				    b->seq);
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nb_next(b, nlh);
-	nftnl_chain_free(c);
-}
-
 /* A rule is built from a short list of these. */
 enum op {
 	OP_END,
@@ -304,7 +281,7 @@ static void put_owned(struct nb *b, const char *table,
 		/* Hook, type and priority of a chain cannot change: empty
 		 * it, delete it and make it again, all in this batch. */
 		put_rule(b, table, c->name, NULL, cfg);
-		put_delchain(b, table, c->name);
+		nb_delchain(b, c->name);
 		exists = false;
 	}
 	/* On an existing chain NEWCHAIN sets the policy back to accept. */

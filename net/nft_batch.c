@@ -93,8 +93,9 @@ struct nftnl_udata_buf *nb_comment(struct nb *b, int type, const char *text)
 	return ud;
 }
 
-void nb_chain(struct nb *b, const char *name, const char *type, unsigned hook,
-	      int prio)
+/* NEWCHAIN of a base chain, or (type NULL) DELCHAIN. */
+static void chain_msg(struct nb *b, const char *name, const char *type,
+		      unsigned hook, int prio)
 {
 	struct nftnl_chain *c;
 	struct nlmsghdr *nlh;
@@ -109,15 +110,29 @@ void nb_chain(struct nb *b, const char *name, const char *type, unsigned hook,
 	}
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, b->table);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	if (type) {
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	}
 	/* No NLM_F_EXCL: an existing chain keeps its rules, and gets its
 	 * policy set back to accept. */
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWCHAIN, NFPROTO_IPV4,
-				    NLM_F_ACK | NLM_F_CREATE, b->seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, type ? NFT_MSG_NEWCHAIN : NFT_MSG_DELCHAIN,
+				    NFPROTO_IPV4,
+				    NLM_F_ACK | (type ? NLM_F_CREATE : 0), b->seq);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nb_next(b, nlh);
 	nftnl_chain_free(c);
+}
+
+void nb_chain(struct nb *b, const char *name, const char *type, unsigned hook,
+	      int prio)
+{
+	chain_msg(b, name, type, hook, prio);
+}
+
+void nb_delchain(struct nb *b, const char *name)
+{
+	chain_msg(b, name, NULL, 0, 0);
 }

@@ -172,6 +172,8 @@ struct nftnl_udata_buf *nb_comment(struct nb *b, int type, const char *text);
 /* NEWCHAIN of a base chain in b->table, policy accept, no EXCL. */
 void nb_chain(struct nb *b, const char *name, const char *type, unsigned hook,
 	      int prio);
+/* DELCHAIN of an emptied chain in b->table. */
+void nb_delchain(struct nb *b, const char *name);
 
 /* ---- nft.c ---- */
 struct nftnl_rule;

@@ -79,7 +79,10 @@ boot() { # mode tag
 	echo "$rc $seen ${rch:-0} ${wch:-0}"
 }
 
-for mode in on off; do
+# KVMLAB_VHOST_MODES: the boots, in order (default "on off"; e.g.
+# "off off off" to soak the VMM's own data path)
+modes=${KVMLAB_VHOST_MODES:-on off}
+for mode in $modes; do
 	read -r rc seen rch wch < <(boot $mode $mode)
 	echo "# vhost $mode: the VMM read $rch and wrote $wch bytes (/proc/PID/io)"
 	eval "rch_$mode=$rch wch_$mode=$wch"
@@ -111,7 +114,9 @@ done
 # without vhost the VMM reads every frame from the tap and writes every
 # frame to it ($MB MiB each way at least); with vhost it touches neither
 need=$(((MB - 1) << 20))
-if [ $((rch_off - rch_on)) -ge $need ] && [ $((wch_off - wch_on)) -ge $need ]; then
+if [[ " $modes " != *" on "* || " $modes " != *" off "* ]]; then
+	:
+elif [ $((rch_off - rch_on)) -ge $need ] && [ $((wch_off - wch_on)) -ge $need ]; then
 	t_ok "vhost: the VMM read $(((rch_off - rch_on) >> 20)) and wrote $(((wch_off - wch_on) >> 20)) MiB less with vhost: the kernel moved the frames"
 else
 	t_fail "vhost: the kernel moved the frames" "VMM read $rch_on/$rch_off, wrote $wch_on/$wch_off bytes (vhost on/off)"
