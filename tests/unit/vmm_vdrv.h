@@ -187,4 +187,21 @@ static inline void td_msix_ctl(struct td *d, int enable, int maskall)
 	memcpy(d->v->pci.cfg + at, &c, 2);
 	d->v->pci.ops->cfg_written(&d->v->pci, at, 2);
 }
+
+/* The usual start: feats, queues [0, nq) of 64 entries, queue i on MSI-X
+ * vector i when msix, then DRIVER_OK. A refusal aborts the test. */
+static inline void td_up(struct td *d, uint64_t feats, unsigned nq, int msix)
+{
+	if (!(td_negotiate(d, feats) & VIRTIO_CONFIG_S_FEATURES_OK))
+		abort();
+	for (unsigned q = 0; q < nq; q++)
+		if (td_queue(d, q, 64) != 1)
+			abort();
+	if (msix) {
+		for (unsigned q = 0; q < nq; q++)
+			td_msix(d, q, (int)q);
+		td_msix_ctl(d, 1, 0);
+	}
+	td_driver_ok(d);
+}
 #endif

@@ -18,19 +18,6 @@ static struct td d;
 static struct vnet *n;
 static int sv[2];
 
-static void bring_up(uint64_t feats)
-{
-	uint8_t st = td_negotiate(&d, feats);
-	if (!(st & VIRTIO_CONFIG_S_FEATURES_OK))
-		abort();
-	if (td_queue(&d, 0, 64) != 1 || td_queue(&d, 1, 64) != 1)
-		abort();
-	td_msix(&d, 0, 0);
-	td_msix(&d, 1, 1);
-	td_msix_ctl(&d, 1, 0);
-	td_driver_ok(&d);
-}
-
 /* A kick only wakes the pair's I/O thread (its eventfd): run it here. */
 static void kick(unsigned q)
 {
@@ -80,7 +67,7 @@ int main(void)
 	CHECK(td_negotiate(&d, vnet_features(1)) & VIRTIO_CONFIG_S_FEATURES_OK, "all offered features accepted");
 
 	/* ---- without MRG_RXBUF ---- */
-	bring_up(BASEF | B(VIRTIO_RING_F_EVENT_IDX));
+	td_up(&d, BASEF | B(VIRTIO_RING_F_EVENT_IDX), 2, 1);
 
 	/* TX: header and frame in separate descriptors */
 	uint8_t *m = d.mem;
@@ -145,7 +132,7 @@ int main(void)
 	CHECK(td_used(&d, 0, &id, &len) == 1 && len == 0, "rx: readable rx buffer returned empty");
 
 	/* ---- MRG_RXBUF ---- */
-	bring_up(BASEF | B(VIRTIO_NET_F_MRG_RXBUF));
+	td_up(&d, BASEF | B(VIRTIO_NET_F_MRG_RXBUF), 2, 1);
 	struct td_seg mb = { TD_BUF + 0x3000, 1000, 1 };
 	td_add(&d, 0, &mb, 1);
 	fill(pkt, 1512, 3);
@@ -178,7 +165,7 @@ int main(void)
 	kick(1);
 	CHECK(td_rd(&d, 0x14, 1) & VIRTIO_CONFIG_S_NEEDS_RESET, "tx: buffer outside RAM -> NEEDS_RESET");
 	CHECK(peer_recv(got, sizeof(got)) < 0, "tx: nothing sent from a broken ring");
-	bring_up(BASEF);
+	td_up(&d, BASEF, 2, 1);
 	td_add(&d, 1, tx, 2);
 	kick(1);
 	CHECK_EQ(peer_recv(got, sizeof(got)), 312, "tx works again after reset");

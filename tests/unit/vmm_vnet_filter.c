@@ -45,18 +45,6 @@ static int fake_filter(void *opaque, const uint8_t *frame, size_t len,
 	return 0;
 }
 
-static void bring_up(uint64_t feats)
-{
-	if (!(td_negotiate(&d, feats) & VIRTIO_CONFIG_S_FEATURES_OK))
-		abort();
-	if (td_queue(&d, 0, 64) != 1 || td_queue(&d, 1, 64) != 1)
-		abort();
-	td_msix(&d, 0, 0);
-	td_msix(&d, 1, 1);
-	td_msix_ctl(&d, 1, 0);
-	td_driver_ok(&d);
-}
-
 /* A kick only wakes the pair's I/O thread (its eventfd): run it here. */
 static void kick(unsigned q)
 {
@@ -118,7 +106,7 @@ int main(void)
 	CHECK_EQ(vnet_init(n, &sv[0], 1, false, mac, &d.gm, &d.irq), 0, "vnet init");
 	d.v = &n->vpci;
 	n->tx_filter = fake_filter;
-	bring_up(BASEF);
+	td_up(&d, BASEF, 2, 1);
 
 	/* passed: on the wire, the filter saw the frame without the header */
 	send_tx(0x01, 200);
@@ -187,7 +175,7 @@ int main(void)
 
 	/* a pending reply does not survive a device reset */
 	send_tx(0xab, 60);
-	bring_up(BASEF);
+	td_up(&d, BASEF, 2, 1);
 	rx_buf(TD_BUF + 0x3000);
 	kick(0);
 	CHECK_EQ(td_used(&d, 0, &id, &len), 0, "reset: the old driver's reply is gone");

@@ -29,16 +29,6 @@ static struct td d;
 static struct vnet *n;
 static int sv[PAIRS][2];
 
-static void bring_up(uint64_t feats, unsigned nq)
-{
-	if (!(td_negotiate(&d, feats) & VIRTIO_CONFIG_S_FEATURES_OK))
-		abort();
-	for (unsigned q = 0; q < nq; q++)
-		if (td_queue(&d, q, 64) != 1)
-			abort();
-	td_driver_ok(&d);
-}
-
 /* Send one control command on queue cq: hdr + data in one readable
  * descriptor (or split after the header), ack in a writable one.
  * Returns the ack byte, or -1 if the chain came back without one. */
@@ -139,7 +129,7 @@ int main(void)
 		VIRTIO_CONFIG_S_FEATURES_OK), "CTRL_MAC_ADDR without CTRL_VQ refused");
 
 	/* ---- MQ negotiated: control queue is 2N ---- */
-	bring_up(MQF, 2 * PAIRS + 1);
+	td_up(&d, MQF, 2 * PAIRS + 1, 0);
 	CHECK_EQ(vnet_cur_pairs(n), 1, "one pair active after DRIVER_OK");
 	CHECK_EQ(pairs_set(2), VIRTIO_NET_OK, "VQ_PAIRS_SET 2: OK");
 	CHECK_EQ(vnet_cur_pairs(n), 2, "two pairs active");
@@ -320,14 +310,14 @@ int main(void)
 	CHECK(!(td_rd(&d, 0x14, 1) & VIRTIO_CONFIG_S_NEEDS_RESET), "device still healthy after the switches");
 
 	/* reset: one pair, filter and MAC back to defaults */
-	bring_up(MQF, 2 * PAIRS + 1);
+	td_up(&d, MQF, 2 * PAIRS + 1, 0);
 	CHECK_EQ(vnet_cur_pairs(n), 1, "reset: one pair");
 	cm = td_rd(&d, VPCI_DEVCFG_OFF, 8);
 	CHECK(memcmp(&cm, mac, 6) == 0, "reset: configured MAC back");
 	CHECK_EQ(rx_frame(0, other, TD_BUF + 0xd000), 64, "reset: promiscuous again");
 
 	/* ---- MQ not negotiated: the control queue is queue 2 ---- */
-	bring_up(BASEF | B(VIRTIO_NET_F_CTRL_RX), 3);
+	td_up(&d, BASEF | B(VIRTIO_NET_F_CTRL_RX), 3, 0);
 	CHECK_EQ(ctrl_q(2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &off, 1, false), VIRTIO_NET_OK,
 		 "without MQ, queue 2 is the control queue");
 	CHECK_EQ(ctrl_q(2, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, &k3, 2, false),
