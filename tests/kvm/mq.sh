@@ -194,7 +194,7 @@ for qn in 1 2; do
 	# the guest stays up past the sample below: its poweroff resets the
 	# device, which rightly detaches all but the first tap queue
 	g="$g; sleep 6"
-	boot $name --net mqnet --tap klmqv$qn --queues $qn --cpus $qn
+	boot $name --net mqnet --tap klmqv$qn --queues $qn --cpus $qn ${KVMLAB_MQ_VMARGS:-}
 	if wait_line $name '^KVMLAB-READY' "$TMO"; then
 		sleep 2
 		# (the kernel counts queues for multi-queue taps only)
