@@ -108,7 +108,8 @@ has() { tr -d '\r' <"$work/$1.out" | grep -qE -- "$3" && t_ok "$2" || t_fail "$2
 mbit() { tr -d '\r' <"$work/$1.out" | awk -v k="IPERF-$2" '$1 == k { for (i = 1; i <= NF; i++) if ($(i) == "Mbits/sec") s += $(i - 1) } END { printf "%d", s }'; }
 qstat() { tr -d '\r' <"$work/$1.out" | sed -n "s/^STAT-$2_queue_$3_packets:\([0-9]*\).*/\1/p" | tail -1; }
 
-# KVMLAB_MQ_PARTS: which parts to run (default "tap net"), to rerun one
+# KVMLAB_MQ_PARTS: which parts to run (default "tap net"), to rerun one;
+# KVMLAB_MQ_VMARGS: more kvmlab-vm options for the --net part (--vhost off)
 parts=" ${KVMLAB_MQ_PARTS:-tap net} "
 # ---- 1. kvmlab-net tap (--queues 2), run --tap --queues 2 --cpus 2 ----
 if [[ $parts == *" tap "* ]]; then
@@ -180,12 +181,11 @@ fi
 for qn in 1 2; do
 	[[ $parts == *" net "* ]] || break
 	name=net$qn
-	# iperf3 over a --net tap with 2 queues is known to break the nested
-	# test host (an L2 triple fault, an L1 "corrupted stack end" panic in
-	# kvmlab-vm's context, 0 Mbit/s) in 3 of 4 runs; --tap --queues 2 above
-	# covers 2-queue traffic. KVMLAB_MQ_NET_IPERF=1 runs it here too.
+	# iperf3 over a 2-queue --net tap broke the nested test host in 3 of
+	# 4 runs on 2026-11-29 (cause not found; it then passed 3 of 3 with
+	# vhost on and off); KVMLAB_MQ_NET_IPERF=0 leaves it out
 	iperf=1
-	[ $qn = 2 ] && [ -z "${KVMLAB_MQ_NET_IPERF:-}" ] && iperf=0
+	[ $qn = 2 ] && [ "${KVMLAB_MQ_NET_IPERF:-1}" = 0 ] && iperf=0
 	if [ $iperf = 1 ]; then
 		g="$g_common; $(g_iperf 5205 5206 $qn); $g_stats; echo TRAFFIC-DONE"
 	else
@@ -215,7 +215,7 @@ for qn in 1 2; do
 		[ "$up" -gt 0 ] && [ "$down" -gt 0 ] && t_ok "mq --net --queues $qn: iperf3 both ways (guest->host $up Mbit/s, host->guest $down Mbit/s)" ||
 			t_fail "mq --net --queues $qn: iperf3 both ways" "up $up down $down"
 	else
-		t_skip "mq --net --queues $qn: iperf3 both ways" "breaks the nested test host; KVMLAB_MQ_NET_IPERF=1 runs it"
+		t_skip "mq --net --queues $qn: iperf3 both ways" "KVMLAB_MQ_NET_IPERF=0"
 	fi
 	nsx ip link show klmqv$qn >/dev/null 2>&1 && t_fail "mq --net --queues $qn: the VMM's tap is gone after exit" ||
 		t_ok "mq --net --queues $qn: the VMM's tap is gone after exit"
