@@ -188,7 +188,7 @@ static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool 
 	/* O_DIRECT on a device with 4 KiB sectors: the guest must use them too */
 	if (direct && S_ISBLK(st.st_mode) && ioctl(D.disk_fd, BLKSSZGET, &ssz) == 0 &&
 	    ssz > 512 && ssz <= 4096)
-		D.blk->blk = (uint32_t)ssz;
+		D.blk->img.blk = (uint32_t)ssz;
 	rc = pci_bus_add(&D.pci, &D.blk->vpci.pci, e);
 	if (rc < 0)
 		return rc;

@@ -177,9 +177,9 @@ int main(void)
 	/* FLUSH after a write: the data is in the file */
 	memset(m + D, 0xc3, 4096);
 	CHECK_EQ(rw(VIRTIO_BLK_T_OUT, 2048, 4096), VIRTIO_BLK_S_OK, "write 4 KiB into the hole");
-	uint64_t nf = b->n_flush;
+	uint64_t nf = b->img.n_flush;
 	CHECK_EQ(req_segs(VIRTIO_BLK_T_FLUSH, NULL, 0, 0), VIRTIO_BLK_S_OK, "flush");
-	CHECK_EQ(b->n_flush, nf + 1, "flush reached fdatasync");
+	CHECK_EQ(b->img.n_flush, nf + 1, "flush reached fdatasync");
 	CHECK(pread(fd, &one, 1, MIB) == 1 && one == 0xc3, "written data in the file");
 
 	/* bound checks: every number from the guest */
@@ -246,7 +246,7 @@ int main(void)
 		td_kick(&d, 0);
 		uint32_t id, ul;
 		CHECK(td_used(&d, 0, &id, &ul) && m[S] == VIRTIO_BLK_S_OK, "O_DIRECT write from an unaligned buffer");
-		CHECK(b->n_bounced == 1, "... went through the bounce buffer");
+		CHECK(b->img.n_bounced == 1, "... went through the bounce buffer");
 		uint8_t back[1024];
 		CHECK(pread(fd, back, 1024, 100 * 512) == 1024 && memcmp(back, m + D + 512, 1024) == 0,
 		      "... and the file holds it");
@@ -259,7 +259,7 @@ int main(void)
 		CHECK(td_used(&d, 0, &id, &ul) && m[S] == VIRTIO_BLK_S_OK &&
 		      memcmp(back, m + D + 512, 1024) == 0, "O_DIRECT read into an unaligned buffer");
 		CHECK_EQ(rw(VIRTIO_BLK_T_IN, 200, 4096), VIRTIO_BLK_S_OK, "O_DIRECT aligned read");
-		CHECK(b->n_bounced == 2, "aligned buffers skip the bounce buffer");
+		CHECK(b->img.n_bounced == 2, "aligned buffers skip the bounce buffer");
 		vblk_destroy(b);
 		close(dfd);
 	}
