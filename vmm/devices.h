@@ -18,6 +18,9 @@ struct dev_env {
 #define DEV_NET_QUEUES_MAX 8 /* virtio-net queue pairs (VNET_MAX_PAIRS) */
 
 enum { DEV_VHOST_AUTO, DEV_VHOST_OFF, DEV_VHOST_ON };
+/* virtio-blk backend: auto is io_uring where the kernel lets us have it,
+ * else the I/O thread (one line says so) */
+enum { DEV_AIO_AUTO, DEV_AIO_THREAD, DEV_AIO_URING };
 
 struct dev_cfg {
 	int tap_fds[DEV_NET_QUEUES_MAX]; /* one tap queue per queue pair */
@@ -26,6 +29,7 @@ struct dev_cfg {
 	const char *disk_path; /* NULL: no virtio-blk */
 	int disk_readonly;
 	int disk_direct;       /* cache=none: O_DIRECT */
+	int disk_aio;          /* DEV_AIO_* */
 	uint8_t mac[6];        /* virtio-net MAC address */
 	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP
 					* from this lease (copied) */
