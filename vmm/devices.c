@@ -178,7 +178,8 @@ static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool 
 	if (!D.blk)
 		return errf(e, ENOMEM, "virtio-blk: out of memory");
 	unsigned fl = (ro ? VBLK_RO : 0) | (direct ? VBLK_DIRECT : 0);
-	rc = vblk_init(D.blk, D.disk_fd, fl | (aio != DEV_AIO_THREAD ? VBLK_URING : 0),
+	bool uring = aio == DEV_AIO_URING || (aio == DEV_AIO_AUTO && direct);
+	rc = vblk_init(D.blk, D.disk_fd, fl | (uring ? VBLK_URING : 0),
 		       (uint64_t)size, "kvmlab-disk", env->gm, &env->irq);
 	if (rc && aio == DEV_AIO_URING) {
 		free(D.blk);
@@ -186,7 +187,7 @@ static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool 
 		return errf(e, -rc, "virtio-blk: %s: aio=uring: io_uring unavailable: %s%s", path,
 			    strerror(-rc), rc == -EPERM ? " (sysctl kernel.io_uring_disabled?)" : "");
 	}
-	if (rc && aio == DEV_AIO_AUTO) {
+	if (rc && aio == DEV_AIO_AUTO && uring) {
 		/* auto: a kernel without io_uring for us still gets a disk */
 		fprintf(stderr, "kvmlab-vm: virtio-blk: %s: io_uring unavailable (%s%s), "
 			"using the I/O thread\n", path, strerror(-rc),

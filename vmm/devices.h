@@ -18,8 +18,11 @@ struct dev_env {
 #define DEV_NET_QUEUES_MAX 8 /* virtio-net queue pairs (VNET_MAX_PAIRS) */
 
 enum { DEV_VHOST_AUTO, DEV_VHOST_OFF, DEV_VHOST_ON };
-/* virtio-blk backend: auto is io_uring where the kernel lets us have it,
- * else the I/O thread (one line says so) */
+/* virtio-blk backend. auto: the one that measured better for the cache
+ * mode (bench/blk-host.sh, bench/io.sh): the I/O thread for writeback,
+ * where every request is a page-cache copy and io_uring only adds cost;
+ * io_uring for cache=none, where requests wait on the device and only
+ * io_uring keeps several in flight (else the thread, one line says so) */
 enum { DEV_AIO_AUTO, DEV_AIO_THREAD, DEV_AIO_URING };
 
 struct dev_cfg {
