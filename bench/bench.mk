@@ -2,3 +2,9 @@
 bench: all
 	bench/run
 .PHONY: bench
+
+# bench/blk-host.sh: virtio-blk's backends driven on the host, through the
+# unit tests' little virtio driver
+CPPFLAGS_bench := -Ivmm -Itests/unit $(shell pkg-config --cflags liburing 2>/dev/null)
+$(BUILD)/bench/blk-host: $(BUILD)/bench/blk-host.o $(VMM_LIB)
+	$(CC) $(KL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS)

@@ -4,13 +4,18 @@
 #   net: TCP 32 MiB (KVMLAB_BENCH_MB) guest->host (tx) and host->guest (rx), MB/s, and
 #        userspace exits per MiB (KVM's debugfs io_exits + mmio_exits of
 #        the VMM's VM, sampled around each transfer)
-#   disk: O_DIRECT at queue depth 1 from inside the guest (bench/guest-dio.c,
-#        static, appended to the guest's initramfs): 1 MiB sequential
-#        read/write MB/s, 4 KiB random read/write IOPS, and exits per MiB
-# kvmlab-vm also runs with KVMLAB_VM_NO_FASTPATH=1 (no ioeventfd/irqfd:
-# every kick and interrupt through userspace) to show what they buy.
-# Runs interleaved (kvmlab, kvmlab-slow, qemu, kvmlab, ...), medians of N
-# (default 3), ratios kvmlab/QEMU.
+#   disk: O_DIRECT from inside the guest (bench/guest-dio.c, static,
+#        appended to the guest's initramfs): at queue depth 1, 1 MiB
+#        sequential read/write MB/s and 4 KiB random read/write IOPS; 4 KiB
+#        random read/write IOPS from QD processes at once (queue depth QD);
+#        exits per MiB
+# kvmlab-vm runs once per virtio-blk backend (kvmlab-thread: --disk
+# ...,aio=thread; kvmlab-uring: aio=uring), and with
+# KVMLAB_VM_NO_FASTPATH=1 (kvmlab-slow: no ioeventfd/irqfd, every kick and
+# interrupt through userspace) to show what they buy.
+# Runs interleaved (kvmlab-thread, kvmlab-uring, kvmlab-slow, qemu,
+# kvmlab-thread, ...), medians of N (default 3), ratios uring/thread and
+# each against QEMU.
 #
 # Without hardware-backed KVM everything runs inside one test host
 # (scripts/testhost: QEMU TCG + nested SVM), where absolute numbers are
@@ -18,7 +23,10 @@
 # host's tmpfs, so both VMMs use the page cache (cache=writeback; tmpfs on
 # Linux 6.1 has no O_DIRECT for cache=none).
 # Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_SECS (per disk test, 5),
-#      KVMLAB_BENCH_MB (per TCP transfer and disk span, 32).
+#      KVMLAB_BENCH_MB (per TCP transfer and disk span, 32),
+#      KVMLAB_BENCH_QD (queue depth of the parallel random tests, 4),
+#      KVMLAB_BENCH_VMMS (which of kvmlab-thread kvmlab-uring kvmlab-slow
+#      qemu, all by default), KVMLAB_BENCH_NET (0: skip the TCP part).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
@@ -37,7 +45,9 @@ if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
 	if [ -z "${KVMLAB_BENCH_DIRECT:-}" ] && ! why=$(scripts/kvm-is-hw); then
 		echo "# bench/io.sh: $why: running inside the test host (QEMU TCG + nested SVM)"
 		scripts/testhost --timeout 2400 -- env KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" \
-			KVMLAB_BENCH_SECS="${KVMLAB_BENCH_SECS:-5}" KVMLAB_BENCH_MB="${KVMLAB_BENCH_MB:-32}" bash bench/io.sh
+			KVMLAB_BENCH_SECS="${KVMLAB_BENCH_SECS:-5}" KVMLAB_BENCH_MB="${KVMLAB_BENCH_MB:-32}" \
+			KVMLAB_BENCH_QD="${KVMLAB_BENCH_QD:-4}" KVMLAB_BENCH_NET="${KVMLAB_BENCH_NET:-1}" \
+			KVMLAB_BENCH_VMMS="${KVMLAB_BENCH_VMMS:-}" bash bench/io.sh
 		exit $?
 	fi
 fi
@@ -45,6 +55,8 @@ fi
 RUNS=${KVMLAB_BENCH_RUNS:-3}
 SECS=${KVMLAB_BENCH_SECS:-5}
 MB=${KVMLAB_BENCH_MB:-32}
+QD=${KVMLAB_BENCH_QD:-4}
+NET=${KVMLAB_BENCH_NET:-1}
 QEMU=$(command -v qemu-system-x86_64 || true)
 PIN=
 [ -n "${KVMLAB_IN_TESTHOST:-}" ] && command -v taskset >/dev/null && PIN="taskset -c 0"
@@ -73,18 +85,25 @@ B=$((MB << 20))
 # the guest: a marker line, a quiet second for the host to sample the
 # counters, the test, the guest's own elapsed time, a marker line
 g="echo 1 >/proc/sys/kernel/printk; mark() { echo MARK \$1; sleep 1; }; up() { cut -d' ' -f1 /proc/uptime; }"
-g="$g; mark tx; a=\$(up); head -c $B /dev/zero | nc $HOST 7001; b=\$(up); echo T tx \$a \$b; mark tx-end"
-g="$g; mark rx; a=\$(up); nc $HOST 7002 </dev/null >/dev/null; b=\$(up); echo T rx \$a \$b; mark rx-end"
-for t in seqwrite seqread randwrite randread; do
+if [ "$NET" != 0 ]; then
+	g="$g; mark tx; a=\$(up); head -c $B /dev/zero | nc $HOST 7001; b=\$(up); echo T tx \$a \$b; mark tx-end"
+	g="$g; mark rx; a=\$(up); nc $HOST 7002 </dev/null >/dev/null; b=\$(up); echo T rx \$a \$b; mark rx-end"
+fi
+for t in seqwrite seqread randwrite randread randwrite:$QD randread:$QD; do
 	bs=1048576; case $t in rand*) bs=4096 ;; esac
-	g="$g; mark $t; /bin/guest-dio /dev/vda $t $bs $MB $SECS; mark $t-end"
+	jobs=${t#*:}; [ "$jobs" = "$t" ] && jobs=
+	t=${t%:*}
+	g="$g; mark $t$jobs; /bin/guest-dio /dev/vda $t $bs $MB $SECS $jobs; mark $t$jobs-end"
 done
 CMDLINE="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 
 vmm_argv() {
 	case $1 in
-	kvmlab|kvmlab-slow) ARGV=("$TOP/build/kvmlab-vm" run --kernel build/guest/bzImage --initrd "$work/initrd"
-		--mem 256M --cpus 1 --tap tap0 --disk "$img" --console "file:$work/console"
+	kvmlab-*) local aio=thread
+		[ "$1" = kvmlab-uring ] && aio=uring
+		[ "$1" = kvmlab-slow ] && aio=auto
+		ARGV=("$TOP/build/kvmlab-vm" run --kernel build/guest/bzImage --initrd "$work/initrd"
+		--mem 256M --cpus 1 --tap tap0 --disk "$img,aio=$aio" --console "file:$work/console"
 		--cmdline "$CMDLINE") ;;
 	qemu) ARGV=("$QEMU" -enable-kvm -M pc -cpu host -m 256 -smp 1 -nodefaults -no-user-config
 		-display none -serial "file:$work/console" -no-reboot -kernel build/guest/bzImage
@@ -96,7 +115,7 @@ vmm_argv() {
 	esac
 }
 
-# one_run NAME: "tx_MBps rx_MBps tx_xpm rx_xpm sw_MBps sr_MBps rw_iops rr_iops disk_xpm" or FAIL
+# one_run NAME: "tx_MBps rx_MBps tx_xpm rx_xpm sw_MBps sr_MBps rw_iops rr_iops rwQD_iops rrQD_iops disk_xpm"
 one_run() {
 	local name=$1 pid vmdir= line n
 	truncate -s 0 "$img"; truncate -s $((MB * 2))M "$img"
@@ -145,12 +164,17 @@ one_run() {
 			(${io[seqread-end]} - ${io[seqread]}) + (${mm[seqread-end]} - ${mm[seqread]}) )) -v m="$dmib" \
 			'BEGIN { printf "%.2f", (m > 0 ? n / m : 0) }')
 	fi
-	echo "$(mbps tx) $(mbps rx) $(xpm tx tx-end $MB) $(xpm rx rx-end $MB) $(res seqwrite 3) $(res seqread 3) $(res randwrite 4) $(res randread 4) $dx"
+	echo "$(mbps tx) $(mbps rx) $(xpm tx tx-end $MB) $(xpm rx rx-end $MB) $(res seqwrite 3) $(res seqread 3) $(res randwrite 4) $(res randread 4) $(res randwrite$QD 4) $(res randread$QD 4) $dx"
 }
 
-names=(kvmlab kvmlab-slow)
-[ -n "$QEMU" ] && names+=(qemu)
-cols="tx_MBps rx_MBps tx_exits/MiB rx_exits/MiB seqwr_MBps seqrd_MBps randwr_IOPS randrd_IOPS disk_exits/MiB"
+if [ -n "${KVMLAB_BENCH_VMMS:-}" ]; then
+	read -ra names <<<"$KVMLAB_BENCH_VMMS"
+else
+	names=(kvmlab-thread kvmlab-uring kvmlab-slow)
+	[ -n "$QEMU" ] && names+=(qemu)
+fi
+cols="tx_MBps rx_MBps tx_exits/MiB rx_exits/MiB seqwr_MBps seqrd_MBps randwr_IOPS randrd_IOPS randwr${QD}_IOPS randrd${QD}_IOPS disk_exits/MiB"
+ncols=$(wc -w <<<"$cols")
 declare -A R
 for ((r = 1; r <= RUNS; r++)); do
 	for nm in "${names[@]}"; do
@@ -160,9 +184,9 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 median() { tr ' ' '\n' | grep -v '^NA$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "NA"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A M
-printf '%-12s' "median"; for c in $cols; do printf ' %14s' "$c"; done; echo
+printf '%-14s' "median"; for c in $cols; do printf ' %14s' "$c"; done; echo
 for nm in "${names[@]}"; do
-	printf '%-12s' "$nm"
+	printf '%-14s' "$nm"
 	i=0
 	for c in $cols; do
 		i=$((i + 1))
@@ -171,11 +195,18 @@ for nm in "${names[@]}"; do
 	done
 	echo
 done
-if [ -n "$QEMU" ]; then
-	printf '%-12s' "kvmlab/qemu"
-	for ((i = 1; i <= 9; i++)); do
-		printf ' %14s' "$(awk -v a="${M[kvmlab,$i]}" -v b="${M[qemu,$i]}" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2fx", a / b }')"
+# ratio A B: one row of medians A/B
+ratio() {
+	local i has_a=0 has_b=0
+	for nm in "${names[@]}"; do [ "$nm" = "$1" ] && has_a=1; [ "$nm" = "$2" ] && has_b=1; done
+	[ $has_a = 1 ] && [ $has_b = 1 ] || return 0
+	printf '%-14s' "${1#kvmlab-}/${2#kvmlab-}"
+	for ((i = 1; i <= ncols; i++)); do
+		printf ' %14s' "$(awk -v a="${M[$1,$i]}" -v b="${M[$2,$i]}" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.2fx", a / b }')"
 	done
 	echo
-fi
+}
+ratio kvmlab-uring kvmlab-thread
+ratio kvmlab-uring qemu
+ratio kvmlab-thread qemu
 echo "# exits/MiB: KVM debugfs io_exits + mmio_exits per MiB moved (lower is better; a ratio of 0 exits is NA)"

@@ -116,7 +116,14 @@ _kvmlab_vm() {
 		return
 	fi
 	case $prev in
-	--kernel | --initrd | --disk) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--kernel | --initrd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--disk) # FILE, then ,ro ,cache=... ,aio=... after a comma
+		if [[ $cur == *,* ]]; then
+			COMPREPLY=($(compgen -P "${cur%,*}," -W "ro cache=writeback cache=none aio=auto aio=uring aio=thread" -- "${cur##*,}"))
+		else
+			COMPREPLY=($(compgen -f -- "$cur"))
+		fi
+		return ;;
 	--net) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" nets)" -- "$cur")); return ;;
 	--tap) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" taps)" -- "$cur")); return ;;
 	--console) COMPREPLY=($(compgen -W "stdio none file:" -- "$cur")); return ;;

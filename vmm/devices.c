@@ -153,7 +153,7 @@ static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
 }
 
 static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool direct,
-		     struct err *e)
+		     int aio, struct err *e)
 {
 	struct stat st;
 	int rc;
@@ -177,8 +177,23 @@ static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool 
 	D.blk = calloc(1, sizeof(*D.blk));
 	if (!D.blk)
 		return errf(e, ENOMEM, "virtio-blk: out of memory");
-	rc = vblk_init(D.blk, D.disk_fd, (ro ? VBLK_RO : 0) | (direct ? VBLK_DIRECT : 0),
+	unsigned fl = (ro ? VBLK_RO : 0) | (direct ? VBLK_DIRECT : 0);
+	bool uring = aio == DEV_AIO_URING || (aio == DEV_AIO_AUTO && direct);
+	rc = vblk_init(D.blk, D.disk_fd, fl | (uring ? VBLK_URING : 0),
 		       (uint64_t)size, "kvmlab-disk", env->gm, &env->irq);
+	if (rc && aio == DEV_AIO_URING) {
+		free(D.blk);
+		D.blk = NULL;
+		return errf(e, -rc, "virtio-blk: %s: aio=uring: io_uring unavailable: %s%s", path,
+			    strerror(-rc), rc == -EPERM ? " (sysctl kernel.io_uring_disabled?)" : "");
+	}
+	if (rc && aio == DEV_AIO_AUTO && uring) {
+		/* auto: a kernel without io_uring for us still gets a disk */
+		fprintf(stderr, "kvmlab-vm: virtio-blk: %s: io_uring unavailable (%s%s), "
+			"using the I/O thread\n", path, strerror(-rc),
+			rc == -EPERM ? ", sysctl kernel.io_uring_disabled?" : "");
+		rc = vblk_init(D.blk, D.disk_fd, fl, (uint64_t)size, "kvmlab-disk", env->gm, &env->irq);
+	}
 	if (rc) {
 		free(D.blk);
 		D.blk = NULL;
@@ -188,7 +203,7 @@ static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool 
 	/* O_DIRECT on a device with 4 KiB sectors: the guest must use them too */
 	if (direct && S_ISBLK(st.st_mode) && ioctl(D.disk_fd, BLKSSZGET, &ssz) == 0 &&
 	    ssz > 512 && ssz <= 4096)
-		D.blk->blk = (uint32_t)ssz;
+		D.blk->img.blk = (uint32_t)ssz;
 	rc = pci_bus_add(&D.pci, &D.blk->vpci.pci, e);
 	if (rc < 0)
 		return rc;
@@ -202,6 +217,9 @@ static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool 
 	rc = vpci_start(&D.blk->vpci, &D.blk_ev, e);
 	if (rc)
 		return rc;
+	rc = vblk_start(D.blk, &D.blk_ev, e);
+	if (rc)
+		return rc;
 	return event_start(&D.blk_ev, e);
 }
 
@@ -212,7 +230,8 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 		return rc;
 	/* blk first: its slot (and GSI) then does not depend on --tap */
 	if (cfg->disk_path) {
-		rc = setup_blk(env, cfg->disk_path, cfg->disk_readonly, cfg->disk_direct, e);
+		rc = setup_blk(env, cfg->disk_path, cfg->disk_readonly, cfg->disk_direct,
+			       cfg->disk_aio, e);
 		if (rc)
 			goto err;
 	}

@@ -18,6 +18,12 @@ struct dev_env {
 #define DEV_NET_QUEUES_MAX 8 /* virtio-net queue pairs (VNET_MAX_PAIRS) */
 
 enum { DEV_VHOST_AUTO, DEV_VHOST_OFF, DEV_VHOST_ON };
+/* virtio-blk backend. auto: the one that measured better for the cache
+ * mode (bench/blk-host.sh, bench/io.sh): the I/O thread for writeback,
+ * where every request is a page-cache copy and io_uring only adds cost;
+ * io_uring for cache=none, where requests wait on the device and only
+ * io_uring keeps several in flight (else the thread, one line says so) */
+enum { DEV_AIO_AUTO, DEV_AIO_THREAD, DEV_AIO_URING };
 
 struct dev_cfg {
 	int tap_fds[DEV_NET_QUEUES_MAX]; /* one tap queue per queue pair */
@@ -26,6 +32,7 @@ struct dev_cfg {
 	const char *disk_path; /* NULL: no virtio-blk */
 	int disk_readonly;
 	int disk_direct;       /* cache=none: O_DIRECT */
+	int disk_aio;          /* DEV_AIO_* */
 	uint8_t mac[6];        /* virtio-net MAC address */
 	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP
 					* from this lease (copied) */

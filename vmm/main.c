@@ -44,7 +44,7 @@ static const char usage_main[] =
 	"  run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR] [--mem SIZE]\n"
 	"      [--cpus N] [--console stdio|file:PATH|none] [--net NAME] [--tap IFNAME]\n"
 	"      [--queues N] [--mac MAC] [--vhost auto|on|off]\n"
-	"      [--disk FILE[,ro][,cache=writeback|none]] [--name VM]\n"
+	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]] [--name VM]\n"
 	"      [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
 	"  check\n"
 	"  help [COMMAND]\n"
@@ -68,7 +68,7 @@ static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
 	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
-	"                     [--vhost auto|on|off] [--disk FILE[,ro][,cache=writeback|none]]\n"
+	"                     [--vhost auto|on|off] [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]\n"
 	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
 	"\n"
 	"run: boot a Linux bzImage under KVM with a 16550 console on COM1.\n"
@@ -95,7 +95,11 @@ static const char usage_text[] =
 	"  --mac      virtio-net MAC, default: the lease's with --net, else\n"
 	"             52:54:00 plus 3 random bytes\n"
 	"  --disk     a raw image for virtio-blk, \",ro\" for read-only; cache=none\n"
-	"             opens it O_DIRECT, writeback (default) uses the page cache\n"
+	"             opens it O_DIRECT, writeback (default) uses the page cache;\n"
+	"             aio=uring does the I/O through io_uring, aio=thread on the\n"
+	"             disk's own thread; aio=auto (default): the thread with\n"
+	"             writeback, io_uring with cache=none where the kernel\n"
+	"             allows it (else the thread; one line says so)\n"
 	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
 	"             statistics (binary stats fd, Linux 5.14+; else debugfs)\n"
 	"  Console keys: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
@@ -492,12 +496,13 @@ static const char *sig_name(int sig)
 	}
 }
 
-/* FILE[,ro][,cache=writeback|none]: options are taken off the end, so a
+/* FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]: options are taken off the end, so a
  * file name may hold commas as long as its last part is no option. */
 static int parse_disk(char *arg, struct vm_cfg *cfg)
 {
 	char *comma;
 	cfg->disk_readonly = cfg->disk_direct = 0;
+	cfg->disk_aio = DEV_AIO_AUTO;
 	while ((comma = strrchr(arg, ','))) {
 		const char *o = comma + 1;
 		if (!strcmp(o, "ro"))
@@ -508,6 +513,14 @@ static int parse_disk(char *arg, struct vm_cfg *cfg)
 			cfg->disk_direct = 0;
 		else if (!strncmp(o, "cache=", 6))
 			return value_error("--disk: %s: want cache=writeback or cache=none", o);
+		else if (!strcmp(o, "aio=auto"))
+			cfg->disk_aio = DEV_AIO_AUTO;
+		else if (!strcmp(o, "aio=uring"))
+			cfg->disk_aio = DEV_AIO_URING;
+		else if (!strcmp(o, "aio=thread"))
+			cfg->disk_aio = DEV_AIO_THREAD;
+		else if (!strncmp(o, "aio=", 4))
+			return value_error("--disk: %s: want aio=auto, aio=uring or aio=thread", o);
 		else
 			break;
 		*comma = 0;

@@ -30,6 +30,7 @@ struct vm_cfg {
 	const char *disk_path;
 	int disk_readonly;
 	int disk_direct;   /* cache=none */
+	int disk_aio;      /* DEV_AIO_AUTO (0), _THREAD, _URING */
 	uint8_t mac[6];    /* virtio-net MAC */
 	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP (devices.h) */
 };

@@ -3,8 +3,15 @@
 # net/ (for `run --net`); devices never do.
 VMM_LIB := $(BUILD)/vmm/libkvmlabvm.a
 VMM_LIB_SRCS := vmm/guestmem.c
-VMM_LDLIBS := -lpthread
-CPPFLAGS_vmm := -Ivmm -Inet
+# liburing (Debian: liburing-dev) is required: virtio-blk's io_uring backend
+URING_PC := $(shell pkg-config --exists liburing && echo yes)
+ifneq ($(filter-out clean uninstall deps,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(URING_PC),yes)
+$(error liburing not found by pkg-config: apt-get install liburing-dev (or scripts/install-deps))
+endif
+endif
+VMM_LDLIBS := -lpthread $(shell pkg-config --libs liburing 2>/dev/null)
+CPPFLAGS_vmm := -Ivmm -Inet $(shell pkg-config --cflags liburing 2>/dev/null)
 
 # second expansion: lines appended below the rule still reach the archive
 .SECONDEXPANSION:
@@ -24,6 +31,8 @@ VMM_LIB_SRCS += vmm/virtio_pci.c
 VMM_LIB_SRCS += vmm/event.c
 VMM_LIB_SRCS += vmm/virtio_net.c
 VMM_LIB_SRCS += vmm/virtio_blk.c
+VMM_LIB_SRCS += vmm/blk_req.c
+VMM_LIB_SRCS += vmm/blk_uring.c
 VMM_LIB_SRCS += vmm/bus.c
 VMM_LIB_SRCS += vmm/kvm.c
 VMM_LIB_SRCS += vmm/cpu.c

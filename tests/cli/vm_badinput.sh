@@ -111,6 +111,8 @@ expect "bad --disk cache mode" 1 "--disk: cache=unsafe: want cache=writeback or 
 	--kernel "$dir/good.bz" --disk "$dir/d.img,cache=unsafe"
 expect "--disk without a file name" 2 "--disk: missing file name" \
 	--kernel "$dir/good.bz" --disk ",ro"
+expect "bad --disk aio mode" 1 "--disk: aio=posix: want aio=auto, aio=uring or aio=thread" \
+	--kernel "$dir/good.bz" --disk "$dir/d.img,aio=posix"
 
 # unknown command: a usage error too
 "$VM" frobnicate >/dev/null 2>&1 </dev/null

@@ -27,115 +27,134 @@ nsx ip tuntap add tap0 mode tap vnet_hdr &&
 	nsx ip addr add $HOST/24 dev tap0 && nsx ip link set tap0 up ||
 	{ t_fail "io: tap setup"; t_finish; }
 
-img=$work/disk.img
-truncate -s $((MB * 2))M "$img" # sparse: no block allocated yet
-head -c $((MB << 20)) /dev/urandom >"$work/down"
-want=$(md5sum <"$work/down" | cut -d' ' -f1)
-nsx timeout 400 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &
-t_defer "kill $! 2>/dev/null"
-nsx timeout 400 ncat -l $HOST 7001 >"$work/up" 2>/dev/null < <(sleep 400) &
-t_defer "kill $! 2>/dev/null"
-sleep 0.5
-
-B=$((MB << 20))
-# guest side (no double quotes: they delimit kvmlab.run). The transfers
-# sit between XFER-START and XFER-END, with quiet seconds around them
-# for the host to read the counters.
-# printk level 1: kernel lines would be console (port I/O) exits in the window
-g="echo 1 >/proc/sys/kernel/printk; echo XFER-START; sleep 3"
-g="$g; nc $HOST 7002 </dev/null | dd of=/dev/vda bs=1M conv=fsync 2>/dev/null; echo W=\$?"
-g="$g; echo FLUSHES=\$(awk '{print \$16}' /sys/block/vda/stat)"
-g="$g; echo 3 >/proc/sys/vm/drop_caches; head -c $B /dev/vda | nc $HOST 7001; echo UP=\$?"
-g="$g; echo XFER-END; sleep 3"
-g="$g; blkdiscard -o $((B / 2)) -l $((B / 2)) /dev/vda; echo BD=\$?; sync"
-g="$g; echo DMAX=\$(cat /sys/block/vda/queue/discard_max_bytes)"
-cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
-
-out=$work/console
-nsx timeout -k 5 400 "$VM" run --stats --mem 256M --tap tap0 --disk "$img" \
-	--cmdline "$cmdline" --console "file:$out" >"$work/vm.err" 2>&1 &
-vmjob=$!
-t_defer "kill $vmjob 2>/dev/null"
-
-# the VM's debugfs directory: <pid>-<vm fd> (pgrep also finds timeout)
-vmdir=
-for _ in $(seq 600); do
-	for pid in $(pgrep -f "console file:$out"); do
-		[ -z "$vmdir" ] && vmdir=$(ls -d $dbg/"$pid"-* 2>/dev/null | head -1)
-	done
-	[ -n "$vmdir" ] && grep -q "^XFER-START" "$out" 2>/dev/null && break
-	sleep 0.5
-done
-sample() { echo "$(cat "$vmdir/io_exits") $(cat "$vmdir/mmio_exits") $(date +%s.%N)"; }
-if [ -n "$vmdir" ] && [ -r "$vmdir/mmio_exits" ]; then
-	sleep 1 # inside the guest's quiet seconds
-	read -r io0 mmio0 t0 < <(sample)
-	# anchored: the kernel echoes its command line, markers included
-	for _ in $(seq 800); do grep -q "^XFER-END" "$out" && break; sleep 0.5; done
-	read -r io1 mmio1 t1 < <(sample)
-else
-	t_skip "io: exit counts" "no KVM debugfs for the VM (${vmdir:-not found})"
-fi
-wait $vmjob
-rc=$?
-echo "# io: VM done after ${SECONDS}s of this script"
-if [ $rc -eq 0 ]; then t_ok "io: guest ran and powered off"; else
-	t_fail "io: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"; fi
-
 has() { grep -q -- "$2" "$out" && t_ok "$1" || t_fail "$1" "console lacks '$2'"; }
-has "io: guest wrote $MB MiB from the tap onto the disk" "^W=0"
-has "io: guest sent $MB MiB read from the disk" "^UP=0"
-got=$(md5sum <"$work/up" | cut -d' ' -f1)
-[ "$got" = "$want" ] && t_ok "io: $MB MiB disk->tap arrive intact on the host (md5)" ||
-	t_fail "io: $MB MiB disk->tap arrive intact on the host (md5)" "$(stat -c %s "$work/up") bytes"
-# the second half was discarded after the transfers: zeros now
-h1=$(head -c $((B / 2)) "$img" | md5sum) h2=$(head -c $((B / 2)) "$work/down" | md5sum)
-z1=$(tail -c +$((B / 2 + 1)) "$img" | head -c $((B / 2)) | md5sum) z2=$(head -c $((B / 2)) /dev/zero | md5sum)
-[ "$h1" = "$h2" ] && t_ok "io: the image file holds what the guest wrote (md5 of the kept half)" ||
-	t_fail "io: the image file holds what the guest wrote (md5 of the kept half)"
-[ "$z1" = "$z2" ] && t_ok "io: the discarded half reads as zeros on the host" ||
-	t_fail "io: the discarded half reads as zeros on the host"
-fl=$(sed -n 's/^FLUSHES=\([0-9]*\).*/\1/p' "$out")
-[ "${fl:-0}" -gt 0 ] && t_ok "io: the guest's fsync after the writes sent FLUSH requests (/sys/block/vda/stat: $fl)" ||
-	t_fail "io: the guest's fsync after the writes sent FLUSH requests" "flushes=${fl:-?}"
-has "io: guest blkdiscard succeeded" "^BD=0"
-grep -q '^DMAX=[1-9]' "$out" && t_ok "io: the guest sees a discard-capable disk" ||
-	t_fail "io: the guest sees a discard-capable disk" "$(grep DMAX "$out")"
-alloc=$(( $(stat -c '%b * %B' "$img") ))
-lo=$(( (B / 2) - (2 << 20) )) hi=$(( (B / 2) + (2 << 20) ))
-if [ $alloc -ge $lo ] && [ $alloc -le $hi ]; then
-	t_ok "io: discarding half of it left holes: $((alloc >> 20)) MiB allocated of $((MB * 2)) (stat)"
-else
-	t_fail "io: discarding half of it left holes" "allocated $alloc bytes, want ~$((B / 2))"
-fi
-[ "$(stat -c %s "$img")" = $((MB * 2 << 20)) ] && t_ok "io: image size unchanged" ||
-	t_fail "io: image size unchanged"
 
-# Userspace exits while 4 x 64 MiB moved (net rx, blk write, blk read,
-# net tx): with ioeventfd and irqfd only stray ones are left.
-if [ -n "${mmio1:-}" ]; then
-	dio=$((io1 - io0)) dmmio=$((mmio1 - mmio0))
-	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-	per=$(awk -v n=$((dio + dmmio)) -v mb=$((MB * 4)) 'BEGIN { printf "%.2f", n / mb }')
-	echo "# io: during the transfers ($secs s, $((MB * 4)) MiB through net+blk): io_exits $dio, mmio_exits $dmmio ($per per MiB)"
-	# virtio is MMIO: its kicks would be mmio_exits. The port I/O left is
-	# the guest's console (~30 characters of W=/FLUSHES=/UP=/XFER-END
-	# lines printed inside the window, a few exits per character)
-	if [ $dmmio -le $((MB / 4)) ] && [ $dio -le $((MB * 4)) ]; then
-		t_ok "io: userspace exits near zero during the transfers (mmio $dmmio, io $dio for $((MB * 4)) MiB)"
+# one AIO: boot with --disk ...,aio=AIO and check everything once
+one() {
+	local aio=$1 img out vmjob vmdir rc got h1 h2 z1 z2 fl alloc lo hi l1 l2 nring want wantmd5
+	local io0 mmio0 t0 io1 mmio1 t1 dio dmmio secs per
+	img=$work/disk-$aio.img
+	truncate -s $((MB * 2))M "$img" # sparse: no block allocated yet
+	head -c $((MB << 20)) /dev/urandom >"$work/down"
+	wantmd5=$(md5sum <"$work/down" | cut -d' ' -f1)
+	nsx timeout 400 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &
+	l1=$!
+	t_defer "kill $l1 2>/dev/null"
+	nsx timeout 400 ncat -l $HOST 7001 >"$work/up-$aio" 2>/dev/null < <(sleep 400) &
+	l2=$!
+	t_defer "kill $l2 2>/dev/null"
+	sleep 0.5
+
+	B=$((MB << 20))
+	# guest side (no double quotes: they delimit kvmlab.run). The transfers
+	# sit between XFER-START and XFER-END, with quiet seconds around them
+	# for the host to read the counters.
+	# printk level 1: kernel lines would be console (port I/O) exits in the window
+	g="echo 1 >/proc/sys/kernel/printk; echo XFER-START; sleep 3"
+	g="$g; nc $HOST 7002 </dev/null | dd of=/dev/vda bs=1M conv=fsync 2>/dev/null; echo W=\$?"
+	g="$g; echo FLUSHES=\$(awk '{print \$16}' /sys/block/vda/stat)"
+	g="$g; echo 3 >/proc/sys/vm/drop_caches; head -c $B /dev/vda | nc $HOST 7001; echo UP=\$?"
+	g="$g; echo XFER-END; sleep 3"
+	g="$g; blkdiscard -o $((B / 2)) -l $((B / 2)) /dev/vda; echo BD=\$?; sync"
+	g="$g; echo DMAX=\$(cat /sys/block/vda/queue/discard_max_bytes)"
+	cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+
+	out=$work/console-$aio
+	nsx timeout -k 5 400 "$VM" run --stats --mem 256M --tap tap0 --disk "$img,aio=$aio" \
+		--cmdline "$cmdline" --console "file:$out" >"$work/vm-$aio.err" 2>&1 &
+	vmjob=$!
+	t_defer "kill $vmjob 2>/dev/null"
+
+	# the VM's debugfs directory: <pid>-<vm fd> (pgrep also finds timeout)
+	vmdir=
+	for _ in $(seq 600); do
+		for pid in $(pgrep -f "console file:$out"); do
+			[ -z "$vmdir" ] && vmdir=$(ls -d $dbg/"$pid"-* 2>/dev/null | head -1)
+		done
+		[ -n "$vmdir" ] && grep -q "^XFER-START" "$out" 2>/dev/null && break
+		sleep 0.5
+	done
+	sample() { echo "$(cat "$vmdir/io_exits") $(cat "$vmdir/mmio_exits") $(date +%s.%N)"; }
+	if [ -n "$vmdir" ] && [ -r "$vmdir/mmio_exits" ]; then
+		sleep 1 # inside the guest's quiet seconds
+		read -r io0 mmio0 t0 < <(sample)
+		# anchored: the kernel echoes its command line, markers included
+		for _ in $(seq 800); do grep -q "^XFER-END" "$out" && break; sleep 0.5; done
+		read -r io1 mmio1 t1 < <(sample)
 	else
-		t_fail "io: userspace exits near zero during the transfers" "mmio $dmmio, io $dio for $((MB * 4)) MiB"
+		t_skip "io[$aio]: exit counts" "no KVM debugfs for the VM (${vmdir:-not found})"
 	fi
-fi
-if grep -q 'exit counts by reason (KVM binary stats' "$work/vm.err" &&
-   grep -Eq '^ +mmio_exits +[0-9]+$' "$work/vm.err" && grep -Eq '^ +userspace_exits +[0-9]+$' "$work/vm.err"; then
-	t_ok "io: --stats printed KVM's exit counts by reason"
-else
-	t_fail "io: --stats printed KVM's exit counts by reason" "$(tail -5 "$work/vm.err" | tr '\n' ' ')"
-fi
-sed -n '/exit counts by reason/,$p' "$work/vm.err" | sed 's/^/# /'
+	# the kernel's view of the VMM while the guest works: an io_uring fd
+	# with aio=uring, none with aio=thread
+	nring=$(for pid in $(pgrep -f "console file:$out"); do ls -l /proc/$pid/fd 2>/dev/null; done | grep -c 'anon_inode:\[io_uring\]')
+	wait $vmjob
+	rc=$?
+	kill $l1 $l2 2>/dev/null
+	echo "# io[$aio]: VM done after ${SECONDS}s of this script"
+	if [ $rc -eq 0 ]; then t_ok "io[$aio]: guest ran and powered off"; else
+		t_fail "io[$aio]: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm-$aio.err" | tr '\n' ' ')"; fi
+
+	want=0; [ $aio = uring ] && want=1
+	[ "$nring" = $want ] && t_ok "io[$aio]: $nring io_uring fd in the VMM (/proc/PID/fd)" ||
+		t_fail "io[$aio]: $want io_uring fd in the VMM (/proc/PID/fd)" "found $nring"
+	has "io[$aio]: guest wrote $MB MiB from the tap onto the disk" "^W=0"
+	has "io[$aio]: guest sent $MB MiB read from the disk" "^UP=0"
+	got=$(md5sum <"$work/up-$aio" | cut -d' ' -f1)
+	[ "$got" = "$wantmd5" ] && t_ok "io[$aio]: $MB MiB disk->tap arrive intact on the host (md5)" ||
+		t_fail "io[$aio]: $MB MiB disk->tap arrive intact on the host (md5)" "$(stat -c %s "$work/up-$aio") bytes"
+	# the second half was discarded after the transfers: zeros now
+	h1=$(head -c $((B / 2)) "$img" | md5sum) h2=$(head -c $((B / 2)) "$work/down" | md5sum)
+	z1=$(tail -c +$((B / 2 + 1)) "$img" | head -c $((B / 2)) | md5sum) z2=$(head -c $((B / 2)) /dev/zero | md5sum)
+	[ "$h1" = "$h2" ] && t_ok "io[$aio]: the image file holds what the guest wrote (md5 of the kept half)" ||
+		t_fail "io[$aio]: the image file holds what the guest wrote (md5 of the kept half)"
+	[ "$z1" = "$z2" ] && t_ok "io[$aio]: the discarded half reads as zeros on the host" ||
+		t_fail "io[$aio]: the discarded half reads as zeros on the host"
+	fl=$(sed -n 's/^FLUSHES=\([0-9]*\).*/\1/p' "$out")
+	[ "${fl:-0}" -gt 0 ] && t_ok "io[$aio]: the guest's fsync after the writes sent FLUSH requests (/sys/block/vda/stat: $fl)" ||
+		t_fail "io[$aio]: the guest's fsync after the writes sent FLUSH requests" "flushes=${fl:-?}"
+	has "io[$aio]: guest blkdiscard succeeded" "^BD=0"
+	grep -q '^DMAX=[1-9]' "$out" && t_ok "io[$aio]: the guest sees a discard-capable disk" ||
+		t_fail "io[$aio]: the guest sees a discard-capable disk" "$(grep DMAX "$out")"
+	alloc=$(( $(stat -c '%b * %B' "$img") ))
+	lo=$(( (B / 2) - (2 << 20) )) hi=$(( (B / 2) + (2 << 20) ))
+	if [ $alloc -ge $lo ] && [ $alloc -le $hi ]; then
+		t_ok "io[$aio]: discarding half of it left holes: $((alloc >> 20)) MiB allocated of $((MB * 2)) (stat)"
+	else
+		t_fail "io[$aio]: discarding half of it left holes" "allocated $alloc bytes, want ~$((B / 2))"
+	fi
+	[ "$(stat -c %s "$img")" = $((MB * 2 << 20)) ] && t_ok "io[$aio]: image size unchanged" ||
+		t_fail "io[$aio]: image size unchanged"
+
+	# Userspace exits while 4 x 64 MiB moved (net rx, blk write, blk read,
+	# net tx): with ioeventfd and irqfd only stray ones are left.
+	if [ -n "${mmio1:-}" ]; then
+		dio=$((io1 - io0)) dmmio=$((mmio1 - mmio0))
+		secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+		per=$(awk -v n=$((dio + dmmio)) -v mb=$((MB * 4)) 'BEGIN { printf "%.2f", n / mb }')
+		echo "# io[$aio]: during the transfers ($secs s, $((MB * 4)) MiB through net+blk): io_exits $dio, mmio_exits $dmmio ($per per MiB)"
+		# virtio is MMIO: its kicks would be mmio_exits. The port I/O left is
+		# the guest's console (~30 characters of W=/FLUSHES=/UP=/XFER-END
+		# lines printed inside the window, a few exits per character)
+		if [ $dmmio -le $((MB / 4)) ] && [ $dio -le $((MB * 4)) ]; then
+			t_ok "io[$aio]: userspace exits near zero during the transfers (mmio $dmmio, io $dio for $((MB * 4)) MiB)"
+		else
+			t_fail "io[$aio]: userspace exits near zero during the transfers" "mmio $dmmio, io $dio for $((MB * 4)) MiB"
+		fi
+	fi
+	if grep -q 'exit counts by reason (KVM binary stats' "$work/vm-$aio.err" &&
+	   grep -Eq '^ +mmio_exits +[0-9]+$' "$work/vm-$aio.err" && grep -Eq '^ +userspace_exits +[0-9]+$' "$work/vm-$aio.err"; then
+		t_ok "io[$aio]: --stats printed KVM's exit counts by reason"
+	else
+		t_fail "io[$aio]: --stats printed KVM's exit counts by reason" "$(tail -5 "$work/vm-$aio.err" | tr '\n' ' ')"
+	fi
+	sed -n '/exit counts by reason/,$p' "$work/vm-$aio.err" | sed 's/^/# /'
+}
+
+# both backends stay tested: the I/O thread and io_uring
+one thread
+one uring
 if [ "$T_FAILS" -gt 0 ]; then
-	for f in "$out" "$work/vm.err"; do
+	for f in "$work"/console-* "$work"/vm-*.err; do
 		echo "# $f:"; tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
 	done
 fi

@@ -157,19 +157,19 @@ int main(void)
 
 	/* a notify that still traps is forwarded to the eventfd: the device
 	 * runs on the event thread (not running here), never inline */
-	uint64_t done0 = b->n_flush;
+	uint64_t done0 = b->img.n_flush;
 	struct { uint32_t type, reserved; uint64_t sector; } h = { VIRTIO_BLK_T_FLUSH, 0, 0 };
 	memcpy(d.mem + TD_BUF, &h, sizeof(h));
 	struct td_seg s[2] = { { TD_BUF, 16, 0 }, { TD_BUF + 0x100, 1, 1 } };
 	td_add(&d, 0, s, 2);
 	td_kick(&d, 0);
-	CHECK(b->n_flush == done0, "an MMIO notify does not run the device inline");
+	CHECK(b->img.n_flush == done0, "an MMIO notify does not run the device inline");
 	CHECK_EQ(efd_count(kick), 1, "... it lands in the kick eventfd");
 	CHECK_EQ(event_start(&ev, &er), 0, "event thread");
 	td_kick(&d, 0);
-	for (int i = 0; i < 200 && b->n_flush == done0; i++)
+	for (int i = 0; i < 200 && b->img.n_flush == done0; i++)
 		usleep(5000);
-	CHECK_EQ(b->n_flush, done0 + 1, "the event thread served the request");
+	CHECK_EQ(b->img.n_flush, done0 + 1, "the event thread served the request");
 	(void)notified;
 
 	/* INTx through the resample irqfd: the ISR bit is set; the line

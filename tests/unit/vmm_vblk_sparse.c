@@ -12,11 +12,39 @@
 #include "virtio_blk.h"
 #include "vmm_vdrv.h"
 
+/* The thread backend; vmm_vblk_sparse_uring.c includes this file with VBLK_URING. */
+#ifndef T_VBLK_FLAGS
+#define T_VBLK_FLAGS 0u
+#endif
+
 #define B(n) (1ull << (n))
 #define MIB (1u << 20)
 #define IMG (8u * MIB)
 
 static struct td d;
+static struct vblk *vb;
+static unsigned t_flags = T_VBLK_FLAGS; /* a variable: no constant-operand warnings */
+
+/* Kick queue 0 and, with an asynchronous backend, wait for what it
+ * started: the checks below then see the used ring as the thread
+ * backend leaves it. */
+static void kick(void)
+{
+	td_kick(&d, 0);
+	vblk_complete(vb, true);
+}
+
+/* vblk_init with this file's backend; a kernel without io_uring skips. */
+static int vinit(struct vblk *b, int fd, unsigned fl, uint64_t size, const char *id)
+{
+	vb = b;
+	int rc = vblk_init(b, fd, fl | t_flags, size, id, &d.gm, &d.irq);
+	if (rc && (t_flags & VBLK_URING) && (rc == -ENOSYS || rc == -EPERM)) {
+		printf("ok - io_uring backend # SKIP no io_uring here (%s)\n", strerror(-rc));
+		exit(0);
+	}
+	return rc;
+}
 static uint8_t *m;
 
 #define H (TD_BUF)
@@ -40,7 +68,7 @@ static int req_segs(uint32_t type, const struct seg *sg, unsigned n, uint32_t by
 		s[1] = s[2];
 		td_add(&d, 0, s, 2);
 	}
-	td_kick(&d, 0);
+	kick();
 	uint32_t id, ul;
 	if (!td_used(&d, 0, &id, &ul))
 		return -1;
@@ -60,7 +88,7 @@ static int rw(uint32_t type, uint64_t sector, uint32_t len)
 	m[S] = 0xee;
 	struct td_seg s[3] = { { H, 16, 0 }, { D, len, type == VIRTIO_BLK_T_IN }, { S, 1, 1 } };
 	td_add(&d, 0, s, 3);
-	td_kick(&d, 0);
+	kick();
 	uint32_t id, ul;
 	if (!td_used(&d, 0, &id, &ul))
 		return -1;
@@ -123,7 +151,7 @@ int main(void)
 	td_mem_init(&d);
 	m = d.mem;
 	struct vblk *b = calloc(1, sizeof(*b));
-	CHECK_EQ(vblk_init(b, fd, 0, IMG, "sparse", &d.gm, &d.irq), 0, "vblk init");
+	CHECK_EQ(vinit(b, fd, 0, IMG, "sparse"), 0, "vblk init");
 	d.v = &b->vpci;
 	td_wr(&d, 0, 0, 4);
 	uint64_t off = td_rd(&d, 4, 4);
@@ -177,9 +205,9 @@ int main(void)
 	/* FLUSH after a write: the data is in the file */
 	memset(m + D, 0xc3, 4096);
 	CHECK_EQ(rw(VIRTIO_BLK_T_OUT, 2048, 4096), VIRTIO_BLK_S_OK, "write 4 KiB into the hole");
-	uint64_t nf = b->n_flush;
+	uint64_t nf = b->img.n_flush;
 	CHECK_EQ(req_segs(VIRTIO_BLK_T_FLUSH, NULL, 0, 0), VIRTIO_BLK_S_OK, "flush");
-	CHECK_EQ(b->n_flush, nf + 1, "flush reached fdatasync");
+	CHECK_EQ(b->img.n_flush, nf + 1, "flush reached fdatasync");
 	CHECK(pread(fd, &one, 1, MIB) == 1 && one == 0xc3, "written data in the file");
 
 	/* bound checks: every number from the guest */
@@ -208,7 +236,7 @@ int main(void)
 	vblk_destroy(b);
 
 	/* read-only: nothing offered, every write refused */
-	CHECK_EQ(vblk_init(b, fd, VBLK_RO, IMG, NULL, &d.gm, &d.irq), 0, "vblk init ro");
+	CHECK_EQ(vinit(b, fd, VBLK_RO, IMG, NULL), 0, "vblk init ro");
 	td_wr(&d, 0, 0, 4);
 	off = td_rd(&d, 4, 4);
 	CHECK(!(off & (B(VIRTIO_BLK_F_DISCARD) | B(VIRTIO_BLK_F_WRITE_ZEROES))) && (off & B(VIRTIO_BLK_F_RO)),
@@ -234,7 +262,7 @@ int main(void)
 	if (dfd < 0) {
 		printf("ok - O_DIRECT # SKIP the temp file system has no O_DIRECT\n");
 	} else {
-		CHECK_EQ(vblk_init(b, dfd, VBLK_DIRECT, IMG, NULL, &d.gm, &d.irq), 0, "vblk init direct");
+		CHECK_EQ(vinit(b, dfd, VBLK_DIRECT, IMG, NULL), 0, "vblk init direct");
 		bring_up(B(VIRTIO_F_VERSION_1));
 		for (int i = 0; i < 1024; i++)
 			m[D + 512 + i] = (uint8_t)(i * 7);
@@ -243,10 +271,10 @@ int main(void)
 		/* data at D+512: not 4 KiB aligned */
 		struct td_seg s[3] = { { H, 16, 0 }, { D + 512, 1024, 0 }, { S, 1, 1 } };
 		td_add(&d, 0, s, 3);
-		td_kick(&d, 0);
+		kick();
 		uint32_t id, ul;
 		CHECK(td_used(&d, 0, &id, &ul) && m[S] == VIRTIO_BLK_S_OK, "O_DIRECT write from an unaligned buffer");
-		CHECK(b->n_bounced == 1, "... went through the bounce buffer");
+		CHECK(b->img.n_bounced == 1, "... went through the bounce buffer");
 		uint8_t back[1024];
 		CHECK(pread(fd, back, 1024, 100 * 512) == 1024 && memcmp(back, m + D + 512, 1024) == 0,
 		      "... and the file holds it");
@@ -255,11 +283,11 @@ int main(void)
 		memcpy(m + H, &h, sizeof(h));
 		s[1].write = 1;
 		td_add(&d, 0, s, 3);
-		td_kick(&d, 0);
+		kick();
 		CHECK(td_used(&d, 0, &id, &ul) && m[S] == VIRTIO_BLK_S_OK &&
 		      memcmp(back, m + D + 512, 1024) == 0, "O_DIRECT read into an unaligned buffer");
 		CHECK_EQ(rw(VIRTIO_BLK_T_IN, 200, 4096), VIRTIO_BLK_S_OK, "O_DIRECT aligned read");
-		CHECK(b->n_bounced == 2, "aligned buffers skip the bounce buffer");
+		CHECK(b->img.n_bounced == 2, "aligned buffers skip the bounce buffer");
 		vblk_destroy(b);
 		close(dfd);
 	}

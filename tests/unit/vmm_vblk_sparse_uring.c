@@ -1,0 +1,4 @@
+/* vmm_vblk_sparse.c again, every request through the io_uring backend. */
+#include "virtio_blk.h"
+#define T_VBLK_FLAGS VBLK_URING
+#include "vmm_vblk_sparse.c"
