@@ -55,8 +55,7 @@ PIN=()
 work=$(mktemp -d /tmp/kvmlab-bio.XXXXXX) || exit 1
 ns=kl-bio-$$-$RANDOM
 cleanup() {
-	ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
-	ip netns del "$ns" 2>/dev/null
+	bl_ns_del "$ns"
 	bl_cleanup
 	rm -rf "$work"
 }

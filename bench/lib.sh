@@ -3,6 +3,8 @@
 #                          outside the test host: run the calling script
 #                          inside one when this host's KVM cannot boot a
 #                          stock guest (PVM), and exit with its status
+#                          (BL_RETRY=1: once more when the test host died)
+#   bl_ns_del NS...        kill what runs in these network namespaces, delete them
 #   bl_now_ms, bl_now_us   wall clock
 #   bl_median              median of the numbers on stdin (other lines are
 #                          skipped), "NA" when there are none
@@ -41,8 +43,23 @@ bl_enter() {
 	why=$(scripts/kvm-is-hw) && return 0
 	command -v qemu-system-x86_64 >/dev/null || { echo "bench/$name: $why, and no QEMU for the test host" >&2; exit 1; }
 	echo "# bench/$name: $why: running inside the test host (QEMU TCG + nested SVM)"
-	scripts/testhost --timeout "$tmo" ${th[@]+"${th[@]}"} -- env "$@" bash "bench/$name"
-	exit $?
+	local try rc
+	for try in 1 2; do
+		scripts/testhost --timeout "$tmo" ${th[@]+"${th[@]}"} -- env "$@" bash "bench/$name"
+		rc=$?
+		# 125: the test host died (nested KVM under TCG can livelock its kernel)
+		[ $rc = 125 ] && [ $try = 1 ] && [ -n "${BL_RETRY:-}" ] && { echo "# bench/$name: the test host died; retrying once"; continue; }
+		exit $rc
+	done
+}
+
+bl_ns_del() {
+	local ns
+	for ns in "$@"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	return 0
 }
 
 BL_UMOUNT_DBG=

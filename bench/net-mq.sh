@@ -92,8 +92,7 @@ HOST=10.81.0.1 GUEST=10.81.0.2
 work=$(mktemp -d /tmp/kvmlab-netmq.XXXXXX) || exit 1
 ns=kl-netmq-$$-$RANDOM
 ip netns add "$ns" || exit 1
-trap 'servers_stop; ip netns pids "$ns" 2>/dev/null | xargs -r kill -9; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1
-      ip netns del "$ns"; rm -rf "$work"; bl_cleanup' EXIT
+trap 'servers_stop; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1; bl_ns_del "$ns"; rm -rf "$work"; bl_cleanup' EXIT
 trap 'exit 130' INT TERM
 nsx() { ip netns exec "$ns" "$@"; }
 bl_debugfs || { echo "bench/net-mq.sh: no debugfs for KVM's exit counters" >&2; exit 1; }
