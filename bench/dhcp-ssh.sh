@@ -27,7 +27,7 @@ IMG=build/debian/debian.img
 
 . bench/lib.sh
 if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
-	scripts/build-guest || exit 1
+	bl_build || exit 1
 	scripts/build-guest --debian 2>/dev/null || { scripts/build-guest --debian; exit 1; }
 	[ -x build/kvmlab-vm ] && [ -x build/kvmlab-net ] || make -j2 all || exit 1
 fi

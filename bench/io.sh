@@ -27,9 +27,8 @@ cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 
 . bench/lib.sh
+bl_build || exit 1
 if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
-	scripts/build-guest || exit 1
-	[ -x build/kvmlab-vm ] || make -j2 build/kvmlab-vm || exit 1
 	# the guest's disk tool, static, in a cpio appended to the initramfs
 	st=$(mktemp -d /tmp/kvmlab-bio.XXXXXX) || exit 1
 	trap 'rm -rf "$st"' EXIT

@@ -5,6 +5,7 @@
 #                          stock guest (PVM), and exit with its status
 #                          (BL_RETRY=1: once more when the test host died)
 #   bl_ns_del NS...        kill what runs in these network namespaces, delete them
+#   bl_build               outside the test host: the default guest and our binaries
 #   bl_now_ms, bl_now_us   wall clock
 #   bl_median              median of the numbers on stdin (other lines are
 #                          skipped), "NA" when there are none
@@ -60,6 +61,12 @@ bl_ns_del() {
 		ip netns del "$ns" 2>/dev/null
 	done
 	return 0
+}
+
+bl_build() {
+	[ -n "${KVMLAB_IN_TESTHOST:-}" ] && return 0
+	scripts/build-guest || return 1
+	[ -x build/kvmlab-vm ] && [ -x build/kvmlab-net ] || make -j2 build/kvmlab-vm build/kvmlab-net
 }
 
 BL_UMOUNT_DBG=

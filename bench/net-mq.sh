@@ -71,10 +71,7 @@ if [ "${1:-}" = --report ]; then
 	exit 0
 fi
 
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
-	scripts/build-guest || exit 1
-	[ -x build/kvmlab-vm ] && [ -x build/kvmlab-net ] || make -j2 build/kvmlab-vm build/kvmlab-net || exit 1
-fi
+bl_build || exit 1
 bl_enter net-mq.sh 2400 -- KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-150}" \
 	KVMLAB_BENCH_QUEUES="${KVMLAB_BENCH_QUEUES:-1}" KVMLAB_BENCH_BUDGET="${KVMLAB_BENCH_BUDGET:-0}" \
 	KVMLAB_BENCH_ONLY="${KVMLAB_BENCH_ONLY:-}"

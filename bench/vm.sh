@@ -30,10 +30,7 @@ cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 
 . bench/lib.sh
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ]; then
-	scripts/build-guest || exit 1
-	[ -x build/kvmlab-vm ] || make -j2 build/kvmlab-vm || exit 1
-fi
+bl_build || exit 1
 BL_RETRY=1 bl_enter vm.sh 1500 -- KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-5}" \
 	KVMLAB_BENCH_MEM="${KVMLAB_BENCH_MEM:-256}" KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-120}"
 
