@@ -11,7 +11,7 @@
 # second, and the host samples KVM's debugfs io_exits + mmio_exits of the
 # VM: userspace exits per MiB moved (iperf3's MBytes, receiver side).
 # Configurations, VMM-NET-qQ, taken in turn within each round so that the
-# test host's noise hits all alike (A B A B ...):
+# test host's noise hits all alike (A B C D, then D C B A, ...):
 #   kvmlab-off-q1 qemu-off-q1 kvmlab-on-q1 qemu-on-q1   (the headline)
 #   the same with q2 (2 queue pairs on a multi-queue tap) when
 #   KVMLAB_BENCH_QUEUES="1 2"; kvmlab with --vhost off|on, QEMU with
@@ -185,7 +185,11 @@ for ((r = 1; r <= RUNS; r++)); do
 		break
 	fi
 	rs=$SECONDS
-	for n in "${names[@]}"; do
+	# every other round in reverse order: A B C D, D C B A, ... so that
+	# a drift within a round favours no configuration
+	order=("${names[@]}")
+	[ $((r % 2)) = 0 ] && for ((i = 0; i < ${#names[@]}; i++)); do order[i]=${names[${#names[@]} - 1 - i]}; done
+	for n in "${order[@]}"; do
 		res=$(one_run "$n")
 		echo "$res  (round $r, $((SECONDS - rs))s into it)"
 		echo "$res" >>"$log"
