@@ -88,10 +88,11 @@ has_forward_vm=0 has_forward_net=0
 # "SSH-" banner (on a new connection, up to 60 s: a slow guest's sshd may
 # take seconds to re-exec for it). Attempts never overlap: a pile of
 # half-served connections would slow the guest (sshd's MaxStartups).
+# It gives up at once when the VMM ($vpid) has exited.
 wait_banner() {
 	inwan bash -c '
 		end=$((SECONDS + $1))
-		while [ $SECONDS -lt $end ]; do
+		while [ $SECONDS -lt $end ] && kill -0 "$3" 2>/dev/null; do
 			if timeout 0.5 bash -c "exec 3<>/dev/tcp/198.51.100.1/2222" 2>/dev/null; then
 				t=$(( $(date +%s%N) / 1000000 ))
 				timeout 60 bash -c "exec 3<>/dev/tcp/198.51.100.1/2222 && IFS= read -r -t 60 l <&3 && [[ \$l == SSH-* ]]" 2>/dev/null &&
@@ -99,7 +100,7 @@ wait_banner() {
 				break
 			fi
 			sleep 0.1
-		done' _ "$TMO" "$work/up"
+		done' _ "$TMO" "$work/up" "$vpid"
 	head -n1 "$work/up" 2>/dev/null
 }
 
@@ -113,6 +114,16 @@ dhcp_ms() {
 	     /DHCP/ && /DISCOVER/ && !d { d = ts() }
 	     /DHCP/ && /: ACK/ && d && !a { a = ts() }
 	     END { if (d && a) printf "%d\n", (a - d) * 1000 }' "$work/journal"
+}
+
+# qemu_fwd add|del: qemu's port forward (kvmlab-net's, where it has one)
+qemu_fwd() {
+	[ $has_forward_net = 1 ] || return 0
+	if [ "$1" = add ]; then
+		inlab "$B/kvmlab-net" forward add lab --proto tcp --port 2222 --to "$GUEST_IP:22" >/dev/null
+	else
+		inlab "$B/kvmlab-net" forward del lab --proto tcp --port 2222 >/dev/null
+	fi
 }
 
 run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
@@ -138,6 +149,7 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 			--forward 2222:22 --console "file:$work/console-$name-$2" </dev/null >"$work/vm.log" 2>&1 &
 		vpid=$! ;;
 	qemu)
+		qemu_fwd add || return 1
 		local vhost=${KVMLAB_BENCH_VHOST:-auto}
 		[ "$vhost" = auto ] && { vhost=off; [ -c /dev/vhost-net ] && vhost=on; }
 		t0=$(bl_now_ms)
@@ -150,6 +162,7 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 		vpid=$! ;;
 	esac
 	up=$(wait_banner)
+	[ "$name" = qemu ] && qemu_fwd del
 	if [ -z "$up" ]; then
 		echo "# $name run $2: no ssh banner within ${TMO}s; console tail:" >&2
 		tail -n 15 "$work/console-$name-$2" | tr -d '\r' | sed 's/^/#   /' >&2
@@ -187,16 +200,21 @@ else echo "# qemu: SKIP: needs qemu-system-x86_64 and dnsmasq"; fi
 case ${KVMLAB_BENCH_ONLY:-} in ?*) names=("$KVMLAB_BENCH_ONLY") ;; esac
 
 if [[ " ${names[*]} " == *" qemu "* ]] || [[ " ${names[*]} " == *" kvmlab-static "* ]]; then
-	# dnsmasq as libvirt runs it for a NAT network, on the kvmlab bridge
+	# dnsmasq as libvirt runs it for a NAT network, on the kvmlab bridge;
+	# it answers qemu's MAC only: kvmlab-vm's guest, on the same bridge,
+	# must get its lease from its own VMM (with vhost its DHCP broadcasts
+	# reach the bridge too)
 	[[ " ${names[*]} " == *" qemu "* ]] && { inlab "$B/kvmlab-net" tap add klq0 --net lab >/dev/null || exit 1; }
 	inlab dnsmasq --keep-in-foreground --conf-file=/dev/null --strict-order --bind-dynamic \
 		--except-interface=lo --interface="$br" --no-resolv --user=root --group=root --pid-file= \
 		--dhcp-range=192.168.58.2,192.168.58.254,255.255.255.0 --dhcp-no-override \
 		--dhcp-authoritative --dhcp-lease-max=253 --dhcp-leasefile="$work/leases" \
-		--dhcp-host="$QMAC,$GUEST_IP" --log-facility="$work/dnsmasq.log" &
+		--dhcp-host="$QMAC,$GUEST_IP" --dhcp-ignore='tag:!known' --log-facility="$work/dnsmasq.log" &
 	dpid=$!
 	if [ $has_forward_net = 1 ]; then
-		inlab "$B/kvmlab-net" forward add lab --proto tcp --port 2222 --to "$GUEST_IP:22" >/dev/null || exit 1
+		# made before each qemu run and removed after it (qemu_fwd): the
+		# same host port is kvmlab-vm's own --forward in its runs
+		:
 	else
 		echo "# qemu: kvmlab-net has no 'forward add' yet: the forward is the bench's own nft DNAT rule"
 		inlab nft -f - <<EOF || exit 1
