@@ -120,6 +120,9 @@ dhcp_ms() {
 qemu_fwd() {
 	[ $has_forward_net = 1 ] || return 0
 	if [ "$1" = add ]; then
+		# a kvmlab-vm killed with -9 leaves its forward (reclaimed by its
+		# next start): take the port over
+		inlab "$B/kvmlab-net" forward del lab --proto tcp --port 2222 >/dev/null 2>&1
 		inlab "$B/kvmlab-net" forward add lab --proto tcp --port 2222 --to "$GUEST_IP:22" >/dev/null
 	else
 		inlab "$B/kvmlab-net" forward del lab --proto tcp --port 2222 >/dev/null
@@ -178,8 +181,9 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 	[ "$name" = kvmlab-vm ] && addr=$(inlab "$B/kvmlab-net" show lab --json 2>/dev/null |
 		jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty) | tostring | sub("/.*"; "")][0] // empty' 2>/dev/null)
 	d=$(dhcp_ms "$addr")
+	# SIGTERM lets kvmlab-vm remove its forward and lease; -9 after 10 s
 	kill "$vpid" 2>/dev/null
-	sleep 1
+	for _ in $(seq 50); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.2; done
 	kill -9 "$vpid" 2>/dev/null
 	wait "$vpid" 2>/dev/null
 	vpid=''
