@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # bench/lib.sh: what the bench/*.sh scripts share. Sourced, never run.
 #   bl_enter NAME TIMEOUT [testhost args] -- ENV=VAL...
 #                          outside the test host: run the calling script

@@ -113,12 +113,12 @@ servers_stop() { [ ${#SRV[@]} -gt 0 ] && kill "${SRV[@]}" 2>/dev/null; wait "${S
 names=()
 for q in ${KVMLAB_BENCH_QUEUES:-1}; do
 	for v in off on; do
-		names+=(kvmlab-$v-q$q)
-		[ -n "$QEMU" ] && names+=(qemu-$v-q$q)
+		names+=("kvmlab-$v-q$q")
+		[ -n "$QEMU" ] && names+=("qemu-$v-q$q")
 	done
 done
 [ -n "${KVMLAB_BENCH_ONLY:-}" ] && read -ra names <<<"$KVMLAB_BENCH_ONLY"
-[ -c /dev/vhost-net ] || { echo "# no /dev/vhost-net: vhost=on configurations skipped"; names=(${names[@]/*-on-*/}); }
+[ -c /dev/vhost-net ] || { echo "# no /dev/vhost-net: vhost=on configurations skipped"; read -ra names <<<"${names[*]/*-on-*/}"; }
 
 IP3=/usr/bin/iperf3
 a="$IP3 -c $HOST -p 5201 -t 5 -f m" b="$IP3 -c $HOST -p 5202 -t 5 -f m"
@@ -135,7 +135,7 @@ vmm_argv() { # NAME (VMM-NET-qQ)
 	local tap=klb$q
 	case $vmm in
 	kvmlab) ARGV=("$VM" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
-		--tap $tap --queues "$q" --vhost "$v" --cmdline "$CMDLINE") ;;
+		--tap "$tap" --queues "$q" --vhost "$v" --cmdline "$CMDLINE") ;;
 	qemu)
 		local nd="tap,id=n0,ifname=$tap,script=no,downscript=no,vnet_hdr=on,vhost=$v" dv="virtio-net-pci,netdev=n0,romfile="
 		[ "$q" -gt 1 ] && nd="$nd,queues=$q" dv="$dv,mq=on,vectors=$((2 * q + 2))"
