@@ -187,5 +187,5 @@ for n in "${names[@]}"; do
 	echo "kvmlab-vm/$n: ready $(ratio "${READY[kvmlab-vm]}" "${READY[$n]}")  exit $(ratio "${EXIT[kvmlab-vm]}" "${EXIT[$n]}")  rss_beyond_guest $(ratio "${RSS[kvmlab-vm]}" "${RSS[$n]}")"
 done
 echo "# goals: ready <= fastest other; rss_beyond_guest < 2048 KiB; exec->first KVM_RUN < 5000 us (strace inflates it)"
-fails=$(printf '%s' "${R[*]}" | grep -c '^FAIL' || true)
+fails=$(printf '%s' "${R[@]}" | grep -c '^FAIL' || true)
 [ "$fails" -eq 0 ] || { echo "# $fails run(s) failed"; exit 1; }
