@@ -25,25 +25,16 @@ cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 IMG=build/debian/debian.img
 
+. bench/lib.sh
 if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
-	scripts/build-guest || exit 1
+	bl_build || exit 1
 	scripts/build-guest --debian 2>/dev/null || { scripts/build-guest --debian; exit 1; }
 	[ -x build/kvmlab-vm ] && [ -x build/kvmlab-net ] || make -j2 all || exit 1
-	if ! why=$(scripts/kvm-is-hw); then
-		echo "# bench/dhcp-ssh.sh: $why: running inside the test host (QEMU TCG + nested SVM)"
-		for try in 1 2; do
-			scripts/testhost --mem 3072 --timeout 3000 --disk "$IMG" -- env \
-				KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" \
-				KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-300}" \
-				KVMLAB_BENCH_QEMU_MACHINE="${KVMLAB_BENCH_QEMU_MACHINE:-q35}" \
-				KVMLAB_BENCH_VHOST="${KVMLAB_BENCH_VHOST:-auto}" \
-				KVMLAB_BENCH_ONLY="${KVMLAB_BENCH_ONLY:-}" bash bench/dhcp-ssh.sh
-			rc=$?
-			[ $rc = 125 ] && [ $try = 1 ] && { echo "# the test host died; retrying once"; continue; }
-			exit $rc
-		done
-	fi
 fi
+BL_RETRY=1 bl_enter dhcp-ssh.sh 3000 --mem 3072 --disk "$IMG" -- \
+	KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-300}" \
+	KVMLAB_BENCH_QEMU_MACHINE="${KVMLAB_BENCH_QEMU_MACHINE:-q35}" KVMLAB_BENCH_VHOST="${KVMLAB_BENCH_VHOST:-auto}" \
+	KVMLAB_BENCH_ONLY="${KVMLAB_BENCH_ONLY:-}"
 
 RUNS=${KVMLAB_BENCH_RUNS:-3}
 TMO=${KVMLAB_BENCH_TIMEOUT:-300}
@@ -65,17 +56,13 @@ cleanup() {
 	[ -n "$vpid" ] && kill -9 "$vpid" 2>/dev/null
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
 	ip netns exec "$lab" "$B/kvmlab-net" down lab >/dev/null 2>&1
-	for ns in "$lab" "$wan"; do
-		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
-		ip netns del "$ns" 2>/dev/null
-	done
+	bl_ns_del "$lab" "$wan"
 	rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 inlab() { ip netns exec "$lab" "$@"; }
 inwan() { ip netns exec "$wan" "$@"; }
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---- the lab: router namespace with the kvmlab network, and the wan ----
 ip netns add "$lab" && ip netns add "$wan" || exit 1
@@ -101,10 +88,11 @@ has_forward_vm=0 has_forward_net=0
 # "SSH-" banner (on a new connection, up to 60 s: a slow guest's sshd may
 # take seconds to re-exec for it). Attempts never overlap: a pile of
 # half-served connections would slow the guest (sshd's MaxStartups).
+# It gives up at once when the VMM ($vpid) has exited.
 wait_banner() {
 	inwan bash -c '
 		end=$((SECONDS + $1))
-		while [ $SECONDS -lt $end ]; do
+		while [ $SECONDS -lt $end ] && kill -0 "$3" 2>/dev/null; do
 			if timeout 0.5 bash -c "exec 3<>/dev/tcp/198.51.100.1/2222" 2>/dev/null; then
 				t=$(( $(date +%s%N) / 1000000 ))
 				timeout 60 bash -c "exec 3<>/dev/tcp/198.51.100.1/2222 && IFS= read -r -t 60 l <&3 && [[ \$l == SSH-* ]]" 2>/dev/null &&
@@ -112,7 +100,7 @@ wait_banner() {
 				break
 			fi
 			sleep 0.1
-		done' _ "$TMO" "$work/up"
+		done' _ "$TMO" "$work/up" "$vpid"
 	head -n1 "$work/up" 2>/dev/null
 }
 
@@ -128,6 +116,19 @@ dhcp_ms() {
 	     END { if (d && a) printf "%d\n", (a - d) * 1000 }' "$work/journal"
 }
 
+# qemu_fwd add|del: qemu's port forward (kvmlab-net's, where it has one)
+qemu_fwd() {
+	[ $has_forward_net = 1 ] || return 0
+	if [ "$1" = add ]; then
+		# a kvmlab-vm killed with -9 leaves its forward (reclaimed by its
+		# next start): take the port over
+		inlab "$B/kvmlab-net" forward del lab --proto tcp --port 2222 >/dev/null 2>&1
+		inlab "$B/kvmlab-net" forward add lab --proto tcp --port 2222 --to "$GUEST_IP:22" >/dev/null
+	else
+		inlab "$B/kvmlab-net" forward del lab --proto tcp --port 2222 >/dev/null
+	fi
+}
+
 run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 	local name=$1 t0 up addr d
 	rm -f "$work/up"
@@ -138,22 +139,23 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 	kvmlab-static)
 		# pre-merge stand-in: no DHCP server in the VMM yet, so the address
 		# comes from ip= (systemd-network-generator); same forward as qemu's
-		t0=$(ms)
+		t0=$(bl_now_ms)
 		ip netns exec "$lab" "$B/kvmlab-vm" run --net lab --mac "$QMAC" --mem 512M --cpus 1 \
 			--kernel "$K" --initrd "$I" --disk "$work/disk.img" \
 			--cmdline "$CMDLINE net.ifnames=0 ip=$GUEST_IP::192.168.58.1:255.255.255.0::eth0:off" \
 			--console "file:$work/console-$name-$2" </dev/null >"$work/vm.log" 2>&1 &
 		vpid=$! ;;
 	kvmlab-vm)
-		t0=$(ms)
+		t0=$(bl_now_ms)
 		ip netns exec "$lab" "$B/kvmlab-vm" run --net lab --name web --mem 512M --cpus 1 \
 			--kernel "$K" --initrd "$I" --cmdline "$CMDLINE" --disk "$work/disk.img" \
 			--forward 2222:22 --console "file:$work/console-$name-$2" </dev/null >"$work/vm.log" 2>&1 &
 		vpid=$! ;;
 	qemu)
+		qemu_fwd add || return 1
 		local vhost=${KVMLAB_BENCH_VHOST:-auto}
 		[ "$vhost" = auto ] && { vhost=off; [ -c /dev/vhost-net ] && vhost=on; }
-		t0=$(ms)
+		t0=$(bl_now_ms)
 		ip netns exec "$lab" "$QEMU" -enable-kvm -M "$MACHINE" -cpu host -m 512 -smp 1 -nodefaults -no-user-config \
 			-display none -serial "file:$work/console-$name-$2" -monitor none -no-reboot \
 			-kernel "$K" -initrd "$I" -append "$CMDLINE" \
@@ -163,6 +165,7 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 		vpid=$! ;;
 	esac
 	up=$(wait_banner)
+	[ "$name" = qemu ] && qemu_fwd del
 	if [ -z "$up" ]; then
 		echo "# $name run $2: no ssh banner within ${TMO}s; console tail:" >&2
 		tail -n 15 "$work/console-$name-$2" | tr -d '\r' | sed 's/^/#   /' >&2
@@ -178,8 +181,9 @@ run_one() {  # NAME RUN#: prints "boot_ms dhcp_ms"
 	[ "$name" = kvmlab-vm ] && addr=$(inlab "$B/kvmlab-net" show lab --json 2>/dev/null |
 		jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty) | tostring | sub("/.*"; "")][0] // empty' 2>/dev/null)
 	d=$(dhcp_ms "$addr")
+	# SIGTERM lets kvmlab-vm remove its forward and lease; -9 after 10 s
 	kill "$vpid" 2>/dev/null
-	sleep 1
+	for _ in $(seq 50); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.2; done
 	kill -9 "$vpid" 2>/dev/null
 	wait "$vpid" 2>/dev/null
 	vpid=''
@@ -200,16 +204,21 @@ else echo "# qemu: SKIP: needs qemu-system-x86_64 and dnsmasq"; fi
 case ${KVMLAB_BENCH_ONLY:-} in ?*) names=("$KVMLAB_BENCH_ONLY") ;; esac
 
 if [[ " ${names[*]} " == *" qemu "* ]] || [[ " ${names[*]} " == *" kvmlab-static "* ]]; then
-	# dnsmasq as libvirt runs it for a NAT network, on the kvmlab bridge
+	# dnsmasq as libvirt runs it for a NAT network, on the kvmlab bridge;
+	# it answers qemu's MAC only: kvmlab-vm's guest, on the same bridge,
+	# must get its lease from its own VMM (with vhost its DHCP broadcasts
+	# reach the bridge too)
 	[[ " ${names[*]} " == *" qemu "* ]] && { inlab "$B/kvmlab-net" tap add klq0 --net lab >/dev/null || exit 1; }
 	inlab dnsmasq --keep-in-foreground --conf-file=/dev/null --strict-order --bind-dynamic \
 		--except-interface=lo --interface="$br" --no-resolv --user=root --group=root --pid-file= \
 		--dhcp-range=192.168.58.2,192.168.58.254,255.255.255.0 --dhcp-no-override \
 		--dhcp-authoritative --dhcp-lease-max=253 --dhcp-leasefile="$work/leases" \
-		--dhcp-host="$QMAC,$GUEST_IP" --log-facility="$work/dnsmasq.log" &
+		--dhcp-host="$QMAC,$GUEST_IP" --dhcp-ignore='tag:!known' --log-facility="$work/dnsmasq.log" &
 	dpid=$!
 	if [ $has_forward_net = 1 ]; then
-		inlab "$B/kvmlab-net" forward add lab --proto tcp --port 2222 --to "$GUEST_IP:22" >/dev/null || exit 1
+		# made before each qemu run and removed after it (qemu_fwd): the
+		# same host port is kvmlab-vm's own --forward in its runs
+		:
 	else
 		echo "# qemu: kvmlab-net has no 'forward add' yet: the forward is the bench's own nft DNAT rule"
 		inlab nft -f - <<EOF || exit 1
@@ -223,16 +232,17 @@ fi
 # (the VMMs are started with `ip netns exec ... &`, never through a shell
 # function: $! must be the VMM itself, or a kill would orphan it)
 declare -A boot=() dhcp=()
+nofail=0
 for ((r = 1; r <= RUNS; r++)); do
 	for n in "${names[@]}"; do
-		res=$(run_one "$n" "$r") || { echo "# $n run $r failed"; continue; }
+		res=$(run_one "$n" "$r") || { echo "# $n run $r failed (no banner within ${TMO}s: a hung or failed boot), left out"; nofail=$((nofail + 1)); continue; }
 		echo "# $n run $r: sshd answered after ${res% *} ms; DHCP DISCOVER..ACK ${res#* } ms"
 		boot[$n]+="${res% *} "
 		dhcp[$n]+="${res#* } "
 	done
 done
 
-median() { tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+median() { tr ' ' '\n' | bl_median; }
 echo "# process start -> sshd banner through the forward, median of $RUNS (ms); DHCP exchange in the guest (ms)"
 printf '%-10s %10s %10s   %s\n' vmm boot_ms dhcp_ms "runs (boot)"
 for n in "${names[@]}"; do
@@ -246,7 +256,8 @@ if [ -n "${boot[kvmlab-vm]:-}" ] && [ -n "${boot[qemu]:-}" ]; then
 	k=$(median <<<"${boot[kvmlab-vm]}") q=$(median <<<"${boot[qemu]}")
 	awk -v k="$k" -v q="$q" 'BEGIN { printf "ratio qemu/kvmlab-vm (boot to sshd): %.2fx (goal >= 1.3x)\n", q / k }'
 	k=$(median <<<"${dhcp[kvmlab-vm]}") q=$(median <<<"${dhcp[qemu]}")
-	[ "$k" != - ] && [ "$q" != - ] && [ "$k" != 0 ] &&
+	[ "$k" != NA ] && [ "$q" != NA ] && [ "$k" != 0 ] &&
 		awk -v k="$k" -v q="$q" 'BEGIN { printf "ratio qemu/kvmlab-vm (DHCP DISCOVER..ACK): %.2fx\n", q / k }'
 fi
+echo "# $nofail run(s) gave no banner and are left out of the medians"
 exit 0

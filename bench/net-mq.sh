@@ -1,43 +1,86 @@
 #!/usr/bin/env bash
-# virtio-net data path: kvmlab-vm against QEMU's virtio-net-pci with
-# vhost=off, the same default guest (2 vCPUs, 256 MiB) on the same
-# kvmlab network, with 1 and with 2 queue pairs.
+# virtio-net data path: kvmlab-vm against QEMU's virtio-net-pci, with the
+# kernel's vhost-net off and on, on the same default guest (2 vCPUs,
+# 256 MiB) and the same kvmlab network and taps (kvmlab-net tap add).
 #
-# Per boot the guest measures, against iperf3 servers on the host side
-# of the bridge: TCP guest->host and host->guest (iperf3 -R), 5 s, two
-# clients at once pinned to vCPU 0 and 1 (so that 2 queue pairs can both
-# work), summed; and RTT guest->host (ping, 20 x 0.2 s, average).
-# Configurations, interleaved run by run so that noise hits all alike:
-#   kvmlab-q1, qemu-q1             1 queue pair (a single-queue tap)
-#   kvmlab-q2, kvmlab-q2-1thr, qemu-q2   2 pairs (a multi-queue tap;
-#   1thr: KVMLAB_NET_THREADS=one, both pairs on one epoll thread, to
-#   compare with the default thread per pair)
-# Medians of KVMLAB_BENCH_RUNS (3) runs, and ratios kvmlab / QEMU.
+# Per boot the guest measures, against iperf3 servers on the host side of
+# the bridge: RTT guest->host (ping, 20 x 0.2 s, average); TCP guest->host
+# ("up") and host->guest ("down", iperf3 -R), 5 s each, two clients at
+# once pinned to vCPU 0 and 1 (so that 2 queue pairs can both work),
+# summed. Around each transfer the guest prints a MARK line and sleeps a
+# second, and the host samples KVM's debugfs io_exits + mmio_exits of the
+# VM: userspace exits per MiB moved (iperf3's MBytes, receiver side).
+# Configurations, VMM-NET-qQ, taken in turn within each round so that the
+# test host's noise hits all alike (A B C D, then D C B A, ...):
+#   kvmlab-off-q1 qemu-off-q1 kvmlab-on-q1 qemu-on-q1   (the headline)
+#   the same with q2 (2 queue pairs on a multi-queue tap) when
+#   KVMLAB_BENCH_QUEUES="1 2"; kvmlab with --vhost off|on, QEMU with
+#   vhost=off|on.
+# kvmtool is not packaged in Debian 12 (apt-cache policy kvmtool: no
+# candidate), so it is not in the comparison.
+# A boot that does not finish within KVMLAB_BENCH_TIMEOUT is killed and
+# counted as hung (nested KVM under TCG hangs a boot now and then); it
+# gives no numbers. Medians are over the good runs, ratios kvmlab/QEMU.
 #
 # Without hardware-backed KVM everything runs inside one test host
 # (scripts/testhost): nested KVM under TCG, so absolute numbers are far
 # below real hardware; compare the ratios.
-# Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_TIMEOUT (per boot, 240 s).
+# Env: KVMLAB_BENCH_RUNS (rounds, 3), KVMLAB_BENCH_TIMEOUT (per boot, 150 s),
+#      KVMLAB_BENCH_QUEUES ("1"), KVMLAB_BENCH_BUDGET (seconds: start no new
+#      round that would end past it; 0 = none), KVMLAB_BENCH_ONLY (names).
+# bench/net-mq.sh --report LOG...: medians and ratios over the RESULT
+# lines of several runs' logs (e.g. rounds taken in several test-host
+# sessions), without running anything.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
+. bench/lib.sh
 
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
-	if ! why=$(scripts/kvm-is-hw); then
-		command -v qemu-system-x86_64 >/dev/null || { echo "bench/net-mq.sh: $why, and no QEMU for the test host" >&2; exit 1; }
-		scripts/build-guest || exit 1
-		[ -x build/kvmlab-vm ] || make -j2 build/kvmlab-vm build/kvmlab-net || exit 1
-		echo "# bench/net-mq.sh: $why: running inside the test host (QEMU TCG + nested SVM)"
-		exec scripts/testhost --timeout 2400 -- env KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" \
-			KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-240}" bash bench/net-mq.sh
-	fi
-	scripts/build-guest || exit 1
+# ---- medians and ratios over "RESULT name up dn rtt xup xdn" lines ----
+report() {
+	local t n q res
+	t=$(mktemp /tmp/kvmlab-netmq-rep.XXXXXX) || exit 1
+	grep '^RESULT ' >"$t"
+	declare -A M
+	echo "# medians over the good runs; up/down Mbit/s, rtt ms, exits per MiB (io+mmio, userspace)"
+	printf '%-16s %5s %5s %10s %10s %9s %10s %10s\n' config good hung up down rtt xpm_up xpm_down
+	for n in $(awk '{ print $2 }' "$t" | awk '!s[$0]++'); do
+		res=$(awk -v n="$n" '$2 == n' "$t")
+		local good hung=0
+		good=$(grep -vc ' HUNG\| FAIL' <<<"$res")
+		hung=$(grep -c ' HUNG' <<<"$res")
+		for c in 3 4 5 6 7; do
+			M[$n,$c]=$(grep -v ' HUNG\| FAIL' <<<"$res" | awk -v c=$c '{ print $c }' | bl_median)
+		done
+		printf '%-16s %5s %5s %10s %10s %9s %10s %10s\n' "$n" "$good" "$hung" "${M[$n,3]}" "${M[$n,4]}" "${M[$n,5]}" "${M[$n,6]}" "${M[$n,7]}"
+	done
+	echo
+	echo "# ratios kvmlab/QEMU (throughput: >1 kvmlab faster; rtt and exits: <1 kvmlab better)"
+	for q in 1 2; do
+		for v in off on; do
+			n=kvmlab-$v-q$q
+			[ -n "${M[$n,3]:-}" ] && [ -n "${M[qemu-$v-q$q,3]:-}" ] || continue
+			echo "q$q vhost=$v: up $(bl_ratio "${M[$n,3]}" "${M[qemu-$v-q$q,3]}")  down $(bl_ratio "${M[$n,4]}" "${M[qemu-$v-q$q,4]}")  rtt $(bl_ratio "${M[$n,5]}" "${M[qemu-$v-q$q,5]}")  exits/MiB up ${M[$n,6]} vs ${M[qemu-$v-q$q,6]}, down ${M[$n,7]} vs ${M[qemu-$v-q$q,7]}"
+		done
+	done
+	rm -f "$t"
+}
+if [ "${1:-}" = --report ]; then
+	shift
+	cat "$@" | report
+	exit 0
 fi
+
+bl_build || exit 1
+bl_enter net-mq.sh 2400 -- KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-150}" \
+	KVMLAB_BENCH_QUEUES="${KVMLAB_BENCH_QUEUES:-1}" KVMLAB_BENCH_BUDGET="${KVMLAB_BENCH_BUDGET:-0}" \
+	KVMLAB_BENCH_ONLY="${KVMLAB_BENCH_ONLY:-}"
 [ "$(id -u)" = 0 ] || { echo "bench/net-mq.sh: needs root (netns, taps)" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "bench/net-mq.sh: no iperf3 (scripts/install-deps)" >&2; exit 1; }
 
 RUNS=${KVMLAB_BENCH_RUNS:-3}
-TMO=${KVMLAB_BENCH_TIMEOUT:-240}
+TMO=${KVMLAB_BENCH_TIMEOUT:-150}
+BUDGET=${KVMLAB_BENCH_BUDGET:-0}
 K=$TOP/build/guest/bzImage
 I=$TOP/build/guest/initrd.img
 VM=$TOP/build/kvmlab-vm NETC=$TOP/build/kvmlab-net
@@ -46,15 +89,16 @@ HOST=10.81.0.1 GUEST=10.81.0.2
 work=$(mktemp -d /tmp/kvmlab-netmq.XXXXXX) || exit 1
 ns=kl-netmq-$$-$RANDOM
 ip netns add "$ns" || exit 1
-trap 'servers_stop; ip netns pids "$ns" 2>/dev/null | xargs -r kill -9; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1
-      ip netns del "$ns"; rm -rf "$work"' EXIT
+trap 'servers_stop; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1; bl_ns_del "$ns"; rm -rf "$work"; bl_cleanup' EXIT
+trap 'exit 130' INT TERM
 nsx() { ip netns exec "$ns" "$@"; }
+bl_debugfs || { echo "bench/net-mq.sh: no debugfs for KVM's exit counters" >&2; exit 1; }
 nsx ip link set lo up
 nsx "$NETC" up mqb --cidr $HOST/24 >/dev/null &&
 	nsx "$NETC" tap add klb1 --net mqb >/dev/null &&
 	nsx "$NETC" tap add klb2 --net mqb --queues 2 >/dev/null || { echo "bench/net-mq.sh: network setup failed" >&2; exit 1; }
-# fresh iperf3 servers for every boot: a guest that dies mid-test (the
-# test host's nested KVM sometimes stalls one) would leave a server busy
+# fresh iperf3 servers for every boot: a guest that dies mid-test would
+# leave a server busy
 SRV=()
 servers_start() {
 	local port
@@ -66,25 +110,34 @@ servers_start() {
 }
 servers_stop() { [ ${#SRV[@]} -gt 0 ] && kill "${SRV[@]}" 2>/dev/null; wait "${SRV[@]}" 2>/dev/null; SRV=(); }
 
-names=(kvmlab-q1 kvmlab-q2 kvmlab-q2-1thr)
-[ -n "$QEMU" ] && names=(kvmlab-q1 qemu-q1 kvmlab-q2 kvmlab-q2-1thr qemu-q2)
+names=()
+for q in ${KVMLAB_BENCH_QUEUES:-1}; do
+	for v in off on; do
+		names+=("kvmlab-$v-q$q")
+		[ -n "$QEMU" ] && names+=("qemu-$v-q$q")
+	done
+done
+[ -n "${KVMLAB_BENCH_ONLY:-}" ] && read -ra names <<<"$KVMLAB_BENCH_ONLY"
+[ -c /dev/vhost-net ] || { echo "# no /dev/vhost-net: vhost=on configurations skipped"; read -ra names <<<"${names[*]/*-on-*/}"; }
 
 IP3=/usr/bin/iperf3
 a="$IP3 -c $HOST -p 5201 -t 5 -f m" b="$IP3 -c $HOST -p 5202 -t 5 -f m"
-g="ping -c 3 -W 5 $HOST >/dev/null; ping -c 20 -i 0.2 $HOST | tail -1 | sed s/^/RTT-/"
-g="$g; (taskset -c 0 $a >/tmp/ua) & (taskset -c 1 $b >/tmp/ub) & wait"
-g="$g; (taskset -c 0 $a -R >/tmp/da) & (taskset -c 1 $b -R >/tmp/db) & wait"
+g="echo 1 >/proc/sys/kernel/printk; mark() { echo MARK \$1; sleep 1; }"
+g="$g; ping -c 3 -W 5 $HOST >/dev/null; ping -c 20 -i 0.2 $HOST | tail -1 | sed s/^/RTT-/"
+g="$g; mark up; (taskset -c 0 $a >/tmp/ua) & (taskset -c 1 $b >/tmp/ub) & wait; mark up-end"
+g="$g; mark dn; (taskset -c 0 $a -R >/tmp/da) & (taskset -c 1 $b -R >/tmp/db) & wait; mark dn-end"
 g="$g; for f in /tmp/ua /tmp/ub /tmp/da /tmp/db; do grep -E 'sec.*receiver' \$f | tail -1 | sed s,^,IPERF-\${f#/tmp/}' ',; done"
 CMDLINE="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 
-vmm_argv() { # NAME
-	local q=${1#*-q}; q=${q%%-*}
+vmm_argv() { # NAME (VMM-NET-qQ)
+	local vmm=${1%%-*} v=${1#*-}; v=${v%%-*}
+	local q=${1##*-q}
 	local tap=klb$q
-	case $1 in
-	kvmlab-*) ARGV=("$VM" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
-		--tap $tap --queues "$q" --cmdline "$CMDLINE") ;;
-	qemu-*)
-		local nd="tap,id=n0,ifname=$tap,script=no,downscript=no,vnet_hdr=on,vhost=off" dv="virtio-net-pci,netdev=n0,romfile="
+	case $vmm in
+	kvmlab) ARGV=("$VM" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
+		--tap "$tap" --queues "$q" --vhost "$v" --cmdline "$CMDLINE") ;;
+	qemu)
+		local nd="tap,id=n0,ifname=$tap,script=no,downscript=no,vnet_hdr=on,vhost=$v" dv="virtio-net-pci,netdev=n0,romfile="
 		[ "$q" -gt 1 ] && nd="$nd,queues=$q" dv="$dv,mq=on,vectors=$((2 * q + 2))"
 		ARGV=("$QEMU" -enable-kvm -M pc -cpu host -m 256 -smp 2 -nodefaults -no-user-config
 			-display none -serial stdio -no-reboot -kernel "$K" -initrd "$I" -append "${CMDLINE}"
@@ -92,58 +145,60 @@ vmm_argv() { # NAME
 	esac
 }
 
-one_run() { # NAME: "up_mbit down_mbit rtt_ms" or "FAIL why"
-	local name=$1 out=$work/$1.out env=()
+one_run() { # NAME: "RESULT name up dn rtt xpm_up xpm_dn", or "RESULT name HUNG|FAIL why"
+	local name=$1 out=$work/$1.out
 	vmm_argv "$name"
-	[ "$name" = kvmlab-q2-1thr ] && env=(KVMLAB_NET_THREADS=one)
 	servers_start
-	timeout -k 5 "$TMO" ip netns exec "$ns" env "${env[@]}" "${ARGV[@]}" >"$out" 2>&1 </dev/null
-	local rc=$?
+	BL_ENV=()
+	bl_boot "$TMO" "$out" -- ip netns exec "$ns" "${ARGV[@]}"
 	servers_stop
-	tr -d '\r' <"$out" >"$out.t" && mv "$out.t" "$out"
-	[ $rc = 0 ] || { echo "FAIL rc $rc: $(tail -c 160 "$out" | tr '\n' ' ')"; return; }
-	awk '
-	$1 ~ /^IPERF-u/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") up += $(i - 1) }
-	$1 ~ /^IPERF-d/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") dn += $(i - 1) }
+	if [ "$BL_HUNG" = 1 ]; then
+		echo "RESULT $name HUNG after ${TMO}s: $(grep -v '^MARK' "$out" | tail -c 120 | tr '\n' ' ')"
+		return
+	fi
+	[ "$BL_RC" = 0 ] || { echo "RESULT $name FAIL rc $BL_RC: $(tail -c 160 "$out" | tr '\n' ' ')"; return; }
+	awk -v n="$name" -v xu="$(bl_xdiff up up-end)" -v xd="$(bl_xdiff dn dn-end)" '
+	function mb() { for (i = 2; i <= NF; i++) if ($i == "MBytes") return $(i - 1); return 0 }
+	function mbit() { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") return $(i - 1); return 0 }
+	$1 ~ /^IPERF-u/ { up += mbit(); mu += mb() }
+	$1 ~ /^IPERF-d/ { dn += mbit(); md += mb() }
 	/^RTT-/ { split($0, p, "="); split(p[2], v, "/"); rtt = v[2] + 0 }
-	END { if (up > 0 && dn > 0 && rtt > 0) printf "%.1f %.1f %.3f\n", up, dn, rtt; else printf "FAIL no numbers: " }' "$out"
+	END {
+		if (up > 0 && dn > 0 && rtt > 0 && mu > 0 && md > 0)
+			printf "RESULT %s %.1f %.1f %.3f %s %s\n", n, up, dn, rtt,
+				xu == "NA" ? "NA" : sprintf("%.2f", xu / mu), xd == "NA" ? "NA" : sprintf("%.2f", xd / md)
+		else
+			printf "RESULT %s FAIL no numbers: ", n
+	}' "$out"
 	grep -q '^IPERF-' "$out" && grep -q '^RTT-' "$out" || tail -c 160 "$out" | tr '\n' ' '
 	echo
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-echo "# bench/net-mq.sh: $RUNS runs each, guest 256 MiB / 2 vCPUs, QEMU: ${QEMU:-none} (vhost=off)"
+echo "# bench/net-mq.sh: up to $RUNS rounds of: ${names[*]}; guest 256 MiB / 2 vCPUs; QEMU: ${QEMU:-none}; boot timeout ${TMO}s"
 [ -n "${KVMLAB_IN_TESTHOST:-}" ] &&
 	echo "# NOTE: nested KVM inside a QEMU TCG test host: absolute numbers are far below hardware; compare ratios"
-declare -A R
+log=$work/results
+t0=$SECONDS last=0
 for ((r = 1; r <= RUNS; r++)); do
-	for n in "${names[@]}"; do
+	if [ "$BUDGET" -gt 0 ] && [ $r -gt 1 ] && [ $((SECONDS - t0 + last)) -gt "$BUDGET" ]; then
+		echo "# budget of ${BUDGET}s: no round $r"
+		break
+	fi
+	rs=$SECONDS
+	# every other round in reverse order: A B C D, D C B A, ... so that
+	# a drift within a round favours no configuration
+	order=("${names[@]}")
+	[ $((r % 2)) = 0 ] && for ((i = 0; i < ${#names[@]}; i++)); do order[i]=${names[${#names[@]} - 1 - i]}; done
+	for n in "${order[@]}"; do
 		res=$(one_run "$n")
-		echo "# run $r $n: $res  (guest->host Mbit/s, host->guest Mbit/s, RTT ms)"
-		R[$n]+="$res"$'\n'
+		echo "$res  (round $r, $((SECONDS - rs))s into it)"
+		echo "$res" >>"$log"
 	done
+	last=$((SECONDS - rs))
 done
-
-declare -A UP DN RTT
 echo
-printf '%-16s %14s %14s %10s\n' config up_Mbit/s down_Mbit/s rtt_ms
-for n in "${names[@]}"; do
-	ok=$(printf '%s' "${R[$n]}" | grep -v '^FAIL' | grep -v '^$')
-	UP[$n]=$(awk '{print $1}' <<<"$ok" | median)
-	DN[$n]=$(awk '{print $2}' <<<"$ok" | median)
-	RTT[$n]=$(awk '{print $3}' <<<"$ok" | median)
-	printf '%-16s %14s %14s %10s\n' "$n" "${UP[$n]}" "${DN[$n]}" "${RTT[$n]}"
-done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "-" }'; }
-echo
-echo "# ratios (throughput: above 1.00 kvmlab-vm is faster; rtt: below 1.00 kvmlab-vm is faster)"
-if [ -n "$QEMU" ]; then
-	for q in 1 2; do
-		echo "kvmlab-q$q/qemu-q$q: up $(ratio "${UP[kvmlab-q$q]}" "${UP[qemu-q$q]}")  down $(ratio "${DN[kvmlab-q$q]}" "${DN[qemu-q$q]}")  rtt $(ratio "${RTT[kvmlab-q$q]}" "${RTT[qemu-q$q]}")"
-	done
-fi
-echo "kvmlab-q2/kvmlab-q1: up $(ratio "${UP[kvmlab-q2]}" "${UP[kvmlab-q1]}")  down $(ratio "${DN[kvmlab-q2]}" "${DN[kvmlab-q1]}")"
-echo "kvmlab-q2 (thread per pair) / kvmlab-q2-1thr (one epoll thread): up $(ratio "${UP[kvmlab-q2]}" "${UP[kvmlab-q2-1thr]}")  down $(ratio "${DN[kvmlab-q2]}" "${DN[kvmlab-q2-1thr]}")  rtt $(ratio "${RTT[kvmlab-q2]}" "${RTT[kvmlab-q2-1thr]}")"
-fails=$(printf '%s' "${R[*]}" | grep -c '^FAIL' || true)
-[ "$fails" -eq 0 ] || { echo "# $fails run(s) failed"; exit 1; }
+report <"$log"
+hung=$(grep -c ' HUNG' "$log")
+fails=$(grep -c ' FAIL' "$log")
+echo "# $hung boot(s) hung (killed at ${TMO}s), $fails failed"
+[ "$fails" -eq 0 ]

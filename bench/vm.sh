@@ -29,26 +29,10 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 
-if [ -z "${KVMLAB_IN_TESTHOST:-}" ] && [ -z "${KVMLAB_BENCH_DIRECT:-}" ]; then
-	if ! why=$(scripts/kvm-is-hw); then
-		command -v qemu-system-x86_64 >/dev/null || { echo "bench/vm.sh: $why, and no QEMU for the test host" >&2; exit 1; }
-		scripts/build-guest || exit 1
-		[ -x build/kvmlab-vm ] || make -j2 build/kvmlab-vm || exit 1
-		echo "# bench/vm.sh: $why: running inside the test host (QEMU TCG + nested SVM)"
-		# a test host that dies (125: nested KVM under TCG livelocked its
-		# kernel, see tests/kvm/run) is the emulator's fault: one retry
-		for try in 1 2; do
-			scripts/testhost --timeout 1500 -- env \
-				KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-5}" KVMLAB_BENCH_MEM="${KVMLAB_BENCH_MEM:-256}" \
-				KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-120}" bash bench/vm.sh
-			rc=$?
-			[ $rc = 125 ] && [ $try = 1 ] && { echo "# bench/vm.sh: the test host died; retrying once"; continue; }
-			exit $rc
-		done
-	fi
-	scripts/build-guest || exit 1
-	[ -x build/kvmlab-vm ] || make -j2 build/kvmlab-vm || exit 1
-fi
+. bench/lib.sh
+bl_build || exit 1
+BL_RETRY=1 bl_enter vm.sh 1500 -- KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-5}" \
+	KVMLAB_BENCH_MEM="${KVMLAB_BENCH_MEM:-256}" KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-120}"
 
 RUNS=${KVMLAB_BENCH_RUNS:-5}
 MEM=${KVMLAB_BENCH_MEM:-256}
@@ -82,8 +66,6 @@ vmm_argv() {
 	esac
 }
 
-now_us() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000000 + 10#${t#*.} )); }
-
 # smaps_overhead PID: "rss_kib pss_kib guest_rss_kib": Rss and Pss beyond
 # the guest-RAM mapping (the one of exactly the guest's size with the
 # most Rss), and that mapping's Rss
@@ -107,7 +89,7 @@ one_run() {
 	local t0 tr='' te pause=0 p0 mem='' line rc st pid fd deadline timedout=0
 	vmm_argv "$name"
 	rm -f "$fifo"; mkfifo "$fifo"
-	t0=$(now_us)
+	t0=$(bl_now_us)
 	"${ARGV[@]}" >"$fifo" 2>"$err" </dev/null &
 	pid=$!
 	exec {fd}<"$fifo"
@@ -116,17 +98,17 @@ one_run() {
 		if IFS= read -r -t 2 -u "$fd" line; then
 			line=${line%$'\r'}
 			if [ -z "$tr" ] && [ "$line" = KVMLAB-READY ]; then
-				tr=$(now_us)
+				tr=$(bl_now_us)
 				p0=$tr
 				kill -STOP "$pid" 2>/dev/null
 				mem=$(smaps_overhead "$pid")
 				kill -CONT "$pid" 2>/dev/null
-				pause=$(( $(now_us) - p0 ))
+				pause=$(( $(bl_now_us) - p0 ))
 			fi
 		else
 			st=$?
 			[ $st -le 128 ] && break  # EOF: the VMM closed its console
-			if [ "$(now_us)" -ge $deadline ]; then timedout=1; break; fi
+			if [ "$(bl_now_us)" -ge $deadline ]; then timedout=1; break; fi
 		fi
 	done
 	exec {fd}<&-
@@ -138,7 +120,7 @@ one_run() {
 	fi
 	wait "$pid"
 	rc=$?
-	te=$(now_us)
+	te=$(bl_now_us)
 	if [ -z "$tr" ]; then echo "FAIL no KVMLAB-READY (rc $rc): $(tail -c 120 "$err" | tr '\n' ' ')"; return; fi
 	if [ $rc != 0 ]; then echo "FAIL exit status $rc: $(tail -c 120 "$err" | tr '\n' ' ')"; return; fi
 	echo "$(( (tr - t0) / 1000 )) $(( (te - t0 - pause) / 1000 )) ${mem:-0 0 0}"
@@ -168,7 +150,7 @@ first_run_us() {
 	awk -v a="$t_exec" -v b="$t_run" 'BEGIN { printf "%d\n", (b - a) * 1000000 }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+median() { bl_median; }
 
 echo "# bench/vm.sh: ${RUNS} runs each, guest ${MEM} MiB / 1 vCPU, cmdline \"$CMDLINE\""
 [ -n "${KVMLAB_IN_TESTHOST:-}" ] &&
@@ -197,7 +179,7 @@ printf '%-14s %10s %10s %14s %14s %16s\n' VMM ready_ms exit_ms rss_beyond_KiB ps
 for n in "${names[@]}"; do
 	printf '%-14s %10s %10s %14s %14s %16s\n' "$n" "${READY[$n]}" "${EXIT[$n]}" "${RSS[$n]}" "${PSS[$n]}" "${FIRST[$n]}"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else printf "-" }'; }
+ratio() { bl_ratio "$@"; }
 echo
 echo "# ratios kvmlab-vm / other (below 1.00: kvmlab-vm is faster / smaller)"
 for n in "${names[@]}"; do
@@ -205,5 +187,5 @@ for n in "${names[@]}"; do
 	echo "kvmlab-vm/$n: ready $(ratio "${READY[kvmlab-vm]}" "${READY[$n]}")  exit $(ratio "${EXIT[kvmlab-vm]}" "${EXIT[$n]}")  rss_beyond_guest $(ratio "${RSS[kvmlab-vm]}" "${RSS[$n]}")"
 done
 echo "# goals: ready <= fastest other; rss_beyond_guest < 2048 KiB; exec->first KVM_RUN < 5000 us (strace inflates it)"
-fails=$(printf '%s' "${R[*]}" | grep -c '^FAIL' || true)
+fails=$(printf '%s' "${R[@]}" | grep -c '^FAIL' || true)
 [ "$fails" -eq 0 ] || { echo "# $fails run(s) failed"; exit 1; }
