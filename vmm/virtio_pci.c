@@ -3,7 +3,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <poll.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -54,34 +53,6 @@ static uint64_t msix_addr(const struct vpci *v, uint16_t vec)
 	return (uint64_t)v->msix[vec][1] << 32 | v->msix[vec][0];
 }
 
-static bool vec_masked(const struct vpci *v, uint16_t vec)
-{
-	return !v->msix_enabled || v->msix_masked ||
-	       (v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT);
-}
-
-/* Whoever writes a call fd (we, or vhost's worker straight from the
- * kernel) must not reach a masked vector: its irqfd comes off at the
- * mask, so writes pile up in the eventfd (the PBA shows them), and goes
- * back on at the unmask, the pile moved into the PBA to be fired then. */
-static void vec_gate_locked(struct vpci *v, uint16_t vec)
-{
-	struct vpci_vec *x = &v->vec[vec];
-	if (x->call_fd < 0)
-		return;
-	bool want = !vec_masked(v, vec);
-	if (want == x->live)
-		return;
-	if (want) {
-		uint64_t cnt = 0;
-		if (read(x->call_fd, &cnt, sizeof(cnt)) == (ssize_t)sizeof(cnt) && cnt)
-			v->pba |= 1u << vec;
-	}
-	/* KVM's deassign waits for an injection in progress to finish */
-	if (v->irq.irqfd(v->irq.opaque, (unsigned)x->gsi, x->call_fd, -1, want) == 0)
-		x->live = want;
-}
-
 /* Make vector vec's MSI route match its table entry, creating route and
  * irqfd on first use. false: use irq.msi for it. */
 static bool vec_commit_locked(struct vpci *v, uint16_t vec)
@@ -105,9 +76,6 @@ static bool vec_commit_locked(struct vpci *v, uint16_t vec)
 			goto fail;
 		}
 		x->call_fd = fd;
-		x->live = true;
-		/* made for vhost while masked: off until the unmask */
-		vec_gate_locked(v, vec);
 	}
 	return true;
 fail:
@@ -482,12 +450,6 @@ static void msix_read(struct vpci *v, uint64_t off, void *data, unsigned len)
 		memcpy(data, (uint8_t *)v->msix + (off - VPCI_MSIX_OFF), len);
 	} else if (off >= VPCI_PBA_OFF && off - VPCI_PBA_OFF + len <= 8) {
 		uint64_t pba = v->pba;
-		for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++) {
-			struct pollfd p = { .fd = v->vec[i].call_fd, .events = POLLIN };
-			/* masked with its irqfd off: a readable call fd is pending */
-			if (p.fd >= 0 && !v->vec[i].live && poll(&p, 1, 0) == 1)
-				pba |= 1ull << i;
-		}
 		memcpy(data, (uint8_t *)&pba + (off - VPCI_PBA_OFF), len);
 	}
 	pthread_mutex_unlock(&v->irq_lock);
@@ -512,7 +474,6 @@ static void msix_write(struct vpci *v, uint64_t off, const void *data, unsigned 
 	if ((before[3] & PCI_MSIX_ENTRY_CTRL_MASKBIT) &&
 	    !(v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT) && v->msix_enabled)
 		(void)vec_commit_locked(v, (uint16_t)vec);
-	vec_gate_locked(v, (uint16_t)vec);
 	msix_flush_locked(v);
 	pthread_mutex_unlock(&v->irq_lock);
 }
@@ -595,8 +556,6 @@ static void cfg_written(struct pci_dev *d, unsigned off, unsigned len)
 	v->msix_masked = c & PCI_MSIX_FLAGS_MASKALL;
 	if (v->msix_enabled)
 		lower_locked(v);
-	for (uint16_t i = 0; i < VPCI_MSIX_VECTORS; i++)
-		vec_gate_locked(v, i);
 	msix_flush_locked(v);
 	pthread_mutex_unlock(&v->irq_lock);
 }
@@ -798,9 +757,7 @@ void vpci_stop(struct vpci *v)
 	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++) {
 		struct vpci_vec *x = &v->vec[i];
 		if (x->call_fd >= 0) {
-			if (x->live)
-				(void)v->irq.irqfd(v->irq.opaque, (unsigned)x->gsi, x->call_fd,
-						   -1, false);
+			(void)v->irq.irqfd(v->irq.opaque, (unsigned)x->gsi, x->call_fd, -1, false);
 			close(x->call_fd);
 		}
 		if (x->gsi >= 0 && v->irq.msi_route_free)

@@ -82,7 +82,6 @@ struct vpci_vec {
 	int call_fd; /* irqfd on gsi, -1 none */
 	bool dirty;  /* table entry changed since the route was written */
 	bool failed; /* KVM refused: this vector uses irq.msi */
-	bool live;   /* the irqfd is on: KVM injects every call_fd write */
 };
 
 struct vpci {
@@ -141,9 +140,8 @@ void vpci_destroy(struct vpci *v);
  * eventfd (what the guest's notify writes; -1 before vpci_start), and
  * the irqfd of the MSI-X vector q uses now (-1 when MSI-X is off, q has
  * no vector, or KVM has no route for it: then interrupt through
- * vpci_signal). Masking holds a call fd's writes back (its irqfd is off
- * while masked; the PBA shows them). Ask again after the driver points
- * q at another vector. */
+ * vpci_signal). A call fd bypasses MSI-X masking: ask again after the
+ * driver reprograms vectors. */
 int vpci_queue_kick_fd(struct vpci *v, unsigned q);
 int vpci_queue_call_fd(struct vpci *v, unsigned q);
 /* Stop (pause) or resume reading queue q's kick eventfd here: while

@@ -215,25 +215,6 @@ int main(void)
 	td_msix_ctl(&d, 1, 0);
 	CHECK(efd_count(call) == 1, "function unmask delivers it");
 
-	/* a writer that bypasses us (vhost's worker writes the call fd from
-	 * the kernel): a mask takes the irqfd off, so its writes wait and
-	 * show in the PBA; the unmask puts it back on and delivers them */
-	int on = K.irqfds, off = K.irqfd_deassigned;
-	td_wr(&d, 0x4000 + 16 + 12, 1, 4);
-	CHECK_EQ(K.irqfd_deassigned, off + 1, "vector mask: its irqfd comes off");
-	CHECK(write(call, &one, 8) == 8 && (td_rd(&d, VPCI_PBA_OFF, 4) & 2),
-	      "a call fd write while masked shows in the PBA");
-	CHECK(write(call, &one, 8) == 8 && (td_rd(&d, VPCI_PBA_OFF, 4) & 2), "... and stays there");
-	td_wr(&d, 0x4000 + 16 + 12, 0, 4);
-	CHECK_EQ(K.irqfds, on + 1, "vector unmask: the irqfd goes back on");
-	CHECK(efd_count(call) == 1 && !(td_rd(&d, VPCI_PBA_OFF, 4) & 2),
-	      "... one interrupt for the writes made while masked, through the irqfd");
-	td_msix_ctl(&d, 1, 1);
-	CHECK_EQ(K.irqfd_deassigned, off + 2, "function mask: the irqfd comes off");
-	td_msix_ctl(&d, 1, 0);
-	CHECK_EQ(K.irqfds, on + 2, "function unmask: back on");
-	CHECK_EQ(efd_count(call), 0, "nothing was pending: nothing delivered");
-
 	/* a BAR move drops KVM's bindings; the next trapped notify rebinds */
 	int deas = K.ioev_deassigned;
 	bar = 0xc0100000u;
