@@ -137,6 +137,20 @@ KL_WUR int kl_tap_open(struct kl_net *h, const char *net, const char *name,
  * disappears when the last of them is closed. */
 KL_WUR int kl_tap_open_mq(struct kl_net *h, const char *net, const char *name,
 			  unsigned queues, char name_out[KL_NAME_MAX + 1], int *fds);
+/* For a VMM that answers its guest's DHCP itself, from a packet socket on
+ * the tap: IPv4 UDP frames to port 67 that enter the host through tap
+ * (from the guest) never reach its bridge (a tc clsact ingress filter;
+ * packet sockets see the frames before it). The kernel deletes the
+ * filter with the tap. All or nothing. */
+KL_WUR int kl_tap_dhcp_local(struct kl_net *h, const char *tap);
+/* Writes into out[KL_DHCP_BPF_LEN] the classic BPF program (over an
+ * Ethernet frame) that tells such a request: it returns match for IPv4
+ * UDP to port 67 (first or only fragment), miss for anything else. One
+ * definition for the filter above and the VMM's packet socket, so the
+ * two never disagree. */
+#define KL_DHCP_BPF_LEN 11
+struct sock_filter;
+void kl_dhcp_bpf(struct sock_filter *out, uint32_t match, uint32_t miss);
 
 /* ---- Leases and forwards ----
  * A network's leases live in the nft map "leases" (ether_addr :

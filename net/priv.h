@@ -101,6 +101,14 @@ struct nlmsghdr *rt_build_delgroup(void *buf, uint32_t seq, uint32_t group);
 struct nlmsghdr *rt_build_addr(void *buf, uint32_t seq, uint16_t type,
 			       int ifindex, uint32_t addr, unsigned prefix);
 
+/* ---- tc.c builders (rtnetlink tc) ---- */
+#define TC_DHCP_PRIO 49152 /* the filter's priority: below what users pick */
+#define TC_DHCP_NAME "kvmlab-dhcp-local"
+/* Add (exclusively) or delete a tap's clsact qdisc. */
+struct nlmsghdr *tc_build_clsact(void *buf, uint32_t seq, int ifindex, bool add);
+/* The ingress filter of kl_tap_dhcp_local. */
+struct nlmsghdr *tc_build_dhcp_filter(void *buf, uint32_t seq, int ifindex);
+
 /* Links as the kernel reports them. */
 #define LINK_ALIAS_MAX 64 /* longer aliases are never kvmlab tags */
 struct kl_link {

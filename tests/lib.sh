@@ -16,10 +16,14 @@ T_DEFERRED=()
 t_ok()   { echo "ok - $*"; }
 t_fail() { echo "not ok - $1${2:+ # $2}"; T_FAILS=$((T_FAILS + 1)); }
 t_skip() { echo "ok - $1 # SKIP ${2:-}"; }
+# The test's own stdout, for t_check's line: a check written
+# `t_check NAME jq -e ... >/dev/null <<<"$x"` redirects the whole call,
+# and its ok/not ok line must not go with the command's output.
+exec {T_OUT}>&1
 # t_check NAME CMD...: pass if CMD exits 0
 t_check() {
 	local name=$1; shift
-	if "$@"; then t_ok "$name"; else t_fail "$name" "command failed: $*"; fi
+	if "$@"; then t_ok "$name" >&"$T_OUT"; else t_fail "$name" "command failed: $*" >&"$T_OUT"; fi
 }
 # t_defer CMD: run CMD (eval'd) at exit, last registered first
 t_defer() { T_DEFERRED+=("$*"); }

@@ -66,11 +66,12 @@ static int pause_fd(void *opaque, int fd, bool pause)
 	return -ENOENT;
 }
 
-static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
-		     const uint8_t mac[6], int vhost, const struct dhcp_lease *dhcp,
-		     struct err *e)
+static int setup_net(const struct dev_env *env, const struct dev_cfg *cfg, struct err *e)
 {
-	int rc;
+	const int *fds = cfg->tap_fds;
+	unsigned queues = cfg->tap_queues;
+	int vhost = cfg->vhost, rc;
+	const struct dhcp_lease *dhcp = cfg->dhcp;
 
 	if (dhcp && dhcp_lease_check(dhcp))
 		return errf(e, EINVAL, "virtio-net: DHCP lease unusable (address, router, prefix or MAC)");
@@ -79,7 +80,7 @@ static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
 	D.net = calloc(1, sizeof(*D.net));
 	if (!D.net)
 		return errf(e, ENOMEM, "virtio-net: out of memory");
-	rc = vnet_init(D.net, fds, queues, true, mac, env->gm, &env->irq);
+	rc = vnet_init(D.net, fds, queues, true, cfg->mac, env->gm, &env->irq);
 	if (rc) {
 		free(D.net);
 		D.net = NULL;
@@ -104,7 +105,7 @@ static int setup_net(const struct dev_env *env, const int *fds, unsigned queues,
 	}
 	if (dhcp && D.net->vhost_open) {
 		/* vhost sends past the tx filter: answer from the tap's side */
-		rc = dhcp_tap_open(&D.dhcp_tap, fds[0], dhcp_tx_filter, &D.lease, e);
+		rc = dhcp_tap_open(&D.dhcp_tap, fds[0], cfg->dhcp_bpf, dhcp_tx_filter, &D.lease, e);
 		if (rc && vhost == DEV_VHOST_ON)
 			return rc;
 		if (rc)
@@ -241,8 +242,7 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 		goto err;
 	}
 	if (cfg->tap_queues) {
-		rc = setup_net(env, cfg->tap_fds, cfg->tap_queues, cfg->mac, cfg->vhost,
-			       cfg->dhcp, e);
+		rc = setup_net(env, cfg, e);
 		if (rc)
 			goto err;
 	}

@@ -25,6 +25,7 @@ enum { DEV_VHOST_AUTO, DEV_VHOST_OFF, DEV_VHOST_ON };
  * io_uring keeps several in flight (else the thread, one line says so) */
 enum { DEV_AIO_AUTO, DEV_AIO_THREAD, DEV_AIO_URING };
 
+struct sock_fprog;
 struct dev_cfg {
 	int tap_fds[DEV_NET_QUEUES_MAX]; /* one tap queue per queue pair */
 	unsigned tap_queues;   /* 0: no virtio-net */
@@ -36,6 +37,8 @@ struct dev_cfg {
 	uint8_t mac[6];        /* virtio-net MAC address */
 	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP
 					* from this lease (copied) */
+	const struct sock_fprog *dhcp_bpf; /* with dhcp: what a DHCP request is
+					    * (dhcp_tap_open's match) */
 };
 
 /* Registers PCI conf1 ports + host bridge + devices on the buses; starts

@@ -12,28 +12,10 @@
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 
-/* Classic BPF: IPv4, UDP, not a fragment, destination port 67. Every
- * other frame the guest sends stays out of this socket (and our CPU). */
-static struct sock_filter dhcp_only[] = {
-	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                 /* ethertype */
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 8),
-	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 23),                 /* IP protocol */
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 6),
-	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 20),                 /* fragment offset */
-	BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 4, 0),
-	BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14),                /* X = IP header length */
-	BPF_STMT(BPF_LD | BPF_H | BPF_IND, 16),                 /* UDP destination port */
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 67, 0, 1),
-	BPF_STMT(BPF_RET | BPF_K, DHCP_TAP_FRAME_MAX),
-	BPF_STMT(BPF_RET | BPF_K, 0),
-};
-
-int dhcp_tap_open(struct dhcp_tap *t, int tap_fd, dhcp_tap_fn *fn, void *opaque,
-		  struct err *e)
+int dhcp_tap_open(struct dhcp_tap *t, int tap_fd, const struct sock_fprog *match,
+		  dhcp_tap_fn *fn, void *opaque, struct err *e)
 {
 	struct ifreq ifr;
-	struct sock_fprog prog = { .len = sizeof(dhcp_only) / sizeof(dhcp_only[0]),
-				   .filter = dhcp_only };
 	int one = 1, rc;
 
 	t->fd = -1;
@@ -54,7 +36,7 @@ int dhcp_tap_open(struct dhcp_tap *t, int tap_fd, dhcp_tap_fn *fn, void *opaque,
 				   .sll_ifindex = t->ifindex };
 	/* the guest's frames enter the host through the tap; ours leave
 	 * through it: PACKET_IGNORE_OUTGOING keeps our replies out */
-	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) ||
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, match, sizeof(*match)) ||
 	    setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
 		rc = errf(e, errno, "dhcp: packet socket on %s: %s", ifr.ifr_name,

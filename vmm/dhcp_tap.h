@@ -25,9 +25,14 @@ struct dhcp_tap {
 	uint8_t frame[DHCP_TAP_FRAME_MAX], reply[DHCP_TAP_FRAME_MAX];
 };
 
-/* Open the packet socket on the tap behind tap_fd (needs CAP_NET_RAW). */
-int dhcp_tap_open(struct dhcp_tap *t, int tap_fd, dhcp_tap_fn *fn, void *opaque,
-		  struct err *e) WUR;
+struct sock_fprog;
+/* Open the packet socket on the tap behind tap_fd (needs CAP_NET_RAW).
+ * match: the socket filter that picks the DHCP requests out of every
+ * frame the guest sends (returning the bytes to keep, at most
+ * DHCP_TAP_FRAME_MAX); the caller's, so that it is the same definition as
+ * the tap's ingress filter that keeps them off the bridge. */
+int dhcp_tap_open(struct dhcp_tap *t, int tap_fd, const struct sock_fprog *match,
+		  dhcp_tap_fn *fn, void *opaque, struct err *e) WUR;
 /* Event-loop callback (opaque = t): answer every request waiting. */
 void dhcp_tap_ready(void *opaque, uint32_t events);
 void dhcp_tap_close(struct dhcp_tap *t);

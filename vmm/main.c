@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <net/if.h>
@@ -20,6 +21,7 @@
 #include "layout.h"
 #include "devices.h"
 #include "dhcp.h"
+#include "dhcp_tap.h"
 #include "cli_suggest.h"
 #include "net.h"
 #include "cpu.h"
@@ -375,6 +377,13 @@ static int open_net_tap(const char *net, const char *name, unsigned queues, int 
 		kl_net_close(h);
 		return rc;
 	}
+	/* we answer the guest's DHCP (from a packet socket when vhost-net
+	 * moves its frames): its requests have no business on the bridge.
+	 * Not fatal: without it they also reach the bridge, nothing worse */
+	rc = kl_tap_dhcp_local(h, got);
+	if (rc)
+		fprintf(stderr, "kvmlab-vm: --net %s: warning: %s; the guest's DHCP "
+			"requests may also reach the bridge\n", net, net_why(h, rc));
 	kl_net_close(h);
 	/* the device's epoll loops drain each tap queue until EAGAIN */
 	for (unsigned i = 0; i < queues; i++) {
@@ -563,6 +572,10 @@ static int cmd_run(int argc, char **argv)
 	struct kl_forward fwd[MAX_FORWARDS];
 	unsigned nfwd = 0;
 	struct net_lease lease = { .h = NULL };
+	/* one definition of a DHCP request, net/'s: the tap's ingress filter
+	 * drops exactly what the VMM's packet socket takes */
+	struct sock_filter dhcp_prog[KL_DHCP_BPF_LEN];
+	struct sock_fprog dhcp_fprog = { .len = KL_DHCP_BPF_LEN, .filter = dhcp_prog };
 	struct err e = { "" };
 	struct vm vm;
 	int c, rc, mac_set = 0, stats = 0;
@@ -719,6 +732,8 @@ static int cmd_run(int argc, char **argv)
 		/* DHCP answers the NIC's MAC: with --mac that is not the lease's */
 		memcpy(lease.dhcp.mac, cfg.mac, 6);
 		cfg.dhcp = &lease.dhcp;
+		kl_dhcp_bpf(dhcp_prog, DHCP_TAP_FRAME_MAX, 0);
+		cfg.dhcp_bpf = &dhcp_fprog;
 		uint32_t a = lease.info.addr;
 		fprintf(stderr, "kvmlab-vm: VM %s on %s: %02x:%02x:%02x:%02x:%02x:%02x, "
 			"DHCP offers %u.%u.%u.%u/%u\n", vmname, net,

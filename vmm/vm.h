@@ -33,9 +33,11 @@ struct vm_cfg {
 	int disk_aio;      /* DEV_AIO_AUTO (0), _THREAD, _URING */
 	uint8_t mac[6];    /* virtio-net MAC */
 	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP (devices.h) */
+	const struct sock_fprog *dhcp_bpf; /* with dhcp: what a DHCP request is */
 };
 
 struct dhcp_lease;
+struct sock_fprog;
 struct vcpu;
 struct console;
 struct serial;

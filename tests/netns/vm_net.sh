@@ -30,6 +30,13 @@ j=$(link_json "$ns" "${tap:-none}")
 t_check "its tag is kvmlab:lab:tap" test "$(jq -r .ifalias <<<"$j")" = kvmlab:lab:tap
 t_check "it is on klvm and up" test "$(jq -r '[.master, (.flags | index("UP") != null)] | @tsv' <<<"$j")" = "klvm	true"
 t_check "it is not persistent" test "$(jq -r .linkinfo.info_data.persist <<<"$j")" = false
+# the VM answers its guest's DHCP itself: the tap's ingress drops DHCP
+# requests before the bridge (tc, the independent observer, shows it)
+f=$(in_ns "$ns" tc -j filter show dev "${tap:-none}" ingress 2>/dev/null)
+t_check "its ingress has the DHCP filter (cls_bpf, direct action, port 67 shot)" jq -e \
+	'[.[] | select(.kind == "bpf" and .options."direct-action" == true and
+		(.options.bytecode.insns | any(.code == 21 and .k == 67)) and
+		(.options.bytecode.insns | any(.code == 6 and .k == 2)))] | length == 1' >/dev/null <<<"$f"
 kn_expect "show --json while the VM runs" 0 "$ns" show lab --json
 t_check "show lists the VM's tap, not persistent" jq -e '.networks[0].taps | length == 1 and .[0].persistent == false' >/dev/null <<<"$KN_OUT"
 kill -TERM "$vm"
