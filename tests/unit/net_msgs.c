@@ -10,20 +10,7 @@
 #include <linux/if_tun.h>
 #include "t.h"
 #include "priv.h"
-
-struct tb {
-	const struct nlattr *a[IFLA_MAX + 1];
-};
-
-static int put_cb(const struct nlattr *a, void *data)
-{
-	struct tb *t = data;
-	unsigned type = mnl_attr_get_type(a);
-
-	if (type <= IFLA_MAX)
-		t->a[type] = a;
-	return MNL_CB_OK;
-}
+#include "nltb.h"
 
 static void newbridge(void)
 {
@@ -39,27 +26,27 @@ static void newbridge(void)
 	CHECK_EQ(nlh->nlmsg_seq, 7, "newbridge: sequence number");
 	CHECK(ifm->ifi_flags & IFF_UP && ifm->ifi_change & IFF_UP,
 	      "newbridge: created up");
-	CHECK(mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t) >= 0,
+	CHECK(mnl_attr_parse(nlh, sizeof(*ifm), tb_put, &t) >= 0,
 	      "newbridge attributes parse");
 	CHECK(t.a[IFLA_IFNAME] && !strcmp(mnl_attr_get_str(t.a[IFLA_IFNAME]),
 					  "kl-lab"), "newbridge: IFLA_IFNAME");
 	CHECK(t.a[IFLA_MTU] && mnl_attr_get_u32(t.a[IFLA_MTU]) == 9000,
 	      "newbridge: IFLA_MTU");
 	CHECK(t.a[IFLA_LINKINFO] &&
-		      mnl_attr_parse_nested(t.a[IFLA_LINKINFO], put_cb, &info) >= 0,
+		      mnl_attr_parse_nested(t.a[IFLA_LINKINFO], tb_put, &info) >= 0,
 	      "newbridge: IFLA_LINKINFO nest");
 	CHECK(info.a[IFLA_INFO_KIND] &&
 		      !strcmp(mnl_attr_get_str(info.a[IFLA_INFO_KIND]), "bridge"),
 	      "newbridge: kind bridge");
 	CHECK(info.a[IFLA_INFO_DATA] &&
-		      mnl_attr_parse_nested(info.a[IFLA_INFO_DATA], put_cb, &data) >= 0 &&
+		      mnl_attr_parse_nested(info.a[IFLA_INFO_DATA], tb_put, &data) >= 0 &&
 		      data.a[IFLA_BR_STP_STATE] &&
 		      mnl_attr_get_u32(data.a[IFLA_BR_STP_STATE]) == 1,
 	      "newbridge: IFLA_BR_STP_STATE 1");
 
 	nlh = rt_build_newbridge(buf, 8, "kl-x", 0, 0, false, NULL);
 	memset(&t, 0, sizeof(t));
-	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
+	(void)mnl_attr_parse(nlh, sizeof(*ifm), tb_put, &t);
 	CHECK(!t.a[IFLA_MTU], "newbridge without mtu leaves the default");
 }
 
@@ -73,7 +60,7 @@ static void setlink(void)
 	CHECK_EQ(nlh->nlmsg_type, RTM_SETLINK, "setlink: RTM_SETLINK");
 	CHECK(nlh->nlmsg_flags & NLM_F_ACK, "setlink asks for an ack");
 	CHECK_EQ(ifm->ifi_index, 0, "setlink by name: no index");
-	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
+	(void)mnl_attr_parse(nlh, sizeof(*ifm), tb_put, &t);
 	CHECK(t.a[IFLA_IFNAME] && !strcmp(mnl_attr_get_str(t.a[IFLA_IFNAME]), "t0"),
 	      "setlink: name");
 	CHECK(t.a[IFLA_MASTER] && mnl_attr_get_u32(t.a[IFLA_MASTER]) == 5,
@@ -85,7 +72,7 @@ static void setlink(void)
 	nlh = rt_build_setlink(buf, 10, 42, NULL, 0, 0, false, NULL);
 	ifm = mnl_nlmsg_get_payload(nlh);
 	memset(&t, 0, sizeof(t));
-	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
+	(void)mnl_attr_parse(nlh, sizeof(*ifm), tb_put, &t);
 	CHECK(ifm->ifi_index == 42 && !t.a[IFLA_IFNAME] && !t.a[IFLA_MASTER] &&
 		      !t.a[IFLA_MTU] && ifm->ifi_change == 0,
 	      "setlink by index with nothing to change carries nothing");
@@ -93,7 +80,7 @@ static void setlink(void)
 	nlh = rt_build_dellink(buf, 11, 0, "t1");
 	ifm = mnl_nlmsg_get_payload(nlh);
 	memset(&t, 0, sizeof(t));
-	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
+	(void)mnl_attr_parse(nlh, sizeof(*ifm), tb_put, &t);
 	CHECK(nlh->nlmsg_type == RTM_DELLINK && t.a[IFLA_IFNAME] &&
 		      !strcmp(mnl_attr_get_str(t.a[IFLA_IFNAME]), "t1"),
 	      "dellink by name");
@@ -101,13 +88,13 @@ static void setlink(void)
 	nlh = rt_build_setgroup(buf, 12, 0, "t2", 0xabcdef);
 	ifm = mnl_nlmsg_get_payload(nlh);
 	memset(&t, 0, sizeof(t));
-	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
+	(void)mnl_attr_parse(nlh, sizeof(*ifm), tb_put, &t);
 	CHECK(t.a[IFLA_GROUP] && mnl_attr_get_u32(t.a[IFLA_GROUP]) == 0xabcdef,
 	      "setgroup: IFLA_GROUP");
 	nlh = rt_build_delgroup(buf, 13, 0xabcdef);
 	ifm = mnl_nlmsg_get_payload(nlh);
 	memset(&t, 0, sizeof(t));
-	(void)mnl_attr_parse(nlh, sizeof(*ifm), put_cb, &t);
+	(void)mnl_attr_parse(nlh, sizeof(*ifm), tb_put, &t);
 	CHECK(nlh->nlmsg_type == RTM_DELLINK && ifm->ifi_index == 0 &&
 		      !t.a[IFLA_IFNAME] && t.a[IFLA_GROUP] &&
 		      mnl_attr_get_u32(t.a[IFLA_GROUP]) == 0xabcdef,
@@ -126,7 +113,7 @@ static void addr(void)
 		      (nlh->nlmsg_flags & NLM_F_EXCL), "newaddr: exclusive, acked");
 	CHECK(ifa->ifa_family == AF_INET && ifa->ifa_prefixlen == 24 &&
 		      ifa->ifa_index == 6, "newaddr: family, prefix, index");
-	(void)mnl_attr_parse(nlh, sizeof(*ifa), put_cb, &t);
+	(void)mnl_attr_parse(nlh, sizeof(*ifa), tb_put, &t);
 	CHECK(t.a[IFA_LOCAL] && ntohl(mnl_attr_get_u32(t.a[IFA_LOCAL])) == 0xc0a83901,
 	      "newaddr: IFA_LOCAL");
 	CHECK(t.a[IFA_ADDRESS] &&
@@ -142,7 +129,7 @@ static void addr(void)
 	nlh = rt_build_addr(buf, 4, RTM_DELADDR, 6, 0x0a000001, 8);
 	ifa = mnl_nlmsg_get_payload(nlh);
 	memset(&t, 0, sizeof(t));
-	(void)mnl_attr_parse(nlh, sizeof(*ifa), put_cb, &t);
+	(void)mnl_attr_parse(nlh, sizeof(*ifa), tb_put, &t);
 	CHECK(nlh->nlmsg_type == RTM_DELADDR && !(nlh->nlmsg_flags & NLM_F_CREATE) &&
 		      !t.a[IFA_BROADCAST] && t.a[IFA_LOCAL], "deladdr");
 }

@@ -14,21 +14,7 @@
 #include <linux/rtnetlink.h>
 #include "t.h"
 #include "priv.h"
-
-#define TB_MAX 16
-struct tb {
-	const struct nlattr *a[TB_MAX + 1];
-};
-
-static int put_cb(const struct nlattr *a, void *data)
-{
-	struct tb *t = data;
-	unsigned type = mnl_attr_get_type(a);
-
-	if (type <= TB_MAX)
-		t->a[type] = a;
-	return MNL_CB_OK;
-}
+#include "nltb.h"
 
 static void clsact(void)
 {
@@ -42,7 +28,7 @@ static void clsact(void)
 		      (NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL), "clsact: ack, create, exclusive");
 	CHECK(t->tcm_ifindex == 42 && t->tcm_parent == TC_H_CLSACT &&
 		      t->tcm_handle == TC_H_MAKE(TC_H_CLSACT, 0), "clsact: ifindex, parent, handle");
-	CHECK(mnl_attr_parse(nlh, sizeof(*t), put_cb, &tb) >= 0 && tb.a[TCA_KIND] &&
+	CHECK(mnl_attr_parse(nlh, sizeof(*t), tb_put, &tb) >= 0 && tb.a[TCA_KIND] &&
 		      !strcmp(mnl_attr_get_str(tb.a[TCA_KIND]), "clsact"), "clsact: kind");
 	nlh = tc_build_clsact(buf, 6, 42, false);
 	CHECK(nlh->nlmsg_type == RTM_DELQDISC && (nlh->nlmsg_flags & NLM_F_ACK) &&
@@ -62,9 +48,9 @@ static void filter_msg(void)
 	      "filter: on the tap's ingress");
 	CHECK(TC_H_MIN(t->tcm_info) == htons(ETH_P_IP) && TC_H_MAJ(t->tcm_info) >> 16 == TC_DHCP_PRIO,
 	      "filter: protocol ip, our priority");
-	CHECK(mnl_attr_parse(nlh, sizeof(*t), put_cb, &tb) >= 0 && tb.a[TCA_KIND] &&
+	CHECK(mnl_attr_parse(nlh, sizeof(*t), tb_put, &tb) >= 0 && tb.a[TCA_KIND] &&
 		      !strcmp(mnl_attr_get_str(tb.a[TCA_KIND]), "bpf"), "filter: kind bpf");
-	CHECK(tb.a[TCA_OPTIONS] && mnl_attr_parse_nested(tb.a[TCA_OPTIONS], put_cb, &opt) >= 0,
+	CHECK(tb.a[TCA_OPTIONS] && mnl_attr_parse_nested(tb.a[TCA_OPTIONS], tb_put, &opt) >= 0,
 	      "filter: options nest");
 	CHECK(opt.a[TCA_BPF_FLAGS] && mnl_attr_get_u32(opt.a[TCA_BPF_FLAGS]) == TCA_BPF_FLAG_ACT_DIRECT,
 	      "filter: direct action (the program's verdict is the action)");
