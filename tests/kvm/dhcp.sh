@@ -11,7 +11,9 @@
 #      (no --name: vm-<pid>, printed) gets another address and reaches
 #      the first
 #   3. the named VM, restarted, gets the same address, and its renew
-#      (unicast to the router) is ACKed
+#      (unicast to the router) is ACKed; no DHCP request of 1-3 reached
+#      the bridge (a bridge-family nft counter; the first VM runs with
+#      --vhost off, the others with the default, vhost where there is one)
 #   4. kill -9 a VM: the next VM of that name reclaims its lease (same
 #      address); a live VM's name is refused (needs net/lease.c)
 #   5. --forward: the host reaches a guest service (needs net/forward.c)
