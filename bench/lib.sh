@@ -136,6 +136,7 @@ bl_snap() { # PID FILE
 		[ ${#files[@]} -gt 0 ] && awk '/^\{/ { e = FILENAME; sub(/\/hist$/, "", e); sub(/.*\//, "", e)
 			s = $0; sub(/^\{/, "", s); split(s, a, "}"); k = a[1]; gsub(/[ \t]/, "", k)
 			while (match(k, /0x0[0-9a-f]/)) k = substr(k, 1, RSTART + 1) substr(k, RSTART + 3)
+			sub(/^common_pid:[0-9]+$/, "all", k) # thread ids differ per run: a count
 			n = a[2]; sub(/.*hitcount:/, "", n); print e "/" k, n + 0 }' "${files[@]}"
 		[ -n "$d" ] && grep -s . "$d"/* | sed 's,^.*/,vm/,; s,:, ,'
 		# threads: CPU time (schedstat ns), read/write-family syscalls,

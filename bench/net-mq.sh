@@ -29,8 +29,9 @@
 #      KVMLAB_BENCH_QUEUES ("1"), KVMLAB_BENCH_BUDGET (seconds: start no new
 #      round that would end past it; 0 = none), KVMLAB_BENCH_ONLY (names),
 #      KVMLAB_BENCH_BASE (a second kvmlab-vm binary, a path under bench/ so
-#      that it reaches the test host: configurations base-NET-qQ, for an
-#      A/B of a change in the same session), KVMLAB_BENCH_EXITS (1: the
+#      that it reaches the test host, e.g. bench/.base/kvmlab-vm (that name:
+#      the same thread names): configurations base-NET-qQ, for an A/B of a
+#      change in the same session), KVMLAB_BENCH_EXITS (1: the
 #      per-MiB breakdown of what KVM, the VMM's threads and the guest did,
 #      from tracefs hist triggers, debugfs, /proc; see bench/lib.sh bl_snap).
 # bench/net-mq.sh --report LOG...: medians and ratios over the RESULT
