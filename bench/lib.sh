@@ -95,7 +95,7 @@ bl_exits() {
 # Hist triggers count in the kernel, with no trace buffer: cheap enough
 # to leave on during a transfer, and the same cost for every VMM. One VM
 # runs at a time, so their global counts are that VM's.
-BL_TR= BL_UMOUNT_TR= BL_TRIG=()
+BL_TR='' BL_UMOUNT_TR='' BL_TRIG=()
 bl_trace_on() {
 	local t=/sys/kernel/tracing ev spec
 	[ -d $t/events ] || { mount -t tracefs nodev $t 2>/dev/null && BL_UMOUNT_TR=1; }

@@ -260,7 +260,7 @@ breakdown() { # NAME OUT SNAPDIR
 			FNR == NR { a[$1] = $2; next } { d = $2 - a[$1]; if (d > 0 && m > 0) printf "BRK %s %s %s %.3g\n", n, w, $1, d / m }' \
 			"$sd/$w" "$sd/$w-end"
 		# the guest's interrupts: INTR0/1 around up, INTR1/2 around dn
-		awk -v n="$name" -v w=$w -v m="$m" -v a=$([ $w = up ] && echo 0 || echo 1) '
+		awk -v n="$name" -v w=$w -v m="$m" -v a="$([ $w = up ] && echo 0 || echo 1)" '
 			$1 ~ /^INTR[0-9]$/ { t = substr($1, 5) + 0; k = $2; s = 0
 				for (i = 3; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i
 				if ($2 ~ /^[0-9]+:$/) k = $NF
