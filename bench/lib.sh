@@ -16,6 +16,13 @@
 #                          the VM that process PID created, from debugfs
 #   bl_boot DEADLINE OUT -- ARGV...
 #                          one guest boot, bounded: see below
+#   bl_trace_on, bl_trace_off
+#                          in-kernel histograms (tracefs hist triggers) of
+#                          L1 KVM's events: exits by reason, MSR and APIC
+#                          register accesses, injected vectors, ...
+#   bl_snap PID FILE       one snapshot of those, KVM's debugfs counters of
+#                          PID's VM and PID's threads (+ its vhost worker):
+#                          "key value" lines, for bl_snapdiff
 # Nested KVM under TCG (the test host) hangs a boot now and then: every
 # boot goes through bl_boot, which kills it at its deadline and says so,
 # so a script counts that run as hung and goes on.
@@ -84,12 +91,70 @@ bl_exits() {
 	echo $(( $(cat "$d/io_exits") + $(cat "$d/mmio_exits") ))
 }
 
+# ---- what KVM does for a VM, by reason (BL_SNAPDIR) ----
+# Hist triggers count in the kernel, with no trace buffer: cheap enough
+# to leave on during a transfer, and the same cost for every VMM. One VM
+# runs at a time, so their global counts are that VM's.
+BL_TR='' BL_UMOUNT_TR='' BL_TRIG=()
+bl_trace_on() {
+	local t=/sys/kernel/tracing ev spec
+	[ -d $t/events ] || { mount -t tracefs nodev $t 2>/dev/null && BL_UMOUNT_TR=1; }
+	[ -d $t/events/kvm ] || return 1
+	BL_TR=$t BL_TRIG=()
+	# event:keys; an event or field this kernel lacks is skipped
+	for spec in kvm_exit:exit_reason.hex kvm_msr:ecx.hex,write kvm_apic:reg.hex,rw \
+		kvm_apic_accept_irq:vec kvm_inj_virq:common_pid kvm_eoi:vector kvm_pv_eoi:vector \
+		kvm_apic_ipi:common_pid kvm_fast_mmio:gpa.hex kvm_mmio:type,gpa.hex kvm_pio:rw,port.hex \
+		kvm_hypercall:nr kvm_vcpu_wakeup:waited,valid kvm_set_irq:gsi kvm_msi_set_irq:common_pid \
+		kvm_userspace_exit:reason; do
+		ev=${spec%%:*}
+		[ -d $t/events/kvm/$ev ] || continue
+		echo "hist:keys=${spec#*:}:size=1024" >$t/events/kvm/$ev/trigger 2>/dev/null &&
+			BL_TRIG+=("$ev:${spec#*:}")
+	done
+	[ ${#BL_TRIG[@]} -gt 0 ]
+}
+bl_trace_off() {
+	local x
+	for x in ${BL_TRIG[@]+"${BL_TRIG[@]}"}; do
+		echo "!hist:keys=${x#*:}:size=1024" >$BL_TR/events/kvm/${x%%:*}/trigger 2>/dev/null
+	done
+	BL_TRIG=()
+	[ -n "$BL_UMOUNT_TR" ] && umount $BL_TR
+	BL_UMOUNT_TR=
+}
+bl_snap() { # PID FILE
+	local pid=$1 f=$2 d x files=() thr=()
+	# few processes: this runs while the guest waits a second at a mark
+	for x in ${BL_TRIG[@]+"${BL_TRIG[@]}"}; do files+=("$BL_TR/events/kvm/${x%%:*}/hist"); done
+	for x in /proc/"$pid"/task/* $(pgrep -x "vhost-$pid" | sed 's,^,/proc/,'); do
+		thr+=("$x/comm" "$x/schedstat" "$x/io" "$x/status")
+	done
+	d=$(ls -d /sys/kernel/debug/kvm/"$pid"-* 2>/dev/null | head -1)
+	{
+		# "{ ecx: 0x830, write: 1 } hitcount: 12" -> "kvm_msr/ecx:0x830,write:1 12"
+		[ ${#files[@]} -gt 0 ] && awk '/^\{/ { e = FILENAME; sub(/\/hist$/, "", e); sub(/.*\//, "", e)
+			s = $0; sub(/^\{/, "", s); split(s, a, "}"); k = a[1]; gsub(/[ \t]/, "", k)
+			while (match(k, /0x0[0-9a-f]/)) k = substr(k, 1, RSTART + 1) substr(k, RSTART + 3)
+			sub(/^common_pid:[0-9]+$/, "all", k) # thread ids differ per run: a count
+			n = a[2]; sub(/.*hitcount:/, "", n); print e "/" k, n + 0 }' "${files[@]}"
+		[ -n "$d" ] && grep -s . "$d"/* | sed 's,^.*/,vm/,; s,:, ,'
+		# threads: CPU time (schedstat ns), read/write-family syscalls,
+		# sleeps (voluntary switches); vhost's worker is a kernel thread
+		[ ${#thr[@]} -gt 0 ] && awk 'FILENAME ~ /\/comm$/ { c = $0; gsub(/[ \/]/, "_", c); next }
+			FILENAME ~ /\/schedstat$/ { print "thr/" c "/cpu_ns", $1 }
+			$1 == "syscr:" || $1 == "syscw:" { print "thr/" c "/" substr($1, 1, 5), $2 }
+			$1 == "voluntary_ctxt_switches:" { print "thr/" c "/sleeps", $2 }' "${thr[@]}"
+	} 2>/dev/null | awk 'NF == 2 { s[$1] += $2 } END { for (k in s) print k, s[k] }' >"$f"
+}
+
 # bl_boot DEADLINE_S OUT -- ARGV...: start ARGV (a VMM, exec'ed directly
 # so that $! is the process that owns the VM) with its console on OUT,
 # and wait until it exits or DEADLINE_S seconds have passed. Meanwhile,
 # each console line "MARK name" takes a sample of bl_exits into
 # BL_X[name] (the guest then sleeps a second: the sample falls into a
-# quiet moment). Sets BL_RC (the VMM's exit status) and BL_HUNG (1 when
+# quiet moment); with BL_SNAPDIR set, also bl_snap into BL_SNAPDIR/name.
+# Sets BL_RC (the VMM's exit status) and BL_HUNG (1 when
 # the deadline killed it). With BL_ENV=(VAR=VAL ...) the VMM gets those.
 declare -gA BL_X=()
 BL_RC=0 BL_HUNG=0
@@ -112,6 +177,7 @@ bl_boot() {
 			seen=$((seen + 1))
 			line=$(grep '^MARK ' "$out" | sed -n "${seen}p" | tr -d '\r')
 			BL_X[${line#MARK }]=$(bl_exits "$pid")
+			[ -n "${BL_SNAPDIR:-}" ] && bl_snap "$pid" "$BL_SNAPDIR/${line#MARK }"
 		done
 		sleep 0.2
 	done

@@ -27,7 +27,13 @@
 # below real hardware; compare the ratios.
 # Env: KVMLAB_BENCH_RUNS (rounds, 3), KVMLAB_BENCH_TIMEOUT (per boot, 150 s),
 #      KVMLAB_BENCH_QUEUES ("1"), KVMLAB_BENCH_BUDGET (seconds: start no new
-#      round that would end past it; 0 = none), KVMLAB_BENCH_ONLY (names).
+#      round that would end past it; 0 = none), KVMLAB_BENCH_ONLY (names),
+#      KVMLAB_BENCH_BASE (a second kvmlab-vm binary, a path under bench/ so
+#      that it reaches the test host, e.g. bench/.base/kvmlab-vm (that name:
+#      the same thread names): configurations base-NET-qQ, for an A/B of a
+#      change in the same session), KVMLAB_BENCH_EXITS (1: the
+#      per-MiB breakdown of what KVM, the VMM's threads and the guest did,
+#      from tracefs hist triggers, debugfs, /proc; see bench/lib.sh bl_snap).
 # bench/net-mq.sh --report LOG...: medians and ratios over the RESULT
 # lines of several runs' logs (e.g. rounds taken in several test-host
 # sessions), without running anything.
@@ -38,9 +44,11 @@ TOP=$PWD
 
 # ---- medians and ratios over "RESULT name up dn rtt xup xdn" lines ----
 report() {
-	local t n q res
+	local t n q res b w v o
 	t=$(mktemp /tmp/kvmlab-netmq-rep.XXXXXX) || exit 1
-	grep '^RESULT ' >"$t"
+	b=$t.brk
+	cat >"$b"
+	grep '^RESULT ' "$b" >"$t"
 	declare -A M
 	echo "# medians over the good runs; up/down Mbit/s, rtt ms, exits per MiB (io+mmio, userspace)"
 	printf '%-16s %5s %5s %10s %10s %9s %10s %10s\n' config good hung up down rtt xpm_up xpm_down
@@ -62,8 +70,51 @@ report() {
 			[ -n "${M[$n,3]:-}" ] && [ -n "${M[qemu-$v-q$q,3]:-}" ] || continue
 			echo "q$q vhost=$v: up $(bl_ratio "${M[$n,3]}" "${M[qemu-$v-q$q,3]}")  down $(bl_ratio "${M[$n,4]}" "${M[qemu-$v-q$q,4]}")  rtt $(bl_ratio "${M[$n,5]}" "${M[qemu-$v-q$q,5]}")  exits/MiB up ${M[$n,6]} vs ${M[qemu-$v-q$q,6]}, down ${M[$n,7]} vs ${M[qemu-$v-q$q,7]}"
 		done
+		for v in off on; do
+			n=base-$v-q$q
+			[ -n "${M[$n,3]:-}" ] || continue
+			for o in qemu kvmlab; do
+				[ -n "${M[$o-$v-q$q,3]:-}" ] || continue
+				echo "q$q vhost=$v: base/$o: up $(bl_ratio "${M[$n,3]}" "${M[$o-$v-q$q,3]}")  down $(bl_ratio "${M[$n,4]}" "${M[$o-$v-q$q,4]}")  rtt $(bl_ratio "${M[$n,5]}" "${M[$o-$v-q$q,5]}")"
+			done
+		done
 	done
 	rm -f "$t"
+	grep -q '^BRK ' "$b" || { rm -f "$b"; return; }
+	# the exit breakdown: medians per MiB over the good runs' BRK lines,
+	# the counters that reach 0.5 per MiB somewhere
+	echo
+	echo "# per MiB moved, medians (KVMLAB_BENCH_EXITS=1): L1 KVM's events (tracefs hist), its debugfs"
+	echo "# counters (vm/), the VMM's threads (thr/: cpu_ns, syscr/syscw = read/write-family syscalls,"
+	echo "# sleeps), the guest's /proc/interrupts (guest_irq/)"
+	awk '$1 == "BRK" { if (!($2 in ci)) { ci[$2] = ++nc; cn[nc] = $2 }
+			k = $3 SUBSEP $4; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k }
+			v[$2, k, ++cnt[$2, k]] = $5 }
+		# AMD SVM exit codes (the test host is an emulated AMD CPU)
+		function svm(k,   c) {
+			if (k !~ /^kvm_exit\/exit_reason:/) return ""
+			c = substr(k, length("kvm_exit/exit_reason:") + 1); sub(/^0x/, "", c)
+			return "(" (c in X ? X[c] : "?") ")" }
+		BEGIN { split("60 INTR 61 NMI 64 VINTR 72 CPUID 77 PAUSE 78 HLT 7b IOIO 7c MSR 81 VMMCALL 400 NPF 401 AVIC_IPI 402 AVIC_NOACCEL 6e RDTSC 87 RDTSCP 8b MWAIT 8a MONITOR 18 CR8_W 8 CR8_R 7f SHUTDOWN 65 CR0_SEL 4e PF 41 DB 46 UD 52 MC", t, " ")
+			for (i = 1; i < length(t); i += 2) X[t[i]] = t[i + 1] }
+		function med(c, k,   n, i, j, t, a) {
+			n = cnt[c, k]; if (!n) return "NA"
+			for (i = 1; i <= n; i++) a[i] = v[c, k, i] + 0
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+		END {
+			for (w = 1; w <= 2; w++) {
+				wn = w == 1 ? "up" : "dn"
+				printf "## %s", wn; for (c = 1; c <= nc; c++) printf " %s", cn[c]; print ""
+				for (i = 1; i <= nk; i++) {
+					split(keys[i], kk, SUBSEP); if (kk[1] != wn) continue
+					line = ""; big = 0
+					for (c = 1; c <= nc; c++) { m = med(cn[c], keys[i]); line = line " " m; if (m != "NA" && m >= 0.5) big = 1 }
+					if (big) printf "%-48s%s\n", kk[2] svm(kk[2]), line
+				}
+			}
+		}' "$b"
+	rm -f "$b"
 }
 if [ "${1:-}" = --report ]; then
 	shift
@@ -74,7 +125,8 @@ fi
 bl_build || exit 1
 bl_enter net-mq.sh 2400 -- KVMLAB_BENCH_RUNS="${KVMLAB_BENCH_RUNS:-3}" KVMLAB_BENCH_TIMEOUT="${KVMLAB_BENCH_TIMEOUT:-150}" \
 	KVMLAB_BENCH_QUEUES="${KVMLAB_BENCH_QUEUES:-1}" KVMLAB_BENCH_BUDGET="${KVMLAB_BENCH_BUDGET:-0}" \
-	KVMLAB_BENCH_ONLY="${KVMLAB_BENCH_ONLY:-}"
+	KVMLAB_BENCH_ONLY="${KVMLAB_BENCH_ONLY:-}" KVMLAB_BENCH_EXITS="${KVMLAB_BENCH_EXITS:-0}" \
+	KVMLAB_BENCH_BASE="${KVMLAB_BENCH_BASE:-}"
 [ "$(id -u)" = 0 ] || { echo "bench/net-mq.sh: needs root (netns, taps)" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "bench/net-mq.sh: no iperf3 (scripts/install-deps)" >&2; exit 1; }
 
@@ -89,10 +141,11 @@ HOST=10.81.0.1 GUEST=10.81.0.2
 work=$(mktemp -d /tmp/kvmlab-netmq.XXXXXX) || exit 1
 ns=kl-netmq-$$-$RANDOM
 ip netns add "$ns" || exit 1
-trap 'servers_stop; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1; bl_ns_del "$ns"; rm -rf "$work"; bl_cleanup' EXIT
+trap 'servers_stop; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1; bl_ns_del "$ns"; rm -rf "$work"; bl_trace_off; bl_cleanup' EXIT
 trap 'exit 130' INT TERM
 nsx() { ip netns exec "$ns" "$@"; }
 bl_debugfs || { echo "bench/net-mq.sh: no debugfs for KVM's exit counters" >&2; exit 1; }
+[ "${KVMLAB_BENCH_EXITS:-0}" = 1 ] && { bl_trace_on || echo "# no tracefs hist triggers: debugfs and /proc only"; }
 nsx ip link set lo up
 nsx "$NETC" up mqb --cidr $HOST/24 >/dev/null &&
 	nsx "$NETC" tap add klb1 --net mqb >/dev/null &&
@@ -114,6 +167,7 @@ names=()
 for q in ${KVMLAB_BENCH_QUEUES:-1}; do
 	for v in off on; do
 		names+=("kvmlab-$v-q$q")
+		[ -n "${KVMLAB_BENCH_BASE:-}" ] && names+=("base-$v-q$q")
 		[ -n "$QEMU" ] && names+=("qemu-$v-q$q")
 	done
 done
@@ -124,8 +178,22 @@ IP3=/usr/bin/iperf3
 a="$IP3 -c $HOST -p 5201 -t 5 -f m" b="$IP3 -c $HOST -p 5202 -t 5 -f m"
 g="echo 1 >/proc/sys/kernel/printk; mark() { echo MARK \$1; sleep 1; }"
 g="$g; ping -c 3 -W 5 $HOST >/dev/null; ping -c 20 -i 0.2 $HOST | tail -1 | sed s/^/RTT-/"
+EXITS=${KVMLAB_BENCH_EXITS:-0}
+# KVMLAB_BENCH_EXITS=1: what the guest was given and negotiated (once per
+# boot, before the transfers) and its /proc/interrupts around each one
+if [ "$EXITS" = 1 ]; then
+	# two seconds at a mark: bl_snap is slow in the test host
+	g="$g; mark() { echo MARK \$1; sleep 2; }"
+	g="$g; intr() { grep -v CPU /proc/interrupts | sed s/^/INTR\$1' '/; }; intr 0"
+	g="$g; dmesg | grep -iE 'kvm|x2apic|tsc|clocksource|apic|pv|idle' | sed s/^/GI-/"
+	g="$g; grep -m1 flags /proc/cpuinfo | sed s/^/GI-/; sed s/^/GI-virtio-features:/ /sys/class/net/eth0/device/features"
+	g="$g; echo GI-k \$(/usr/sbin/ethtool -k eth0 | grep ': on' | tr -d '\t'); echo GI-g \$(/usr/sbin/ethtool -g eth0)"
+	g="$g; cat /sys/devices/system/clocksource/clocksource0/current_clocksource /sys/devices/system/cpu/cpuidle/current_driver | sed s/^/GI-cs-idle:/"
+fi
 g="$g; mark up; (taskset -c 0 $a >/tmp/ua) & (taskset -c 1 $b >/tmp/ub) & wait; mark up-end"
+[ "$EXITS" = 1 ] && g="$g; intr 1"
 g="$g; mark dn; (taskset -c 0 $a -R >/tmp/da) & (taskset -c 1 $b -R >/tmp/db) & wait; mark dn-end"
+[ "$EXITS" = 1 ] && g="$g; intr 2"
 g="$g; for f in /tmp/ua /tmp/ub /tmp/da /tmp/db; do grep -E 'sec.*receiver' \$f | tail -1 | sed s,^,IPERF-\${f#/tmp/}' ',; done"
 CMDLINE="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 
@@ -134,6 +202,8 @@ vmm_argv() { # NAME (VMM-NET-qQ)
 	local q=${1##*-q}
 	local tap=klb$q
 	case $vmm in
+	base) ARGV=("$TOP/$KVMLAB_BENCH_BASE" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
+		--tap "$tap" --queues "$q" --vhost "$v" --cmdline "$CMDLINE") ;;
 	kvmlab) ARGV=("$VM" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
 		--tap "$tap" --queues "$q" --vhost "$v" --cmdline "$CMDLINE") ;;
 	qemu)
@@ -150,6 +220,8 @@ one_run() { # NAME: "RESULT name up dn rtt xpm_up xpm_dn", or "RESULT name HUNG|
 	vmm_argv "$name"
 	servers_start
 	BL_ENV=()
+	local BL_SNAPDIR=
+	[ "$EXITS" = 1 ] && { BL_SNAPDIR=$work/$1.snap; rm -rf "$BL_SNAPDIR"; mkdir -p "$BL_SNAPDIR"; }
 	bl_boot "$TMO" "$out" -- ip netns exec "$ns" "${ARGV[@]}"
 	servers_stop
 	if [ "$BL_HUNG" = 1 ]; then
@@ -172,6 +244,29 @@ one_run() { # NAME: "RESULT name up dn rtt xpm_up xpm_dn", or "RESULT name HUNG|
 	}' "$out"
 	grep -q '^IPERF-' "$out" && grep -q '^RTT-' "$out" || tail -c 160 "$out" | tr '\n' ' '
 	echo
+	[ "$EXITS" = 1 ] && breakdown "$name" "$out" "$BL_SNAPDIR"
+}
+
+# "BRK name up|dn key per_MiB" for every counter that moved in the
+# window (marks up..up-end, dn..dn-end), and "GI name ..." for what the
+# guest was given; per MiB moved (iperf3's receiver-side MBytes)
+breakdown() { # NAME OUT SNAPDIR
+	local name=$1 out=$2 sd=$3 w m
+	grep '^GI-' "$out" | sed "s/^/GI $name /" | cut -c1-400
+	for w in up dn; do
+		m=$(awk -v w=$w 'function mb() { for (i = 2; i <= NF; i++) if ($i == "MBytes") return $(i - 1); return 0 }
+			$1 ~ "^IPERF-" substr(w, 1, 1) { s += mb() } END { print s + 0 }' "$out")
+		[ -f "$sd/$w" ] && [ -f "$sd/$w-end" ] && awk -v n="$name" -v w=$w -v m="$m" '
+			FNR == NR { a[$1] = $2; next } { d = $2 - a[$1]; if (d > 0 && m > 0) printf "BRK %s %s %s %.3g\n", n, w, $1, d / m }' \
+			"$sd/$w" "$sd/$w-end"
+		# the guest's interrupts: INTR0/1 around up, INTR1/2 around dn
+		awk -v n="$name" -v w=$w -v m="$m" -v a="$([ $w = up ] && echo 0 || echo 1)" '
+			$1 ~ /^INTR[0-9]$/ { t = substr($1, 5) + 0; k = $2; s = 0
+				for (i = 3; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i
+				if ($2 ~ /^[0-9]+:$/) k = $NF
+				v[t, k] += s; seen[k] = 1 }
+			END { for (k in seen) { d = v[a + 1, k] - v[a, k]; if (d > 0 && m > 0) printf "BRK %s %s guest_irq/%s %.3g\n", n, w, k, d / m } }' "$out"
+	done
 }
 
 echo "# bench/net-mq.sh: up to $RUNS rounds of: ${names[*]}; guest 256 MiB / 2 vCPUs; QEMU: ${QEMU:-none}; boot timeout ${TMO}s"
@@ -191,7 +286,8 @@ for ((r = 1; r <= RUNS; r++)); do
 	[ $((r % 2)) = 0 ] && for ((i = 0; i < ${#names[@]}; i++)); do order[i]=${names[${#names[@]} - 1 - i]}; done
 	for n in "${order[@]}"; do
 		res=$(one_run "$n")
-		echo "$res  (round $r, $((SECONDS - rs))s into it)"
+		echo "$(head -1 <<<"$res")  (round $r, $((SECONDS - rs))s into it)"
+		tail -n +2 <<<"$res" | { [ $r = 1 ] && cat || grep -v '^GI '; }
 		echo "$res" >>"$log"
 	done
 	last=$((SECONDS - rs))
