@@ -102,7 +102,7 @@ struct nlmsghdr *rt_build_addr(void *buf, uint32_t seq, uint16_t type,
 			       int ifindex, uint32_t addr, unsigned prefix);
 
 /* ---- tc.c builders (rtnetlink tc) ---- */
-#define TC_DHCP_PRIO 49152 /* the filter's priority: below what users pick */
+#define TC_DHCP_PRIO 49152u /* the filter's priority: below what users pick */
 #define TC_DHCP_NAME "kvmlab-dhcp-local"
 /* Add (exclusively) or delete a tap's clsact qdisc. */
 struct nlmsghdr *tc_build_clsact(void *buf, uint32_t seq, int ifindex, bool add);
