@@ -43,6 +43,7 @@
 #define MSR_CSTAR               0xc0000083
 #define MSR_SYSCALL_MASK        0xc0000084
 #define MSR_KERNEL_GS_BASE      0xc0000102
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 
 int cpu_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out, struct err *e)
 {
@@ -52,6 +53,11 @@ int cpu_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out, struct err *e)
 			return errf(e, ENOMEM, "cpu: out of memory");
 		c->nent = n;
 		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			/* KVM emulates the TSC-deadline timer (on VMX with the
+			 * preemption timer: no host hrtimer per event) but says
+			 * so by a capability, not in the CPUID it hands out */
+			cpu_cpuid_tsc_deadline(c, ioctl(kvm_fd, KVM_CHECK_EXTENSION,
+							KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 			*out = c;
 			return 0;
 		}
@@ -69,6 +75,17 @@ static unsigned bits_for(unsigned n)
 	while ((1u << b) < n)
 		b++;
 	return b;
+}
+
+void cpu_cpuid_tsc_deadline(struct kvm_cpuid2 *c, bool on)
+{
+	for (unsigned i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1) {
+			if (on)
+				c->entries[i].ecx |= CPUID_1_ECX_TSC_DEADLINE;
+			else
+				c->entries[i].ecx &= ~CPUID_1_ECX_TSC_DEADLINE;
+		}
 }
 
 /* One package of ncpus cores, one thread each; APIC id = vCPU index. The

@@ -32,6 +32,9 @@ struct vcpu {
 
 /* KVM_GET_SUPPORTED_CPUID, grown until it fits; free() the result. */
 int cpu_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out, struct err *e) WUR;
+/* Leaf 1's TSC-deadline timer bit, set or cleared (what
+ * KVM_CAP_TSC_DEADLINE_TIMER says; cpu_supported_cpuid applies it). */
+void cpu_cpuid_tsc_deadline(struct kvm_cpuid2 *c, bool on);
 /* Give CPUID entries the APIC id of vCPU id (leaves 1, 0xb, 0x1f,
  * 0x8000001e) and a one-package topology of ncpus cores. */
 void cpu_patch_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus);

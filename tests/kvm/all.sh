@@ -98,12 +98,19 @@ mem256=$(val MEM | awk '{print $2}')
 # echo of the command line cannot pass. The token goes last, so that the
 # greedy .* skips the sed text itself.
 tok=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-vm cpus --cpus 2 --cmdline "$BASE kvmlab.run=\"echo CPUS=\$(grep -c ^processor /proc/cpuinfo); sed -n 's/.*kvmlab.token=\\([0-9a-f]*\\).*/GOT-\\1/p' /proc/cmdline\" kvmlab.token=$tok"
+vm cpus --cpus 2 --cmdline "$BASE kvmlab.run=\"echo CPUS=\$(grep -c ^processor /proc/cpuinfo); echo TSCDL=\$(grep -cw tsc_deadline_timer /proc/cpuinfo) \$(cat /sys/devices/system/clockevents/clockevent0/current_device); sed -n 's/.*kvmlab.token=\\([0-9a-f]*\\).*/GOT-\\1/p' /proc/cmdline\" kvmlab.token=$tok"
 n=$(val CPUS)
 if [ "$n" = 2 ]; then
 	t_ok "kvm: --cpus 2, guest counts 2 CPUs ($SECS)"
 else
 	t_fail "kvm: --cpus 2, guest counts 2 CPUs" "$(why "guest counted '${n:-nothing}'")"
+fi
+# KVM emulates the TSC-deadline timer; the VMM offers it (KVM says so by
+# a capability, not in its CPUID), and the guest's clockevent uses it
+if [ "$(val TSCDL)" = "2 lapic-deadline" ]; then
+	t_ok "kvm: both CPUs offer the TSC-deadline timer and the guest ticks with it"
+else
+	t_fail "kvm: the guest ticks with the TSC-deadline timer" "$(why "TSCDL='$(val TSCDL)' (want '2 lapic-deadline')")"
 fi
 if grep -qx "GOT-$tok" "$OUT"; then
 	t_ok "kvm: --cmdline token echoed by the guest"

@@ -174,6 +174,12 @@ int main(void)
 	CHECK_EQ(c->entries[4].eax, 5, "leaf 0x8000001e: extended APIC id");
 	CHECK_EQ(c->entries[5].eax >> 26, 5, "leaf 4: cores per package - 1");
 	CHECK_EQ(c->entries[5].eax & 0x3ff, 0x121, "leaf 4: cache type/level kept");
+	c->entries[0].ecx = 0x80000001u;
+	cpu_cpuid_tsc_deadline(c, true);
+	CHECK_EQ(c->entries[0].ecx, 0x81000001u, "leaf 1: TSC-deadline timer bit set, the rest kept");
+	CHECK_EQ(c->entries[5].ecx, 0, "TSC-deadline bit: other leaves untouched");
+	cpu_cpuid_tsc_deadline(c, false);
+	CHECK_EQ(c->entries[0].ecx, 0x80000001u, "leaf 1: TSC-deadline timer bit cleared");
 	free(c);
 	free(ram);
 	exit_checks();
