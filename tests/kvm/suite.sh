@@ -10,6 +10,7 @@ cd "$(dirname "$0")/../.." || exit 1
 rc=0
 for t in all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debian.sh shell.sh; do
 	echo "# --- tests/kvm/$t"
+	s=$SECONDS
 	out=$(bash "tests/kvm/$t" 2>&1)
 	r=$?
 	if [ $r -ne 0 ]; then
@@ -25,6 +26,7 @@ for t in all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debia
 	else
 		printf '%s\n' "$out"
 	fi
+	echo "# --- tests/kvm/$t: $((SECONDS - s)) s"
 	[ $r -eq 0 ] || rc=1
 done
 exit $rc
