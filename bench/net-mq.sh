@@ -45,15 +45,14 @@ TOP=$PWD
 # ---- medians and ratios over "RESULT name up dn rtt xup xdn" lines ----
 report() {
 	local t n q res b w v o
-	t=$(mktemp /tmp/kvmlab-netmq-rep.XXXXXX) || exit 1
-	b=$t.brk
-	cat >"$b"
-	grep '^RESULT ' "$b" >"$t"
+	# in variables, not temp files: a report cut short leaves nothing
+	b=$(cat)
+	t=$(grep '^RESULT ' <<<"$b")
 	declare -A M
 	echo "# medians over the good runs; up/down Mbit/s, rtt ms, exits per MiB (io+mmio, userspace)"
 	printf '%-16s %5s %5s %10s %10s %9s %10s %10s\n' config good hung up down rtt xpm_up xpm_down
-	for n in $(awk '{ print $2 }' "$t" | awk '!s[$0]++'); do
-		res=$(awk -v n="$n" '$2 == n' "$t")
+	for n in $(awk '{ print $2 }' <<<"$t" | awk '!s[$0]++'); do
+		res=$(awk -v n="$n" '$2 == n' <<<"$t")
 		local good hung=0
 		good=$(grep -vc ' HUNG\| FAIL' <<<"$res")
 		hung=$(grep -c ' HUNG' <<<"$res")
@@ -79,8 +78,7 @@ report() {
 			done
 		done
 	done
-	rm -f "$t"
-	grep -q '^BRK ' "$b" || { rm -f "$b"; return; }
+	grep -q '^BRK ' <<<"$b" || return
 	# the exit breakdown: medians per MiB over the good runs' BRK lines,
 	# the counters that reach 0.5 per MiB somewhere
 	echo
@@ -113,8 +111,7 @@ report() {
 					if (big) printf "%-48s%s\n", kk[2] svm(kk[2]), line
 				}
 			}
-		}' "$b"
-	rm -f "$b"
+		}' <<<"$b"
 }
 if [ "${1:-}" = --report ]; then
 	shift
