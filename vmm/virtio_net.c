@@ -203,15 +203,6 @@ static unsigned ctrl_index(const struct vnet *n)
 }
 
 static void ctrl_drain(struct vnet *n);
-static bool pair_ready_for_work(struct vnet *n, unsigned p);
-
-/* Is the caller pair p's own I/O thread? */
-static bool on_pair_thread(const struct vnet_pair *pr)
-{
-	/* acquire: pairs with the release in vnet_pair_run, owner before owned */
-	return __atomic_load_n(&pr->owned, __ATOMIC_ACQUIRE) &&
-	       pthread_equal(__atomic_load_n(&pr->owner, __ATOMIC_RELAXED), pthread_self());
-}
 
 static void notify(void *dev, unsigned q)
 {
@@ -222,22 +213,10 @@ static void notify(void *dev, unsigned q)
 	}
 	if (q >= 2 * n->max_pairs)
 		return;
-	struct vnet_pair *pr = n->pair[q / 2];
-	/* the transport's ioeventfd loop is this pair's own thread: do the
-	 * kicked queue's work now, without a round through the eventfd */
-	if (on_pair_thread(pr)) {
-		if (pair_ready_for_work(n, q / 2)) {
-			if (q % 2)
-				vnet_tx(n, q / 2);
-			else
-				vnet_rx(n, q / 2);
-		}
-		return;
-	}
 	/* data-path work belongs to the pair's I/O thread, not the caller's
-	 * (a vCPU, or another pair's thread) */
+	 * (a vCPU, or the transport's ioeventfd thread) */
 	uint64_t one = 1;
-	(void)!write(pr->kickfd, &one, sizeof(one));
+	(void)!write(n->pair[q / 2]->kickfd, &one, sizeof(one));
 }
 
 static void driver_ok(void *dev)
@@ -662,29 +641,17 @@ int vnet_pair_kickfd(const struct vnet *n, unsigned p)
 	return p < n->max_pairs ? n->pair[p]->kickfd : -1;
 }
 
-/* On pair p's own thread: may its queues be served by us now? */
-static bool pair_ready_for_work(struct vnet *n, unsigned p)
-{
-	if (vnet_vhost_pair_poll(n, p))
-		return false; /* the kernel serves this pair */
-	/* an inactive pair's queues belong to nobody (its tap queue is
-	 * detached); set_pairs kicks it when it becomes active */
-	return p < vnet_cur_pairs(n);
-}
-
 void vnet_pair_run(struct vnet *n, unsigned p)
 {
 	if (p >= n->max_pairs)
 		return;
-	struct vnet_pair *pr = n->pair[p];
-	if (!__atomic_load_n(&pr->owned, __ATOMIC_RELAXED)) {
-		__atomic_store_n(&pr->owner, pthread_self(), __ATOMIC_RELAXED);
-		/* release: owner is visible before owned */
-		__atomic_store_n(&pr->owned, true, __ATOMIC_RELEASE);
-	}
 	uint64_t cnt;
-	(void)!read(pr->kickfd, &cnt, sizeof(cnt));
-	if (!pair_ready_for_work(n, p))
+	(void)!read(n->pair[p]->kickfd, &cnt, sizeof(cnt));
+	if (vnet_vhost_pair_poll(n, p))
+		return; /* the kernel serves this pair */
+	/* an inactive pair's queues belong to nobody (its tap queue is
+	 * detached); set_pairs kicks it when it becomes active */
+	if (p >= vnet_cur_pairs(n))
 		return;
 	vnet_tx(n, p);
 	vnet_rx(n, p);

@@ -10,13 +10,11 @@
  * the tap queue of an inactive pair is detached (TUNSETQUEUE), so the
  * kernel steers no frames to it.
  *
- * Threads: notify() does data-path work only on the pair's own I/O
- * thread (the one that runs vnet_pair_run for it: an ioeventfd served by
- * that thread's loop), never on a vCPU. Any other caller's kick of pair
- * p's rx or tx queue bumps that pair's eventfd (vnet_pair_kickfd);
- * whoever runs the event loops (devices.c) calls vnet_pair_run() when the
- * eventfd or the pair's fd is readable. The control queue is served
- * inline: it is rare and cheap. */
+ * Threads: notify() never does data-path work on the caller's thread. A
+ * kick of pair p's rx or tx queue bumps that pair's eventfd
+ * (vnet_pair_kickfd); whoever runs the event loops (devices.c) calls
+ * vnet_pair_run() when the eventfd or the pair's fd is readable. The
+ * control queue is served inline: it is rare and cheap. */
 #ifndef KVMLAB_VMM_VIRTIO_NET_H
 #define KVMLAB_VMM_VIRTIO_NET_H
 #include <stdbool.h>
@@ -59,8 +57,6 @@ struct vnet_pair {
 	bool vhost;       /* atomic: the backend owns this pair's rings now */
 	bool vhost_refused; /* taking the rings failed: not until reset */
 	int kickfd;       /* eventfd: a kick on this pair's rx or tx queue */
-	pthread_t owner;  /* atomic, valid once owned: the thread running vnet_pair_run */
-	bool owned;       /* atomic */
 	bool attached;    /* tap queue attached (TUNSETQUEUE); owned by v->lock or ctrl */
 	uint64_t rx_frames, tx_frames; /* for tests and stats */
 	/* tx filter scratch, owned by this pair's tx queue lock */

@@ -1,7 +1,6 @@
 /* virtio-net tx/rx against a datagram socketpair standing in for the tap:
  * each datagram is a 12-byte virtio_net_hdr_v1 plus a frame. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,14 +28,6 @@ static void kick(unsigned q)
 static ssize_t peer_recv(void *buf, size_t len)
 {
 	return recv(sv[1], buf, len, MSG_DONTWAIT);
-}
-
-/* a vCPU's kick of tx queue 0: any thread but the pair's own */
-static void *kick_tx_elsewhere(void *arg)
-{
-	(void)arg;
-	td_kick(&d, 1);
-	return NULL;
 }
 
 static void fill(uint8_t *p, size_t len, uint8_t seed)
@@ -190,25 +181,6 @@ int main(void)
 	kick(0);
 	CHECK(td_used(&d, 0, &id, &len) == 1 && td_used(&d, 0, &id2, &len2) == 1 &&
 	      len == 1000 && len2 == 512, "tiny ring: frame spans both buffers");
-
-	/* threads: a kick on the pair's own I/O thread (the one that runs
-	 * vnet_pair_run: its loop serves the ioeventfds) is served at once;
-	 * from any other thread (a vCPU) it only bumps the pair's eventfd */
-	td_up(&d, BASEF, 2, 1);
-	vnet_pair_run(n, 0); /* this thread is pair 0's now */
-	td_add(&d, 1, tx, 2);
-	td_kick(&d, 1);
-	CHECK_EQ(peer_recv(got, sizeof(got)), 312, "own thread: the kick is served at once");
-	td_add(&d, 1, tx, 2);
-	pthread_t th;
-	CHECK(pthread_create(&th, NULL, kick_tx_elsewhere, NULL) == 0 && pthread_join(th, NULL) == 0,
-	      "a kick from another thread");
-	CHECK(peer_recv(got, sizeof(got)) < 0 && errno == EAGAIN, "other thread: the kick sends nothing there");
-	uint64_t cnt = 0;
-	CHECK(read(vnet_pair_kickfd(n, 0), &cnt, sizeof(cnt)) == sizeof(cnt) && cnt == 1,
-	      "other thread: the pair's eventfd is bumped");
-	vnet_pair_run(n, 0);
-	CHECK_EQ(peer_recv(got, sizeof(got)), 312, "the pair's thread then sends it");
 
 	vnet_destroy(n);
 	free(n);
