@@ -173,9 +173,7 @@ int vq_pop(struct vq *q, struct vq_chain *c)
 			return vq_break(q, "next index past the descriptor table");
 	}
 	q->last_avail++;
-	/* avail_event stays where it was while we consume: a driver adding
-	 * buffers now sees we are busy and does not kick (each kick is a trap
-	 * and a wake-up). The pop that finds the ring empty asks for one. */
+	set_avail_event(q, q->last_avail);
 	return 1;
 }
 
