@@ -19,6 +19,9 @@ int dhcp_tap_open(struct dhcp_tap *t, int tap_fd, const struct sock_fprog *match
 	int one = 1, rc;
 
 	t->fd = -1;
+	/* no filter would hand every frame the guest sends to this socket */
+	if (!match || !match->len)
+		return errf(e, EINVAL, "dhcp: no filter for the tap's packet socket");
 	memset(&ifr, 0, sizeof(ifr));
 	if (ioctl(tap_fd, TUNGETIFF, &ifr) < 0)
 		return errf(e, errno, "dhcp: TUNGETIFF: %s", strerror(errno));
