@@ -5,10 +5,21 @@
 # virtio-net, vhost-net, the single-command `run --net` NAT path, QEMU as a
 # peer VMM on a kvmlab tap, DHCP from the VMM (udhcpc), and a Debian system
 # booted from a disk on a NAT network.
+#   suite.sh [SCRIPT...]   run these (default: all, in order)
+#   suite.sh --list        print the default order
+# Each script is framed by "# --- tests/kvm/X" and, once it is over,
+# "# --- tests/kvm/X: N s, status R": tests/kvm/run reads these to go on
+# from the script a dead test host interrupted.
 # Exit status: non-zero if any script failed.
 cd "$(dirname "$0")/../.." || exit 1
+all=(all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debian.sh shell.sh)
+if [ "${1:-}" = --list ]; then
+	printf '%s\n' "${all[@]}"
+	exit 0
+fi
+[ $# -gt 0 ] || set -- "${all[@]}"
 rc=0
-for t in all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debian.sh shell.sh; do
+for t in "$@"; do
 	echo "# --- tests/kvm/$t"
 	s=$SECONDS
 	out=$(bash "tests/kvm/$t" 2>&1)
@@ -26,7 +37,7 @@ for t in all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debia
 	else
 		printf '%s\n' "$out"
 	fi
-	echo "# --- tests/kvm/$t: $((SECONDS - s)) s"
+	echo "# --- tests/kvm/$t: $((SECONDS - s)) s, status $r"
 	[ $r -eq 0 ] || rc=1
 done
 exit $rc

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# tests/kvm/run's answer to a test host that dies (status 125, as a soft
+# lockup panic or a stopped heartbeat give): a new test host goes on from
+# the script that was interrupted, scripts that ended are not run again,
+# their statuses still count, and a host that keeps dying ends the tier
+# with a "not ok" naming what did not run. The real run and suite.sh run
+# in a scratch tree whose scripts/testhost runs the command right here
+# and "dies" when a test script asks it to. No root, no KVM.
+. "$(dirname "$0")/../lib.sh"
+cd "$T_ROOT" || exit 1
+
+d=$(mktemp -d /tmp/kvmlab-resume.XXXXXX) || exit 1
+t_defer "rm -rf '$d'"
+mkdir -p "$d/tests/kvm" "$d/scripts" "$d/build" "$d/ctl"
+cp tests/kvm/run tests/kvm/suite.sh "$d/tests/kvm/"
+printf '#!/bin/sh\nexit 0\n' >"$d/scripts/build-guest"
+printf '#!/bin/sh\nexit 0\n' >"$d/build/kvmlab-vm"
+chmod +x "$d/scripts/build-guest" "$d/build/kvmlab-vm"
+mapfile -t names < <(bash "$d/tests/kvm/suite.sh" --list)
+[ ${#names[@]} -ge 3 ] || { t_fail "suite.sh --list" "${names[*]}"; t_finish; }
+
+# A test script: it dies (takes the host down) while ctl/die-NAME holds a
+# count above 0, fails while ctl/fail-NAME exists, and logs each start.
+for n in "${names[@]}"; do
+	cat >"$d/tests/kvm/$n" <<EOF
+c=$d/ctl
+echo "$n" >>\$c/started
+if [ -s \$c/die-$n ] && [ "\$(cat \$c/die-$n)" -gt 0 ]; then
+	echo \$((\$(cat \$c/die-$n) - 1)) >\$c/die-$n
+	touch \$c/dead
+	kill -KILL "\$(cat \$c/suite.pid)"
+	exit 1
+fi
+echo "ok - $n ran"
+[ -e \$c/fail-$n ] && { echo "not ok - $n failed"; exit 1; }
+exit 0
+EOF
+done
+# The test host: runs the command; a script that "died" ends it with 125,
+# after a kernel's last words, as the real one does.
+cat >"$d/scripts/testhost" <<EOF
+#!/usr/bin/env bash
+while [ "\$1" != -- ]; do shift; done; shift
+"\$@" &
+echo \$! >$d/ctl/suite.pid
+wait \$!
+r=\$?
+if [ -e $d/ctl/dead ]; then
+	rm -f $d/ctl/dead
+	echo "[   52.9] Kernel panic - not syncing: softlockup: hung tasks"
+	exit 125
+fi
+exit \$r
+EOF
+chmod +x "$d/scripts/testhost"
+
+tier() { # runs the tier in the scratch tree; output in $out, status in $rc
+	: >"$d/ctl/started"
+	out=$(cd "$d" && KVMLAB_KVM_MODE=testhost KVMLAB_TESTHOST_DEATHS=3 bash tests/kvm/run 2>/dev/null)
+	rc=$?
+}
+starts() { grep -cx "$1" "$d/ctl/started"; }
+ends() { grep -c "^# --- tests/kvm/$1: [0-9]* s, status $2\$" <<<"$out"; }
+
+# 1. one death in the second script: it runs again in a new host, the
+#    first does not, every script ends once with status 0
+first=${names[0]} second=${names[1]} last=${names[-1]}
+echo 1 >"$d/ctl/die-$second"
+tier
+printf '%s\n' "$out" | sed 's/^/#   /'
+[ "$rc" = 0 ] && t_ok "a death mid-tier: the tier passes (status 0)" ||
+	t_fail "a death mid-tier: the tier passes" "status $rc"
+[ "$(starts "$first")" = 1 ] && [ "$(starts "$second")" = 2 ] && [ "$(starts "$last")" = 1 ] &&
+	t_ok "a death mid-tier: only the interrupted script runs again" ||
+	t_fail "a death mid-tier: only the interrupted script runs again" \
+		"starts: $first $(starts "$first"), $second $(starts "$second"), $last $(starts "$last")"
+bad=
+for n in "${names[@]}"; do [ "$(ends "$n" 0)" = 1 ] || bad+=" $n"; done
+[ -z "$bad" ] && t_ok "a death mid-tier: every script ended once, status 0" ||
+	t_fail "a death mid-tier: every script ended once, status 0" "not so:$bad"
+grep -q "^# kvm: the test host died (rc 125) during tests/kvm/$second; a new one goes on from there (1 of 3)$" <<<"$out" &&
+	t_ok "a death mid-tier: one line names the script and the count" ||
+	t_fail "a death mid-tier: one line names the script and the count"
+! grep -q '^not ok' <<<"$out" && t_ok "a death mid-tier: no not-ok line" ||
+	t_fail "a death mid-tier: no not-ok line" "$(grep '^not ok' <<<"$out" | head -2 | tr '\n' ' ')"
+
+# 2. a script that fails (twice: suite.sh runs it again) fails the tier
+#    even when a later death interrupts the host that ran it
+rm -f "$d"/ctl/die-*
+touch "$d/ctl/fail-$first"
+echo 1 >"$d/ctl/die-$last"
+tier
+rm -f "$d/ctl/fail-$first"
+[ "$rc" != 0 ] && [ "$(ends "$first" 1)" = 1 ] && [ "$(starts "$first")" = 2 ] &&
+	t_ok "a failed script before a death still fails the tier (status $rc)" ||
+	t_fail "a failed script before a death still fails the tier" "status $rc, $first ran $(starts "$first") times"
+
+# 3. a host that dies every time: at most 3 new hosts, then one not-ok
+#    line naming what did not run
+rm -f "$d"/ctl/die-*
+echo 99 >"$d/ctl/die-$second"
+tier
+[ "$rc" != 0 ] && [ "$(starts "$second")" = 4 ] && [ "$(starts "$last")" = 0 ] &&
+	grep -q "^not ok - kvm: test host # it died 4 times; not run: $second .*$last\$" <<<"$out" &&
+	t_ok "a host that keeps dying: 4 tries, then not ok naming the scripts not run" ||
+	t_fail "a host that keeps dying: 4 tries, then not ok naming the scripts not run" \
+		"status $rc, $second started $(starts "$second") times: $(grep '^not ok' <<<"$out" | tr '\n' ' ')"
+t_finish
