@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/kvm/run's answer to a test host that dies (status 125, as a soft
-# lockup panic or a stopped heartbeat give): a new test host goes on from
-# the script that was interrupted, scripts that ended are not run again,
-# their statuses still count, and a host that keeps dying ends the tier
-# with a "not ok" naming what did not run. The real run and suite.sh run
+# lockup panic or a stopped heartbeat give) or times out (124): a new test
+# host goes on from the script that was interrupted, scripts that ended
+# are not run again, their statuses still count, and a host that keeps
+# dying ends the tier with a "not ok" naming what did not run. The real run and suite.sh run
 # in a scratch tree whose scripts/testhost runs the command right here
 # and "dies" when a test script asks it to. No root, no KVM.
 . "$(dirname "$0")/../lib.sh"
@@ -47,6 +47,8 @@ wait \$!
 r=\$?
 if [ -e $d/ctl/dead ]; then
 	rm -f $d/ctl/dead
+	# ctl/timeout: this boot "ran out of time" instead (the real one: 124)
+	[ -e $d/ctl/timeout ] && exit 124
 	echo "[   52.9] Kernel panic - not syncing: softlockup: hung tasks"
 	exit 125
 fi
@@ -95,13 +97,26 @@ rm -f "$d/ctl/fail-$first"
 	t_ok "a failed script before a death still fails the tier (status $rc)" ||
 	t_fail "a failed script before a death still fails the tier" "status $rc, $first ran $(starts "$first") times"
 
-# 3. a host that dies every time: at most 3 new hosts, then one not-ok
+# 3. a boot that runs out of time (124) goes on in a new host as well
+rm -f "$d"/ctl/die-*
+third=${names[2]}
+echo 1 >"$d/ctl/die-$third"
+touch "$d/ctl/timeout"
+tier
+rm -f "$d/ctl/timeout"
+[ "$rc" = 0 ] && [ "$(starts "$third")" = 2 ] && [ "$(ends "$third" 0)" = 1 ] &&
+	grep -q "^# kvm: the test host timed out after [0-9]*s (rc 124) during tests/kvm/$third; a new one goes on from there (1 of 3)$" <<<"$out" &&
+	t_ok "a test host that times out: a new one goes on from the interrupted script" ||
+	t_fail "a test host that times out: a new one goes on from the interrupted script" \
+		"status $rc, $third started $(starts "$third") times: $(grep '^# kvm:' <<<"$out" | tr '\n' ' ')"
+
+# 4. a host that dies every time: at most 3 new hosts, then one not-ok
 #    line naming what did not run
 rm -f "$d"/ctl/die-*
 echo 99 >"$d/ctl/die-$second"
 tier
 [ "$rc" != 0 ] && [ "$(starts "$second")" = 4 ] && [ "$(starts "$last")" = 0 ] &&
-	grep -q "^not ok - kvm: test host # it died 4 times; not run: $second .*$last\$" <<<"$out" &&
+	grep -q "^not ok - kvm: test host # it died or timed out 4 times; not run: $second .*$last\$" <<<"$out" &&
 	t_ok "a host that keeps dying: 4 tries, then not ok naming the scripts not run" ||
 	t_fail "a host that keeps dying: 4 tries, then not ok naming the scripts not run" \
 		"status $rc, $second started $(starts "$second") times: $(grep '^not ok' <<<"$out" | tr '\n' ' ')"

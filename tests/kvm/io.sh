@@ -57,7 +57,7 @@ one() {
 	g="$g; echo XFER-END; sleep 3"
 	g="$g; blkdiscard -o $((B / 2)) -l $((B / 2)) /dev/vda; echo BD=\$?; sync"
 	g="$g; echo DMAX=\$(cat /sys/block/vda/queue/discard_max_bytes)"
-	cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+	cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 
 	out=$work/console-$aio
 	nsx timeout -k 5 400 "$VM" run --stats --mem 256M --tap tap0 --disk "$img,aio=$aio" \

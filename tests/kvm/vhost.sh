@@ -50,7 +50,7 @@ boot() { # mode tag
 	g="$g; echo \$d >/sys/bus/virtio/drivers/virtio_net/unbind; echo \$d >/sys/bus/virtio/drivers/virtio_net/bind"
 	g="$g; sleep 1; ip link set eth0 up; ip addr add $GUEST/24 dev eth0 2>/dev/null; sleep 1"
 	g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo PING2-OK"
-	local cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+	local cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 	nsx timeout -k 5 300 "$VM" run --mem 256M --tap tap0 --vhost "$mode" --stats \
 		--cmdline "$cmdline" --console "file:$out" >"$work/$tag.err" 2>&1 &
 	local vm=$!

@@ -45,7 +45,7 @@ g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo PING-OK"
 g="$g; dd if=/dev/vda bs=65536 count=32 2>/dev/null | nc $HOST 7001 && echo UP-DONE"
 g="$g; echo DOWN=\$(nc $HOST 7002 </dev/null | md5sum)"
 g="$g; echo WROTE-$tok | dd of=/dev/vda bs=512 seek=16 conv=notrunc 2>/dev/null; echo DD=\$?; sync"
-cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 
 out=$work/console
 nsx timeout -k 5 300 "$VM" run --mem 256M --tap tap0 --disk "$img" --cmdline "$cmdline" \
@@ -87,7 +87,7 @@ fi
 # pci=nomsi: this boot takes INTx (the DSDT's _PRT) instead of MSI-X.
 sum=$(md5sum <"$img")
 g="echo RO=\$(cat /sys/block/vda/ro); echo MAGIC=\$(head -c 18 /dev/vda); echo x | dd of=/dev/vda bs=512 seek=20 conv=notrunc 2>/dev/null; echo DD=\$?; grep -i virtio /proc/interrupts"
-timeout -k 5 300 "$VM" run --mem 256M --disk "$img,ro" --cmdline "console=ttyS0 reboot=k pci=nomsi kvmlab.run=\"$g\"" \
+timeout -k 5 300 "$VM" run --mem 256M --disk "$img,ro" --cmdline "console=ttyS0 reboot=k quiet pci=nomsi kvmlab.run=\"$g\"" \
 	--console "file:$out.ro" >"$work/vm-ro.err" 2>&1 </dev/null
 rc=$?
 [ $rc -eq 0 ] && t_ok "virtio-blk ro: guest ran" || t_fail "virtio-blk ro: guest ran" "exit $rc"
