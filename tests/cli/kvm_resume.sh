@@ -11,7 +11,7 @@ cd "$T_ROOT" || exit 1
 
 d=$(mktemp -d /tmp/kvmlab-resume.XXXXXX) || exit 1
 t_defer "rm -rf '$d'"
-mkdir -p "$d/tests/kvm" "$d/scripts" "$d/build" "$d/ctl"
+mkdir -p "$d/tests/kvm" "$d/scripts" "$d/build" "$d/ctl" "$d/tmp"
 cp tests/kvm/run tests/kvm/suite.sh "$d/tests/kvm/"
 printf '#!/bin/sh\nexit 0\n' >"$d/scripts/build-guest"
 printf '#!/bin/sh\nexit 0\n' >"$d/build/kvmlab-vm"
@@ -58,7 +58,8 @@ chmod +x "$d/scripts/testhost"
 
 tier() { # runs the tier in the scratch tree; output in $out, status in $rc
 	: >"$d/ctl/started"
-	out=$(cd "$d" && KVMLAB_KVM_MODE=testhost KVMLAB_TESTHOST_DEATHS=3 bash tests/kvm/run 2>/dev/null)
+	# TMPDIR: suite.sh's log file, left behind when a "death" kills it
+	out=$(cd "$d" && TMPDIR=$d/tmp KVMLAB_KVM_MODE=testhost KVMLAB_TESTHOST_DEATHS=3 bash tests/kvm/run 2>/dev/null)
 	rc=$?
 }
 starts() { grep -cx "$1" "$d/ctl/started"; }

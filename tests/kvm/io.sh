@@ -40,7 +40,7 @@ one() {
 	nsx timeout 400 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &
 	l1=$!
 	t_defer "kill $l1 2>/dev/null"
-	nsx timeout 400 ncat -l $HOST 7001 >"$work/up-$aio" 2>/dev/null < <(sleep 400) &
+	nsx timeout 400 ncat -l $HOST 7001 >"$work/up-$aio" 2>/dev/null < <(nsx sleep 400) & # in the netns: its cleanup ends it
 	l2=$!
 	t_defer "kill $l2 2>/dev/null"
 	sleep 0.5

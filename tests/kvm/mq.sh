@@ -85,7 +85,9 @@ boot() {
 		--console "file:$work/$name.out" >"$work/$name.err" 2>&1 </dev/null &
 	local pid=$!
 	echo $pid >"$work/$name.pid"
-	( sleep $((TMO + 150)); kill "$pid" 2>/dev/null ) &
+	# the watchdog lets go of our output (a sleep that outlives this
+	# script would hold the pipe suite.sh reads until it ends)
+	( exec >/dev/null 2>&1 {T_OUT}>&-; sleep $((TMO + 150)); kill "$pid" ) &
 	local dog=$!
 	t_defer "kill $pid $dog 2>/dev/null"
 }

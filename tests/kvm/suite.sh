@@ -18,12 +18,17 @@ if [ "${1:-}" = --list ]; then
 	exit 0
 fi
 [ $# -gt 0 ] || set -- "${all[@]}"
+# each script's output goes to a file, not a pipe: a process it leaves
+# running would hold a pipe open and keep us waiting
+log=$(mktemp -t kvmlab-suite.XXXXXX) || exit 1
+trap 'rm -f "$log"' EXIT
 rc=0
 for t in "$@"; do
 	echo "# --- tests/kvm/$t"
 	s=$SECONDS
-	out=$(bash "tests/kvm/$t" 2>&1)
+	bash "tests/kvm/$t" >"$log" 2>&1
 	r=$?
+	out=$(cat "$log")
 	if [ $r -ne 0 ]; then
 		# Nested KVM under TCG now and then deadlocks a stock guest early
 		# in its boot (a spinlock with interrupts off, both vCPUs waiting;

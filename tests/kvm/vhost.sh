@@ -40,7 +40,7 @@ boot() { # mode tag
 	local mode=$1 tag=$2 out=$work/$2.console
 	nsx timeout 300 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &
 	local p1=$!
-	nsx timeout 300 ncat -l $HOST 7001 >"$work/$tag.up" 2>/dev/null < <(sleep 300) &
+	nsx timeout 300 ncat -l $HOST 7001 >"$work/$tag.up" 2>/dev/null < <(nsx sleep 300) & # in the netns: its cleanup ends it
 	local p2=$!
 	sleep 0.5
 	local g="ping -c 3 -W 5 $HOST >/dev/null && echo PING-OK"

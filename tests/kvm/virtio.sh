@@ -32,7 +32,7 @@ down_md5=$(md5sum <"$work/down" | cut -d' ' -f1)
 
 # host ends of the two transfers; the guest connects out to both
 # (not --recv-only: that half-closes at once, and busybox nc quits on EOF)
-nsx timeout 200 ncat -l $HOST 7001 >"$work/up" 2>/dev/null < <(sleep 200) &
+nsx timeout 200 ncat -l $HOST 7001 >"$work/up" 2>/dev/null < <(nsx sleep 200) & # in the netns: its cleanup ends it
 t_defer "kill $! 2>/dev/null"
 nsx timeout 200 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &
 t_defer "kill $! 2>/dev/null"
