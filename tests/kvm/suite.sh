@@ -22,6 +22,7 @@ fi
 # running would hold a pipe open and keep us waiting
 log=$(mktemp -t kvmlab-suite.XXXXXX) || exit 1
 trap 'rm -f "$log"' EXIT
+trap 'exit 143' INT TERM # so that an interrupted suite removes it too
 rc=0
 for t in "$@"; do
 	echo "# --- tests/kvm/$t"
