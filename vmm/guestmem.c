@@ -40,13 +40,32 @@ int gmem_write(const struct gmem *gm, uint64_t gpa, const void *src, uint64_t le
 	return 0;
 }
 
+/* A guest 2 MiB page can only sit on a host huge page, and KVM can only
+ * map it with one 2 MiB nested-page entry, when host address and guest
+ * address agree modulo 2 MiB. Guest regions start 2 MiB-aligned, so the
+ * host mapping must too; mmap alone gives 4 KiB alignment (kernels before
+ * 6.7), which leaves guest RAM on 4 KiB pages until khugepaged collapses
+ * them underneath a running guest. */
+#define GMEM_HUGE_ALIGN (2ULL << 20)
+
 static int map_region(struct gmem *gm, uint64_t gpa, uint64_t size, struct err *e)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	uint64_t span = size + GMEM_HUGE_ALIGN;
+	if (span < size)
+		return errf(e, EINVAL, "memory: size %llu too large", (unsigned long long)size);
+	uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
 		return errf(e, errno, "memory: cannot map %llu MiB of guest RAM: %s",
 			    (unsigned long long)(size >> 20), strerror(errno));
+	uint64_t head = (GMEM_HUGE_ALIGN - ((uintptr_t)raw & (GMEM_HUGE_ALIGN - 1))) &
+			(GMEM_HUGE_ALIGN - 1);
+	uint8_t *p = raw + head;
+	/* give back the unaligned ends; munmap of a range we own cannot fail */
+	if (head)
+		(void)munmap(raw, head);
+	if (span - head - size)
+		(void)munmap(p + size, span - head - size);
 	/* guest RAM is big and cold: let THP back it where it can */
 	(void)madvise(p, size, MADV_HUGEPAGE);
 	gm->r[gm->nr++] = (struct gmem_region){ .gpa = gpa, .size = size, .host = p };
