@@ -209,7 +209,7 @@ if [[ " ${names[*]} " == *" qemu "* ]] || [[ " ${names[*]} " == *" kvmlab-static
 	# must get its lease from its own VMM (with vhost its DHCP broadcasts
 	# reach the bridge too)
 	[[ " ${names[*]} " == *" qemu "* ]] && { inlab "$B/kvmlab-net" tap add klq0 --net lab >/dev/null || exit 1; }
-	inlab dnsmasq --keep-in-foreground --conf-file=/dev/null --strict-order --bind-dynamic \
+	ip netns exec "$lab" dnsmasq --keep-in-foreground --conf-file=/dev/null --strict-order --bind-dynamic \
 		--except-interface=lo --interface="$br" --no-resolv --user=root --group=root --pid-file= \
 		--dhcp-range=192.168.58.2,192.168.58.254,255.255.255.0 --dhcp-no-override \
 		--dhcp-authoritative --dhcp-lease-max=253 --dhcp-leasefile="$work/leases" \

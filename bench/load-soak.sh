@@ -89,7 +89,9 @@ for ((n = 1; n <= BOOTS; n++)); do
 	*) echo "bench/load-soak.sh: unknown VMM $vm" >&2; exit 2 ;;
 	esac
 	srv=()
-	for p in 5201 5202; do nsx iperf3 -s -B $HOST -p $p >/dev/null 2>&1 & srv+=($!); done
+	# ip execs iperf3 (same pid), so the kill below reaches the server: a
+	# guest that died mid-transfer leaves its server busy otherwise
+	for p in 5201 5202; do ip netns exec "$ns" iperf3 -s -B $HOST -p $p >/dev/null 2>&1 & srv+=($!); done
 	sleep 0.3
 	[ "$TRACE" = 1 ] && { echo >$T/trace; echo 1 >$T/tracing_on; }
 	out=$work/console t0=$SECONDS

@@ -153,7 +153,9 @@ SRV=()
 servers_start() {
 	local port
 	for port in 5201 5202; do
-		nsx iperf3 -s -B $HOST -p $port >/dev/null 2>&1 &
+		# not through nsx: that backgrounds a subshell, and killing it
+		# would leave the server (busy, after a guest died mid-transfer)
+		ip netns exec "$ns" iperf3 -s -B $HOST -p $port >/dev/null 2>&1 &
 		SRV+=($!)
 	done
 	sleep 0.3
