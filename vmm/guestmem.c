@@ -43,9 +43,9 @@ int gmem_write(const struct gmem *gm, uint64_t gpa, const void *src, uint64_t le
 /* A guest 2 MiB page can only sit on a host huge page, and KVM can only
  * map it with one 2 MiB nested-page entry, when host address and guest
  * address agree modulo 2 MiB. Guest regions start 2 MiB-aligned, so the
- * host mapping must too; mmap alone gives 4 KiB alignment (kernels before
- * 6.7), which leaves guest RAM on 4 KiB pages until khugepaged collapses
- * them underneath a running guest. */
+ * host mapping must too. mmap alone gives 4 KiB alignment (kernels before
+ * 6.7, and later ones for sizes that are not a multiple of 2 MiB), and KVM
+ * then maps the whole memslot with 4 KiB entries, whatever THP does. */
 #define GMEM_HUGE_ALIGN (2ULL << 20)
 
 static int map_region(struct gmem *gm, uint64_t gpa, uint64_t size, struct err *e)
