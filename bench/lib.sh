@@ -62,6 +62,28 @@ bl_enter() {
 	done
 }
 
+# bl_iperf_start NS HOST PORT...: fresh iperf3 servers in netns NS, one
+# per port (a guest that died mid-transfer leaves its server busy, so each
+# boot gets its own). ip execs iperf3, so $! is the server itself and
+# bl_iperf_stop reaches it; a shell function put in the background would
+# leave its pid to a subshell, and the server would outlive the kill.
+BL_IPERF=()
+bl_iperf_start() {
+	local ns=$1 host=$2 port
+	shift 2
+	for port in "$@"; do
+		ip netns exec "$ns" iperf3 -s -B "$host" -p "$port" >/dev/null 2>&1 &
+		BL_IPERF+=($!)
+	done
+	sleep 0.3
+}
+bl_iperf_stop() {
+	[ ${#BL_IPERF[@]} -gt 0 ] || return 0
+	kill "${BL_IPERF[@]}" 2>/dev/null
+	wait "${BL_IPERF[@]}" 2>/dev/null
+	BL_IPERF=()
+}
+
 bl_ns_del() {
 	local ns
 	for ns in "$@"; do

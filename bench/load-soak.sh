@@ -41,7 +41,7 @@ work=$(mktemp -d /tmp/kvmlab-soak.XXXXXX) || exit 1
 ns=kl-soak-$$-$RANDOM
 T=/sys/kernel/tracing
 ip netns add "$ns" || exit 1
-trap 'kill $(jobs -p) 2>/dev/null; ip netns exec "$ns" "$NETC" down soakb >/dev/null 2>&1; bl_ns_del "$ns"
+trap 'bl_iperf_stop; ip netns exec "$ns" "$NETC" down soakb >/dev/null 2>&1; bl_ns_del "$ns"
 	[ "$TRACE" = 1 ] && { echo 0 >$T/tracing_on; echo "!traceoff if exit_reason == 127" >$T/events/kvm/kvm_exit/trigger; echo 0 >$T/events/kvm/enable; }
 	rm -rf "$work"; bl_cleanup' EXIT
 trap 'exit 130' INT TERM
@@ -88,11 +88,7 @@ for ((n = 1; n <= BOOTS; n++)); do
 			--tap klsoak0 --vhost "$VHOST" --cmdline "$CMDLINE") ;;
 	*) echo "bench/load-soak.sh: unknown VMM $vm" >&2; exit 2 ;;
 	esac
-	srv=()
-	# ip execs iperf3 (same pid), so the kill below reaches the server: a
-	# guest that died mid-transfer leaves its server busy otherwise
-	for p in 5201 5202; do ip netns exec "$ns" iperf3 -s -B $HOST -p $p >/dev/null 2>&1 & srv+=($!); done
-	sleep 0.3
+	bl_iperf_start "$ns" $HOST 5201 5202
 	[ "$TRACE" = 1 ] && { echo >$T/trace; echo 1 >$T/tracing_on; }
 	out=$work/console t0=$SECONDS
 	nsx timeout -s KILL $TMO "${argv[@]}" </dev/null >"$out" 2>&1 &
@@ -107,8 +103,7 @@ for ((n = 1; n <= BOOTS; n++)); do
 	wait $vpid
 	rc=$?
 	[ "$TRACE" = 1 ] && echo 0 >$T/tracing_on
-	kill "${srv[@]}" 2>/dev/null
-	wait "${srv[@]}" 2>/dev/null
+	bl_iperf_stop
 	marks=$(grep -c '^MARK' "$out")
 	RUNS[$vm]=$((${RUNS[$vm]:-0} + 1))
 	echo "BOOT $n $vm rc $rc $((SECONDS - t0)) s: $marks marks; $npt; $(tr -d '\r' <"$out" | grep -v '^MARK' | tail -c 160 | tr '\n' ' ')"

@@ -138,7 +138,7 @@ HOST=10.81.0.1 GUEST=10.81.0.2
 work=$(mktemp -d /tmp/kvmlab-netmq.XXXXXX) || exit 1
 ns=kl-netmq-$$-$RANDOM
 ip netns add "$ns" || exit 1
-trap 'servers_stop; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1; bl_ns_del "$ns"; rm -rf "$work"; bl_trace_off; bl_cleanup' EXIT
+trap 'bl_iperf_stop; ip netns exec "$ns" "$NETC" down mqb >/dev/null 2>&1; bl_ns_del "$ns"; rm -rf "$work"; bl_trace_off; bl_cleanup' EXIT
 trap 'exit 130' INT TERM
 nsx() { ip netns exec "$ns" "$@"; }
 bl_debugfs || { echo "bench/net-mq.sh: no debugfs for KVM's exit counters" >&2; exit 1; }
@@ -147,20 +147,6 @@ nsx ip link set lo up
 nsx "$NETC" up mqb --cidr $HOST/24 >/dev/null &&
 	nsx "$NETC" tap add klb1 --net mqb >/dev/null &&
 	nsx "$NETC" tap add klb2 --net mqb --queues 2 >/dev/null || { echo "bench/net-mq.sh: network setup failed" >&2; exit 1; }
-# fresh iperf3 servers for every boot: a guest that dies mid-test would
-# leave a server busy
-SRV=()
-servers_start() {
-	local port
-	for port in 5201 5202; do
-		# not through nsx: that backgrounds a subshell, and killing it
-		# would leave the server (busy, after a guest died mid-transfer)
-		ip netns exec "$ns" iperf3 -s -B $HOST -p $port >/dev/null 2>&1 &
-		SRV+=($!)
-	done
-	sleep 0.3
-}
-servers_stop() { [ ${#SRV[@]} -gt 0 ] && kill "${SRV[@]}" 2>/dev/null; wait "${SRV[@]}" 2>/dev/null; SRV=(); }
 
 names=()
 for q in ${KVMLAB_BENCH_QUEUES:-1}; do
@@ -217,12 +203,12 @@ vmm_argv() { # NAME (VMM-NET-qQ)
 one_run() { # NAME: "RESULT name up dn rtt xpm_up xpm_dn", or "RESULT name HUNG|FAIL why"
 	local name=$1 out=$work/$1.out
 	vmm_argv "$name"
-	servers_start
+	bl_iperf_start "$ns" $HOST 5201 5202
 	BL_ENV=()
 	local BL_SNAPDIR=
 	[ "$EXITS" = 1 ] && { BL_SNAPDIR=$work/$1.snap; rm -rf "$BL_SNAPDIR"; mkdir -p "$BL_SNAPDIR"; }
 	bl_boot "$TMO" "$out" -- ip netns exec "$ns" "${ARGV[@]}"
-	servers_stop
+	bl_iperf_stop
 	if [ "$BL_HUNG" = 1 ]; then
 		echo "RESULT $name HUNG after ${TMO}s: $(grep -v '^MARK' "$out" | tail -c 120 | tr '\n' ' ')"
 		return
