@@ -41,8 +41,12 @@ kl_kernel_pkg() {
 kl_kernel_fetch() {
 	local debs=$KL_BUILD/debs pkg deb tmp
 	mkdir -p "$debs"
-	pkg=$(kl_kernel_pkg)
-	if [ -n "$pkg" ]; then
+	pkg=''
+	[ -n "${KL_KDEB_FILE:-}" ] || pkg=$(kl_kernel_pkg)
+	if [ -n "${KL_KDEB_FILE:-}" ]; then
+		# a given package file (scripts/build-guest: KVMLAB_GUEST_KERNEL_DEB)
+		deb=$(realpath -e "$KL_KDEB_FILE" 2>/dev/null) || kl_die "$KL_KDEB_FILE: no such file"
+	elif [ -n "$pkg" ]; then
 		# (no match is normal before the first download: not an error
 		# under the callers' pipefail)
 		deb=$(ls -1 "$debs/${pkg}_"*_amd64.deb 2>/dev/null | sort -V | tail -n1) || true
@@ -77,6 +81,13 @@ kl_kernel_fetch() {
 		rm -rf "$KL_KROOT"
 		mkdir -p "$KL_KROOT"
 		dpkg-deb -x "$deb" "$KL_KROOT"
+		# Packages built for a merged /usr (Debian 13 on) ship their
+		# modules under usr/lib/modules; give them the path depmod -b
+		# and the rest of this file expect, as the installed system has.
+		if [ ! -d "$KL_KROOT/lib/modules" ] && [ -d "$KL_KROOT/usr/lib/modules" ]; then
+			ln -s usr/lib "$KL_KROOT/lib"
+		fi
+		[ -d "$KL_KROOT/lib/modules" ] || { rm -rf "$KL_KROOT"; kl_die "no lib/modules in $deb"; }
 		KL_KVER=$(ls -1 "$KL_KROOT/lib/modules" | head -n1)
 		# The package ships no modules.dep (the postinst runs depmod).
 		depmod -b "$KL_KROOT" "$KL_KVER"
