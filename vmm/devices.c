@@ -252,6 +252,36 @@ err:
 	return rc;
 }
 
+/* MSI-X counts, taken as devices_stop() tears the devices down (vm_stop
+ * does, before --stats prints) */
+static struct dev_irq_stats {
+	bool set;
+	uint64_t masks, held;
+} S_net, S_blk;
+
+static void stats_take(struct dev_irq_stats *s, struct vpci *v)
+{
+	vpci_msix_stats(v, &s->masks, &s->held);
+	s->set = true;
+}
+
+static void stats_one(FILE *f, const char *name, struct dev_irq_stats *s, struct vpci *v)
+{
+	if (v)
+		stats_take(s, v);
+	if (!s->set)
+		return;
+	fprintf(f, "  %s: MSI-X vector masks %llu, backend interrupts held by a mask %llu\n",
+		name, (unsigned long long)s->masks, (unsigned long long)s->held);
+}
+
+void devices_stats_print(FILE *f)
+{
+	fprintf(f, "kvmlab-vm: device interrupts:\n");
+	stats_one(f, "virtio-net", &S_net, D.net ? &D.net->vpci : NULL);
+	stats_one(f, "virtio-blk", &S_blk, D.blk ? &D.blk->vpci : NULL);
+}
+
 void devices_stop(void)
 {
 	/* the buses still point at the PCI layer: unhook the devices first */
@@ -269,11 +299,13 @@ void devices_stop(void)
 		D.blk_ev_ready = false;
 	}
 	if (D.net) {
+		stats_take(&S_net, &D.net->vpci);
 		vnet_destroy(D.net);
 		free(D.net);
 		D.net = NULL;
 	}
 	if (D.blk) {
+		stats_take(&S_blk, &D.blk->vpci);
 		vblk_destroy(D.blk);
 		free(D.blk);
 		D.blk = NULL;

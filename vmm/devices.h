@@ -3,6 +3,7 @@
 #ifndef KVMLAB_VMM_DEVICES_H
 #define KVMLAB_VMM_DEVICES_H
 #include <stdint.h>
+#include <stdio.h>
 #include "bus.h"
 #include "dhcp.h"
 #include "guestmem.h"
@@ -45,4 +46,6 @@ struct dev_cfg {
  * device threads. Call after the buses exist and before vCPUs run. */
 int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct err *e) WUR;
 void devices_stop(void);
+/* For --stats: each device's MSI-X mask counts (vpci_msix_stats). */
+void devices_stats_print(FILE *f);
 #endif

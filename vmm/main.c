@@ -804,6 +804,7 @@ static int cmd_run(int argc, char **argv)
 			fds[i] = vm.vcpus[i].fd;
 		tty_restore();
 		(void)kvm_stats_print(stderr, &vm.kvm, fds, vm.nr_vcpus);
+		devices_stats_print(stderr);
 	}
 	vm_destroy(&vm);
 	tty_restore();

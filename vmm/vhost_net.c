@@ -116,7 +116,6 @@ int vhost_net_start(struct vhost_net *vh, unsigned idx, const struct vhost_ring 
 		.used_user_addr = (uint64_t)(uintptr_t)r->used,
 	};
 	struct vhost_vring_file kick = { .index = idx, .fd = r->kick_fd };
-	struct vhost_vring_file call = { .index = idx, .fd = r->call_fd };
 	struct vhost_vring_file be = { .index = idx, .fd = tap_fd };
 
 	/* the ring addresses went through vq_enable's checks: inside guest
@@ -125,11 +124,18 @@ int vhost_net_start(struct vhost_net *vh, unsigned idx, const struct vhost_ring 
 	    ioctl(vh->fd, VHOST_SET_VRING_BASE, &base) < 0 ||
 	    ioctl(vh->fd, VHOST_SET_VRING_ADDR, &addr) < 0 ||
 	    ioctl(vh->fd, VHOST_SET_VRING_KICK, &kick) < 0 ||
-	    ioctl(vh->fd, VHOST_SET_VRING_CALL, &call) < 0 ||
 	    ioctl(vh->fd, VHOST_NET_SET_BACKEND, &be) < 0)
 		return -errno;
 	vh->running[idx] = true;
 	return 0;
+}
+
+int vhost_net_set_call(struct vhost_net *vh, unsigned idx, int fd)
+{
+	if (vh->fd < 0 || idx > 1)
+		return -EINVAL;
+	struct vhost_vring_file call = { .index = idx, .fd = fd };
+	return ioctl(vh->fd, VHOST_SET_VRING_CALL, &call) < 0 ? -errno : 0;
 }
 
 int vhost_net_stop(struct vhost_net *vh, unsigned idx, uint16_t *base)

@@ -24,7 +24,6 @@ struct vhost_ring {
 	uint16_t base;     /* next avail index the backend starts from */
 	void *desc, *avail, *used;
 	int kick_fd;       /* eventfd the guest's notify writes (ioeventfd) */
-	int call_fd;       /* eventfd the backend signals (irqfd or relay) */
 };
 
 /* The gmem regions as a vhost memory table (pure, for tests): returns the
@@ -44,7 +43,12 @@ uint64_t vhost_net_ring_features(void);
 bool vhost_net_can(const struct vhost_net *vh, uint64_t acked);
 /* Tell the backend what the driver acked (only the ring bits go down). */
 int vhost_net_set_features(struct vhost_net *vh, uint64_t acked) WUR;
-/* Hand ring idx (0 rx, 1 tx) to the backend, serving tap_fd. */
+/* The eventfd ring idx signals used buffers on. Returns once the backend
+ * writes fd only (it swaps under the ring's mutex, which its worker holds
+ * while it signals). Any time after open, also before vhost_net_start. */
+int vhost_net_set_call(struct vhost_net *vh, unsigned idx, int fd) WUR;
+/* Hand ring idx (0 rx, 1 tx) to the backend, serving tap_fd. Its call fd
+ * is set before (vhost_net_set_call): a ring without one signals nobody. */
 int vhost_net_start(struct vhost_net *vh, unsigned idx, const struct vhost_ring *r,
 		    int tap_fd) WUR;
 /* Take ring idx back: detach the tap and learn where the backend stopped

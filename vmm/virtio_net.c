@@ -224,9 +224,15 @@ static void driver_ok(void *dev)
 	vnet_vhost_driver_ok(dev);
 }
 
+static void set_call(void *dev, unsigned q, int fd)
+{
+	vnet_vhost_set_call(dev, q, fd);
+}
+
 static const struct vpci_ops vnet_ops = {
 	.cfg_read = cfg_read, .cfg_write = cfg_write, .notify = notify,
 	.set_features = set_features, .reset = reset, .driver_ok = driver_ok,
+	.set_call = set_call,
 };
 
 /* ---- control queue (5.1.6.5): every byte is the guest's ---- */

@@ -135,6 +135,7 @@ void vnet_vhost_features(struct vnet *n, uint64_t acked);
 void vnet_vhost_driver_ok(struct vnet *n);
 void vnet_vhost_reset_locked(struct vnet *n);
 bool vnet_vhost_pair_poll(struct vnet *n, unsigned p);
+void vnet_vhost_set_call(struct vnet *n, unsigned q, int fd);
 void vnet_vhost_close(struct vnet *n);
 /* Pairs in use now (for tests). */
 unsigned vnet_cur_pairs(const struct vnet *n);

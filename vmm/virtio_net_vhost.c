@@ -3,8 +3,10 @@
  * Everything up to DRIVER_OK runs on our own virtqueue code: feature
  * negotiation, ring validation (vq_enable), the control queue always.
  * Then each active pair's rx/tx rings go to that pair's vhost backend
- * with the kick eventfds KVM writes (ioeventfd) and the irqfds of their
- * MSI-X vectors, so the data path never leaves the kernel. A reset, or
+ * with the kick eventfds KVM writes (ioeventfd) and, for interrupts,
+ * whatever fd the transport gives (vpci_queue_backend: the vector's
+ * irqfd, or its hold fd while the driver masks it), so the data path
+ * never leaves the kernel. A reset, or
  * the driver dropping the pair (VQ_PAIRS_SET), takes the rings back.
  *
  * Hand-overs run on the pair's own I/O thread (vnet_vhost_pair_poll),
@@ -121,6 +123,24 @@ static void pause_ours(struct vnet *n, unsigned p, bool pause)
 		log_once(n, p, pause ? "pausing our readers" : "resuming our readers", EIO);
 }
 
+/* The transport's interrupts for both rings back to us; only after the
+ * rings stopped (what the backend held back then shows in the PBA). */
+static void backend_off(struct vnet *n, unsigned p)
+{
+	for (unsigned i = 0; i < 2; i++)
+		if (vpci_queue_backend(&n->vpci, 2 * p + i, false)) {} /* off cannot fail */
+}
+
+void vnet_vhost_set_call(struct vnet *n, unsigned q, int fd)
+{
+	unsigned p = q / 2;
+	if (p >= n->max_pairs || n->pair[p]->vh.fd < 0)
+		return;
+	int rc = vhost_net_set_call(&n->pair[p]->vh, q % 2, fd);
+	if (rc)
+		log_once(n, p, "VHOST_SET_VRING_CALL", -rc);
+}
+
 /* Caller holds both of the pair's queue locks. */
 static void stop_locked(struct vnet *n, unsigned p)
 {
@@ -132,6 +152,7 @@ static void stop_locked(struct vnet *n, unsigned p)
 		if (vhost_net_stop(&pr->vh, i, &base) == 0)
 			sync_vq(&n->vpci.q[2 * p + i].vq, base);
 	}
+	backend_off(n, p);
 	__atomic_store_n(&pr->vhost, false, __ATOMIC_RELEASE);
 	pause_ours(n, p, false);
 }
@@ -149,15 +170,22 @@ static int start_locked(struct vnet *n, unsigned p)
 		if (!q->ready || q->broken)
 			return -EINVAL; /* the driver left it unset: nothing to move */
 		int kick = vpci_queue_kick_fd(&n->vpci, qi);
-		int call = vpci_queue_call_fd(&n->vpci, qi);
-		/* INTx, no vector or no irqfd: the ISR needs us in the loop */
-		if (kick < 0 || call < 0)
+		if (kick < 0)
 			return -EOPNOTSUPP;
 		r[i] = (struct vhost_ring){
 			.size = q->size, .base = q->last_avail,
 			.desc = q->desc, .avail = q->avail, .used = q->used,
-			.kick_fd = kick, .call_fd = call,
+			.kick_fd = kick,
 		};
+	}
+	/* the call fds first: a ring the backend serves must signal someone.
+	 * INTx, no vector or no irqfd: the ISR needs us in the loop */
+	for (unsigned i = 0; i < 2; i++) {
+		rc = vpci_queue_backend(&n->vpci, 2 * p + i, true);
+		if (rc) {
+			backend_off(n, p);
+			return rc;
+		}
 	}
 	pause_ours(n, p, true);
 	/* vhost index 0 is the pair's rx queue, 1 its tx queue */
@@ -166,6 +194,7 @@ static int start_locked(struct vnet *n, unsigned p)
 		if (rc) {
 			if (i && vhost_net_stop(&pr->vh, 0, &r[0].base) == 0)
 				sync_vq(&n->vpci.q[RXQ(p)].vq, r[0].base);
+			backend_off(n, p);
 			pause_ours(n, p, false);
 			return rc;
 		}

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
@@ -48,9 +49,24 @@ static void efd_signal(int fd)
 	(void)!write(fd, &one, sizeof(one));
 }
 
+/* Take an eventfd's count (0: nothing written since the last take). */
+static uint64_t efd_take(int fd)
+{
+	uint64_t cnt = 0;
+	if (fd < 0 || read(fd, &cnt, sizeof(cnt)) != (ssize_t)sizeof(cnt))
+		return 0;
+	return cnt;
+}
+
 static uint64_t msix_addr(const struct vpci *v, uint16_t vec)
 {
 	return (uint64_t)v->msix[vec][1] << 32 | v->msix[vec][0];
+}
+
+static bool vec_masked(const struct vpci *v, uint16_t vec)
+{
+	return !v->msix_enabled || v->msix_masked ||
+	       (v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT);
 }
 
 /* Make vector vec's MSI route match its table entry, creating route and
@@ -124,6 +140,30 @@ static void lower_locked(struct vpci *v)
 	if (v->line && v->intx_fd < 0 && v->irq.irq_line)
 		(void)v->irq.irq_line(v->irq.opaque, v->gsi, 0);
 	v->line = 0;
+}
+
+/* Point the backends on vector vec at the fd they must write now: its
+ * irqfd, or its hold fd while it is masked. Then move what the hold fd
+ * caught into the PBA (msix_flush_locked sends it). */
+static void backend_sync_locked(struct vpci *v, uint16_t vec)
+{
+	struct vpci_vec *x = &v->vec[vec];
+	if (x->hold_fd < 0)
+		return;
+	int fd = vec_masked(v, vec) ? x->hold_fd : x->call_fd;
+	for (unsigned i = 0; i < v->nq; i++) {
+		struct vpci_queue *q = &v->q[i];
+		if (q->backend_fd < 0 || q->backend_vec != vec || q->backend_fd == fd)
+			continue;
+		v->ops->set_call(v->dev, i, fd);
+		q->backend_fd = fd;
+	}
+	/* only after the switch: set_call returned, so no backend can still
+	 * write the hold fd, and nothing lands there after this take */
+	if (fd == x->call_fd && efd_take(x->hold_fd)) {
+		v->pba |= 1u << vec;
+		v->stat_held++;
+	}
 }
 
 /* Deliver whatever became unmasked. */
@@ -267,6 +307,11 @@ static void reset_locked(struct vpci *v)
 	pthread_mutex_lock(&v->irq_lock);
 	v->isr = 0;
 	v->pba = 0;
+	/* ops->reset stopped the backends: what they held is void now */
+	for (unsigned i = 0; i < v->nq; i++)
+		v->q[i].backend_fd = -1;
+	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)
+		(void)efd_take(v->vec[i].hold_fd);
 	lower_locked(v);
 	pthread_mutex_unlock(&v->irq_lock);
 }
@@ -450,6 +495,12 @@ static void msix_read(struct vpci *v, uint64_t off, void *data, unsigned len)
 		memcpy(data, (uint8_t *)v->msix + (off - VPCI_MSIX_OFF), len);
 	} else if (off >= VPCI_PBA_OFF && off - VPCI_PBA_OFF + len <= 8) {
 		uint64_t pba = v->pba;
+		for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++) {
+			struct pollfd p = { .fd = v->vec[i].hold_fd, .events = POLLIN };
+			/* a backend's write held back by the mask is pending */
+			if (p.fd >= 0 && poll(&p, 1, 0) == 1)
+				pba |= 1ull << i;
+		}
 		memcpy(data, (uint8_t *)&pba + (off - VPCI_PBA_OFF), len);
 	}
 	pthread_mutex_unlock(&v->irq_lock);
@@ -470,10 +521,15 @@ static void msix_write(struct vpci *v, uint64_t off, const void *data, unsigned 
 	 * interrupt of that vector (no ioctl per 4-byte half) */
 	if (memcmp(before, v->msix[vec], 12))
 		v->vec[vec].dirty = true;
-	/* an unmasked vector gets its route now, for users of its call fd */
-	if ((before[3] & PCI_MSIX_ENTRY_CTRL_MASKBIT) &&
-	    !(v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT) && v->msix_enabled)
+	bool was = before[3] & PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	bool now = v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	if (!was && now && v->msix_enabled)
+		v->stat_masks++;
+	/* an unmasked vector gets its route now, before a backend is
+	 * pointed at its irqfd below */
+	if (was && !now && v->msix_enabled)
 		(void)vec_commit_locked(v, (uint16_t)vec);
+	backend_sync_locked(v, (uint16_t)vec);
 	msix_flush_locked(v);
 	pthread_mutex_unlock(&v->irq_lock);
 }
@@ -552,10 +608,15 @@ static void cfg_written(struct pci_dev *d, unsigned off, unsigned len)
 		return;
 	uint16_t c = (uint16_t)get(d->cfg + ctl, 2);
 	pthread_mutex_lock(&v->irq_lock);
+	bool was = !v->msix_enabled || v->msix_masked;
 	v->msix_enabled = c & PCI_MSIX_FLAGS_ENABLE;
 	v->msix_masked = c & PCI_MSIX_FLAGS_MASKALL;
+	if (!was && (!v->msix_enabled || v->msix_masked))
+		v->stat_masks++;
 	if (v->msix_enabled)
 		lower_locked(v);
+	for (uint16_t i = 0; i < VPCI_MSIX_VECTORS; i++)
+		backend_sync_locked(v, i);
 	msix_flush_locked(v);
 	pthread_mutex_unlock(&v->irq_lock);
 }
@@ -608,9 +669,10 @@ int vpci_init(struct vpci *v, uint16_t type, uint32_t class_code, uint64_t featu
 		v->q[i].vector = VPCI_NO_VECTOR;
 		v->q[i].kick_fd = -1;
 		v->q[i].owner = v;
+		v->q[i].backend_fd = -1;
 	}
 	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)
-		v->vec[i] = (struct vpci_vec){ .gsi = -1, .call_fd = -1 };
+		v->vec[i] = (struct vpci_vec){ .gsi = -1, .call_fd = -1, .hold_fd = -1 };
 	v->intx_fd = v->intx_resample_fd = -1;
 	v->msix_config = VPCI_NO_VECTOR;
 	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)
@@ -760,10 +822,14 @@ void vpci_stop(struct vpci *v)
 			(void)v->irq.irqfd(v->irq.opaque, (unsigned)x->gsi, x->call_fd, -1, false);
 			close(x->call_fd);
 		}
+		if (x->hold_fd >= 0)
+			close(x->hold_fd);
 		if (x->gsi >= 0 && v->irq.msi_route_free)
 			v->irq.msi_route_free(v->irq.opaque, x->gsi);
-		*x = (struct vpci_vec){ .gsi = -1, .call_fd = -1 };
+		*x = (struct vpci_vec){ .gsi = -1, .call_fd = -1, .hold_fd = -1 };
 	}
+	for (unsigned i = 0; i < v->nq; i++)
+		v->q[i].backend_fd = -1;
 	if (v->intx_fd >= 0) {
 		(void)v->irq.irqfd(v->irq.opaque, v->gsi, v->intx_fd, -1, false);
 		close(v->intx_fd);
@@ -791,17 +857,55 @@ int vpci_queue_pause_kick(struct vpci *v, unsigned q, bool pause)
 	return event_pause(v->ev, v->q[q].kick_fd, pause);
 }
 
-int vpci_queue_call_fd(struct vpci *v, unsigned q)
+int vpci_queue_backend(struct vpci *v, unsigned q, bool on)
 {
-	if (q >= v->nq)
-		return -1;
-	uint16_t vec = __atomic_load_n(&v->q[q].vector, __ATOMIC_RELAXED);
-	int fd = -1;
+	if (q >= v->nq || !v->ops->set_call)
+		return -EOPNOTSUPP;
+	struct vpci_queue *pq = &v->q[q];
+	int rc = 0;
 	pthread_mutex_lock(&v->irq_lock);
-	if (v->msix_enabled && vec < VPCI_MSIX_VECTORS && vec_commit_locked(v, vec))
-		fd = v->vec[vec].call_fd;
+	if (!on) {
+		if (pq->backend_fd >= 0) {
+			uint16_t vec = pq->backend_vec;
+			pq->backend_fd = -1;
+			/* the backend stopped: what it left in the hold fd is pending */
+			if (efd_take(v->vec[vec].hold_fd)) {
+				v->pba |= 1u << vec;
+				v->stat_held++;
+			}
+			msix_flush_locked(v);
+		}
+		goto out;
+	}
+	uint16_t vec = __atomic_load_n(&pq->vector, __ATOMIC_RELAXED);
+	/* INTx needs the ISR set with each interrupt: only we can do that */
+	if (!v->msix_enabled || vec >= VPCI_MSIX_VECTORS || !vec_commit_locked(v, vec)) {
+		rc = -EOPNOTSUPP;
+		goto out;
+	}
+	struct vpci_vec *x = &v->vec[vec];
+	if (x->hold_fd < 0) {
+		x->hold_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (x->hold_fd < 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	pq->backend_vec = vec;
+	pq->backend_fd = vec_masked(v, vec) ? x->hold_fd : x->call_fd;
+	/* under irq_lock: no mask or unmask can slip in between */
+	v->ops->set_call(v->dev, q, pq->backend_fd);
+out:
 	pthread_mutex_unlock(&v->irq_lock);
-	return fd;
+	return rc;
+}
+
+void vpci_msix_stats(struct vpci *v, uint64_t *masks, uint64_t *held)
+{
+	pthread_mutex_lock(&v->irq_lock);
+	*masks = v->stat_masks;
+	*held = v->stat_held;
+	pthread_mutex_unlock(&v->irq_lock);
 }
 
 void vpci_destroy(struct vpci *v)

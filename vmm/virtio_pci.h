@@ -17,7 +17,15 @@
  * vector in use has a KVM MSI route and an irqfd ("call" eventfd); INTx
  * goes through a resample irqfd. Without vpci_start() (unit tests,
  * fuzzers) or without the KVM capabilities, notify runs inline and
- * interrupts go through dev_irq_ops.msi / irq_line. */
+ * interrupts go through dev_irq_ops.msi / irq_line.
+ *
+ * MSI-X masking: our own signals check the mask under irq_lock and set
+ * the PBA bit instead. A backend that writes an eventfd itself (vhost's
+ * worker, vpci_queue_backend) cannot check it, so it is never given a
+ * masked vector's irqfd: it writes the vector's hold eventfd while the
+ * vector is masked (ops->set_call switches it), which reads as pending in
+ * the PBA and is moved into the PBA and sent at the unmask. The irqfds
+ * stay assigned throughout (no KVM_IRQFD deassign on a mask). */
 #ifndef KVMLAB_VMM_VIRTIO_PCI_H
 #define KVMLAB_VMM_VIRTIO_PCI_H
 #include <pthread.h>
@@ -58,6 +66,13 @@ struct vpci_ops {
 	/* The driver set DRIVER_OK: queues are set up and it is running
 	 * (v->lock held, no queue lock). Optional. */
 	void (*driver_ok)(void *dev);
+	/* Queue q's backend (vpci_queue_backend) must write eventfd fd from
+	 * now on. Called with irq_lock held, also on a vCPU thread handling
+	 * a mask write: take no vpci lock. Return only once the backend can
+	 * no longer write the fd it had (vhost swaps its call fd under the
+	 * ring's mutex, which its worker holds while it signals): vpci looks
+	 * at the old one right after. Optional (no backend then). */
+	void (*set_call)(void *dev, unsigned q, int fd);
 };
 
 struct vpci;
@@ -74,12 +89,17 @@ struct vpci_queue {
 	bool kick_bound;   /* ioev_lock: KVM writes kick_fd on notify at kick_addr */
 	bool kick_refused; /* ioev_lock: KVM said no; retried after a BAR move */
 	uint64_t kick_addr;
+	/* irq_lock: the fd the queue's backend writes (-1: no backend), on
+	 * the vector it had when the backend took it */
+	int backend_fd;
+	uint16_t backend_vec;
 };
 
 /* One MSI-X vector's in-kernel path (irq_lock). */
 struct vpci_vec {
 	int gsi;     /* its KVM MSI route, -1 none yet */
 	int call_fd; /* irqfd on gsi, -1 none */
+	int hold_fd; /* eventfd backends write while the vector is masked, -1 none */
 	bool dirty;  /* table entry changed since the route was written */
 	bool failed; /* KVM refused: this vector uses irq.msi */
 };
@@ -117,6 +137,9 @@ struct vpci {
 	struct vpci_vec vec[VPCI_MSIX_VECTORS];
 	int intx_fd, intx_resample_fd; /* resample irqfd on gsi, -1 none */
 	pthread_mutex_t ioev_lock;
+	/* irq_lock: vector mask transitions seen, and backend interrupts
+	 * held back by a mask (sent at the unmask) */
+	uint64_t stat_masks, stat_held;
 };
 
 /* type: virtio device id (1 net, 2 blk); features: everything offered,
@@ -136,14 +159,18 @@ int vpci_start(struct vpci *v, struct event_loop *ev, struct err *e) WUR;
  * serves them must be stopped first. Also done by vpci_destroy(). */
 void vpci_stop(struct vpci *v);
 void vpci_destroy(struct vpci *v);
-/* For vhost-style users (VHOST_SET_VRING_KICK / _CALL): queue q's kick
- * eventfd (what the guest's notify writes; -1 before vpci_start), and
- * the irqfd of the MSI-X vector q uses now (-1 when MSI-X is off, q has
- * no vector, or KVM has no route for it: then interrupt through
- * vpci_signal). A call fd bypasses MSI-X masking: ask again after the
- * driver reprograms vectors. */
+/* For vhost-style users (VHOST_SET_VRING_KICK): queue q's kick eventfd
+ * (what the guest's notify writes; -1 before vpci_start). */
 int vpci_queue_kick_fd(struct vpci *v, unsigned q);
-int vpci_queue_call_fd(struct vpci *v, unsigned q);
+/* A backend takes (on) or gives back (off) queue q's interrupts: it
+ * writes whatever fd ops->set_call gives it, now (before on returns) and
+ * at every mask/unmask of the vector q uses now: the vector's irqfd while
+ * unmasked, its hold eventfd while masked. Off: after the backend stopped
+ * writing; what it left held stays pending in the PBA. -EOPNOTSUPP: MSI-X
+ * off, q has no vector, KVM has no route for it, or no ops->set_call
+ * (then interrupt through vpci_signal). A vector the driver points q at
+ * later is not followed: take the queue again. Caller may hold q's lock. */
+int vpci_queue_backend(struct vpci *v, unsigned q, bool on) WUR;
 /* Stop (pause) or resume reading queue q's kick eventfd here: while
  * paused, a vhost backend is its only reader. -ENOENT before vpci_start. */
 int vpci_queue_pause_kick(struct vpci *v, unsigned q, bool pause) WUR;
@@ -161,4 +188,7 @@ void vpci_config_changed(struct vpci *v);
 void vpci_set_needs_reset(struct vpci *v);
 /* Negotiated feature bit? (stable after FEATURES_OK) */
 bool vpci_has(const struct vpci *v, unsigned bit);
+/* Vector masks the driver wrote (vector or function), and the backend
+ * interrupts a mask held back and the unmask sent (for --stats). */
+void vpci_msix_stats(struct vpci *v, uint64_t *masks, uint64_t *held);
 #endif
