@@ -167,6 +167,38 @@ kl_mod_install() {
 	done < <(kl_mod_order "$@")
 }
 
+# kl_vmlinux BZIMAGE OUT: the uncompressed ELF vmlinux inside a bzImage
+# (its payload, per the setup header's payload_offset/payload_length, less
+# the 4-byte size the kernel's build appends), for kvmlab-vm's ELF boot.
+# Returns 1 with a warning when the compressor's tool is missing.
+kl_vmlinux() {
+	local img=$1 out=$2 ss po pl start magic dec
+	ss=$(od -An -tu1 -j $((0x1f1)) -N1 "$img" | tr -d ' ')
+	[ "$ss" = 0 ] && ss=4
+	po=$(od -An -tu4 -j $((0x248)) -N4 "$img" | tr -d ' ')
+	pl=$(od -An -tu4 -j $((0x24c)) -N4 "$img" | tr -d ' ')
+	start=$(((ss + 1) * 512 + po))
+	magic=$(od -An -tx1 -j "$start" -N6 "$img" | tr -d ' \n')
+	case $magic in
+	1f8b*) dec="gzip -dc" ;;
+	fd377a585a00) dec="xz -dc" ;;
+	5d00*) dec="xz -dc --format=lzma" ;;
+	28b52ffd*) dec="zstd -dcq" ;;
+	02214c18*) dec="lz4 -dc" ;;
+	425a68*) dec="bzip2 -dc" ;;
+	*) kl_log "warning: $img: payload compressed in an unknown format ($magic); no vmlinux"; return 1 ;;
+	esac
+	command -v "${dec%% *}" >/dev/null ||
+		{ kl_log "warning: ${dec%% *} not installed; no vmlinux"; return 1; }
+	tail -c +$((start + 1)) "$img" | head -c $((pl - 4)) | $dec >"$out.tmp" 2>/dev/null
+	if [ "$(head -c 4 "$out.tmp" | od -An -c | tr -d ' ')" != 177ELF ]; then
+		rm -f "$out.tmp"
+		kl_log "warning: $img: the payload did not unpack to an ELF file; no vmlinux"
+		return 1
+	fi
+	mv "$out.tmp" "$out"
+}
+
 # kl_busybox_tree DEST: busybox-static at DEST/bin/busybox, with a link
 # for every applet, made now so that init does not have to.
 kl_busybox_tree() {

@@ -1,7 +1,9 @@
 /* bzImage loading per Documentation/arch/x86/boot.rst. We enter the
  * kernel at its 64-bit entry point, so the real-mode setup code is never
  * run or even loaded: only its header is read, then copied into
- * boot_params the way a real-mode boot would have left it. */
+ * boot_params the way a real-mode boot would have left it. An ELF
+ * vmlinux (boot_elf.c) gets the same zero page, with a header made up
+ * for it, and is entered at its own startup_64. */
 #include "boot.h"
 
 #include <fcntl.h>
@@ -9,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "boot_elf.h"
 #include "layout.h"
 
 /* setup header fields (offsets in the image and in boot_params) */
@@ -331,11 +334,51 @@ static unsigned long long mib_up(uint64_t b)
 	return (unsigned long long)((b + MIB - 1) / MIB);
 }
 
+/* The setup header a vmlinux lacks: what a 2.15 bzImage of a 64-bit
+ * kernel would say, with the kernel spanning [el->lo, el->hi). The caller
+ * checked that span lies in low RAM, so it fits init_size's 32 bits. */
+static void elf_setup_header(const struct boot_elf *el, uint8_t *setup, struct boot_hdr *h)
+{
+	memset(setup, 0, BOOT_HDR_MAX_END);
+	put16(setup, OFF_BOOT_FLAG, 0xaa55);
+	memcpy(setup + OFF_HEADER, "HdrS", 4);
+	put16(setup, OFF_VERSION, 0x020f);
+	setup[OFF_LOADFLAGS] = BOOT_LOADED_HIGH;
+	put32(setup, OFF_INITRD_ADDR_MAX, 0x7fffffff);
+	put32(setup, OFF_KERNEL_ALIGN, 0x200000);
+	put16(setup, OFF_XLOADFLAGS, BOOT_XLF_KERNEL_64 | BOOT_XLF_ABOVE_4G);
+	put32(setup, OFF_CMDLINE_SIZE, 2047);
+	put64(setup, OFF_PREF_ADDRESS, el->lo);
+	put32(setup, OFF_INIT_SIZE, (uint32_t)(el->hi - el->lo));
+	*h = (struct boot_hdr){
+		.hdr_end = HDR_NEED_END, .version = 0x020f, .loadflags = BOOT_LOADED_HIGH,
+		.xloadflags = BOOT_XLF_KERNEL_64 | BOOT_XLF_ABOVE_4G, .cmdline_size = 2047,
+		.initrd_addr_max = 0x7fffffff, .init_size = (uint32_t)(el->hi - el->lo),
+		.kernel_alignment = 0x200000, .pref_address = el->lo,
+	};
+}
+
+/* Every segment in guest RAM, above the VMM's tables below 1 MiB. */
+static int elf_check_fit(const struct gmem *gm, const struct boot_elf *el, const char *name,
+			 struct err *e)
+{
+	for (unsigned i = 0; i < el->nseg; i++) {
+		const struct boot_elf_seg *s = &el->seg[i];
+		if (s->paddr < LAYOUT_BIOS_END || s->paddr + s->memsz > LAYOUT_RAM_LOW_END ||
+		    !gmem_ptr(gm, s->paddr, s->memsz))
+			return errf(e, ENOMEM,
+				    "boot: %s: segment at 0x%llx (%llu bytes) is not in guest RAM between 1 MiB and the PCI hole",
+				    name, (unsigned long long)s->paddr, (unsigned long long)s->memsz);
+	}
+	return 0;
+}
+
 int boot_load(const struct gmem *gm, const struct boot_cfg *cfg,
 	      struct boot_info *bi, struct err *e)
 {
-	uint8_t setup[BOOT_HDR_MAX_END];
+	uint8_t head[BOOT_ELF_HEAD], setup[BOOT_HDR_MAX_END];
 	struct boot_hdr h;
+	struct boot_elf el;
 	uint64_t ksize, isize = 0, igpa = 0;
 	int kfd, ifd = -1, rc;
 	const char *cmdline = cfg->cmdline ? cfg->cmdline : "";
@@ -344,16 +387,28 @@ int boot_load(const struct gmem *gm, const struct boot_cfg *cfg,
 	kfd = open_file("boot", cfg->kernel, &ksize, e);
 	if (kfd < 0)
 		return kfd;
-	memset(setup, 0, sizeof(setup));
-	size_t want = ksize < sizeof(setup) ? (size_t)ksize : sizeof(setup);
-	rc = read_full(kfd, setup, want, 0);
+	memset(head, 0, sizeof(head));
+	size_t want = ksize < sizeof(head) ? (size_t)ksize : sizeof(head);
+	rc = read_full(kfd, head, want, 0);
 	if (rc) {
 		rc = errf(e, -rc, "boot: %s: %s", cfg->kernel, strerror(-rc));
 		goto err_kfd;
 	}
-	rc = boot_parse_header(setup, want, ksize, cfg->kernel, &h, e);
-	if (rc)
-		goto err_kfd;
+	bool elf = boot_elf_is(head, want);
+	if (elf) {
+		rc = boot_elf_parse(head, want, ksize, cfg->kernel, &el, e);
+		if (!rc)
+			rc = elf_check_fit(gm, &el, cfg->kernel, e);
+		if (rc)
+			goto err_kfd;
+		elf_setup_header(&el, setup, &h);
+	} else {
+		memcpy(setup, head, sizeof(setup));
+		rc = boot_parse_header(setup, want < sizeof(setup) ? want : sizeof(setup), ksize,
+				       cfg->kernel, &h, e);
+		if (rc)
+			goto err_kfd;
+	}
 	rc = boot_check_cmdline(&h, cmdline_len, e);
 	if (rc)
 		goto err_kfd;
@@ -382,8 +437,18 @@ int boot_load(const struct gmem *gm, const struct boot_cfg *cfg,
 		}
 	}
 
-	void *kdst = gmem_ptr(gm, LAYOUT_KERNEL, h.kernel_size);
-	rc = kdst ? read_full(kfd, kdst, h.kernel_size, h.setup_size) : -EFAULT;
+	if (elf) {
+		/* elf_check_fit put every segment in guest RAM */
+		for (unsigned i = 0; i < el.nseg && rc == 0; i++) {
+			uint8_t *dst = gmem_ptr(gm, el.seg[i].paddr, el.seg[i].memsz);
+			rc = dst ? read_full(kfd, dst, el.seg[i].filesz, el.seg[i].off) : -EFAULT;
+			if (!rc)
+				memset(dst + el.seg[i].filesz, 0, el.seg[i].memsz - el.seg[i].filesz);
+		}
+	} else {
+		void *kdst = gmem_ptr(gm, LAYOUT_KERNEL, h.kernel_size);
+		rc = kdst ? read_full(kfd, kdst, h.kernel_size, h.setup_size) : -EFAULT;
+	}
 	if (rc) {
 		rc = errf(e, -rc, "boot: %s: loading the kernel: %s", cfg->kernel, strerror(-rc));
 		goto err_ifd;
@@ -409,7 +474,8 @@ int boot_load(const struct gmem *gm, const struct boot_cfg *cfg,
 		rc = errf(e, -rc, "boot: cannot build the zero page: %s", strerror(-rc));
 		goto err_ifd;
 	}
-	bi->entry = LAYOUT_KERNEL + 0x200;
+	/* a bzImage's 64-bit entry is 0x200 into its protected-mode part */
+	bi->entry = elf ? el.entry : LAYOUT_KERNEL + 0x200;
 	bi->zeropage = LAYOUT_ZEROPAGE;
 	rc = 0;
 err_ifd:

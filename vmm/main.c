@@ -43,7 +43,7 @@ static const char usage_main[] =
 	"A minimal KVM VMM for networked test VMs.\n"
 	"\n"
 	"commands:\n"
-	"  run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR] [--mem SIZE]\n"
+	"  run [--kernel KERNEL] [--initrd FILE|none] [--cmdline STR] [--mem SIZE]\n"
 	"      [--cpus N] [--console stdio|file:PATH|none] [--net NAME] [--tap IFNAME]\n"
 	"      [--queues N] [--mac MAC] [--vhost auto|on|off]\n"
 	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]] [--name VM]\n"
@@ -67,14 +67,15 @@ static const char usage_check[] =
 	"exit status: 0 ready, 1 cannot run, 3 PVM host (stock kernels will not boot)\n";
 
 static const char usage_text[] =
-	"usage: kvmlab-vm run [--kernel BZIMAGE] [--initrd FILE|none] [--cmdline STR]\n"
+	"usage: kvmlab-vm run [--kernel KERNEL] [--initrd FILE|none] [--cmdline STR]\n"
 	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
 	"                     [--vhost auto|on|off] [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]\n"
 	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
 	"\n"
-	"run: boot a Linux bzImage under KVM with a 16550 console on COM1.\n"
-	"  --kernel   default: the default guest's bzImage, from <dir of this\n"
+	"run: boot Linux under KVM with a 16550 console on COM1.\n"
+	"  --kernel   a bzImage, or an uncompressed ELF vmlinux; default: the\n"
+	"             default guest's bzImage, from <dir of this\n"
 	"             program>/guest, <dir>/../lib/kvmlab/guest or " KL_GUEST_DIR "\n"
 	"  --initrd   default: that guest's initrd.img when --kernel is not given\n"
 	"  --cmdline  default: \"" DEFAULT_CMDLINE "\"\n"

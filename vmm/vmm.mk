@@ -27,6 +27,7 @@ VMM_LIB_SRCS += vmm/devices.c
 VMM_LIB_SRCS += vmm/virtqueue.c
 VMM_LIB_SRCS += vmm/pci.c
 VMM_LIB_SRCS += vmm/boot.c
+VMM_LIB_SRCS += vmm/boot_elf.c
 VMM_LIB_SRCS += vmm/virtio_pci.c
 VMM_LIB_SRCS += vmm/event.c
 VMM_LIB_SRCS += vmm/virtio_net.c

@@ -221,4 +221,23 @@ else
 	fi
 fi
 
+# 8. The same kernel as an uncompressed ELF vmlinux (what Firecracker
+# boots; scripts/build-guest unpacks it from the bzImage): entered at its
+# own startup_64, 2 CPUs, and the guest reads back a token and its memory
+# size from the zero page we made up for it.
+if [ -f "$KVMLAB_BUILD/guest/vmlinux" ]; then
+	tok=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	vm elf --kernel "$KVMLAB_BUILD/guest/vmlinux" --initrd "$KVMLAB_BUILD/guest/initrd.img" --cpus 2 --mem 384M \
+		--cmdline "$BASE kvmlab.run=\"echo CPUS=\$(grep -c ^processor /proc/cpuinfo); echo MEM=\$(grep MemTotal /proc/meminfo); sed -n 's/.*kvmlab.token=\\([0-9a-f]*\\).*/GOT-\\1/p' /proc/cmdline\" kvmlab.token=$tok"
+	mem=$(val MEM | awk '{print $2}')
+	if [ $RC = 0 ] && grep -q '^KVMLAB-READY' "$OUT" && grep -qx "GOT-$tok" "$OUT" &&
+		[ "$(val CPUS)" = 2 ] && [ "${mem:-0}" -gt $((300 * 1024)) ] && [ "${mem:-0}" -lt $((384 * 1024)) ]; then
+		t_ok "kvm: ELF vmlinux boots to the ready line with 2 CPUs, ${mem} KiB and the cmdline token, powers off ($SECS)"
+	else
+		t_fail "kvm: ELF vmlinux boots" "$(why "rc $RC, CPUS='$(val CPUS)', MemTotal '${mem:-}' KiB, token $(grep -c "GOT-$tok" "$OUT")")"
+	fi
+else
+	t_skip "kvm: ELF vmlinux boots" "no $KVMLAB_BUILD/guest/vmlinux (scripts/build-guest could not unpack the bzImage)"
+fi
+
 t_finish

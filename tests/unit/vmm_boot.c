@@ -6,7 +6,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <elf.h>
+
 #include "boot.h"
+#include "boot_elf.h"
 #include "layout.h"
 #include "t.h"
 
@@ -390,6 +393,175 @@ static void test_real(void)
 	munmap(mem, ram);
 }
 
+
+/* ---- ELF vmlinux ---- */
+#define EK_BASE 0x1000000ULL /* a vmlinux's LOAD_PHYSICAL_ADDR */
+#define EK_TEXT 8192
+#define EK_DATA 100
+#define EK_BSS  10000
+
+/* An x86-64 ET_EXEC with text, data+bss and a NOTE, as a vmlinux has. */
+static uint8_t *fake_elf(size_t *len)
+{
+	size_t n = 4096 + EK_TEXT + EK_DATA;
+	uint8_t *f = calloc(1, n);
+	Elf64_Ehdr eh = {
+		.e_type = ET_EXEC, .e_machine = EM_X86_64, .e_version = EV_CURRENT,
+		.e_entry = EK_BASE + 0x40, .e_phoff = sizeof(Elf64_Ehdr),
+		.e_ehsize = sizeof(Elf64_Ehdr), .e_phentsize = sizeof(Elf64_Phdr), .e_phnum = 3,
+	};
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	eh.e_ident[EI_VERSION] = EV_CURRENT;
+	Elf64_Phdr ph[3] = {
+		{ .p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = 4096,
+		  .p_vaddr = 0xffffffff81000000ULL, .p_paddr = EK_BASE, .p_filesz = EK_TEXT, .p_memsz = EK_TEXT },
+		{ .p_type = PT_NOTE, .p_offset = 4096, .p_paddr = EK_BASE, .p_filesz = 16, .p_memsz = 16 },
+		{ .p_type = PT_LOAD, .p_flags = PF_R | PF_W, .p_offset = 4096 + EK_TEXT,
+		  .p_vaddr = 0xffffffff81200000ULL, .p_paddr = EK_BASE + 0x200000, .p_filesz = EK_DATA, .p_memsz = EK_BSS },
+	};
+	memcpy(f, &eh, sizeof(eh));
+	memcpy(f + sizeof(eh), ph, sizeof(ph));
+	for (size_t i = 4096; i < n; i++)
+		f[i] = (uint8_t)(i * 7 + 1);
+	*len = n;
+	return f;
+}
+
+static Elf64_Phdr *phdr(uint8_t *f, unsigned i)
+{
+	return (Elf64_Phdr *)(f + sizeof(Elf64_Ehdr) + i * sizeof(Elf64_Phdr));
+}
+
+static void test_elf_parse(void)
+{
+	size_t len;
+	uint8_t *f = fake_elf(&len);
+	struct boot_elf el;
+	struct err e = { "" };
+	CHECK(boot_elf_is(f, len), "ELF magic seen");
+	CHECK_EQ(boot_elf_parse(f, 4096, len, "vmlinux", &el, &e), 0, "good vmlinux parses (%s)", e.msg);
+	CHECK(el.nseg == 2 && el.entry == EK_BASE + 0x40 && el.lo == EK_BASE &&
+	      el.hi == EK_BASE + 0x200000 + EK_BSS, "2 PT_LOADs (the NOTE skipped), entry, span");
+	CHECK(el.seg[1].filesz == EK_DATA && el.seg[1].memsz == EK_BSS, "data + bss sizes kept");
+
+	/* each defect alone: rejected with a message that names the file */
+	static const struct {
+		const char *what, *msg;
+	} bad[] = {
+		{ "32-bit", "not an x86-64 ELF" },
+		{ "aarch64", "not an x86-64 ELF" },
+		{ "ET_DYN", "not an executable" },
+		{ "phentsize", "no usable program headers" },
+		{ "phoff past the head", "not in the first" },
+		{ "filesz > memsz", "more bytes in the file" },
+		{ "offset + filesz past EOF", "not inside the file" },
+		{ "paddr wraps", "wraps around" },
+		{ "entry outside", "in no loaded segment" },
+		{ "no PT_LOAD", "no loadable segment" },
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t *g = fake_elf(&len);
+		Elf64_Ehdr *eh = (Elf64_Ehdr *)g;
+		switch (i) {
+		case 0: eh->e_ident[EI_CLASS] = ELFCLASS32; break;
+		case 1: eh->e_machine = EM_AARCH64; break;
+		case 2: eh->e_type = ET_DYN; break;
+		case 3: eh->e_phentsize = 32; break;
+		case 4: eh->e_phoff = 4096 - sizeof(Elf64_Phdr); break;
+		case 5: phdr(g, 0)->p_filesz = EK_TEXT + 1; break;
+		case 6: phdr(g, 2)->p_offset = len - EK_DATA + 1; break;
+		case 7: phdr(g, 2)->p_paddr = UINT64_MAX - 100; break;
+		case 8: eh->e_entry = EK_BASE + 0x200000 + EK_DATA; break; /* in bss, not in the file's bytes */
+		case 9: phdr(g, 0)->p_type = PT_NOTE; phdr(g, 2)->p_type = PT_NOTE; break;
+		}
+		struct boot_elf x;
+		int rc = boot_elf_parse(g, 4096, len, "vmlinux", &x, &e);
+		CHECK(rc == -ENOEXEC && strstr(e.msg, bad[i].msg) && strstr(e.msg, "boot: vmlinux: "),
+		      "%s rejected: '%s'", bad[i].what, e.msg);
+		free(g);
+	}
+	/* more segments than we keep */
+	uint8_t big[4096] = { 0 };
+	memcpy(big, f, sizeof(Elf64_Ehdr));
+	((Elf64_Ehdr *)big)->e_phnum = BOOT_ELF_MAX_SEGS + 1;
+	for (unsigned i = 0; i <= BOOT_ELF_MAX_SEGS; i++)
+		*phdr(big, i) = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = 0, .p_paddr = EK_BASE + i * 4096,
+					     .p_filesz = 64, .p_memsz = 64 };
+	CHECK(boot_elf_parse(big, sizeof(big), len, "vmlinux", &el, &e) == -ENOEXEC &&
+	      strstr(e.msg, "more than 16 loadable segments"), "17 segments rejected: '%s'", e.msg);
+	CHECK(boot_elf_parse(f, 40, 40, "vmlinux", &el, &e) == -ENOEXEC && strstr(e.msg, "not an ELF file"),
+	      "a file shorter than an ELF header: '%s'", e.msg);
+	free(f);
+}
+
+static void test_elf_load(void)
+{
+	size_t len;
+	uint8_t *f = fake_elf(&len);
+	char kpath[] = "/tmp/kvmlab-boot-elf.XXXXXX", ipath[] = "/tmp/kvmlab-boot-ei.XXXXXX";
+	uint8_t initrd[5000];
+	memset(initrd, 0x3c, sizeof(initrd));
+	uint64_t ram = 64 * MIB;
+	uint8_t *mem = mmap(NULL, ram, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (write_tmp(kpath, f, len) || write_tmp(ipath, initrd, sizeof(initrd)) || mem == MAP_FAILED) {
+		CHECK(0, "temp files, mmap");
+		goto out;
+	}
+	/* sentinels: bss and the zero page must be cleared by the loader */
+	memset(mem + EK_BASE + 0x200000, 0xcc, EK_BSS);
+	memset(mem + LAYOUT_ZEROPAGE, 0xcc, 4096);
+	struct gmem gm;
+	gmem_init_flat(&gm, mem, ram);
+	struct boot_info bi = { 0, 0 };
+	struct err e = { "" };
+	struct boot_cfg cfg = { .kernel = kpath, .initrd = ipath, .cmdline = "console=ttyS0 elf=1" };
+	CHECK_EQ(boot_load(&gm, &cfg, &bi, &e), 0, "vmlinux: boot_load (%s)", e.msg);
+	CHECK_EQ(bi.entry, EK_BASE + 0x40, "vmlinux: entered at e_entry");
+	CHECK(memcmp(mem + EK_BASE, f + 4096, EK_TEXT) == 0, "vmlinux: text bytes at their paddr");
+	CHECK(memcmp(mem + EK_BASE + 0x200000, f + 4096 + EK_TEXT, EK_DATA) == 0, "vmlinux: data bytes at their paddr");
+	bool zero = true;
+	for (size_t i = EK_DATA; i < EK_BSS; i++)
+		zero &= mem[EK_BASE + 0x200000 + i] == 0;
+	CHECK(zero, "vmlinux: bss (memsz past filesz) zeroed");
+	const uint8_t *zp = mem + LAYOUT_ZEROPAGE;
+	CHECK(rd16(zp, 0x1fe) == 0xaa55 && memcmp(zp + 0x202, "HdrS", 4) == 0 && rd16(zp, 0x206) == 0x20f,
+	      "vmlinux: zero page has a 2.15 setup header");
+	CHECK(zp[0] == 0 && zp[0xfff] == 0 && zp[0x210] == 0xff, "vmlinux: zero page cleared, loader 0xff");
+	CHECK_EQ(rd32(zp, 0x228), LAYOUT_CMDLINE, "vmlinux: cmd_line_ptr");
+	CHECK(strcmp((char *)mem + LAYOUT_CMDLINE, "console=ttyS0 elf=1") == 0, "vmlinux: cmdline in guest memory");
+	uint32_t ri = rd32(zp, 0x218), rs = rd32(zp, 0x21c);
+	CHECK(rs == sizeof(initrd) && ri >= EK_BASE + 0x200000 + EK_BSS && ri + rs <= ram &&
+	      memcmp(mem + ri, initrd, rs) == 0, "vmlinux: initrd above the kernel's end (0x%x)", ri);
+	CHECK(zp[0x1e8] == 3 && rd64(zp, 0x70) == LAYOUT_ACPI_RSDP, "vmlinux: e820 and ACPI RSDP filled");
+
+	/* segments where the VMM's tables are, or past the guest's RAM */
+	static const uint64_t where[] = { 0x9000, 64 * MIB - 4096, 0xc0000000ULL - 4096 };
+	for (unsigned i = 0; i < 3; i++) {
+		uint8_t *g = fake_elf(&len);
+		char p2[] = "/tmp/kvmlab-boot-elf2.XXXXXX";
+		phdr(g, 0)->p_paddr = where[i];
+		((Elf64_Ehdr *)g)->e_entry = where[i];
+		memset(mem + LAYOUT_PML4, 0x5a, 16);
+		if (write_tmp(p2, g, len) == 0) {
+			cfg.kernel = p2;
+			CHECK(boot_load(&gm, &cfg, &bi, &e) == -ENOMEM && strstr(e.msg, p2) &&
+			      strstr(e.msg, "not in guest RAM"), "vmlinux: segment at 0x%llx refused: '%s'",
+			      (unsigned long long)where[i], e.msg);
+			CHECK(mem[LAYOUT_PML4] == 0x5a, "vmlinux: nothing written below 1 MiB");
+			unlink(p2);
+		}
+		free(g);
+	}
+out:
+	unlink(kpath);
+	unlink(ipath);
+	if (mem != MAP_FAILED)
+		munmap(mem, ram);
+	free(f);
+}
+
 int main(void)
 {
 	test_parse();
@@ -397,6 +569,8 @@ int main(void)
 	test_cmdline();
 	test_initrd();
 	test_load();
+	test_elf_parse();
+	test_elf_load();
 	test_real();
 	return t_done();
 }
