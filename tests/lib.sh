@@ -46,6 +46,27 @@ t_netns_new() {
 	t_defer "ip netns pids $name 2>/dev/null | xargs -r kill -9; ip netns del $name"
 	printf -v "$__var" '%s' "$name"
 }
+# t_tap_netns VAR NAME HOST: a new namespace (t_netns_new) with lo up and
+# a vnet_hdr tap0 at HOST/24, up: the guest's link in the KVM tests. On
+# error the test fails ("NAME: netns" / "NAME: tap setup") and ends.
+t_tap_netns() {
+	local __tn
+	t_netns_new __tn "$2" || { t_fail "$2: netns"; t_finish; }
+	printf -v "$1" '%s' "$__tn"
+	ip netns exec "$__tn" ip link set lo up &&
+		ip netns exec "$__tn" ip tuntap add tap0 mode tap vnet_hdr &&
+		ip netns exec "$__tn" ip addr add "$3/24" dev tap0 &&
+		ip netns exec "$__tn" ip link set tap0 up ||
+		{ t_fail "$2: tap setup"; t_finish; }
+}
+# t_need_vhost NAME: skip (exit 0) where /dev/vhost-net is missing even
+# after modprobe vhost_net
+t_need_vhost() {
+	[ -c /dev/vhost-net ] || modprobe vhost_net 2>/dev/null
+	[ -c /dev/vhost-net ] && return 0
+	t_skip "$1" "no /dev/vhost-net on this host"
+	exit 0
+}
 # t_finish: exit status from the checks made
 t_finish() { [ "$T_FAILS" -eq 0 ]; exit $?; }
 

@@ -18,13 +18,9 @@ dbg=/sys/kernel/debug/kvm
 if [ ! -d $dbg ]; then
 	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null && t_defer "umount /sys/kernel/debug"
 fi
-t_netns_new ns io || { t_fail "io: netns"; t_finish; }
-nsx() { ip netns exec "$ns" "$@"; }
 HOST=10.78.0.1 GUEST=10.78.0.2
-nsx ip link set lo up
-nsx ip tuntap add tap0 mode tap vnet_hdr &&
-	nsx ip addr add $HOST/24 dev tap0 && nsx ip link set tap0 up ||
-	{ t_fail "io: tap setup"; t_finish; }
+t_tap_netns ns io $HOST
+nsx() { ip netns exec "$ns" "$@"; }
 
 has() { grep -q -- "$2" "$out" && t_ok "$1" || t_fail "$1" "console lacks '$2'"; }
 
@@ -79,7 +75,8 @@ one() {
 		sleep 1 # inside the guest's quiet seconds
 		read -r io0 mmio0 t0 < <(sample)
 		# anchored: the kernel echoes its command line, markers included
-		for _ in $(seq 800); do grep -q "^XFER-END" "$out" && break; sleep 0.5; done
+		# (a guest that died, e.g. a triple fault, ends the wait)
+		for _ in $(seq 800); do grep -q "^XFER-END" "$out" && break; kill -0 $vmjob 2>/dev/null || break; sleep 0.5; done
 		read -r io1 mmio1 t1 < <(sample)
 		# how KVM maps guest RAM (nested-page entries by size)
 		p4k=$(cat "$vmdir/pages_4k" 2>/dev/null) p2m=$(cat "$vmdir/pages_2m" 2>/dev/null)

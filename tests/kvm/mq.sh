@@ -106,6 +106,12 @@ wait_line() {
 	done
 	return 1
 }
+# not_ready NAME: the guest never got ready (a boot stuck early, README
+# "The test host"): stop it now rather than at the watchdog, 150 s later
+not_ready() {
+	t_fail "$1: guest ready within ${TMO}s" "$(tail -c 300 "$work/$1.out" 2>/dev/null | tr '\r\n' '  ')"
+	kill "$(cat "$work/$1.pid")" 2>/dev/null
+}
 finish_vm() { # NAME: wait for the VMM (a child of this shell); its status in $rc
 	wait "$(cat "$work/$1.pid")" 2>/dev/null
 	rc=$?
@@ -139,6 +145,8 @@ if wait_line tapq2 '^KVMLAB-READY' "$TMO"; then
 	q=$(tapq klmq0)
 	[ "$q" = "2 0" ] && t_ok "mq tap: both tap queues attached once the driver asked for 2 pairs (ip -d: $q)" ||
 		t_fail "mq tap: both tap queues attached once the driver asked for 2 pairs" "numqueues/numdisabled: $q"
+else
+	not_ready tapq2
 fi
 if wait_line tapq2 '^TRAFFIC-DONE' 120; then
 	has tapq2 "mq tap: the guest sees 2 rx queues" "^QUEUES=2$"
@@ -221,6 +229,8 @@ for qn in 1 2; do
 		else
 			t_fail "mq --net --queues $qn: the VMM's tap" "multi_queue numqueues: '$mq', want '$want'"
 		fi
+	else
+		not_ready $name
 	fi
 	finish_vm $name
 	[ "$rc" = 0 ] && t_ok "mq --net --queues $qn: guest ran and powered off" || t_fail "mq --net --queues $qn: guest ran" "exit $rc: $(tail -2 "$work/$name.err" | tr '\n' ' ')"

@@ -16,23 +16,13 @@ VM=$KVMLAB_VM
 MB=${KVMLAB_MSIX_MB:-16}
 
 t_kvm_here "msix" tests/kvm/msix.sh 700
-if [ ! -c /dev/vhost-net ]; then
-	modprobe vhost_net 2>/dev/null
-fi
-if [ ! -c /dev/vhost-net ]; then
-	t_skip "msix" "no /dev/vhost-net on this host"
-	exit 0
-fi
+t_need_vhost msix
 
 work=$(mktemp -d /tmp/kvmlab-msix.XXXXXX) || exit 1
 t_defer "rm -rf $work"
-t_netns_new ns msix || { t_fail "msix: netns"; t_finish; }
-nsx() { ip netns exec "$ns" "$@"; }
 HOST=10.81.0.1 GUEST=10.81.0.2
-nsx ip link set lo up
-nsx ip tuntap add tap0 mode tap vnet_hdr &&
-	nsx ip addr add $HOST/24 dev tap0 && nsx ip link set tap0 up ||
-	{ t_fail "msix: tap setup"; t_finish; }
+t_tap_netns ns msix $HOST
+nsx() { ip netns exec "$ns" "$@"; }
 head -c $((MB << 20)) /dev/urandom >"$work/down"
 want=$(md5sum <"$work/down" | cut -d' ' -f1)
 nsx timeout 300 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &

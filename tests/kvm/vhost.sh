@@ -14,23 +14,13 @@ VM=$KVMLAB_VM
 MB=16
 
 t_kvm_here "vhost" tests/kvm/vhost.sh 900
-if [ ! -c /dev/vhost-net ]; then
-	modprobe vhost_net 2>/dev/null
-fi
-if [ ! -c /dev/vhost-net ]; then
-	t_skip "vhost" "no /dev/vhost-net on this host"
-	exit 0
-fi
+t_need_vhost vhost
 
 work=$(mktemp -d /tmp/kvmlab-vhost.XXXXXX) || exit 1
 t_defer "rm -rf $work"
-t_netns_new ns vhost || { t_fail "vhost: netns"; t_finish; }
-nsx() { ip netns exec "$ns" "$@"; }
 HOST=10.79.0.1 GUEST=10.79.0.2
-nsx ip link set lo up
-nsx ip tuntap add tap0 mode tap vnet_hdr &&
-	nsx ip addr add $HOST/24 dev tap0 && nsx ip link set tap0 up ||
-	{ t_fail "vhost: tap setup"; t_finish; }
+t_tap_netns ns vhost $HOST
+nsx() { ip netns exec "$ns" "$@"; }
 head -c $((MB << 20)) /dev/urandom >"$work/down"
 want=$(md5sum <"$work/down" | cut -d' ' -f1)
 

@@ -14,13 +14,9 @@ t_kvm_here "virtio e2e" tests/kvm/virtio.sh 900
 
 work=$(mktemp -d /tmp/kvmlab-virtio.XXXXXX) || exit 1
 t_defer "rm -rf $work"
-t_netns_new ns virtio || { t_fail "virtio: netns"; t_finish; }
-nsx() { ip netns exec "$ns" "$@"; }
 HOST=10.77.0.1 GUEST=10.77.0.2
-nsx ip link set lo up
-nsx ip tuntap add tap0 mode tap vnet_hdr &&
-	nsx ip addr add $HOST/24 dev tap0 && nsx ip link set tap0 up ||
-	{ t_fail "virtio: tap setup"; t_finish; }
+t_tap_netns ns virtio $HOST
+nsx() { ip netns exec "$ns" "$@"; }
 
 tok=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 img=$work/disk.img
