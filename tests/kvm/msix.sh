@@ -78,4 +78,7 @@ echo "# msix: the VMM saw (--stats): masks/held = ${masks:-none}"
 # backend was never switched away from the irqfd)
 [ "${masks#* }" -gt 0 ] 2>/dev/null && t_ok "msix: vhost interrupts held by a mask and sent at the unmask (${masks#* })" ||
 	t_fail "msix: vhost interrupts held by a mask and sent at the unmask" "held: ${masks#* }"
+# on failure, what the VMM said (a triple fault, treated as a reset, also
+# ends it with status 0)
+[ "$T_FAILS" -gt 0 ] && grep -v '^  ' "$work/vm.err" | tail -5 | sed 's/^/# vm.err: /'
 t_finish
