@@ -42,7 +42,7 @@ g="$g; head -c $((MB << 20)) /dev/zero | nc $HOST 7001 && echo UP-DONE"
 g="$g; touch /tmp/stop; sleep 1"
 g="$g; for i in \$irqs; do echo IRQ \$(grep -E '^ *'\$i': ' /proc/interrupts); done"
 g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo PING-OK"
-cmdline="console=ttyS0 reboot=k kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 out=$work/console
 nsx timeout -k 5 300 "$VM" run --mem 256M --cpus 2 --tap tap0 --vhost on --stats \
 	--cmdline "$cmdline" --console "file:$out" >"$work/vm.err" 2>&1
