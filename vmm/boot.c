@@ -339,23 +339,24 @@ static unsigned long long mib_up(uint64_t b)
  * checked that span lies in low RAM, so it fits init_size's 32 bits. */
 static void elf_setup_header(const struct boot_elf *el, uint8_t *setup, struct boot_hdr *h)
 {
-	memset(setup, 0, BOOT_HDR_MAX_END);
-	put16(setup, OFF_BOOT_FLAG, 0xaa55);
-	memcpy(setup + OFF_HEADER, "HdrS", 4);
-	put16(setup, OFF_VERSION, 0x020f);
-	setup[OFF_LOADFLAGS] = BOOT_LOADED_HIGH;
-	put32(setup, OFF_INITRD_ADDR_MAX, 0x7fffffff);
-	put32(setup, OFF_KERNEL_ALIGN, 0x200000);
-	put16(setup, OFF_XLOADFLAGS, BOOT_XLF_KERNEL_64 | BOOT_XLF_ABOVE_4G);
-	put32(setup, OFF_CMDLINE_SIZE, 2047);
-	put64(setup, OFF_PREF_ADDRESS, el->lo);
-	put32(setup, OFF_INIT_SIZE, (uint32_t)(el->hi - el->lo));
 	*h = (struct boot_hdr){
 		.hdr_end = HDR_NEED_END, .version = 0x020f, .loadflags = BOOT_LOADED_HIGH,
 		.xloadflags = BOOT_XLF_KERNEL_64 | BOOT_XLF_ABOVE_4G, .cmdline_size = 2047,
 		.initrd_addr_max = 0x7fffffff, .init_size = (uint32_t)(el->hi - el->lo),
 		.kernel_alignment = 0x200000, .pref_address = el->lo,
 	};
+	/* the same values as bytes, for boot_fill_zeropage to copy */
+	memset(setup, 0, BOOT_HDR_MAX_END);
+	put16(setup, OFF_BOOT_FLAG, 0xaa55);
+	memcpy(setup + OFF_HEADER, "HdrS", 4);
+	put16(setup, OFF_VERSION, h->version);
+	setup[OFF_LOADFLAGS] = h->loadflags;
+	put32(setup, OFF_INITRD_ADDR_MAX, h->initrd_addr_max);
+	put32(setup, OFF_KERNEL_ALIGN, h->kernel_alignment);
+	put16(setup, OFF_XLOADFLAGS, h->xloadflags);
+	put32(setup, OFF_CMDLINE_SIZE, h->cmdline_size);
+	put64(setup, OFF_PREF_ADDRESS, h->pref_address);
+	put32(setup, OFF_INIT_SIZE, h->init_size);
 }
 
 /* Every segment in guest RAM, above the VMM's tables below 1 MiB. */
