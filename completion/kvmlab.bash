@@ -124,6 +124,22 @@ _kvmlab_vm() {
 			COMPREPLY=($(compgen -f -- "$cur"))
 		fi
 		return ;;
+	--nic) # net=NAME or tap=IFNAME, then ,mac= ,queues= after a comma
+		local last=${cur##*,} pre=
+		[[ $cur == *,* ]] && pre=${cur%,*},
+		case $last in
+		net=*) COMPREPLY=($(compgen -P "${pre}net=" -W "$(_kvmlab_show "$net" nets)" -- "${last#net=}")) ;;
+		tap=*) COMPREPLY=($(compgen -P "${pre}tap=" -W "$(_kvmlab_show "$net" taps)" -- "${last#tap=}")) ;;
+		*) if [ -n "$pre" ]; then
+			local k keys=
+			for k in net= tap= mac= queues=; do [[ ,$pre == *,$k* ]] || keys="$keys $k"; done
+			COMPREPLY=($(compgen -P "$pre" -W "$keys" -- "$last"))
+		   else
+			COMPREPLY=($(compgen -W "net= tap=" -- "$last"))
+		   fi ;;
+		esac
+		compopt -o nospace 2>/dev/null
+		return ;;
 	--net) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" nets)" -- "$cur")); return ;;
 	--tap) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" taps)" -- "$cur")); return ;;
 	--console) COMPREPLY=($(compgen -W "stdio none file:" -- "$cur")); return ;;

@@ -16,38 +16,51 @@
 #include "virtio_blk.h"
 #include "virtio_net.h"
 
+/* One virtio-net device: its queue pairs' I/O threads and, with a
+ * lease, its DHCP answers. */
+struct nic;
+struct net_pair_ref { /* one handler per queue pair */
+	struct nic *nic;
+	unsigned p;
+};
+struct nic {
+	struct vnet *net;
+	struct event_loop ev[DEV_NET_QUEUES_MAX]; /* one per queue pair */
+	unsigned nev;
+	struct net_pair_ref refs[DEV_NET_QUEUES_MAX];
+	struct dhcp_lease lease;   /* the tx filter's opaque */
+	struct dhcp_tap dhcp_tap;  /* the same lease when vhost-net moves frames */
+};
+
+/* One virtio-blk device and its own I/O thread. */
+struct disk {
+	struct vblk *blk;
+	int fd;
+	struct event_loop ev;
+	bool ev_ready;
+};
+
 /* One VM per process: the devices live here, set up once by main. */
 static struct {
 	struct pci_bus pci;
-	struct event_loop ev[DEV_NET_QUEUES_MAX]; /* net: one per queue pair */
-	unsigned nev;
-	struct event_loop blk_ev; /* the disk's own */
-	bool blk_ev_ready;
-	struct vnet *net;
-	struct vblk *blk;
-	int disk_fd;
-	struct dhcp_lease lease; /* the tx filter's opaque */
-	struct dhcp_tap dhcp_tap; /* the same lease when vhost-net moves frames */
-} D = { .disk_fd = -1, .dhcp_tap = { .fd = -1 } };
+	struct nic nic[DEV_NICS_MAX];
+	unsigned nnics;
+	struct disk disk[DEV_DISKS_MAX];
+	unsigned ndisks;
+} D;
 
-/* One handler per queue pair: its tap queue became readable or its
- * queues were kicked. */
-struct net_pair_ref {
-	struct vnet *n;
-	unsigned p;
-};
-static struct net_pair_ref net_refs[DEV_NET_QUEUES_MAX];
-
+/* A pair's tap queue became readable or its queues were kicked. */
 static void pair_ready(void *opaque, uint32_t events)
 {
 	struct net_pair_ref *r = opaque;
 	(void)events;
-	vnet_pair_run(r->n, r->p);
+	vnet_pair_run(r->nic->net, r->p);
 }
 
 /* Net I/O threads: one per queue pair (the default), so pairs run in
  * parallel on the host as they do in the guest; KVMLAB_NET_THREADS=one
- * puts every pair on a single epoll thread (for comparison, bench/). */
+ * puts every pair of a NIC on a single epoll thread (for comparison,
+ * bench/). */
 static bool net_one_thread(void)
 {
 	const char *v = getenv("KVMLAB_NET_THREADS");
@@ -57,134 +70,164 @@ static bool net_one_thread(void)
 /* vhost-net takes a pair's tap queue: our loop stops reading it. */
 static int pause_fd(void *opaque, int fd, bool pause)
 {
-	(void)opaque;
-	for (unsigned i = 0; i < D.nev; i++) {
-		int rc = event_pause(&D.ev[i], fd, pause);
+	struct nic *N = opaque;
+	for (unsigned i = 0; i < N->nev; i++) {
+		int rc = event_pause(&N->ev[i], fd, pause);
 		if (rc != -ENOENT)
 			return rc;
 	}
 	return -ENOENT;
 }
 
-static int setup_net(const struct dev_env *env, const struct dev_cfg *cfg, struct err *e)
+/* Thread and --stats names: the first device keeps the plain name. */
+static void dev_name(char *buf, size_t len, const char *base, unsigned i)
 {
-	const int *fds = cfg->tap_fds;
-	unsigned queues = cfg->tap_queues;
-	int vhost = cfg->vhost, rc;
-	const struct dhcp_lease *dhcp = cfg->dhcp;
+	if (i)
+		snprintf(buf, len, "%s%u", base, (uint8_t)i); /* i < DEV_*_MAX */
+	else
+		snprintf(buf, len, "%s", base);
+}
 
+static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vhost,
+		     const struct sock_fprog *dhcp_bpf, unsigned idx, struct err *e)
+{
+	struct nic *N = &D.nic[idx];
+	const int *fds = c->tap_fds;
+	unsigned queues = c->queues;
+	const struct dhcp_lease *dhcp = c->dhcp;
+	char what[16];
+	int rc;
+
+	dev_name(what, sizeof(what), "virtio-net", idx);
+	N->dhcp_tap.fd = -1;
+	if (queues < 1 || queues > DEV_NET_QUEUES_MAX)
+		return errf(e, EINVAL, "%s: %u queues, want 1..%u", what, queues,
+			    DEV_NET_QUEUES_MAX);
 	if (dhcp && dhcp_lease_check(dhcp))
-		return errf(e, EINVAL, "virtio-net: DHCP lease unusable (address, router, prefix or MAC)");
-
-
-	D.net = calloc(1, sizeof(*D.net));
-	if (!D.net)
-		return errf(e, ENOMEM, "virtio-net: out of memory");
-	rc = vnet_init(D.net, fds, queues, true, cfg->mac, env->gm, &env->irq);
+		return errf(e, EINVAL, "%s: DHCP lease unusable (address, router, prefix or MAC)",
+			    what);
+	N->net = calloc(1, sizeof(*N->net));
+	if (!N->net)
+		return errf(e, ENOMEM, "%s: out of memory", what);
+	rc = vnet_init(N->net, fds, queues, true, c->mac, env->gm, &env->irq);
 	if (rc) {
-		free(D.net);
-		D.net = NULL;
-		return errf(e, -rc, "virtio-net: tap fd %d (%u queues): %s", fds[0], queues,
+		free(N->net);
+		N->net = NULL;
+		return errf(e, -rc, "%s: tap fd %d (%u queues): %s", what, fds[0], queues,
 			    strerror(-rc));
 	}
 	if (vhost != DEV_VHOST_OFF) {
-		const struct vnet_io io = { .pause = pause_fd };
-		rc = vnet_vhost_enable(D.net, vhost == DEV_VHOST_ON, &io, e);
+		const struct vnet_io io = { .pause = pause_fd, .opaque = N };
+		rc = vnet_vhost_enable(N->net, vhost == DEV_VHOST_ON, &io, e);
 		if (rc) {
-			vnet_destroy(D.net);
-			free(D.net);
-			D.net = NULL;
+			vnet_destroy(N->net);
+			free(N->net);
+			N->net = NULL;
 			return rc;
 		}
 	}
 	if (dhcp) {
 		/* the guest's DHCP is answered here and never reaches the tap */
-		D.lease = *dhcp;
-		D.net->tx_filter = dhcp_tx_filter;
-		D.net->tx_filter_opaque = &D.lease;
+		N->lease = *dhcp;
+		N->net->tx_filter = dhcp_tx_filter;
+		N->net->tx_filter_opaque = &N->lease;
 	}
-	if (dhcp && D.net->vhost_open) {
+	if (dhcp && N->net->vhost_open) {
 		/* vhost sends past the tx filter: answer from the tap's side */
-		rc = dhcp_tap_open(&D.dhcp_tap, fds[0], cfg->dhcp_bpf, dhcp_tx_filter, &D.lease, e);
+		rc = dhcp_tap_open(&N->dhcp_tap, fds[0], dhcp_bpf, dhcp_tx_filter, &N->lease, e);
 		if (rc && vhost == DEV_VHOST_ON)
 			return rc;
 		if (rc)
-			vnet_vhost_close(D.net); /* auto: DHCP matters more */
+			vnet_vhost_close(N->net); /* auto: DHCP matters more */
 	}
-	rc = pci_bus_add(&D.pci, &D.net->vpci.pci, e);
+	rc = pci_bus_add(&D.pci, &N->net->vpci.pci, e);
 	if (rc < 0)
 		return rc;
-	vpci_set_slot(&D.net->vpci, (unsigned)rc);
+	vpci_set_slot(&N->net->vpci, (unsigned)rc);
 	unsigned nloops = net_one_thread() ? 1 : queues;
-	for (; D.nev < nloops; D.nev++) {
-		rc = event_init(&D.ev[D.nev], e);
+	for (; N->nev < nloops; N->nev++) {
+		rc = event_init(&N->ev[N->nev], e);
 		if (rc)
 			return rc;
-		snprintf(D.ev[D.nev].name, sizeof(D.ev[D.nev].name), "kl-net%u", D.nev);
+		/* kl-net<pair> for the first NIC (bench/ reads it), kl-net<nic>.<pair> after */
+		if (idx)
+			snprintf(N->ev[N->nev].name, sizeof(N->ev[N->nev].name), "kl-net%u.%u",
+				 (uint8_t)idx, (uint8_t)N->nev);
+		else
+			snprintf(N->ev[N->nev].name, sizeof(N->ev[N->nev].name), "kl-net%u",
+				 N->nev);
 	}
 	for (unsigned p = 0; p < queues; p++) {
-		struct event_loop *l = &D.ev[p % nloops];
-		net_refs[p] = (struct net_pair_ref){ D.net, p };
+		struct event_loop *l = &N->ev[p % nloops];
+		N->refs[p] = (struct net_pair_ref){ N, p };
 		/* edge-triggered: vnet_rx drains until EAGAIN or the guest is
 		 * out of buffers; in the latter case the guest's rx kick
 		 * (the pair's kick eventfd) resumes it */
-		rc = event_add(l, fds[p], EPOLLIN | EPOLLET, pair_ready, &net_refs[p], e);
+		rc = event_add(l, fds[p], EPOLLIN | EPOLLET, pair_ready, &N->refs[p], e);
 		if (!rc)
-			rc = event_add(l, vnet_pair_kickfd(D.net, p), EPOLLIN, pair_ready,
-				       &net_refs[p], e);
+			rc = event_add(l, vnet_pair_kickfd(N->net, p), EPOLLIN, pair_ready,
+				       &N->refs[p], e);
 		if (rc)
 			return rc;
 	}
 	/* the guest's kicks (ioeventfds) land on the first loop; a kick of
 	 * another pair only bumps that pair's eventfd (vnet's notify) */
-	if (D.dhcp_tap.fd >= 0) {
-		rc = event_add(&D.ev[0], D.dhcp_tap.fd, EPOLLIN, dhcp_tap_ready, &D.dhcp_tap, e);
+	if (N->dhcp_tap.fd >= 0) {
+		rc = event_add(&N->ev[0], N->dhcp_tap.fd, EPOLLIN, dhcp_tap_ready, &N->dhcp_tap, e);
 		if (rc)
 			return rc;
 	}
-	rc = vpci_start(&D.net->vpci, &D.ev[0], e);
+	rc = vpci_start(&N->net->vpci, &N->ev[0], e);
 	if (rc)
 		return rc;
 	for (unsigned i = 0; i < nloops; i++) {
-		rc = event_start(&D.ev[i], e);
+		rc = event_start(&N->ev[i], e);
 		if (rc)
 			return rc;
 	}
 	return 0;
 }
 
-static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool direct,
-		     int aio, struct err *e)
+static int setup_blk(const struct dev_env *env, const struct dev_disk *c, unsigned idx,
+		     struct err *e)
 {
+	struct disk *K = &D.disk[idx];
+	const char *path = c->path;
+	bool ro = c->readonly, direct = c->direct;
+	int aio = c->aio;
+	char id[20];
 	struct stat st;
 	int rc;
 
-	D.disk_fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0));
-	if (D.disk_fd < 0 && direct && errno == EINVAL)
+	/* the guest's /sys/block/vdX/serial: kvmlab-disk, kvmlab-disk1, ... */
+	dev_name(id, sizeof(id), "kvmlab-disk", idx);
+	K->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0));
+	if (K->fd < 0 && direct && errno == EINVAL)
 		return errf(e, EINVAL, "virtio-blk: %s: cache=none: the filesystem does not "
 			    "support O_DIRECT", path);
-	if (D.disk_fd < 0)
+	if (K->fd < 0)
 		return errf(e, errno, "virtio-blk: %s: %s", path, strerror(errno));
-	/* two VMs writing one image corrupt it: refuse instead */
-	if (flock(D.disk_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB))
+	/* two VMs writing one image corrupt it: refuse instead (the same
+	 * image given twice to this VM is refused here too) */
+	if (flock(K->fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB))
 		return errf(e, errno, "virtio-blk: %s: image is in use (%s)", path, strerror(errno));
-	if (fstat(D.disk_fd, &st))
+	if (fstat(K->fd, &st))
 		return errf(e, errno, "virtio-blk: %s: %s", path, strerror(errno));
-	off_t size = lseek(D.disk_fd, 0, SEEK_END); /* works for block devices too */
+	off_t size = lseek(K->fd, 0, SEEK_END); /* works for block devices too */
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return errf(e, EINVAL, "virtio-blk: %s: not a file or block device", path);
 	if (size < 512)
 		return errf(e, EINVAL, "virtio-blk: %s: smaller than one sector", path);
-	D.blk = calloc(1, sizeof(*D.blk));
-	if (!D.blk)
+	K->blk = calloc(1, sizeof(*K->blk));
+	if (!K->blk)
 		return errf(e, ENOMEM, "virtio-blk: out of memory");
 	unsigned fl = (ro ? VBLK_RO : 0) | (direct ? VBLK_DIRECT : 0);
 	bool uring = aio == DEV_AIO_URING || (aio == DEV_AIO_AUTO && direct);
-	rc = vblk_init(D.blk, D.disk_fd, fl | (uring ? VBLK_URING : 0),
-		       (uint64_t)size, "kvmlab-disk", env->gm, &env->irq);
+	rc = vblk_init(K->blk, K->fd, fl | (uring ? VBLK_URING : 0), (uint64_t)size, id,
+		       env->gm, &env->irq);
 	if (rc && aio == DEV_AIO_URING) {
-		free(D.blk);
-		D.blk = NULL;
+		free(K->blk);
+		K->blk = NULL;
 		return errf(e, -rc, "virtio-blk: %s: aio=uring: io_uring unavailable: %s%s", path,
 			    strerror(-rc), rc == -EPERM ? " (sysctl kernel.io_uring_disabled?)" : "");
 	}
@@ -193,58 +236,65 @@ static int setup_blk(const struct dev_env *env, const char *path, bool ro, bool 
 		fprintf(stderr, "kvmlab-vm: virtio-blk: %s: io_uring unavailable (%s%s), "
 			"using the I/O thread\n", path, strerror(-rc),
 			rc == -EPERM ? ", sysctl kernel.io_uring_disabled?" : "");
-		rc = vblk_init(D.blk, D.disk_fd, fl, (uint64_t)size, "kvmlab-disk", env->gm, &env->irq);
+		rc = vblk_init(K->blk, K->fd, fl, (uint64_t)size, id, env->gm, &env->irq);
 	}
 	if (rc) {
-		free(D.blk);
-		D.blk = NULL;
+		free(K->blk);
+		K->blk = NULL;
 		return errf(e, -rc, "virtio-blk: %s", strerror(-rc));
 	}
 	int ssz;
 	/* O_DIRECT on a device with 4 KiB sectors: the guest must use them too */
-	if (direct && S_ISBLK(st.st_mode) && ioctl(D.disk_fd, BLKSSZGET, &ssz) == 0 &&
+	if (direct && S_ISBLK(st.st_mode) && ioctl(K->fd, BLKSSZGET, &ssz) == 0 &&
 	    ssz > 512 && ssz <= 4096)
-		D.blk->img.blk = (uint32_t)ssz;
-	rc = pci_bus_add(&D.pci, &D.blk->vpci.pci, e);
+		K->blk->img.blk = (uint32_t)ssz;
+	rc = pci_bus_add(&D.pci, &K->blk->vpci.pci, e);
 	if (rc < 0)
 		return rc;
-	vpci_set_slot(&D.blk->vpci, (unsigned)rc);
-	/* the disk's own I/O thread: a slow disk never holds up the network */
-	rc = event_init(&D.blk_ev, e);
+	vpci_set_slot(&K->blk->vpci, (unsigned)rc);
+	/* each disk's own I/O thread: a slow disk never holds up the
+	 * network or another disk */
+	rc = event_init(&K->ev, e);
 	if (rc)
 		return rc;
-	D.blk_ev_ready = true;
-	snprintf(D.blk_ev.name, sizeof(D.blk_ev.name), "kl-blk");
-	rc = vpci_start(&D.blk->vpci, &D.blk_ev, e);
+	K->ev_ready = true;
+	dev_name(K->ev.name, sizeof(K->ev.name), "kl-blk", idx);
+	rc = vpci_start(&K->blk->vpci, &K->ev, e);
 	if (rc)
 		return rc;
-	rc = vblk_start(D.blk, &D.blk_ev, e);
+	rc = vblk_start(K->blk, &K->ev, e);
 	if (rc)
 		return rc;
-	return event_start(&D.blk_ev, e);
+	return event_start(&K->ev, e);
 }
 
 int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct err *e)
 {
-	int rc = pci_bus_init(&D.pci, env->pio, env->mmio, e);
+	int rc;
+
+	if (cfg->ndisks > DEV_DISKS_MAX)
+		return errf(e, EINVAL, "virtio-blk: %u disks, at most %u", cfg->ndisks,
+			    DEV_DISKS_MAX);
+	if (cfg->nnics > DEV_NICS_MAX)
+		return errf(e, EINVAL, "virtio-net: %u NICs, at most %u", cfg->nnics, DEV_NICS_MAX);
+	rc = pci_bus_init(&D.pci, env->pio, env->mmio, e);
 	if (rc)
 		return rc;
-	/* blk first: its slot (and GSI) then does not depend on --tap */
-	if (cfg->disk_path) {
-		rc = setup_blk(env, cfg->disk_path, cfg->disk_readonly, cfg->disk_direct,
-			       cfg->disk_aio, e);
-		if (rc)
+	/* disks first: their slots (and GSIs) then do not depend on the NICs */
+	for (; D.ndisks < cfg->ndisks; D.ndisks++) {
+		D.disk[D.ndisks].fd = -1;
+		rc = setup_blk(env, &cfg->disks[D.ndisks], D.ndisks, e);
+		if (rc) {
+			D.ndisks++; /* devices_stop takes back what it made */
 			goto err;
+		}
 	}
-	if (cfg->tap_queues > DEV_NET_QUEUES_MAX) {
-		rc = errf(e, EINVAL, "virtio-net: %u queues, at most %u", cfg->tap_queues,
-			  DEV_NET_QUEUES_MAX);
-		goto err;
-	}
-	if (cfg->tap_queues) {
-		rc = setup_net(env, cfg, e);
-		if (rc)
+	for (; D.nnics < cfg->nnics; D.nnics++) {
+		rc = setup_net(env, &cfg->nics[D.nnics], cfg->vhost, cfg->dhcp_bpf, D.nnics, e);
+		if (rc) {
+			D.nnics++;
 			goto err;
+		}
 	}
 	return 0;
 err:
@@ -254,10 +304,11 @@ err:
 
 /* MSI-X counts, taken as devices_stop() tears the devices down (vm_stop
  * does, before --stats prints) */
-static struct dev_irq_stats {
+struct dev_irq_stats {
 	bool set;
 	uint64_t masks, held;
-} S_net, S_blk;
+};
+static struct dev_irq_stats S_net[DEV_NICS_MAX], S_blk[DEV_DISKS_MAX];
 
 static void stats_take(struct dev_irq_stats *s, struct vpci *v)
 {
@@ -265,12 +316,15 @@ static void stats_take(struct dev_irq_stats *s, struct vpci *v)
 	s->set = true;
 }
 
-static void stats_one(FILE *f, const char *name, struct dev_irq_stats *s, struct vpci *v)
+static void stats_one(FILE *f, const char *base, unsigned i, struct dev_irq_stats *s,
+		      struct vpci *v)
 {
+	char name[24];
 	if (v)
 		stats_take(s, v);
 	if (!s->set)
 		return;
+	dev_name(name, sizeof(name), base, i);
 	fprintf(f, "  %s: MSI-X vector masks %llu, backend interrupts held by a mask %llu\n",
 		name, (unsigned long long)s->masks, (unsigned long long)s->held);
 }
@@ -278,8 +332,12 @@ static void stats_one(FILE *f, const char *name, struct dev_irq_stats *s, struct
 void devices_stats_print(FILE *f)
 {
 	fprintf(f, "kvmlab-vm: device interrupts:\n");
-	stats_one(f, "virtio-net", &S_net, D.net ? &D.net->vpci : NULL);
-	stats_one(f, "virtio-blk", &S_blk, D.blk ? &D.blk->vpci : NULL);
+	for (unsigned i = 0; i < DEV_NICS_MAX; i++)
+		stats_one(f, "virtio-net", i, &S_net[i],
+			  i < D.nnics && D.nic[i].net ? &D.nic[i].net->vpci : NULL);
+	for (unsigned i = 0; i < DEV_DISKS_MAX; i++)
+		stats_one(f, "virtio-blk", i, &S_blk[i],
+			  i < D.ndisks && D.disk[i].blk ? &D.disk[i].blk->vpci : NULL);
 }
 
 void devices_stop(void)
@@ -290,28 +348,41 @@ void devices_stop(void)
 		D.pci.dev[i] = NULL;
 	pthread_mutex_unlock(&D.pci.lock);
 	/* threads first: nothing may call into a device being torn down */
-	for (unsigned i = 0; i < D.nev; i++)
-		event_destroy(&D.ev[i]);
-	D.nev = 0;
-	dhcp_tap_close(&D.dhcp_tap);
-	if (D.blk_ev_ready) {
-		event_destroy(&D.blk_ev);
-		D.blk_ev_ready = false;
+	for (unsigned n = 0; n < D.nnics; n++) {
+		struct nic *N = &D.nic[n];
+		for (unsigned i = 0; i < N->nev; i++)
+			event_destroy(&N->ev[i]);
+		N->nev = 0;
+		dhcp_tap_close(&N->dhcp_tap);
 	}
-	if (D.net) {
-		stats_take(&S_net, &D.net->vpci);
-		vnet_destroy(D.net);
-		free(D.net);
-		D.net = NULL;
+	for (unsigned d = 0; d < D.ndisks; d++) {
+		if (D.disk[d].ev_ready) {
+			event_destroy(&D.disk[d].ev);
+			D.disk[d].ev_ready = false;
+		}
 	}
-	if (D.blk) {
-		stats_take(&S_blk, &D.blk->vpci);
-		vblk_destroy(D.blk);
-		free(D.blk);
-		D.blk = NULL;
+	for (unsigned n = 0; n < D.nnics; n++) {
+		struct nic *N = &D.nic[n];
+		if (N->net) {
+			stats_take(&S_net[n], &N->net->vpci);
+			vnet_destroy(N->net);
+			free(N->net);
+			N->net = NULL;
+		}
 	}
-	if (D.disk_fd >= 0) {
-		close(D.disk_fd);
-		D.disk_fd = -1;
+	D.nnics = 0;
+	for (unsigned d = 0; d < D.ndisks; d++) {
+		struct disk *K = &D.disk[d];
+		if (K->blk) {
+			stats_take(&S_blk[d], &K->blk->vpci);
+			vblk_destroy(K->blk);
+			free(K->blk);
+			K->blk = NULL;
+		}
+		if (K->fd >= 0) {
+			close(K->fd);
+			K->fd = -1;
+		}
 	}
+	D.ndisks = 0;
 }

@@ -26,20 +26,37 @@ enum { DEV_VHOST_AUTO, DEV_VHOST_OFF, DEV_VHOST_ON };
  * io_uring keeps several in flight (else the thread, one line says so) */
 enum { DEV_AIO_AUTO, DEV_AIO_THREAD, DEV_AIO_URING };
 
-struct sock_fprog;
-struct dev_cfg {
+#define DEV_DISKS_MAX 8 /* virtio-blk devices */
+#define DEV_NICS_MAX 4  /* virtio-net devices */
+
+/* One virtio-blk device (a --disk). */
+struct dev_disk {
+	const char *path;
+	int readonly;
+	int direct;            /* cache=none: O_DIRECT */
+	int aio;               /* DEV_AIO_* */
+};
+
+/* One virtio-net device (--net/--tap, or a --nic). */
+struct dev_nic {
 	int tap_fds[DEV_NET_QUEUES_MAX]; /* one tap queue per queue pair */
-	unsigned tap_queues;   /* 0: no virtio-net */
-	int vhost;             /* DEV_VHOST_*: vhost-net for virtio-net */
-	const char *disk_path; /* NULL: no virtio-blk */
-	int disk_readonly;
-	int disk_direct;       /* cache=none: O_DIRECT */
-	int disk_aio;          /* DEV_AIO_* */
-	uint8_t mac[6];        /* virtio-net MAC address */
+	unsigned queues;       /* 1..DEV_NET_QUEUES_MAX */
+	uint8_t mac[6];
 	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP
-					* from this lease (copied) */
-	const struct sock_fprog *dhcp_bpf; /* with dhcp: what a DHCP request is
-					    * (dhcp_tap_open's match) */
+					* on this NIC from this lease (copied) */
+};
+
+struct sock_fprog;
+/* PCI slots follow this order: disks first (vda, vdb, ... whatever the
+ * NICs), then the NICs (eth0, eth1, ...). */
+struct dev_cfg {
+	struct dev_disk disks[DEV_DISKS_MAX];
+	unsigned ndisks;
+	struct dev_nic nics[DEV_NICS_MAX];
+	unsigned nnics;
+	int vhost;             /* DEV_VHOST_*: vhost-net for every NIC */
+	const struct sock_fprog *dhcp_bpf; /* with a NIC's dhcp: what a DHCP
+					    * request is (dhcp_tap_open's match) */
 };
 
 /* Registers PCI conf1 ports + host bridge + devices on the buses; starts

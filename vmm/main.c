@@ -46,8 +46,9 @@ static const char usage_main[] =
 	"  run [--kernel KERNEL] [--initrd FILE|none] [--cmdline STR] [--mem SIZE]\n"
 	"      [--cpus N] [--console stdio|file:PATH|none] [--net NAME] [--tap IFNAME]\n"
 	"      [--queues N] [--mac MAC] [--vhost auto|on|off]\n"
-	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]] [--name VM]\n"
-	"      [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
+	"      [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
+	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
+	"      [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
 	"  check\n"
 	"  help [COMMAND]\n"
 	"\n"
@@ -70,7 +71,8 @@ static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel KERNEL] [--initrd FILE|none] [--cmdline STR]\n"
 	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
-	"                     [--vhost auto|on|off] [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]\n"
+	"                     [--vhost auto|on|off] [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
+	"                     [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
 	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
 	"\n"
 	"run: boot Linux under KVM with a 16550 console on COM1.\n"
@@ -89,7 +91,7 @@ static const char usage_text[] =
 	"  --name     the VM's name on NAME (its lease, DHCP host name), default\n"
 	"             vm-<pid>; [A-Za-z0-9_.-], 1..63 bytes\n"
 	"  --forward  host port to guest port (TCP; /udp for UDP) for the VM's\n"
-	"             lifetime; repeatable; needs --net\n"
+	"             lifetime; repeatable; to the first NIC on a kvmlab network\n"
 	"  --tap      an existing tap for virtio-net; with --net, the new tap's name\n"
 	"  --queues   virtio-net queue pairs, 1..8 and at most --cpus, default 1;\n"
 	"             one tap queue each (a tap made by kvmlab-net tap add --queues N)\n"
@@ -97,7 +99,12 @@ static const char usage_text[] =
 	"             runs: auto (default) when /dev/vhost-net opens, on (required), off\n"
 	"  --mac      virtio-net MAC, default: the lease's with --net, else\n"
 	"             52:54:00 plus 3 random bytes\n"
-	"  --disk     a raw image for virtio-blk, \",ro\" for read-only; cache=none\n"
+	"  --nic      one more virtio-net device (eth1, eth2, ...; up to 4 NICs in\n"
+	"             all): net=NAME as --net (its own tap and lease on NAME, the\n"
+	"             same VM name; tap=IFNAME names that tap), or tap=IFNAME alone\n"
+	"             as --tap; mac= and queues= as --mac and --queues; repeatable\n"
+	"  --disk     a raw image for virtio-blk (repeatable, up to 8: vda, vdb,\n"
+	"             ... in order), \",ro\" for read-only; cache=none\n"
 	"             opens it O_DIRECT, writeback (default) uses the page cache;\n"
 	"             aio=uring does the I/O through io_uring, aio=thread on the\n"
 	"             disk's own thread; aio=auto (default): the thread with\n"
@@ -312,7 +319,7 @@ static void lease_give_back(struct net_lease *L)
 }
 
 /* Take the lease of name on net and add its forwards; all or nothing. */
-static int lease_take(struct net_lease *L, const char *net, const char *name,
+static int lease_take(struct net_lease *L, const char *what, const char *net, const char *name,
 		      const struct kl_forward *fw, unsigned nfw, struct err *e)
 {
 	int rc;
@@ -323,12 +330,12 @@ static int lease_take(struct net_lease *L, const char *net, const char *name,
 	rc = kl_net_open(&L->h);
 	if (rc) {
 		L->h = NULL;
-		return errf(e, -rc, "--net %s: %s%s", net, strerror(-rc),
+		return errf(e, -rc, "%s %s: %s%s", what, net, strerror(-rc),
 			    rc == -EPERM ? " (CAP_NET_ADMIN is needed)" : "");
 	}
 	rc = kl_lease_take(L->h, net, name, getpid(), &L->info);
 	if (rc) {
-		rc = errf(e, -rc, "--net %s: lease for %s: %s%s", net, name, net_why(L->h, rc),
+		rc = errf(e, -rc, "%s %s: lease for %s: %s%s", what, net, name, net_why(L->h, rc),
 			  rc == -EEXIST ? " (a running VM has this name)" : "");
 		kl_net_close(L->h);
 		L->h = NULL;
@@ -361,8 +368,8 @@ static int lease_take(struct net_lease *L, const char *net, const char *name,
 /* --net: the single-command path. The only place the VMM calls net/: a
  * non-persistent tap on the network's bridge, which the kernel deletes
  * when our fd closes, so no exit path (not even SIGKILL) leaves it. */
-static int open_net_tap(const char *net, const char *name, unsigned queues, int *fds,
-			struct err *e)
+static int open_net_tap(const char *what, const char *net, const char *name, unsigned queues,
+			int *fds, struct err *e)
 {
 	struct kl_net *h;
 	char got[KL_NAME_MAX + 1] = "";
@@ -370,11 +377,11 @@ static int open_net_tap(const char *net, const char *name, unsigned queues, int 
 
 	rc = kl_net_open(&h);
 	if (rc)
-		return errf(e, -rc, "--net %s: %s%s", net, strerror(-rc),
+		return errf(e, -rc, "%s %s: %s%s", what, net, strerror(-rc),
 			    rc == -EPERM ? " (CAP_NET_ADMIN is needed)" : "");
 	rc = kl_tap_open_mq(h, net, name, queues, got, fds);
 	if (rc) {
-		rc = errf(e, -rc, "--net %s: %s", net, kl_net_errmsg(h));
+		rc = errf(e, -rc, "%s %s: %s", what, net, kl_net_errmsg(h));
 		kl_net_close(h);
 		return rc;
 	}
@@ -383,14 +390,14 @@ static int open_net_tap(const char *net, const char *name, unsigned queues, int 
 	 * Not fatal: without it they also reach the bridge, nothing worse */
 	rc = kl_tap_dhcp_local(h, got);
 	if (rc)
-		fprintf(stderr, "kvmlab-vm: --net %s: warning: %s; the guest's DHCP "
-			"requests may also reach the bridge\n", net, net_why(h, rc));
+		fprintf(stderr, "kvmlab-vm: %s %s: warning: %s; the guest's DHCP "
+			"requests may also reach the bridge\n", what, net, net_why(h, rc));
 	kl_net_close(h);
 	/* the device's epoll loops drain each tap queue until EAGAIN */
 	for (unsigned i = 0; i < queues; i++) {
 		int fl = fcntl(fds[i], F_GETFL);
 		if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
-			rc = errf(e, errno, "--net %s: tap %s: %s", net, got, strerror(errno));
+			rc = errf(e, errno, "%s %s: tap %s: %s", what, net, got, strerror(errno));
 			for (unsigned j = 0; j < queues; j++)
 				close(fds[j]);
 			return rc;
@@ -422,12 +429,13 @@ static int tap_queue_open(const char *name, bool mq)
  * on a name that does not exist would create a new device; refuse that.
  * Whether the tap is multi-queue is asked of the kernel the one way that
  * works in any namespace: a single queue tries both kinds. */
-static int open_tap(const char *name, unsigned queues, int *fds, struct err *e)
+static int open_tap(const char *what, const char *name, unsigned queues, int *fds,
+		    struct err *e)
 {
 	if (strlen(name) >= IFNAMSIZ)
-		return errf(e, EINVAL, "--tap %s: name too long", name);
+		return errf(e, EINVAL, "%s %s: name too long", what, name);
 	if (!if_nametoindex(name))
-		return errf(e, ENODEV, "--tap %s: no such interface", name);
+		return errf(e, ENODEV, "%s %s: no such interface", what, name);
 	bool mq = queues > 1;
 	for (unsigned i = 0; i < queues; i++) {
 		int fd = tap_queue_open(name, mq);
@@ -438,11 +446,11 @@ static int open_tap(const char *name, unsigned queues, int *fds, struct err *e)
 		if (fd < 0) {
 			int rc;
 			if (fd == -EINVAL && mq && queues > 1)
-				rc = errf(e, EINVAL, "--tap %s: --queues %u needs a multi-queue tap "
+				rc = errf(e, EINVAL, "%s %s: %u queues need a multi-queue tap "
 					  "(kvmlab-net tap add --queues N; ip tuntap ... multi_queue)",
-					  name, queues);
+					  what, name, queues);
 			else
-				rc = errf(e, -fd, "--tap %s: TUNSETIFF%s: %s", name,
+				rc = errf(e, -fd, "%s %s: TUNSETIFF%s: %s", what, name,
 					  mq ? " (multi-queue)" : "", strerror(-fd));
 			while (i-- > 0)
 				close(fds[i]);
@@ -508,27 +516,27 @@ static const char *sig_name(int sig)
 
 /* FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]: options are taken off the end, so a
  * file name may hold commas as long as its last part is no option. */
-static int parse_disk(char *arg, struct vm_cfg *cfg)
+static int parse_disk(char *arg, struct dev_disk *d)
 {
 	char *comma;
-	cfg->disk_readonly = cfg->disk_direct = 0;
-	cfg->disk_aio = DEV_AIO_AUTO;
+	d->readonly = d->direct = 0;
+	d->aio = DEV_AIO_AUTO;
 	while ((comma = strrchr(arg, ','))) {
 		const char *o = comma + 1;
 		if (!strcmp(o, "ro"))
-			cfg->disk_readonly = 1;
+			d->readonly = 1;
 		else if (!strcmp(o, "cache=none"))
-			cfg->disk_direct = 1;
+			d->direct = 1;
 		else if (!strcmp(o, "cache=writeback"))
-			cfg->disk_direct = 0;
+			d->direct = 0;
 		else if (!strncmp(o, "cache=", 6))
 			return value_error("--disk: %s: want cache=writeback or cache=none", o);
 		else if (!strcmp(o, "aio=auto"))
-			cfg->disk_aio = DEV_AIO_AUTO;
+			d->aio = DEV_AIO_AUTO;
 		else if (!strcmp(o, "aio=uring"))
-			cfg->disk_aio = DEV_AIO_URING;
+			d->aio = DEV_AIO_URING;
 		else if (!strcmp(o, "aio=thread"))
-			cfg->disk_aio = DEV_AIO_THREAD;
+			d->aio = DEV_AIO_THREAD;
 		else if (!strncmp(o, "aio=", 4))
 			return value_error("--disk: %s: want aio=auto, aio=uring or aio=thread", o);
 		else
@@ -537,9 +545,75 @@ static int parse_disk(char *arg, struct vm_cfg *cfg)
 	}
 	if (!*arg)
 		return usage_error("%s", "--disk: missing file name");
-	cfg->disk_path = arg;
+	d->path = arg;
 	return 0;
 }
+
+/* What one NIC of the command line asks for: the first from --net,
+ * --tap, --mac and --queues, each more from a --nic. */
+struct nic_arg {
+	const char *net, *tap;
+	uint8_t mac[6];
+	int mac_set;
+	unsigned queues;
+	char *spec; /* --nic: its own copy, which net and tap point into */
+};
+
+/* 1..DEV_NET_QUEUES_MAX: 0, or -1 (the caller says what was wrong) */
+static int parse_queues(const char *v, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || end == v || *end || *v == '-' || n < 1 || n > DEV_NET_QUEUES_MAX)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* --nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N], in any order */
+static int parse_nic(const char *arg, struct nic_arg *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->queues = 1;
+	a->spec = strdup(arg);
+	if (!a->spec)
+		return value_error("--nic: out of memory");
+	for (char *save = NULL, *o = strtok_r(a->spec, ",", &save); o;
+	     o = strtok_r(NULL, ",", &save)) {
+		int rc = 0;
+		if (!strncmp(o, "net=", 4) && o[4] && !a->net)
+			a->net = o + 4;
+		else if (!strncmp(o, "tap=", 4) && o[4] && !a->tap)
+			a->tap = o + 4;
+		else if (!strncmp(o, "mac=", 4) && !a->mac_set) {
+			if (parse_mac(o + 4, a->mac))
+				rc = value_error("--nic %s: mac=%s: want a unicast xx:xx:xx:xx:xx:xx",
+						 arg, o + 4);
+			a->mac_set = 1;
+		} else if (!strncmp(o, "queues=", 7)) {
+			if (parse_queues(o + 7, &a->queues))
+				rc = value_error("--nic %s: %s: want 1..%d", arg, o, DEV_NET_QUEUES_MAX);
+		} else {
+			rc = value_error("--nic %s: '%s': want net=NAME or tap=IFNAME, then "
+					 "mac=MAC or queues=N, each once", arg, o);
+		}
+		if (rc) {
+			free(a->spec);
+			a->spec = NULL;
+			return rc;
+		}
+	}
+	if (!a->net && !a->tap) {
+		free(a->spec);
+		a->spec = NULL;
+		return value_error("--nic %s: want net=NAME or tap=IFNAME", arg);
+	}
+	return 0;
+}
+
+/* a bad command line: what it allocated so far goes too */
+#define FAIL(x) do { rc = (x); goto out_args; } while (0)
 
 static int cmd_run(int argc, char **argv)
 {
@@ -559,6 +633,7 @@ static int cmd_run(int argc, char **argv)
 		{ "vhost", required_argument, NULL, 'H' },
 		{ "name", required_argument, NULL, 'V' },
 		{ "forward", required_argument, NULL, 'F' },
+		{ "nic", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -569,17 +644,22 @@ static int cmd_run(int argc, char **argv)
 	unsigned queues = 1;
 	const char *console = "stdio", *tap = NULL, *initrd_arg = NULL, *net = NULL;
 	const char *vmname = NULL;
-	char *kdef = NULL, *idef = NULL, *disk = NULL, namebuf[32];
+	char *kdef = NULL, *idef = NULL, *disks[DEV_DISKS_MAX], namebuf[32];
 	struct kl_forward fwd[MAX_FORWARDS];
-	unsigned nfwd = 0;
-	struct net_lease lease = { .h = NULL };
+	unsigned nfwd = 0, ndisks = 0, nnics = 0, nextra = 0, fwd_nic = DEV_NICS_MAX;
+	/* nics[0] is --net/--tap when given; the --nic ones follow in order */
+	struct nic_arg nics[DEV_NICS_MAX], extra[DEV_NICS_MAX];
+	struct net_lease leases[DEV_NICS_MAX];
 	/* one definition of a DHCP request, net/'s: the tap's ingress filter
 	 * drops exactly what the VMM's packet socket takes */
 	struct sock_filter dhcp_prog[KL_DHCP_BPF_LEN];
 	struct sock_fprog dhcp_fprog = { .len = KL_DHCP_BPF_LEN, .filter = dhcp_prog };
 	struct err e = { "" };
 	struct vm vm;
-	int c, rc, mac_set = 0, stats = 0;
+	int c, rc = VM_RC_USAGE, mac_set = 0, stats = 0;
+	uint8_t mac[6];
+
+	memset(leases, 0, sizeof(leases));
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
@@ -589,97 +669,140 @@ static int cmd_run(int argc, char **argv)
 		case 'c': cfg.cmdline = optarg; break;
 		case 'm':
 			if (parse_size(optarg, &cfg.mem))
-				return value_error("--mem %s: not a size (e.g. 512M, 1G)", optarg);
+				FAIL(value_error("--mem %s: not a size (e.g. 512M, 1G)", optarg));
 			break;
 		case 'n': {
 			char *end;
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end || *optarg == '-')
-				return value_error("--cpus %s: not a number", optarg);
+				FAIL(value_error("--cpus %s: not a number", optarg));
 			cfg.cpus = v > 100000 ? 100000 : (unsigned)v;
 			break;
 		}
-		case 'q': {
-			char *end;
-			errno = 0;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || *optarg == '-' || v < 1 ||
-			    v > DEV_NET_QUEUES_MAX)
-				return value_error("--queues %s: want 1..%d", optarg, DEV_NET_QUEUES_MAX);
-			queues = (unsigned)v;
+		case 'q':
+			if (parse_queues(optarg, &queues))
+				FAIL(value_error("--queues %s: want 1..%d", optarg, DEV_NET_QUEUES_MAX));
 			break;
-		}
 		case 'C': console = optarg; break;
 		case 't': tap = optarg; break;
 		case 'N': net = optarg; break;
 		case 'M':
-			if (parse_mac(optarg, cfg.mac))
-				return value_error("--mac %s: want a unicast xx:xx:xx:xx:xx:xx", optarg);
+			if (parse_mac(optarg, mac)) {
+				rc = value_error("--mac %s: want a unicast xx:xx:xx:xx:xx:xx", optarg);
+				goto out_args;
+			}
 			mac_set = 1;
 			break;
 		case 'V':
 			if (!vm_name_ok(optarg))
-				return value_error("--name %s: want 1..%d of [A-Za-z0-9_.-]", optarg, KL_VM_NAME_MAX);
+				FAIL(value_error("--name %s: want 1..%d of [A-Za-z0-9_.-]", optarg, KL_VM_NAME_MAX));
 			vmname = optarg;
 			break;
 		case 'F':
 			if (nfwd == MAX_FORWARDS)
-				return value_error("--forward: at most %d", MAX_FORWARDS);
+				FAIL(value_error("--forward: at most %d", MAX_FORWARDS));
 			if (parse_forward(optarg, &fwd[nfwd]))
-				return value_error("--forward %s: want HOSTPORT:GUESTPORT[/udp|/tcp], ports 1..65535", optarg);
+				FAIL(value_error("--forward %s: want HOSTPORT:GUESTPORT[/udp|/tcp], ports 1..65535", optarg));
 			for (unsigned i = 0; i < nfwd; i++)
 				if (fwd[i].proto == fwd[nfwd].proto && fwd[i].port == fwd[nfwd].port)
-					return value_error("--forward %s: host port given twice", optarg);
+					FAIL(value_error("--forward %s: host port given twice", optarg));
 			nfwd++;
 			break;
-		case 'd': {
-			free(disk);
-			disk = strdup(optarg);
-			if (!disk)
-				return VM_RC_SETUP;
-			int drc = parse_disk(disk, &cfg);
-			if (drc) {
-				free(disk);
-				return drc;
+		case 'd':
+			if (ndisks == DEV_DISKS_MAX) {
+				rc = value_error("--disk %s: at most %d disks", optarg, DEV_DISKS_MAX);
+				goto out_args;
 			}
+			disks[ndisks] = strdup(optarg);
+			if (!disks[ndisks]) {
+				rc = VM_RC_SETUP;
+				goto out_args;
+			}
+			ndisks++;
+			if ((rc = parse_disk(disks[ndisks - 1], &cfg.dev.disks[ndisks - 1])))
+				goto out_args;
 			break;
-		}
+		case 'I':
+			if (nextra == DEV_NICS_MAX) {
+				rc = value_error("--nic %s: at most %d NICs", optarg, DEV_NICS_MAX);
+				goto out_args;
+			}
+			if ((rc = parse_nic(optarg, &extra[nextra])))
+				goto out_args;
+			nextra++;
+			break;
 		case 'S': stats = 1; break;
 		case 'H':
 			if (!strcmp(optarg, "auto"))
-				cfg.vhost = DEV_VHOST_AUTO;
+				cfg.dev.vhost = DEV_VHOST_AUTO;
 			else if (!strcmp(optarg, "on"))
-				cfg.vhost = DEV_VHOST_ON;
+				cfg.dev.vhost = DEV_VHOST_ON;
 			else if (!strcmp(optarg, "off"))
-				cfg.vhost = DEV_VHOST_OFF;
+				cfg.dev.vhost = DEV_VHOST_OFF;
 			else
-				return value_error("--vhost %s: want auto, on or off", optarg);
+				FAIL(value_error("--vhost %s: want auto, on or off", optarg));
 			break;
-		case 'h': fputs(usage_text, stdout); return 0;
+		case 'h':
+			fputs(usage_text, stdout);
+			FAIL(0);
 		default: {
 			/* ':' a value is missing, '?' an unknown option */
 			const char *arg = argv[optind - 1];
 			const char *near = cli_suggest_opt(arg, opts);
 			if (c == ':')
-				return usage_error("%s needs a value", arg);
+				FAIL(usage_error("%s needs a value", arg));
 			if (near)
-				return usage_error("unknown option '%s'; did you mean '--%s'?", arg, near);
-			return usage_error("unknown option '%s'", arg);
+				FAIL(usage_error("unknown option '%s'; did you mean '--%s'?", arg, near));
+			FAIL(usage_error("unknown option '%s'", arg));
 		}
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		FAIL(usage_error("unexpected argument '%s'", argv[optind]));
 	/* a Linux guest uses at most one pair per online CPU: more would be
 	 * host threads and tap queues that carry nothing */
-	if (queues > 1 && queues > cfg.cpus)
-		return value_error("--queues %u: more than --cpus %u (one queue pair per vCPU at most)",
-				   queues, cfg.cpus);
 	if (queues > 1 && !net && !tap)
-		return usage_error("--queues %u: needs --net or --tap", queues);
-	if (!net && (vmname || nfwd))
-		return usage_error("%s needs --net", vmname ? "--name" : "--forward");
+		FAIL(usage_error("--queues %u: needs --net or --tap", queues));
+	if (mac_set && !net && !tap)
+		FAIL(usage_error("--mac: needs --net or --tap (a --nic takes mac=)"));
+	if (net || tap)
+		nics[nnics++] = (struct nic_arg){ .net = net, .tap = tap, .queues = queues,
+						  .mac_set = mac_set };
+	if (mac_set)
+		memcpy(nics[0].mac, mac, 6);
+	if (nnics + nextra > DEV_NICS_MAX)
+		FAIL(value_error("--nic: at most %d NICs in all (--net/--tap is one)", DEV_NICS_MAX));
+	for (unsigned i = 0; i < nextra; i++)
+		nics[nnics++] = extra[i];
+	nextra = 0; /* their specs are nics[]'s now */
+	for (unsigned i = 0; i < nnics; i++) {
+		struct nic_arg *a = &nics[i];
+		const char *what = i || !(net || tap) ? "--nic " : a->net ? "--net " : "--tap ";
+		const char *obj = a->net ? a->net : a->tap;
+		if (a->queues > 1 && a->queues > cfg.cpus && i == 0 && (net || tap))
+			FAIL(value_error("--queues %u: more than --cpus %u (one queue pair per vCPU "
+					 "at most)", a->queues, cfg.cpus));
+		if (a->queues > 1 && a->queues > cfg.cpus)
+			FAIL(value_error("%s%s: queues=%u: more than --cpus %u (one queue pair per "
+					 "vCPU at most)", what, obj, a->queues, cfg.cpus));
+		for (unsigned j = 0; j < i; j++) {
+			if (a->net && nics[j].net && !strcmp(a->net, nics[j].net))
+				FAIL(value_error("%s%s: the VM already has a NIC on network %s (one "
+						 "lease per network)", what, obj, a->net));
+			const char *t1 = a->tap, *t2 = nics[j].tap;
+			if (t1 && t2 && !strcmp(t1, t2))
+				FAIL(value_error("%s%s: tap %s is already a NIC of this VM", what,
+						 obj, t1));
+			if (a->mac_set && nics[j].mac_set && !memcmp(a->mac, nics[j].mac, 6))
+				FAIL(value_error("%s%s: the same MAC as another NIC", what, obj));
+		}
+		if (a->net && fwd_nic == DEV_NICS_MAX)
+			fwd_nic = i; /* --forward and --name go with the first network */
+	}
+	if (fwd_nic == DEV_NICS_MAX && (vmname || nfwd))
+		FAIL(usage_error("%s needs --net (or a --nic net=NAME)",
+				 vmname ? "--name" : "--forward"));
 
 	if (!cfg.kernel) {
 		char tried[1024] = "";
@@ -717,42 +840,62 @@ static int cmd_run(int argc, char **argv)
 		rc = value_error("--console %s: want stdio, file:PATH or none", console);
 		goto out_free;
 	}
-	if (net) {
-		if (!vmname) {
-			/* unique among live processes, stable for this run */
-			snprintf(namebuf, sizeof(namebuf), "vm-%ld", (long)getpid());
-			vmname = namebuf;
-		}
-		if (lease_take(&lease, net, vmname, fwd, nfwd, &e)) {
-			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
-			rc = VM_RC_SETUP;
-			goto out_console;
-		}
-		if (!mac_set)
-			memcpy(cfg.mac, lease.info.mac, 6);
-		/* DHCP answers the NIC's MAC: with --mac that is not the lease's */
-		memcpy(lease.dhcp.mac, cfg.mac, 6);
-		cfg.dhcp = &lease.dhcp;
-		kl_dhcp_bpf(dhcp_prog, DHCP_TAP_FRAME_MAX, 0);
-		cfg.dhcp_bpf = &dhcp_fprog;
-		uint32_t a = lease.info.addr;
-		fprintf(stderr, "kvmlab-vm: VM %s on %s: %02x:%02x:%02x:%02x:%02x:%02x, "
-			"DHCP offers %u.%u.%u.%u/%u\n", vmname, net,
-			cfg.mac[0], cfg.mac[1], cfg.mac[2], cfg.mac[3], cfg.mac[4], cfg.mac[5],
-			a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, lease.info.prefix);
-	} else if (!mac_set) {
-		random_mac(cfg.mac);
+	if (fwd_nic < DEV_NICS_MAX && !vmname) {
+		/* unique among live processes, stable for this run */
+		snprintf(namebuf, sizeof(namebuf), "vm-%ld", (long)getpid());
+		vmname = namebuf;
 	}
-	if (net || tap) {
-		rc = net ? open_net_tap(net, tap, queues, cfg.tap_fds, &e)
-			 : open_tap(tap, queues, cfg.tap_fds, &e);
-		if (rc) {
+	/* each NIC on a network: its lease (the first network's with the
+	 * forwards), then every NIC's tap; all or nothing */
+	for (unsigned i = 0; i < nnics; i++) {
+		struct nic_arg *a = &nics[i];
+		struct dev_nic *d = &cfg.dev.nics[i];
+		if (!a->net) {
+			if (a->mac_set)
+				memcpy(d->mac, a->mac, 6);
+			else
+				random_mac(d->mac);
+			continue;
+		}
+		struct net_lease *L = &leases[i];
+		if (lease_take(L, i || !(net || tap) ? "--nic" : "--net", a->net, vmname, fwd,
+			       i == fwd_nic ? nfwd : 0, &e)) {
 			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
 			rc = VM_RC_SETUP;
 			goto out_lease;
 		}
-		cfg.tap_queues = queues;
+		memcpy(d->mac, a->mac_set ? a->mac : L->info.mac, 6);
+		/* DHCP answers the NIC's MAC: with --mac that is not the lease's */
+		memcpy(L->dhcp.mac, d->mac, 6);
+		d->dhcp = &L->dhcp;
+		kl_dhcp_bpf(dhcp_prog, DHCP_TAP_FRAME_MAX, 0);
+		cfg.dev.dhcp_bpf = &dhcp_fprog;
 	}
+	for (; cfg.dev.nnics < nnics; cfg.dev.nnics++) {
+		struct nic_arg *a = &nics[cfg.dev.nnics];
+		struct dev_nic *d = &cfg.dev.nics[cfg.dev.nnics];
+		const char *what = cfg.dev.nnics || !(net || tap) ? "--nic" : a->net ? "--net" : "--tap";
+		rc = a->net ? open_net_tap(what, a->net, a->tap, a->queues, d->tap_fds, &e)
+			    : open_tap(what, a->tap, a->queues, d->tap_fds, &e);
+		if (rc) {
+			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
+			rc = VM_RC_SETUP;
+			goto out_tap;
+		}
+		d->queues = a->queues;
+	}
+	/* said once everything is made: a failed run prints only its error */
+	for (unsigned i = 0; i < nnics; i++) {
+		const struct dev_nic *d = &cfg.dev.nics[i];
+		uint32_t ad = leases[i].info.addr;
+		if (!nics[i].net)
+			continue;
+		fprintf(stderr, "kvmlab-vm: VM %s on %s: %02x:%02x:%02x:%02x:%02x:%02x, "
+			"DHCP offers %u.%u.%u.%u/%u\n", vmname, nics[i].net,
+			d->mac[0], d->mac[1], d->mac[2], d->mac[3], d->mac[4], d->mac[5],
+			ad >> 24, (ad >> 16) & 255, (ad >> 8) & 255, ad & 255, leases[i].info.prefix);
+	}
+	cfg.dev.ndisks = ndisks;
 
 	/* Signals arrive through a signalfd in the main loop; every thread
 	 * inherits this mask, and vCPU threads unblock only their kick. */
@@ -833,17 +976,24 @@ static int cmd_run(int argc, char **argv)
 out_sfd:
 	close(sfd);
 out_tap:
-	for (unsigned i = 0; i < cfg.tap_queues; i++)
-		close(cfg.tap_fds[i]);
+	for (unsigned n = 0; n < cfg.dev.nnics; n++)
+		for (unsigned i = 0; i < cfg.dev.nics[n].queues; i++)
+			close(cfg.dev.nics[n].tap_fds[i]);
 out_lease:
-	lease_give_back(&lease);
-out_console:
+	for (unsigned n = nnics; n-- > 0;)
+		lease_give_back(&leases[n]);
 	if (cfg.console_fd > STDERR_FILENO)
 		close(cfg.console_fd);
 out_free:
 	free(kdef);
 	free(idef);
-	free(disk);
+out_args:
+	for (unsigned i = 0; i < ndisks; i++)
+		free(disks[i]);
+	for (unsigned i = 0; i < nnics; i++)
+		free(nics[i].spec);
+	for (unsigned i = 0; i < nextra; i++)
+		free(extra[i].spec);
 	return rc;
 }
 

@@ -168,15 +168,7 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 			 .msi_route_free = kvm_msi_route_free, .irqfd = kvm_irqfd,
 			 .opaque = &vm->kvm },
 	};
-	struct dev_cfg dc = { .tap_queues = cfg->tap_queues, .vhost = cfg->vhost,
-			      .disk_path = cfg->disk_path,
-			      .disk_readonly = cfg->disk_readonly,
-			      .disk_direct = cfg->disk_direct, .disk_aio = cfg->disk_aio,
-			      .dhcp = cfg->dhcp, .dhcp_bpf = cfg->dhcp_bpf };
-	_Static_assert(sizeof(dc.tap_fds) == sizeof(cfg->tap_fds), "tap queue arrays");
-	memcpy(dc.tap_fds, cfg->tap_fds, sizeof(dc.tap_fds));
-	memcpy(dc.mac, cfg->mac, sizeof(dc.mac));
-	rc = devices_setup(&env, &dc, e);
+	rc = devices_setup(&env, &cfg->dev, e);
 	if (rc)
 		goto err_vcpus;
 	vm->devices_started = 1;

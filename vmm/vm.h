@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "bus.h"
 #include "cpu.h"
+#include "devices.h"
 #include "exit.h"
 #include "guestmem.h"
 #include "kvm.h"
@@ -24,20 +25,9 @@ struct vm_cfg {
 	uint64_t mem;      /* bytes */
 	unsigned cpus;
 	int console_fd;    /* where guest console output goes; -1: nowhere */
-	int tap_fds[8];    /* virtio-net: one tap queue per queue pair */
-	unsigned tap_queues; /* 0: no virtio-net */
-	int vhost;         /* DEV_VHOST_AUTO (0), _OFF, _ON */
-	const char *disk_path;
-	int disk_readonly;
-	int disk_direct;   /* cache=none */
-	int disk_aio;      /* DEV_AIO_AUTO (0), _THREAD, _URING */
-	uint8_t mac[6];    /* virtio-net MAC */
-	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP (devices.h) */
-	const struct sock_fprog *dhcp_bpf; /* with dhcp: what a DHCP request is */
+	struct dev_cfg dev; /* disks and NICs, in PCI slot order */
 };
 
-struct dhcp_lease;
-struct sock_fprog;
 struct vcpu;
 struct console;
 struct serial;

@@ -43,5 +43,50 @@ kill -TERM "$vm"
 wait "$vm"
 t_check "the VM process is gone after SIGTERM" bash -c '! kill -0 "$1" 2>/dev/null' _ "$vm"
 t_check "its tap is gone" bash -c '! ip netns exec "$1" ip link show "$2" >/dev/null 2>&1' _ "$ns" "${tap:-none}"
+
+# several NICs: --net lab --nic net=lab2 --nic tap=TAP: a tap of its own
+# on each network's bridge, a lease on each, the plain tap opened as is;
+# all of it gone at exit
+net_down_at_exit "$ns" lab2
+kn_expect "up lab2" 0 "$ns" up lab2 --cidr 10.89.1.1/24 --bridge klvm2
+in_ns "$ns" ip tuntap add kltplain mode tap vnet_hdr
+leases() { in_ns "$ns" nft -j list map ip "kvmlab-$1" leases |
+	jq '[.nftables[] | select(.map) | .map.elem // [] | length] | add // 0'; }
+vmtaps() { in_ns "$ns" ip -j -d link | jq -r '[.[] | select(.linkinfo.info_kind == "tun" and
+	.ifname != "kltplain") | "\(.ifname)@\(.master)"] | sort | join(" ")'; }
+ip netns exec "$ns" timeout -k 2 60 "$KVMLAB_VM" run --kernel "$KN_TMP/hang.bz" --initrd none \
+	--net lab --name multi --nic net=lab2 --nic tap=kltplain,mac=02:00:00:00:44:01 \
+	</dev/null >"$KN_TMP/vm2.out" 2>"$KN_TMP/vm2.err" &
+vm=$!
+t_defer "kill -9 $vm 2>/dev/null"
+got=
+for _ in $(seq 1 100); do
+	got=$(vmtaps)
+	[ "$(wc -w <<<"$got")" = 2 ] && grep -q "DHCP offers" "$KN_TMP/vm2.err" && [ "$(grep -c "DHCP offers" "$KN_TMP/vm2.err")" = 2 ] && break
+	sleep 0.05
+done
+t_check "--nic net=lab2: one tap of the VM on each bridge ($got)" \
+	bash -c '[[ $1 =~ ^[^@]+@klvm\ [^@]+@klvm2$ || $1 =~ ^[^@]+@klvm2\ [^@]+@klvm$ ]]' _ "$got"
+t_check "a lease on each network (nft maps: lab $(leases lab), lab2 $(leases lab2))" \
+	test "$(leases lab)/$(leases lab2)" = 1/1
+t_check "the VM says its MAC and address on both networks" \
+	bash -c 'grep -q "VM multi on lab:" "$1" && grep -q "VM multi on lab2:" "$1"' _ "$KN_TMP/vm2.err"
+kill -TERM "$vm"
+wait "$vm"
+left=$(vmtaps)
+t_check "after SIGTERM: the VM's taps are gone ('$left'), the plain tap stays" \
+	bash -c '[ -z "$1" ] && ip netns exec "$2" ip link show kltplain >/dev/null' _ "$left" "$ns"
+t_check "both leases are given back" test "$(leases lab)/$(leases lab2)" = 0/0
+
+# a NIC that cannot be made: one line, exit 1, and the first NIC's lease
+# and tap are taken back
+ip netns exec "$ns" timeout -k 2 60 "$KVMLAB_VM" run --kernel "$KN_TMP/hang.bz" --initrd none \
+	--net lab --name multi --nic net=nosuch </dev/null >"$KN_TMP/vm3.out" 2>"$KN_TMP/vm3.err"
+rc=$?
+t_check "--nic net=nosuch: exit 1 in one line naming it ($(head -1 "$KN_TMP/vm3.err"))" \
+	bash -c '[ "$1" = 1 ] && [ "$(grep -c . "$2")" = 1 ] && grep -q "^kvmlab-vm: --nic nosuch: " "$2"' _ "$rc" "$KN_TMP/vm3.err"
+t_check "nothing of --net lab is left (taps: '$(vmtaps)', leases: $(leases lab))" \
+	test "$(vmtaps)/$(leases lab)" = /0
+kn_expect "down lab2" 0 "$ns" down lab2
 kn_expect "down lab" 0 "$ns" down lab
 t_finish

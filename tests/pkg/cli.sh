@@ -90,6 +90,24 @@ value "net: bad mtu" "mtu 1x: not a number" "$NET" up lab --cidr 10.9.0.1/24 --m
 value "vm: bad --mem (1x)" "--mem 1x: not a size" "$VM" run --kernel /nonexistent --mem 1x
 value "vm: bad --cpus (two)" "--cpus two: not a number" "$VM" run --kernel /nonexistent --cpus two
 value "vm: bad --mac" "--mac 01:00:00:00:00:01: want a unicast" "$VM" run --kernel /nonexistent --mac 01:00:00:00:00:01
+value "vm: --nic without net= or tap=" "--nic mac=02:00:00:00:00:01: want net=NAME or tap=IFNAME" \
+	"$VM" run --kernel /nonexistent --nic mac=02:00:00:00:00:01
+value "vm: --nic unknown key" "--nic tap=t0,speed=10: 'speed=10': want net=NAME or tap=IFNAME" \
+	"$VM" run --kernel /nonexistent --nic tap=t0,speed=10
+value "vm: --nic bad queues" "--nic tap=t0,queues=9: queues=9: want 1\\.\\.8" \
+	"$VM" run --kernel /nonexistent --nic tap=t0,queues=9
+value "vm: --nic bad mac" "--nic tap=t0,mac=01:00:00:00:00:01: mac=01:00:00:00:00:01: want a unicast" \
+	"$VM" run --kernel /nonexistent --nic tap=t0,mac=01:00:00:00:00:01
+value "vm: five NICs" "--nic: at most 4 NICs in all" "$VM" run --kernel /nonexistent \
+	--tap t0 --nic tap=t1 --nic tap=t2 --nic tap=t3 --nic tap=t4
+value "vm: one network twice" "--nic lab: the VM already has a NIC on network lab" \
+	"$VM" run --kernel /nonexistent --net lab --nic net=lab
+value "vm: one tap twice" "--nic t0: tap t0 is already a NIC of this VM" \
+	"$VM" run --kernel /nonexistent --tap t0 --nic tap=t0
+value "vm: a missing tap named as the --nic it came from" "^kvmlab-vm: --nic kvmlabnosuch0: no such interface" \
+	"$VM" run --kernel /nonexistent --nic tap=kvmlabnosuch0
+value "vm: nine disks" "--disk d9: at most 8 disks" "$VM" run --kernel /nonexistent \
+	--disk d1 --disk d2 --disk d3 --disk d4 --disk d5 --disk d6 --disk d7 --disk d8 --disk d9
 value "net: missing --config file" "config $d/nope\\.conf: No such file" \
 	"$NET" up lab --config "$d/nope.conf"
 printf 'cidr 10.9.0.1/24\n# comment\n\nnta\n' >"$d/bad.conf"

@@ -65,5 +65,15 @@ for jq in with without; do
 	t_check "kvmlab-vm run --net <TAB> ($jq jq): klcomp" test "$got" = klcomp
 	got=$(ip netns exec "$ns" env PATH="$BIN:$PATH" bash -c "$(declare -f complete_words); COMP='$COMP'; complete_words kvmlab-net tap add x --net k")
 	t_check "kvmlab-net tap add x --net k<TAB> ($jq jq): klcomp" test "$got" = klcomp
+	got=$(ip netns exec "$ns" env PATH="$BIN:$PATH" bash -c "$(declare -f complete_words); COMP='$COMP'; complete_words kvmlab-vm run --nic net=k")
+	t_check "kvmlab-vm run --nic net=k<TAB> ($jq jq): net=klcomp" test "$got" = net=klcomp
+	got=$(ip netns exec "$ns" env PATH="$BIN:$PATH" bash -c "$(declare -f complete_words); COMP='$COMP'; complete_words kvmlab-vm run --nic mac=02:00:00:00:00:01,tap=kct")
+	t_check "kvmlab-vm run --nic ...,tap=kct<TAB> ($jq jq): both taps" \
+		test "$(echo $got)" = "mac=02:00:00:00:00:01,tap=kct0 mac=02:00:00:00:00:01,tap=kct1"
 done
+got=$(complete_words "$BIN/kvmlab-vm" run --nic "")
+t_check "kvmlab-vm run --nic <TAB>: net= tap=" test "$(echo $got)" = "net= tap="
+got=$(complete_words "$BIN/kvmlab-vm" run --nic tap=x,)
+t_check "kvmlab-vm run --nic tap=x,<TAB>: the keys not given yet" \
+	test "$(echo $got)" = "tap=x,mac= tap=x,net= tap=x,queues="
 t_finish

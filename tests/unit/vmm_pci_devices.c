@@ -42,13 +42,14 @@ int main(void)
 	struct dev_env env = { .pio = &pio, .mmio = &mmio, .gm = &gm,
 			       .irq = { .msi = msi, .irq_line = line } };
 
-	struct dev_cfg bad = { .disk_path = "/nonexistent/kvmlab.img" };
+	struct dev_cfg bad = { .disks = { { .path = "/nonexistent/kvmlab.img" } }, .ndisks = 1 };
 	CHECK(devices_setup(&env, &bad, &e) < 0 && strstr(e.msg, "/nonexistent/kvmlab.img"),
 	      "missing image: error names the file (%s)", e.msg);
 	memset(&pio, 0, sizeof(pio));
 	memset(&mmio, 0, sizeof(mmio));
 
-	struct dev_cfg cfg = { .tap_fds = { sv[0] }, .tap_queues = 1, .disk_path = path };
+	struct dev_cfg cfg = { .nics = { { .tap_fds = { sv[0] }, .queues = 1 } }, .nnics = 1,
+			       .disks = { { .path = path } }, .ndisks = 1 };
 	CHECK_EQ(devices_setup(&env, &cfg, &e), 0, "setup with disk and net: %s", e.msg);
 	CHECK_EQ(cfg_rd(0, 0), 0x12378086, "host bridge at 00.0");
 	CHECK_EQ(cfg_rd(1, 0), 0x10421af4, "virtio-blk at 01.0");
@@ -71,15 +72,73 @@ int main(void)
 	memset(&mmio, 0, sizeof(mmio));
 	other = open(path, O_RDONLY | O_CLOEXEC);
 	CHECK(other >= 0 && flock(other, LOCK_SH) == 0, "a reader holds the image");
-	struct dev_cfg busy = { .disk_path = path };
+	struct dev_cfg busy = { .disks = { { .path = path } }, .ndisks = 1 };
 	CHECK(devices_setup(&env, &busy, &e) < 0 && strstr(e.msg, "in use"),
 	      "a second writer is refused (%s)", e.msg);
-	struct dev_cfg ro = { .disk_path = path, .disk_readonly = 1 };
+	struct dev_cfg ro = { .disks = { { .path = path, .readonly = 1 } }, .ndisks = 1 };
 	memset(&pio, 0, sizeof(pio));
 	memset(&mmio, 0, sizeof(mmio));
 	CHECK_EQ(devices_setup(&env, &ro, &e), 0, "a read-only user may share it: %s", e.msg);
 	devices_stop();
 	close(other);
+
+	/* several disks and NICs: disks first, each in the order given */
+	char path2[] = "/tmp/kvmlab-devices2-XXXXXX";
+	int fd2 = mkostemp(path2, O_CLOEXEC), sv2[2];
+	CHECK(fd2 >= 0 && ftruncate(fd2, 4096) == 0 &&
+	      socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv2) == 0, "second image and tap");
+	struct dev_cfg two = { .disks = { { .path = path }, { .path = path2, .readonly = 1 } },
+			       .ndisks = 2,
+			       .nics = { { .tap_fds = { sv[0] }, .queues = 1 },
+					 { .tap_fds = { sv2[0] }, .queues = 1 } },
+			       .nnics = 2 };
+	memset(&pio, 0, sizeof(pio));
+	memset(&mmio, 0, sizeof(mmio));
+	CHECK_EQ(devices_setup(&env, &two, &e), 0, "two disks and two NICs: %s", e.msg);
+	CHECK_EQ(cfg_rd(1, 0), 0x10421af4, "first disk at 01.0");
+	CHECK_EQ(cfg_rd(2, 0), 0x10421af4, "second disk at 02.0");
+	CHECK_EQ(cfg_rd(3, 0), 0x10411af4, "first NIC at 03.0");
+	CHECK_EQ(cfg_rd(4, 0), 0x10411af4, "second NIC at 04.0");
+	CHECK_EQ(cfg_rd(5, 0), 0xffffffff, "nothing at 05.0");
+	CHECK_EQ(cfg_rd(4, 0x3c) & 0xff, LAYOUT_PCI_INTX_GSI(4, 0), "second NIC's INTA# line matches the _PRT");
+	/* each device its own BAR: no two share an MMIO window */
+	uint32_t bars[4];
+	for (unsigned i = 0; i < 4; i++)
+		bars[i] = cfg_rd(i + 1, 0x10) & ~0xfu;
+	int distinct = 1;
+	for (unsigned i = 0; i < 4; i++)
+		for (unsigned j = i + 1; j < 4; j++)
+			distinct &= bars[i] != bars[j] && bars[i] != 0;
+	CHECK(distinct, "BAR0s distinct and set: %x %x %x %x", bars[0], bars[1], bars[2], bars[3]);
+	CHECK(fcntl(sv2[0], F_GETFL) & O_NONBLOCK, "second tap fd switched to non-blocking");
+	other = open(path2, O_RDWR | O_CLOEXEC);
+	CHECK(other >= 0 && flock(other, LOCK_EX | LOCK_NB) < 0, "the second image is held (shared)");
+	close(other);
+	devices_stop();
+	CHECK_EQ(cfg_rd(3, 0), 0xffffffff, "all four gone after stop");
+
+	/* the same writable image twice is two writers: refused, nothing left */
+	struct dev_cfg twice = { .disks = { { .path = path2 }, { .path = path2 } }, .ndisks = 2 };
+	memset(&pio, 0, sizeof(pio));
+	memset(&mmio, 0, sizeof(mmio));
+	CHECK(devices_setup(&env, &twice, &e) < 0 && strstr(e.msg, "in use") && strstr(e.msg, path2),
+	      "one image given twice is refused (%s)", e.msg);
+	CHECK_EQ(cfg_rd(1, 0), 0xffffffff, "the first disk was taken back");
+	other = open(path2, O_RDWR | O_CLOEXEC);
+	CHECK(other >= 0 && flock(other, LOCK_EX | LOCK_NB) == 0, "and its lock with it");
+	close(other);
+	struct dev_cfg many = { .ndisks = DEV_DISKS_MAX + 1 };
+	CHECK(devices_setup(&env, &many, &e) < 0 && strstr(e.msg, "at most"),
+	      "more disks than slots kept for them: refused (%s)", e.msg);
+	struct dev_cfg nonic = { .nics = { { .tap_fds = { sv2[0] }, .queues = 0 } }, .nnics = 1 };
+	memset(&pio, 0, sizeof(pio));
+	memset(&mmio, 0, sizeof(mmio));
+	CHECK(devices_setup(&env, &nonic, &e) < 0 && strstr(e.msg, "queues"),
+	      "a NIC with 0 queues: refused (%s)", e.msg);
+	unlink(path2);
+	close(fd2);
+	close(sv2[0]);
+	close(sv2[1]);
 
 	unlink(path);
 	close(fd);
