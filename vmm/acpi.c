@@ -159,6 +159,26 @@ int acpi_build_dsdt_aml(uint8_t *buf, size_t cap)
 	dev_crs(&a, rt, n);
 	aml_end(&a, dev);
 
+	/* The power button (kvmlab-vm run: SIGPWR, Ctrl-A p). Hardware-
+	 * reduced ACPI has no fixed power button event: a Generic Event
+	 * Device takes the line and its _EVT sends the button's notify,
+	 * which Linux's button driver turns into KEY_POWER. */
+	dev = aml_device(&a, "PWRB");
+	name_eisaid(&a, "_HID", "PNP0C0C");
+	name_int(&a, "_UID", 0);
+	aml_end(&a, dev);
+	dev = aml_device(&a, "GED0");
+	aml_name(&a, "_HID");
+	aml_string(&a, "ACPI0013");
+	name_int(&a, "_UID", 0);
+	n = aml_rt_ext_irq(rt, LAYOUT_IRQ_GED);
+	n += aml_rt_end(rt + n);
+	dev_crs(&a, rt, n);
+	m = aml_method(&a, "_EVT", 1); /* Arg0: the GSI; there is only one */
+	aml_notify(&a, "\\_SB.PWRB", 0x80);
+	aml_end(&a, m);
+	aml_end(&a, dev);
+
 	aml_end(&a, sb);
 	return a.err ? a.err : (int)a.len;
 }

@@ -15,6 +15,8 @@
 #define OP_SCOPE    0x10
 #define OP_BUFFER   0x11
 #define OP_PACKAGE  0x12
+#define OP_METHOD   0x14
+#define OP_NOTIFY   0x86
 #define OP_EXT      0x5b
 #define OP_DEVICE   0x82 /* after OP_EXT */
 #define ROOT_CHAR   0x5c
@@ -241,6 +243,24 @@ size_t aml_package(struct aml *a, uint8_t nelems)
 	return m;
 }
 
+size_t aml_method(struct aml *a, const char *path, unsigned nargs)
+{
+	if (nargs > 7 && !a->err)
+		a->err = -EINVAL;
+	aml_byte(a, OP_METHOD);
+	size_t m = begin(a);
+	aml_namestring(a, path);
+	aml_byte(a, (uint8_t)(nargs & 7)); /* MethodFlags: not serialized, SyncLevel 0 */
+	return m;
+}
+
+void aml_notify(struct aml *a, const char *path, uint8_t value)
+{
+	aml_byte(a, OP_NOTIFY);
+	aml_namestring(a, path);
+	aml_int(a, value);
+}
+
 void aml_buffer(struct aml *a, const void *bytes, size_t n)
 {
 	aml_byte(a, OP_BUFFER);
@@ -266,6 +286,16 @@ size_t aml_rt_irq(uint8_t *p, unsigned irq)
 	p[0] = 0x22; /* small item: IRQ, 2 bytes: edge, active high */
 	put_le16(p + 1, (uint16_t)(1u << (irq & 15)));
 	return 3;
+}
+
+size_t aml_rt_ext_irq(uint8_t *p, uint32_t gsi)
+{
+	p[0] = 0x89; /* large item: Extended Interrupt, 6 bytes */
+	put_le16(p + 1, 6);
+	p[3] = 0x03; /* consumer, edge-triggered, active high, exclusive */
+	p[4] = 1;    /* one interrupt */
+	put_le32(p + 5, gsi);
+	return 9;
 }
 
 /* large item: Word Address Space; producer, MinFixed, MaxFixed */

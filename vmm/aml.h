@@ -36,11 +36,17 @@ size_t aml_scope(struct aml *a, const char *path);
 size_t aml_device(struct aml *a, const char *path);
 size_t aml_package(struct aml *a, uint8_t nelems);
 void aml_end(struct aml *a, size_t mark);
+/* Method(path, nargs) { ... aml_end }: not serialized. */
+size_t aml_method(struct aml *a, const char *path, unsigned nargs);
+/* Notify(path, value) */
+void aml_notify(struct aml *a, const char *path, uint8_t value);
 
 /* Resource template pieces (ACPI 6.4.2/6.4.3), written into a raw
  * byte buffer that aml_buffer then wraps. Each returns bytes written. */
 size_t aml_rt_io(uint8_t *p, uint16_t base, uint8_t len);
 size_t aml_rt_irq(uint8_t *p, unsigned irq);
+/* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi } */
+size_t aml_rt_ext_irq(uint8_t *p, uint32_t gsi);
 size_t aml_rt_word_bus(uint8_t *p, uint16_t min, uint16_t max);
 size_t aml_rt_word_io(uint8_t *p, uint16_t min, uint16_t max);
 size_t aml_rt_dword_mem(uint8_t *p, uint32_t min, uint32_t max);

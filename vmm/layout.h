@@ -60,6 +60,9 @@
 #define LAYOUT_IRQ_PCI_BASE 16
 #define LAYOUT_PCI_INTX_GSI(slot, pin) (LAYOUT_IRQ_PCI_BASE + ((slot) + (pin) + 3) % 4)
 #define LAYOUT_IOAPIC_PINS  24
+/* The ACPI Generic Event Device's line (the power button): edge, active
+ * high, on a pin neither the ISA devices nor PCI INTx use */
+#define LAYOUT_IRQ_GED      20
 
 #define LAYOUT_MAX_CPUS     255
 #endif

@@ -88,8 +88,9 @@ static const char usage_text[] =
 	"             for virtio-net; it is removed when kvmlab-vm exits. The VM\n"
 	"             takes its lease (stable MAC and address) on NAME first and\n"
 	"             answers its guest's DHCP itself; the lease goes at exit\n"
-	"  --name     the VM's name on NAME (its lease, DHCP host name), default\n"
-	"             vm-<pid>; [A-Za-z0-9_.-], 1..63 bytes\n"
+	"  --name     the VM's name on NAME and on each --nic net= network (its\n"
+	"             leases, DHCP host name), default vm-<pid>; [A-Za-z0-9_.-],\n"
+	"             1..63 bytes\n"
 	"  --forward  host port to guest port (TCP; /udp for UDP) for the VM's\n"
 	"             lifetime; repeatable; to the first NIC on a kvmlab network\n"
 	"  --tap      an existing tap for virtio-net; with --net, the new tap's name\n"
@@ -112,7 +113,10 @@ static const char usage_text[] =
 	"             allows it (else the thread; one line says so)\n"
 	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
 	"             statistics (binary stats fd, Linux 5.14+; else debugfs)\n"
-	"  Console keys: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.\n"
+	"  Console keys: Ctrl-A x quits, Ctrl-A p presses the guest's ACPI power\n"
+	"  button, Ctrl-A Ctrl-A sends Ctrl-A. SIGPWR presses the power button\n"
+	"  too (a guest that handles it shuts down cleanly: systemd does);\n"
+	"  SIGTERM and SIGINT stop the VM at once.\n"
 	"  A guest panic is seen through pvpanic, or the console's\n"
 	"  \"Kernel panic - not syncing\" line for guests without that driver.\n"
 	"exit status of run:\n"
@@ -905,6 +909,7 @@ static int cmd_run(int argc, char **argv)
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGHUP);
 	sigaddset(&ss, SIGQUIT);
+	sigaddset(&ss, SIGPWR);
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	sigaddset(&ss, CPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL);
@@ -936,6 +941,7 @@ static int cmd_run(int argc, char **argv)
 	struct runloop_cfg lc = {
 		.sig_fd = sfd, .in_fd = stdio ? STDIN_FILENO : -1,
 		.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
+		.power_button = vm_power_button, .opaque = &vm,
 	};
 	enum exit_event ev = runloop_run(&lc, &sig);
 	if (sig == SIGQUIT)

@@ -36,6 +36,15 @@ static void note(const struct runloop_cfg *c, const char *msg)
 		(void)console_write(c->out, msg, strlen(msg));
 }
 
+/* The guest's ACPI power button; what it does is the guest's business. */
+static void press(const struct runloop_cfg *c)
+{
+	if (c->power_button(c->opaque))
+		note(c, "\r\nkvmlab-vm: the power button could not be pressed\r\n");
+	else
+		note(c, "\r\nkvmlab-vm: power button pressed\r\n");
+}
+
 /* Offer the held input to the UART; keep what it cannot take yet. */
 static void push(const struct runloop_cfg *c, struct input *in)
 {
@@ -66,7 +75,12 @@ static bool read_input(const struct runloop_cfg *c, struct input *in)
 			if (ch == 'x' || ch == 'X')
 				return true;
 			if (ch == 'h' || ch == '?') {
-				note(c, "\r\nkvmlab-vm: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A\r\n");
+				note(c, "\r\nkvmlab-vm: Ctrl-A x quits, Ctrl-A p presses the power "
+				     "button, Ctrl-A Ctrl-A sends Ctrl-A\r\n");
+				continue;
+			}
+			if ((ch == 'p' || ch == 'P') && c->power_button) {
+				press(c);
 				continue;
 			}
 			if (ch != CTRL_A)
@@ -107,6 +121,11 @@ enum exit_event runloop_run(const struct runloop_cfg *c, int *sig)
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(c->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo == SIGPWR && c->power_button) {
+					/* a graceful stop, as lxc-stop sends init */
+					press(c);
+					continue;
+				}
 				*sig = (int)si.ssi_signo;
 				return EXIT_EV_NONE;
 			}

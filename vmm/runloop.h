@@ -1,6 +1,6 @@
 /* The main thread's loop while the guest runs: signals, the exit latch,
- * and console input with its escape keys (Ctrl-A x quits, Ctrl-A Ctrl-A
- * sends Ctrl-A, Ctrl-A h helps).
+ * and console input with its escape keys (Ctrl-A x quits, Ctrl-A p
+ * presses the power button, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h helps).
  * It stays responsive whatever the guest and the terminal do: it takes no
  * lock that a vCPU can hold across a blocking call, never write()s to a
  * blocking fd, and reads input even while the UART's receive buffer is
@@ -22,10 +22,15 @@ struct runloop_cfg {
 	struct exit_latch *exit;
 	struct serial *serial;   /* where input goes, panic-report end */
 	struct console *out;     /* for our own notes to the user; NULL: none */
+	/* SIGPWR and Ctrl-A p press the guest's power button through this
+	 * (the loop goes on: the guest decides); NULL: they end the loop
+	 * like other signals */
+	int (*power_button)(void *opaque);
+	void *opaque;
 };
 
 /* Run until the guest is done (its exit event), the user quits
- * (EXIT_EV_QUIT), or a signal arrives (EXIT_EV_NONE, *sig set). A failed
- * poll() is EXIT_EV_FATAL. */
+ * (EXIT_EV_QUIT), or a signal other than SIGPWR arrives (EXIT_EV_NONE,
+ * *sig set). A failed poll() is EXIT_EV_FATAL. */
 enum exit_event runloop_run(const struct runloop_cfg *c, int *sig);
 #endif

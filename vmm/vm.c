@@ -262,3 +262,13 @@ void vm_destroy(struct vm *vm)
 	gmem_free(&vm->gm);
 	exit_fini(&vm->exit);
 }
+
+int vm_power_button(void *opaque)
+{
+	struct vm *vm = opaque;
+	/* edge-triggered: the rising edge is the event, the fall re-arms */
+	int rc = kvm_irq_line(&vm->kvm, LAYOUT_IRQ_GED, 1);
+	if (rc == 0)
+		rc = kvm_irq_line(&vm->kvm, LAYOUT_IRQ_GED, 0);
+	return rc;
+}

@@ -61,4 +61,8 @@ void vm_stop(struct vm *vm);
  * stderr as it leaves (SIGQUIT: where was the guest?). */
 void vm_stop_dump(struct vm *vm);
 void vm_destroy(struct vm *vm);
+/* Press the ACPI power button (the DSDT's GED line, layout.h): a guest
+ * that handles it shuts down and powers off. 0 or -errno. Takes a
+ * struct vm * as void * (runloop's callback). */
+int vm_power_button(void *vm) WUR;
 #endif

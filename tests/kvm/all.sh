@@ -240,4 +240,38 @@ else
 	t_skip "kvm: ELF vmlinux boots" "no $KVMLAB_BUILD/guest/vmlinux (scripts/build-guest could not unpack the bzImage)"
 fi
 
+# 9. SIGPWR presses the ACPI power button (the DSDT's GED): the guest's
+# button driver reports KEY_POWER, its init powers off, and kvmlab-vm
+# exits 0. The guest itself says it saw the key, and the kernel's last
+# words are a power-down, not a reset or a kill.
+pf=$work/power.txt
+"$KVMLAB_VM" run --console "file:$pf" --cmdline "$BASE kvmlab.run=\"echo PWR-WAITING; sleep 600\"" \
+	</dev/null >"$work/power.out" 2>"$work/power.err" &
+pid=$!
+t_defer "kill -9 $pid"
+for ((i = 0; i < TMO * 5; i++)); do
+	grep -q "^PWR-WAITING" "$pf" 2>/dev/null && break
+	kill -0 $pid 2>/dev/null || break
+	sleep 0.2
+done
+if ! grep -q "^PWR-WAITING" "$pf" 2>/dev/null; then
+	t_fail "kvm: SIGPWR powers the guest off" "guest never got ready: $(tail -c 200 "$work/power.err" | tr '\n' ' ')"
+else
+	kill -PWR $pid
+	for ((i = 0; i < 150; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
+	if kill -0 $pid 2>/dev/null; then
+		rc="still running 30 s after SIGPWR"
+		kill -9 $pid
+	else
+		wait $pid
+		rc=$?
+	fi
+	if [ "$rc" = 0 ] && tr -d '\r' <"$pf" | grep -q 'kvmlab-init: power button pressed: powering off' &&
+		tr -d '\r' <"$pf" | grep -q 'reboot: Power down'; then
+		t_ok "kvm: SIGPWR presses the power button: the guest powers itself off, exit 0"
+	else
+		t_fail "kvm: SIGPWR powers the guest off" "rc $rc; console: $(tr -d '\r' <"$pf" | grep -v '^$' | tail -n 4 | tr '\n' '|')"
+	fi
+fi
+
 t_finish

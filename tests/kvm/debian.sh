@@ -11,7 +11,8 @@
 # and the DHCP/forward checks SKIP. Oracles: the guest's own `ip -j addr`,
 # `networkctl status` and getent over ssh, `kvmlab-net show --json` on the
 # host, the wan service's log, $SSH_CONNECTION seen by the guest's sshd,
-# and kvmlab-vm's exit status after the guest powers off.
+# kvmlab-vm's exit status after SIGPWR has the guest power itself off, and
+# the image's superblock (dumpe2fs) for a clean shutdown.
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT" || exit 1
 IMG=$KVMLAB_BUILD/debian/debian.img
@@ -161,14 +162,31 @@ fi
 if tr -d '\r' <"$work/console" | grep -q 'ttyS0'; then t_ok "debian: a getty runs on the serial console"
 else t_fail "debian: a getty runs on the serial console" "no ttyS0 banner on the console"; fi
 
-# -- poweroff from inside: kvmlab-vm exits 0, tap gone --
-gssh "$lab" "$addr" 22 'systemctl poweroff' >/dev/null 2>&1
+# -- a graceful stop from the host: SIGPWR presses the ACPI power button,
+# systemd-logind powers the guest off; kvmlab-vm exits 0, tap gone, and
+# the root file system was unmounted cleanly (the image's superblock) --
+pb=$(gssh "$lab" "$addr" 22 'cat /sys/class/input/*/name' 2>/dev/null | tr '\n' ',')
+if [[ $pb == *"Power Button"* ]]; then t_ok "debian: the guest has the ACPI power button (input devices: $pb)"
+else t_fail "debian: the guest has the ACPI power button" "input devices: '$pb'"; fi
+# vpid is timeout(1), which would die of SIGPWR itself: signal its child
+vmm=$(pgrep -P "$vpid" | head -1)
+[ -n "$vmm" ] && kill -PWR "$vmm"
 rc=
 for _ in $(seq 1 120); do
 	kill -0 "$vpid" 2>/dev/null || { wait "$vpid"; rc=$?; break; }
 	sleep 0.5
 done
 taps=$(ip -n "$lab" -o link show type tun 2>/dev/null | wc -l)
-if [ "$rc" = 0 ] && [ "$taps" = 0 ]; then t_ok "debian: systemctl poweroff ends kvmlab-vm with 0, tap removed"
-else t_fail "debian: systemctl poweroff ends kvmlab-vm with 0, tap removed" "rc '${rc:-still running}', taps left $taps: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"; fi
+if [ "$rc" = 0 ] && [ "$taps" = 0 ]; then t_ok "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed"
+else t_fail "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed" "rc '${rc:-still running}', taps left $taps: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"; fi
+# ext4 keeps "clean" while mounted; what a cut leaves is the journal's
+# needs_recovery feature, which only an unmount or remount-ro clears
+sb=$(dumpe2fs -h "$work/disk.img" 2>/dev/null)
+state=$(sed -n 's/^Filesystem state: *//p' <<<"$sb")
+feat=$(sed -n 's/^Filesystem features: *//p' <<<"$sb")
+if [ "$state" = clean ] && [ -n "$feat" ] && [[ " $feat " != *" needs_recovery "* ]]; then
+	t_ok "debian: the root file system was left clean, its journal empty (a shutdown, not a cut)"
+else
+	t_fail "debian: the root file system was left clean, its journal empty" "state '$state', features '$feat'"
+fi
 t_finish

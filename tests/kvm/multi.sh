@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Several NICs and disks on one VM (a router between two lab networks,
 # a root disk plus a data disk): the default guest booted with
-#   --net a --nic net=b --nic tap=PLAIN,mac=M --disk D1 --disk D2,ro
+#   --net a --nic net=b,queues=2 --nic tap=PLAIN,mac=M --disk D1 --disk D2,ro
+# with --cpus 2 and --vhost off (the VMM's own I/O threads move every
+# frame: one per queue pair of each NIC)
 # Oracles: what the guest prints of itself (its NICs' MACs and
 # addresses, /sys/block/vdX/{size,ro,serial}, pings from each NIC), the
 # image files on the host, the namespace's links (`ip -j link`) and
 # each network's lease map (`nft -j list map`). Checks:
 #   1. eth0, eth1, eth2 in --net/--nic order (eth2 has the MAC given);
 #      eth0 and eth1 got their addresses by DHCP from their own networks;
+#      eth1 has 2 queue pairs;
 #      each NIC reaches its own host side; eth0 has the default route
 #   2. vda and vdb in --disk order (size, serial kvmlab-disk/-disk1);
 #      vdb is read-only and a write to it fails; a write to vda lands in
@@ -54,6 +57,7 @@ for i in 0 1 2; do
 	g="$g; echo G-MAC$i=\$(cat /sys/class/net/eth$i/address)"
 	g="$g; echo G-IP$i=\$(ip -4 -o addr show dev eth$i | awk '{print \$4}')"
 done
+g="$g; echo G-Q1=\$(ls /sys/class/net/eth1/queues | grep -c rx-)"
 g="$g; echo G-GW=\$(ip route | awk '/^default/{print \$3, \$5}')"
 g="$g; ping -c 2 -W 3 -I eth0 192.168.61.1 >/dev/null && echo G-PING0=ok"
 g="$g; ping -c 2 -W 3 -I eth1 192.168.62.1 >/dev/null && echo G-PING1=ok"
@@ -64,8 +68,8 @@ done
 g="$g; echo WROTE-$tok | dd of=/dev/vda bs=512 seek=8 conv=notrunc 2>/dev/null; echo G-DDA=\$?"
 g="$g; echo NO | dd of=/dev/vdb bs=512 seek=8 conv=notrunc 2>/dev/null; echo G-DDB=\$?; sync"
 
-ip netns exec "$lab" timeout -k 5 $((TMO * 2)) "$VM" run --mem 256M --name multi --net a \
-	--nic net=b --nic tap=tap0,mac=$MAC2 --disk "$d1" --disk "$d2,ro" \
+ip netns exec "$lab" timeout -k 5 $((TMO * 2)) "$VM" run --mem 256M --cpus 2 --vhost off --name multi --net a \
+	--nic net=b,queues=2 --nic tap=tap0,mac=$MAC2 --disk "$d1" --disk "$d2,ro" \
 	--cmdline "console=ttyS0 reboot=k quiet kvmlab.run=\"$g\"" --console "file:$work/out" \
 	</dev/null >"$work/err" 2>&1
 rc=$?
@@ -92,6 +96,8 @@ m0=$(gv G-MAC0) m1=$(gv G-MAC1)
 [ -n "$m0" ] && [ -n "$m1" ] && [ "$m0" != "$m1" ] && [ "$m0" != $MAC2 ] && [ "$m1" != $MAC2 ] &&
 	t_ok "multi: three distinct MACs ($m0, $m1, $MAC2)" ||
 	t_fail "multi: three distinct MACs" "'$m0' '$m1' '$(gv G-MAC2)'"
+[ "$(gv G-Q1)" = 2 ] && t_ok "multi: eth1 (queues=2) has 2 rx queues" ||
+	t_fail "multi: eth1 (queues=2) has 2 rx queues" "G-Q1 '$(gv G-Q1)'"
 for i in 0 1 2; do
 	[ "$(gv G-PING$i)" = ok ] && t_ok "multi: eth$i reaches its host side" ||
 		t_fail "multi: eth$i reaches its host side" "$(desc)"

@@ -200,6 +200,26 @@ static void term_list(struct walk *w, const uint8_t *p, const uint8_t *end, cons
 			}
 			term_list(w, pl + n + m, bend, path, base);
 			p = bend;
+		} else if (p[0] == 0x14) {
+			/* Method: kept whole (flags byte, then its body), not walked */
+			n = pkglen(p + 1, end, &len);
+			if (!n || len < (size_t)n || (size_t)(end - p - 1) < len) {
+				fail(w, "bad method PkgLength", p, base);
+				return;
+			}
+			const uint8_t *bend = p + 1 + len;
+			int m = namestr(p + 1 + n, bend, scope, path, sizeof(path));
+			if (!m || p + 1 + n + m >= bend) {
+				fail(w, "bad method name", p, base);
+				return;
+			}
+			if (w->n < MAX_OBJS) {
+				snprintf(w->o[w->n].path, sizeof(w->o[w->n].path), "%s", path);
+				w->o[w->n].data = p + 1 + n + m;
+				w->o[w->n].end = bend;
+				w->n++;
+			}
+			p = bend;
 		} else {
 			fail(w, "unexpected opcode", p, base);
 			return;
@@ -251,7 +271,7 @@ static const uint8_t *rt_of(const struct obj *o, size_t *len)
 /* Walk descriptors by their own length fields; count kinds, check the
  * end tag is last. Fills what it found. */
 struct rt_seen {
-	int ok, io_cf8, io_lo, io_hi, bus, mem, io505, io3f8, irq4;
+	int ok, io_cf8, io_lo, io_hi, bus, mem, io505, io3f8, irq4, ged_irq;
 };
 static struct rt_seen rt_walk(const uint8_t *p, size_t len)
 {
@@ -291,6 +311,10 @@ static struct rt_seen rt_walk(const uint8_t *p, size_t len)
 				s.io_lo = 1;
 			if (p[3] == 1 && mn == 0xd00 && mx == 0xffff && l == 0xf300)
 				s.io_hi = 1;
+		} else if (p[0] == 0x89) {
+			/* Extended Interrupt: consumer, edge, active high, one GSI */
+			if (dl == 9 && p[3] == 0x03 && p[4] == 1 && rd_le32(p + 5) == LAYOUT_IRQ_GED)
+				s.ged_irq = 1;
 		} else if (p[0] == 0x87) {
 			uint32_t mn = rd_le32(p + 10), mx = rd_le32(p + 14), l = rd_le32(p + 22);
 			if (p[3] == 0 && mn == LAYOUT_PCI_MMIO && mx == LAYOUT_PCI_MMIO_END - 1 &&
@@ -365,6 +389,23 @@ static void check_dsdt(const uint8_t *aml, size_t len, const char *tag)
 	rt = rt_of(find(&w, "\\_SB_.COM1._CRS"), &rl);
 	s = rt ? rt_walk(rt, rl) : (struct rt_seen){ 0 };
 	CHECK(s.ok && s.io3f8 && s.irq4, "%s: COM1 _CRS IO 0x3f8 len 8, IRQ 4", tag);
+
+	/* the power button: a GED on its own line whose _EVT notifies PWRB */
+	CHECK(name_int(&w, "\\_SB_.PWRB._HID", 0x0c0cd041), "%s: PWRB _HID EisaId(PNP0C0C)", tag);
+	hid = find(&w, "\\_SB_.GED0._HID");
+	CHECK(hid && hid->data[0] == 0x0d && strcmp((const char *)hid->data + 1, "ACPI0013") == 0,
+	      "%s: GED0 _HID \"ACPI0013\"", tag);
+	rt = rt_of(find(&w, "\\_SB_.GED0._CRS"), &rl);
+	s = rt ? rt_walk(rt, rl) : (struct rt_seen){ 0 };
+	CHECK(s.ok && s.ged_irq, "%s: GED0 _CRS Interrupt(edge, high) { %d }", tag, LAYOUT_IRQ_GED);
+	static const uint8_t evt[] = { 0x01, 0x86, '\\', 0x2e, '_', 'S', 'B', '_', 'P', 'W', 'R', 'B',
+				       0x0a, 0x80 };
+	const struct obj *ev = find(&w, "\\_SB_.GED0._EVT");
+	CHECK(ev && (size_t)(ev->end - ev->data) == sizeof(evt) && !memcmp(ev->data, evt, sizeof(evt)),
+	      "%s: GED0 _EVT(1 arg) is Notify(\\_SB.PWRB, 0x80) and nothing else", tag);
+	/* the line is free: no PCI INTx and no ISA device shares it */
+	CHECK(LAYOUT_IRQ_GED >= LAYOUT_IRQ_PCI_BASE + 4 && LAYOUT_IRQ_GED < LAYOUT_IOAPIC_PINS,
+	      "%s: GED line %d above the PCI INTx pins, on the IOAPIC", tag, LAYOUT_IRQ_GED);
 }
 
 struct tables {
@@ -602,6 +643,10 @@ static void test_iasl(const struct tables *tb, unsigned n)
 	CHECK(file_has(path, "Name (\\_S5, Package (0x04)"), "iasl: DSDT has \\_S5");
 	CHECK(file_has(path, "EisaId (\"PNP0A03\")"), "iasl: DSDT has PNP0A03");
 	CHECK(file_has(path, "\"QEMU0001\""), "iasl: DSDT has QEMU0001");
+	CHECK(file_has(path, "\"ACPI0013\""), "iasl: DSDT has the GED (ACPI0013)");
+	CHECK(file_has(path, "EisaId (\"PNP0C0C\")"), "iasl: DSDT has the power button (PNP0C0C)");
+	CHECK(file_has(path, "Notify (PWRB, 0x80)") || file_has(path, "Notify (\\_SB.PWRB, 0x80)"),
+	      "iasl: GED's _EVT notifies the power button");
 	CHECK(file_has(path, "0xFDFFFFFF,         // Range Maximum"), "iasl: MMIO window end");
 	snprintf(path, sizeof(path), "%s/facp.dsl", dir);
 	CHECK(file_has(path, "Hardware Reduced (V5) : 1"), "iasl: FADT hardware reduced");

@@ -9,6 +9,7 @@
  *  3. output waiting for a full pipe must not block the loop itself.
  * Plus: input typed while the UART is full reaches the guest later, in
  * order; the panic tail wait; a closed stdin. */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -64,12 +65,14 @@ static void sleep_ms(long ms)
 	nanosleep(&t, NULL);
 }
 
+static int (*start_button)(void *); /* the next loop's power button */
+
 /* Start the loop in a thread; the test then acts as the user/guest. */
 static int start(struct loop_run *r, pthread_t *th)
 {
 	memset(r, 0, sizeof(*r));
 	r->cfg = (struct runloop_cfg){ .sig_fd = sfd, .in_fd = in_r, .exit = &x,
-				       .serial = s, .out = out };
+				       .serial = s, .out = out, .power_button = start_button };
 	return pthread_create(th, NULL, loop_thread, r);
 }
 
@@ -315,7 +318,68 @@ static void test_panic_and_eof(void)
 	close(p[1]);
 }
 
-/* argv[1], if given, picks one test by name (rx, held, vcpu, flush, panic) */
+static int presses, press_rc;
+static int fake_button(void *opaque)
+{
+	(void)opaque;
+	presses++;
+	return press_rc;
+}
+
+/* SIGPWR and Ctrl-A p press the power button and the loop goes on; the
+ * guest decides what happens. Without a button, SIGPWR ends the loop as
+ * any other signal. */
+static void test_power_button(void)
+{
+	struct loop_run r;
+	pthread_t th;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		bail("pipe");
+	setup(p[1]);
+	presses = 0;
+	press_rc = 0;
+	start_button = fake_button;
+	if (start(&r, &th))
+		bail("pthread_create");
+	start_button = NULL;
+	sleep_ms(50);
+	kill(getpid(), SIGPWR);
+	sleep_ms(100);
+	CHECK(presses == 1 && !r.done, "SIGPWR: button pressed once, the loop goes on (%d)", presses);
+	CHECK((size_t)write(in_w, "\x01p", 2) == 2, "Ctrl-A p typed");
+	sleep_ms(100);
+	CHECK(presses == 2 && !r.done, "Ctrl-A p: pressed again, the loop goes on (%d)", presses);
+	press_rc = -EIO;
+	kill(getpid(), SIGPWR);
+	sleep_ms(100);
+	CHECK(presses == 3 && !r.done, "a press that fails: said, the loop goes on");
+	exit_raise(&x, EXIT_EV_POWEROFF);
+	if (finish(&r, th, BOUND_MS))
+		bail("power: the guest's poweroff ends the loop");
+	CHECK_EQ(r.ev, EXIT_EV_POWEROFF, "the guest's poweroff after the press ends the loop, status poweroff");
+	teardown();
+	char buf[512] = "";
+	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	CHECK(strstr(buf, "power button pressed") && strstr(buf, "could not be pressed"),
+	      "the console says each press and the failed one");
+	close(p[0]);
+	close(p[1]);
+
+	setup(-1);
+	if (start(&r, &th))
+		bail("pthread_create");
+	sleep_ms(50);
+	kill(getpid(), SIGPWR);
+	if (finish(&r, th, BOUND_MS))
+		bail("power: SIGPWR without a button ends the loop");
+	CHECK(r.ev == EXIT_EV_NONE && r.sig == SIGPWR, "no button: SIGPWR ends the loop like other signals");
+	teardown();
+}
+
+/* argv[1], if given, picks one test by name (rx, held, vcpu, flush, panic, power) */
 int main(int argc, char **argv)
 {
 	static const struct { const char *name; void (*fn)(void); } tests[] = {
@@ -324,10 +388,12 @@ int main(int argc, char **argv)
 		{ "vcpu", test_vcpu_full_pipe },
 		{ "flush", test_main_flush_full_pipe },
 		{ "panic", test_panic_and_eof },
+		{ "power", test_power_button },
 	};
 	sigset_t ss;
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGPWR);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL); /* every thread inherits it */
 	sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
