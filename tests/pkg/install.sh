@@ -17,7 +17,8 @@ for f in bin/kvmlab-net bin/kvmlab-vm include/kvmlab/net.h \
 	lib/libkvmlabnet.so lib/libkvmlabnet.so.0 lib/libkvmlabnet.a lib/pkgconfig/kvmlabnet.pc \
 	share/man/man8/kvmlab-net.8 share/man/man1/kvmlab-vm.1 \
 	share/bash-completion/completions/kvmlab-net share/bash-completion/completions/kvmlab-vm \
-	lib/systemd/system/kvmlab-net@.service lib/systemd/system/kvmlab.target; do
+	lib/systemd/system/kvmlab-net@.service lib/systemd/system/kvmlab-vm@.service \
+	lib/systemd/system/kvmlab.target; do
 	[ -e "$R/$f" ] || miss="$miss $f"
 done
 t_check "everything under PREFIX=/usr/local${miss:+ (missing:$miss)}" test -z "$miss"
@@ -27,6 +28,9 @@ t_check "nothing outside DESTDIR's usr/local" test "$(ls "$d/root")" = usr -a "$
 t_check "net.h is the tree's" cmp -s net/net.h "$R/include/kvmlab/net.h"
 t_check "unit runs the installed kvmlab-net" grep -qx 'ExecStart=/usr/local/bin/kvmlab-net up %i --config /etc/kvmlab/%i.conf' \
 	"$R/lib/systemd/system/kvmlab-net@.service"
+t_check "VM unit runs the installed kvmlab-vm with its /etc/kvmlab file" bash -c \
+	"grep -qx 'ExecStart=/usr/local/bin/kvmlab-vm run \$KVMLAB_VM_ARGS' '$R/lib/systemd/system/kvmlab-vm@.service' &&
+	 grep -qx 'EnvironmentFile=/etc/kvmlab/vm-%i.conf' '$R/lib/systemd/system/kvmlab-vm@.service'"
 
 want=$(cat VERSION)
 for p in kvmlab-net kvmlab-vm; do

@@ -32,9 +32,23 @@ if command -v systemd-analyze >/dev/null; then
 	ln -s kvmlab-net@.service "$d/bad/kvmlab-net@lab.service"
 	(cd "$d/bad" && systemd-analyze verify --man=no ./kvmlab-net@lab.service) >"$d/verify" 2>&1
 	t_check "systemd-analyze verify complains about a broken copy" test -s "$d/verify"
+	# the VM unit, with the config file it names
+	vunit=$R/lib/systemd/system/kvmlab-vm@.service
+	sed -e "s|/usr/local/bin/|$R/bin/|" -e "s|/etc/kvmlab/|$d/etc-vm/|" "$vunit" >"$d/units/kvmlab-vm@.service"
+	mkdir -p "$d/etc-vm"
+	echo 'KVMLAB_VM_ARGS="--net lab --name web"' >"$d/etc-vm/vm-web.conf"
+	ln -s kvmlab-vm@.service "$d/units/kvmlab-vm@web.service"
+	(cd "$d/units" && systemd-analyze verify --man=no ./kvmlab-vm@web.service) >"$d/verify" 2>&1
+	rc=$?
+	if [ $rc = 0 ] && [ ! -s "$d/verify" ]; then t_ok "systemd-analyze verify kvmlab-vm@web.service: clean"
+	else t_fail "systemd-analyze verify kvmlab-vm@web.service: clean" "rc=$rc $(head -3 "$d/verify" | paste -sd' ')"; fi
 else
 	t_skip "systemd-analyze verify" "no systemd-analyze"
 fi
+vunit=$R/lib/systemd/system/kvmlab-vm@.service
+t_check "VM unit: stopping it presses the guest's power button (KillSignal=SIGPWR to the VMM only), bounded" \
+	bash -c "grep -qx 'KillSignal=SIGPWR' '$vunit' && grep -qx 'KillMode=mixed' '$vunit' &&
+		 grep -q '^TimeoutStopSec=[1-9]' '$vunit'"
 t_check "unit: After= and Wants= network-online.target" bash -c \
 	"grep -qx 'After=network-online.target' '$unit' && grep -qx 'Wants=network-online.target' '$unit'"
 t_check "unit: Before=kvmlab.target, oneshot that stays active" bash -c \
