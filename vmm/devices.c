@@ -15,6 +15,7 @@
 #include "pci.h"
 #include "virtio_blk.h"
 #include "virtio_net.h"
+#include "virtio_rng.h"
 
 /* One virtio-net device: its queue pairs' I/O threads and, with a
  * lease, its DHCP answers. */
@@ -47,6 +48,9 @@ static struct {
 	unsigned nnics;
 	struct disk disk[DEV_DISKS_MAX];
 	unsigned ndisks;
+	struct vrng *rng;
+	struct event_loop rng_ev;
+	bool rng_ev_ready;
 } D;
 
 /* A pair's tap queue became readable or its queues were kicked. */
@@ -268,6 +272,34 @@ static int setup_blk(const struct dev_env *env, const struct dev_disk *c, unsign
 	return event_start(&K->ev, e);
 }
 
+/* virtio-rng on a thread of its own: getrandom never waits on a disk
+ * or a tap, and a guest draining entropy never holds up either */
+static int setup_rng(const struct dev_env *env, struct err *e)
+{
+	D.rng = calloc(1, sizeof(*D.rng));
+	if (!D.rng)
+		return errf(e, ENOMEM, "virtio-rng: out of memory");
+	int rc = vrng_init(D.rng, env->gm, &env->irq);
+	if (rc) {
+		free(D.rng);
+		D.rng = NULL;
+		return errf(e, -rc, "virtio-rng: %s", strerror(-rc));
+	}
+	rc = pci_bus_add(&D.pci, &D.rng->vpci.pci, e);
+	if (rc < 0)
+		return rc;
+	vpci_set_slot(&D.rng->vpci, (unsigned)rc);
+	rc = event_init(&D.rng_ev, e);
+	if (rc)
+		return rc;
+	D.rng_ev_ready = true;
+	snprintf(D.rng_ev.name, sizeof(D.rng_ev.name), "kl-rng");
+	rc = vpci_start(&D.rng->vpci, &D.rng_ev, e);
+	if (rc)
+		return rc;
+	return event_start(&D.rng_ev, e);
+}
+
 int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct err *e)
 {
 	int rc;
@@ -295,6 +327,11 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 			D.nnics++;
 			goto err;
 		}
+	}
+	if (cfg->rng) {
+		rc = setup_rng(env, e);
+		if (rc)
+			goto err;
 	}
 	return 0;
 err:
@@ -354,6 +391,15 @@ void devices_stop(void)
 			event_destroy(&N->ev[i]);
 		N->nev = 0;
 		dhcp_tap_close(&N->dhcp_tap);
+	}
+	if (D.rng_ev_ready) {
+		event_destroy(&D.rng_ev);
+		D.rng_ev_ready = false;
+	}
+	if (D.rng) {
+		vrng_destroy(D.rng);
+		free(D.rng);
+		D.rng = NULL;
 	}
 	for (unsigned d = 0; d < D.ndisks; d++) {
 		if (D.disk[d].ev_ready) {

@@ -48,13 +48,14 @@ struct dev_nic {
 
 struct sock_fprog;
 /* PCI slots follow this order: disks first (vda, vdb, ... whatever the
- * NICs), then the NICs (eth0, eth1, ...). */
+ * NICs), then the NICs (eth0, eth1, ...), then the entropy device. */
 struct dev_cfg {
 	struct dev_disk disks[DEV_DISKS_MAX];
 	unsigned ndisks;
 	struct dev_nic nics[DEV_NICS_MAX];
 	unsigned nnics;
 	int vhost;             /* DEV_VHOST_*: vhost-net for every NIC */
+	int rng;               /* a virtio-rng device */
 	const struct sock_fprog *dhcp_bpf; /* with a NIC's dhcp: what a DHCP
 					    * request is (dhcp_tap_open's match) */
 };

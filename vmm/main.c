@@ -48,7 +48,7 @@ static const char usage_main[] =
 	"      [--queues N] [--mac MAC] [--vhost auto|on|off]\n"
 	"      [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
-	"      [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
+	"      [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--rng] [--stats]\n"
 	"  check\n"
 	"  help [COMMAND]\n"
 	"\n"
@@ -73,7 +73,7 @@ static const char usage_text[] =
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
 	"                     [--vhost auto|on|off] [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"                     [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
-	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--stats]\n"
+	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--rng] [--stats]\n"
 	"\n"
 	"run: boot Linux under KVM with a 16550 console on COM1.\n"
 	"  --kernel   a bzImage, or an uncompressed ELF vmlinux; default: the\n"
@@ -111,6 +111,8 @@ static const char usage_text[] =
 	"             disk's own thread; aio=auto (default): the thread with\n"
 	"             writeback, io_uring with cache=none where the kernel\n"
 	"             allows it (else the thread; one line says so)\n"
+	"  --rng      a virtio-rng device: entropy from the host's getrandom(2)\n"
+	"             (the guest's /dev/hwrng; its kernel seeds its pool from it)\n"
 	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
 	"             statistics (binary stats fd, Linux 5.14+; else debugfs)\n"
 	"  Console keys: Ctrl-A x quits, Ctrl-A p presses the guest's ACPI power\n"
@@ -638,6 +640,7 @@ static int cmd_run(int argc, char **argv)
 		{ "name", required_argument, NULL, 'V' },
 		{ "forward", required_argument, NULL, 'F' },
 		{ "nic", required_argument, NULL, 'I' },
+		{ "rng", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -737,6 +740,7 @@ static int cmd_run(int argc, char **argv)
 			nextra++;
 			break;
 		case 'S': stats = 1; break;
+		case 'R': cfg.dev.rng = 1; break;
 		case 'H':
 			if (!strcmp(optarg, "auto"))
 				cfg.dev.vhost = DEV_VHOST_AUTO;

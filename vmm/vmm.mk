@@ -52,3 +52,4 @@ VMM_LIB_SRCS += vmm/vhost_net.c
 VMM_LIB_SRCS += vmm/virtio_net_vhost.c
 VMM_LIB_SRCS += vmm/dhcp_tap.c
 VMM_LIB_SRCS += vmm/dhcp.c
+VMM_LIB_SRCS += vmm/virtio_rng.c

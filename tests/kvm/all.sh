@@ -98,7 +98,7 @@ mem256=$(val MEM | awk '{print $2}')
 # echo of the command line cannot pass. The token goes last, so that the
 # greedy .* skips the sed text itself.
 tok=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-vm cpus --cpus 2 --cmdline "$BASE kvmlab.run=\"echo CPUS=\$(grep -c ^processor /proc/cpuinfo); echo TSCDL=\$(grep -cw tsc_deadline_timer /proc/cpuinfo) \$(cat /sys/devices/system/clockevents/clockevent0/current_device); sed -n 's/.*kvmlab.token=\\([0-9a-f]*\\).*/GOT-\\1/p' /proc/cmdline\" kvmlab.token=$tok"
+vm cpus --cpus 2 --rng --cmdline "$BASE kvmlab.run=\"echo CPUS=\$(grep -c ^processor /proc/cpuinfo); echo RNG=\$(cat /sys/class/misc/hw_random/rng_current) \$(head -c 4096 /dev/hwrng | od -An -tx1 -v | tr -d ' \\n' | wc -c) \$(head -c 4096 /dev/hwrng | gzip -c | wc -c); echo TSCDL=\$(grep -cw tsc_deadline_timer /proc/cpuinfo) \$(cat /sys/devices/system/clockevents/clockevent0/current_device); sed -n 's/.*kvmlab.token=\\([0-9a-f]*\\).*/GOT-\\1/p' /proc/cmdline\" kvmlab.token=$tok"
 n=$(val CPUS)
 if [ "$n" = 2 ]; then
 	t_ok "kvm: --cpus 2, guest counts 2 CPUs ($SECS)"
@@ -111,6 +111,15 @@ if [ "$(val TSCDL)" = "2 lapic-deadline" ]; then
 	t_ok "kvm: both CPUs offer the TSC-deadline timer and the guest ticks with it"
 else
 	t_fail "kvm: the guest ticks with the TSC-deadline timer" "$(why "TSCDL='$(val TSCDL)' (want '2 lapic-deadline')")"
+fi
+# 9. --rng (same boot): the guest's hw_random core picked the virtio
+# device, /dev/hwrng gives 4096 bytes, and they do not compress (gzip's
+# output is larger than its input for random bytes; zeros shrink to ~30)
+read -r rng_dev rng_hex rng_gz <<<"$(val RNG)"
+if [ "$rng_dev" = virtio_rng.0 ] && [ "$rng_hex" = 8192 ] && [ "${rng_gz:-0}" -gt 4096 ]; then
+	t_ok "kvm: --rng: the guest's hwrng is virtio_rng.0, 4096 bytes that gzip cannot shrink ($rng_gz)"
+else
+	t_fail "kvm: --rng: the guest's hwrng is virtio_rng.0 and gives random bytes" "$(why "RNG='$(val RNG)'")"
 fi
 if grep -qx "GOT-$tok" "$OUT"; then
 	t_ok "kvm: --cmdline token echoed by the guest"
@@ -248,7 +257,7 @@ else
 	t_skip "kvm: ELF vmlinux boots" "no $KVMLAB_BUILD/guest/vmlinux (scripts/build-guest could not unpack the bzImage)"
 fi
 
-# 9. SIGPWR presses the ACPI power button (the DSDT's GED): the guest's
+# 10. SIGPWR presses the ACPI power button (the DSDT's GED): the guest's
 # button driver reports KEY_POWER, its init powers off, and kvmlab-vm
 # exits 0. The guest itself says it saw the key, and the kernel's last
 # words are a power-down, not a reset or a kill.
