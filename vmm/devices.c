@@ -211,12 +211,20 @@ static int setup_blk(const struct dev_env *env, const struct dev_disk *c, unsign
 			    "support O_DIRECT", path);
 	if (K->fd < 0)
 		return errf(e, errno, "virtio-blk: %s: %s", path, strerror(errno));
-	/* two VMs writing one image corrupt it: refuse instead (the same
-	 * image given twice to this VM is refused here too) */
-	if (flock(K->fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB))
-		return errf(e, errno, "virtio-blk: %s: image is in use (%s)", path, strerror(errno));
 	if (fstat(K->fd, &st))
 		return errf(e, errno, "virtio-blk: %s: %s", path, strerror(errno));
+	/* the same image twice in this VM (under any name): say so plainly,
+	 * before the lock below refuses it as "in use" */
+	for (unsigned i = 0; i < idx; i++) {
+		struct stat o;
+		if (D.disk[i].fd >= 0 && !fstat(D.disk[i].fd, &o) && o.st_dev == st.st_dev &&
+		    o.st_ino == st.st_ino && S_ISREG(st.st_mode) && !(ro && D.disk[i].blk->img.ro))
+			return errf(e, EBUSY, "virtio-blk: %s: the same image as disk %u (given "
+				    "twice; only read-only twice is allowed)", path, i + 1);
+	}
+	/* two VMs writing one image corrupt it: refuse instead */
+	if (flock(K->fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB))
+		return errf(e, errno, "virtio-blk: %s: image is in use (%s)", path, strerror(errno));
 	off_t size = lseek(K->fd, 0, SEEK_END); /* works for block devices too */
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return errf(e, EINVAL, "virtio-blk: %s: not a file or block device", path);

@@ -121,12 +121,18 @@ int main(void)
 	struct dev_cfg twice = { .disks = { { .path = path2 }, { .path = path2 } }, .ndisks = 2 };
 	memset(&pio, 0, sizeof(pio));
 	memset(&mmio, 0, sizeof(mmio));
-	CHECK(devices_setup(&env, &twice, &e) < 0 && strstr(e.msg, "in use") && strstr(e.msg, path2),
-	      "one image given twice is refused (%s)", e.msg);
+	CHECK(devices_setup(&env, &twice, &e) < 0 && strstr(e.msg, "given twice") && strstr(e.msg, path2),
+	      "one image given twice is refused as such (%s)", e.msg);
 	CHECK_EQ(cfg_rd(1, 0), 0xffffffff, "the first disk was taken back");
 	other = open(path2, O_RDWR | O_CLOEXEC);
 	CHECK(other >= 0 && flock(other, LOCK_EX | LOCK_NB) == 0, "and its lock with it");
 	close(other);
+	struct dev_cfg tworo = { .disks = { { .path = path2, .readonly = 1 }, { .path = path2, .readonly = 1 } },
+				 .ndisks = 2 };
+	memset(&pio, 0, sizeof(pio));
+	memset(&mmio, 0, sizeof(mmio));
+	CHECK_EQ(devices_setup(&env, &tworo, &e), 0, "one image twice, both read-only: allowed (%s)", e.msg);
+	devices_stop();
 	struct dev_cfg many = { .ndisks = DEV_DISKS_MAX + 1 };
 	CHECK(devices_setup(&env, &many, &e) < 0 && strstr(e.msg, "at most"),
 	      "more disks than slots kept for them: refused (%s)", e.msg);
