@@ -142,7 +142,7 @@ _kvmlab_vm() {
 		return ;;
 	--net) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" nets)" -- "$cur")); return ;;
 	--tap) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" taps)" -- "$cur")); return ;;
-	--console) COMPREPLY=($(compgen -W "stdio none file:" -- "$cur")); return ;;
+	--console) COMPREPLY=($(compgen -W "stdio none pty file:" -- "$cur")); return ;;
 	--vhost) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
 	--*) "$prog" "$cmd" --help 2>/dev/null | grep -q -- "$prev [A-Z]" && return ;;
 	esac

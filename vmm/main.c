@@ -44,7 +44,7 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  run [--kernel KERNEL] [--initrd FILE|none] [--cmdline STR] [--mem SIZE]\n"
-	"      [--cpus N] [--console stdio|file:PATH|none] [--net NAME] [--tap IFNAME]\n"
+	"      [--cpus N] [--console stdio|file:PATH|pty|none] [--net NAME] [--tap IFNAME]\n"
 	"      [--queues N] [--mac MAC] [--vhost auto|on|off]\n"
 	"      [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
@@ -69,7 +69,7 @@ static const char usage_check[] =
 
 static const char usage_text[] =
 	"usage: kvmlab-vm run [--kernel KERNEL] [--initrd FILE|none] [--cmdline STR]\n"
-	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|none]\n"
+	"                     [--mem SIZE] [--cpus N] [--console stdio|file:PATH|pty|none]\n"
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
 	"                     [--vhost auto|on|off] [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"                     [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
@@ -83,7 +83,9 @@ static const char usage_text[] =
 	"  --cmdline  default: \"" DEFAULT_CMDLINE "\"\n"
 	"  --mem      bytes with K/M/G suffix, plain numbers are MiB; default 256M\n"
 	"  --cpus     1..255, default 1\n"
-	"  --console  stdio (default; stdin goes raw on a tty), file:PATH, none\n"
+	"  --console  stdio (default; stdin goes raw on a tty), file:PATH, none, or\n"
+	"             pty: a new pseudo-terminal, its path said on stderr (for\n"
+	"             screen, minicom; Ctrl-A x there quits too)\n"
 	"  --net      make a tap of our own on kvmlab network NAME (kvmlab-net up)\n"
 	"             for virtio-net; it is removed when kvmlab-vm exits. The VM\n"
 	"             takes its lease (stable MAC and address) on NAME first and\n"
@@ -467,6 +469,40 @@ static int open_tap(const char *what, const char *name, unsigned queues, int *fd
 	return 0;
 }
 
+/* --console pty: a new pseudo-terminal whose master is the console (out
+ * and in); its path goes to stderr, for screen, minicom or picocom. We
+ * keep a slave fd of our own, in raw mode: the master then never sees a
+ * hangup when a user's terminal program leaves (and input goes on being
+ * read), and nothing the guest prints is echoed back as input. */
+static int open_pty(int *master, int *slave)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	const char *name = NULL;
+	struct termios t;
+	int s = -1;
+
+	if (m < 0 || grantpt(m) || unlockpt(m) || !(name = ptsname(m)))
+		goto err;
+	s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s < 0 || tcgetattr(s, &t))
+		goto err;
+	cfmakeraw(&t);
+	if (tcsetattr(s, TCSANOW, &t))
+		goto err;
+	fprintf(stderr, "kvmlab-vm: console on %s\n", name);
+	*master = m;
+	*slave = s;
+	return 0;
+err:
+	fprintf(stderr, "kvmlab-vm: --console pty: %s%s%s\n", name ? name : "", name ? ": " : "",
+		strerror(errno));
+	if (s >= 0)
+		close(s);
+	if (m >= 0)
+		close(m);
+	return -1;
+}
+
 static struct termios saved_tio;
 static int tio_saved;
 
@@ -663,7 +699,7 @@ static int cmd_run(int argc, char **argv)
 	struct sock_fprog dhcp_fprog = { .len = KL_DHCP_BPF_LEN, .filter = dhcp_prog };
 	struct err e = { "" };
 	struct vm vm;
-	int c, rc = VM_RC_USAGE, mac_set = 0, stats = 0;
+	int c, rc = VM_RC_USAGE, mac_set = 0, stats = 0, pty_slave = -1;
 	uint8_t mac[6];
 
 	memset(leases, 0, sizeof(leases));
@@ -844,8 +880,13 @@ static int cmd_run(int argc, char **argv)
 			rc = VM_RC_SETUP;
 			goto out_free;
 		}
+	} else if (!strcmp(console, "pty")) {
+		if (open_pty(&cfg.console_fd, &pty_slave)) {
+			rc = VM_RC_SETUP;
+			goto out_free;
+		}
 	} else if (strcmp(console, "stdio") != 0) {
-		rc = value_error("--console %s: want stdio, file:PATH or none", console);
+		rc = value_error("--console %s: want stdio, file:PATH, pty or none", console);
 		goto out_free;
 	}
 	if (fwd_nic < DEV_NICS_MAX && !vmname) {
@@ -943,7 +984,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	int sig = 0;
 	struct runloop_cfg lc = {
-		.sig_fd = sfd, .in_fd = stdio ? STDIN_FILENO : -1,
+		.sig_fd = sfd, .in_fd = stdio ? STDIN_FILENO : pty_slave >= 0 ? cfg.console_fd : -1,
 		.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
 		.power_button = vm_power_button, .opaque = &vm,
 	};
@@ -994,6 +1035,8 @@ out_lease:
 		lease_give_back(&leases[n]);
 	if (cfg.console_fd > STDERR_FILENO)
 		close(cfg.console_fd);
+	if (pty_slave >= 0)
+		close(pty_slave);
 out_free:
 	free(kdef);
 	free(idef);

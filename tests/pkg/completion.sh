@@ -42,7 +42,7 @@ t_check "kvmlab-net up lab --mtu <TAB>: nothing (a number)" test -z "$got"
 got=$(complete_words "$BIN/kvmlab-vm" run --c)
 t_check "kvmlab-vm run --c<TAB>: $(echo $got)" test "$(echo $got)" = "--cmdline --console --cpus"
 got=$(complete_words "$BIN/kvmlab-vm" run --console "")
-t_check "kvmlab-vm run --console <TAB>" test "$(echo $got)" = "file: none stdio"
+t_check "kvmlab-vm run --console <TAB>" test "$(echo $got)" = "file: none pty stdio"
 
 if [ "$(id -u)" != 0 ]; then
 	t_skip "network and tap names" "need root for a namespace"; t_finish
