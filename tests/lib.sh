@@ -67,6 +67,18 @@ t_need_vhost() {
 	t_skip "$1" "no /dev/vhost-net on this host"
 	exit 0
 }
+# t_tiny_kvm NAME: the tiny-guest tests' entry: fails without the VMM,
+# skips (and ends the test) without a usable /dev/kvm (any /dev/kvm does,
+# PVM included: the tiny guests need no stock kernel). Sets VM and TINY.
+t_tiny_kvm() {
+	VM=$KVMLAB_VM
+	TINY="python3 $T_ROOT/tests/cli/tinyguest.py"
+	[ -x "$VM" ] || { t_fail "kvmlab-vm built" "$VM missing"; t_finish; }
+	if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+		t_skip "$1" "no usable /dev/kvm"
+		t_finish
+	fi
+}
 # t_finish: exit status from the checks made
 t_finish() { [ "$T_FAILS" -eq 0 ]; exit $?; }
 

@@ -9,13 +9,7 @@
 # cache=none needs O_DIRECT: the image lives under /var/tmp (/tmp may be
 # tmpfs, without O_DIRECT before Linux 6.6).
 . "$(dirname "$0")/../lib.sh"
-VM=$KVMLAB_VM
-TINY="python3 $T_ROOT/tests/cli/tinyguest.py"
-[ -x "$VM" ] || { t_fail "kvmlab-vm built" "$VM missing"; t_finish; }
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	t_skip "disk aio tests" "no usable /dev/kvm"
-	t_finish
-fi
+t_tiny_kvm "disk aio tests"
 dir=$(mktemp -d /tmp/kvmlab-aio.XXXXXX)
 t_defer "rm -rf '$dir'"
 $TINY "$dir/ok.bz" ok

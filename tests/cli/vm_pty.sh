@@ -6,12 +6,7 @@
 # opener still talks to the guest. Ctrl-A x from the pty quits. The
 # observer is the kernel's pty itself, opened by Python (os).
 . "$(dirname "$0")/../lib.sh"
-VM=$KVMLAB_VM
-[ -x "$VM" ] || { t_fail "kvmlab-vm built" "$VM missing"; t_finish; }
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	t_skip "--console pty" "no usable /dev/kvm"
-	t_finish
-fi
+t_tiny_kvm "--console pty"
 dir=$(mktemp -d /tmp/kvmlab-pty.XXXXXX)
 t_defer "rm -rf '$dir'"
 python3 "$T_ROOT/tests/cli/tinyguest.py" "$dir/echo.bz" echo

@@ -6,13 +6,7 @@
 # Oracles: what the guest prints, the exit status, and the kernel's view
 # of the process (/proc/PID/fd names the vCPU fds).
 . "$(dirname "$0")/../lib.sh"
-VM=$KVMLAB_VM
-TINY="python3 $T_ROOT/tests/cli/tinyguest.py"
-[ -x "$VM" ] || { t_fail "kvmlab-vm built" "$VM missing"; t_finish; }
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	t_skip "tiny guest tests" "no usable /dev/kvm"
-	t_finish
-fi
+t_tiny_kvm "tiny guest tests"
 
 dir=$(mktemp -d /tmp/kvmlab-tiny.XXXXXX)
 t_defer "rm -rf '$dir'"

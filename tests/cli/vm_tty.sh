@@ -3,19 +3,8 @@
 # was on every way out (poweroff, SIGTERM). The oracle is stty on the
 # same pseudo-terminal (made by script(1)).
 . "$(dirname "$0")/../lib.sh"
-VM=$KVMLAB_VM
-TINY="python3 $T_ROOT/tests/cli/tinyguest.py"
-[ -x "$VM" ] || { t_fail "kvmlab-vm built" "$VM missing"; t_check "a crash (SIGSEGV) dies of it (139)" grep -qx 'rc3=139' "$dir/rc"
-t_check "terminal restored after a crash" cmp -s "$dir/before" "$dir/after3"
-t_finish; }
-if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	t_skip "tty tests" "no usable /dev/kvm"; t_check "a crash (SIGSEGV) dies of it (139)" grep -qx 'rc3=139' "$dir/rc"
-t_check "terminal restored after a crash" cmp -s "$dir/before" "$dir/after3"
-t_finish
-fi
-command -v script >/dev/null || { t_skip "tty tests" "no script(1)"; t_check "a crash (SIGSEGV) dies of it (139)" grep -qx 'rc3=139' "$dir/rc"
-t_check "terminal restored after a crash" cmp -s "$dir/before" "$dir/after3"
-t_finish; }
+t_tiny_kvm "tty tests"
+command -v script >/dev/null || { t_skip "tty tests" "no script(1)"; t_finish; }
 
 dir=$(mktemp -d /tmp/kvmlab-tty.XXXXXX)
 t_defer "rm -rf '$dir'"
