@@ -82,7 +82,7 @@ expect "option without its value" 2 "run: --mem needs a value" --kernel "$dir/go
 expect "bad --mem syntax" 1 "--mem 12Q: not a size" --kernel "$dir/good.bz" --mem 12Q
 expect "bad --mem suffix" 1 "--mem 1x: not a size" --kernel "$dir/good.bz" --mem 1x
 expect "bad --cpus syntax" 1 "--cpus two: not a number" --kernel "$dir/good.bz" --cpus two
-expect "bad --console" 1 "--console tty: want stdio, file:PATH or none" \
+expect "bad --console" 1 "--console tty: want stdio, file:PATH, pty or none" \
 	--kernel "$dir/good.bz" --console tty
 expect "--tap on a missing interface" 1 "--tap kl-nonexist0: no such interface" \
 	--kernel "$dir/good.bz" --tap kl-nonexist0
