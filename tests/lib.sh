@@ -67,6 +67,23 @@ t_need_vhost() {
 	t_skip "$1" "no /dev/vhost-net on this host"
 	exit 0
 }
+# t_vm_bg DIR NAME MARK TMO ARGS...: kvmlab-vm run ARGS in the
+# background, its console in DIR/NAME.txt (stdout DIR/NAME.out, stderr
+# DIR/NAME.err); waits at most TMO s until MARK (a grep pattern) is on the
+# console or the VMM is gone. Sets pid; the VMM is killed at exit.
+t_vm_bg() {
+	local dir=$1 name=$2 mark=$3 tmo=$4 i
+	shift 4
+	"$KVMLAB_VM" run --console "file:$dir/$name.txt" "$@" \
+		</dev/null >"$dir/$name.out" 2>"$dir/$name.err" &
+	pid=$!
+	t_defer "kill -9 $pid 2>/dev/null"
+	for ((i = 0; i < tmo * 5; i++)); do
+		grep -q "$mark" "$dir/$name.txt" 2>/dev/null && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.2
+	done
+}
 # t_tiny_kvm NAME: the tiny-guest tests' entry: fails without the VMM,
 # skips (and ends the test) without a usable /dev/kvm (any /dev/kvm does,
 # PVM included: the tiny guests need no stock kernel). Sets VM and TINY.

@@ -16,6 +16,7 @@
 #include "virtio_blk.h"
 #include "virtio_net.h"
 #include "virtio_rng.h"
+#include "virtio_vsock.h"
 
 /* One virtio-net device: its queue pairs' I/O threads and, with a
  * lease, its DHCP answers. */
@@ -51,6 +52,9 @@ static struct {
 	struct vrng *rng;
 	struct event_loop rng_ev;
 	bool rng_ev_ready;
+	struct vvsock *vsock;
+	struct event_loop vsock_ev;
+	bool vsock_ev_ready;
 } D;
 
 /* A pair's tap queue became readable or its queues were kicked. */
@@ -90,6 +94,26 @@ static void dev_name(char *buf, size_t len, const char *base, unsigned i)
 		snprintf(buf, len, "%s%u", base, (uint8_t)i); /* i < DEV_*_MAX */
 	else
 		snprintf(buf, len, "%s", base);
+}
+
+/* A device on the bus, served by an event loop (thread) of its own,
+ * named name: a slot (and its INTx line), the loop, the fast paths. */
+static int plug(struct vpci *v, struct event_loop *ev, bool *ev_ready, const char *name,
+		struct err *e)
+{
+	int rc = pci_bus_add(&D.pci, &v->pci, e);
+	if (rc < 0)
+		return rc;
+	vpci_set_slot(v, (unsigned)rc);
+	rc = event_init(ev, e);
+	if (rc)
+		return rc;
+	*ev_ready = true;
+	snprintf(ev->name, sizeof(ev->name), "%s", name);
+	rc = vpci_start(v, ev, e);
+	if (rc)
+		return rc;
+	return event_start(ev, e);
 }
 
 static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vhost,
@@ -280,6 +304,25 @@ static int setup_blk(const struct dev_env *env, const struct dev_disk *c, unsign
 	return event_start(&K->ev, e);
 }
 
+_Static_assert(DEV_VSOCK_CID_MIN == VVSOCK_CID_MIN && DEV_VSOCK_CID_MAX == VVSOCK_CID_MAX,
+	       "one CID range");
+
+/* virtio-vsock: the kernel moves its packets; its loop only holds the
+ * kick eventfds until the driver runs (and the event queue's) */
+static int setup_vsock(const struct dev_env *env, uint64_t cid, struct err *e)
+{
+	D.vsock = calloc(1, sizeof(*D.vsock));
+	if (!D.vsock)
+		return errf(e, ENOMEM, "virtio-vsock: out of memory");
+	int rc = vvsock_init(D.vsock, cid, env->gm, &env->irq, e);
+	if (rc) {
+		free(D.vsock);
+		D.vsock = NULL;
+		return rc;
+	}
+	return plug(&D.vsock->vpci, &D.vsock_ev, &D.vsock_ev_ready, "kl-vsock", e);
+}
+
 /* virtio-rng on a thread of its own: getrandom never waits on a disk
  * or a tap, and a guest draining entropy never holds up either */
 static int setup_rng(const struct dev_env *env, struct err *e)
@@ -293,19 +336,7 @@ static int setup_rng(const struct dev_env *env, struct err *e)
 		D.rng = NULL;
 		return errf(e, -rc, "virtio-rng: %s", strerror(-rc));
 	}
-	rc = pci_bus_add(&D.pci, &D.rng->vpci.pci, e);
-	if (rc < 0)
-		return rc;
-	vpci_set_slot(&D.rng->vpci, (unsigned)rc);
-	rc = event_init(&D.rng_ev, e);
-	if (rc)
-		return rc;
-	D.rng_ev_ready = true;
-	snprintf(D.rng_ev.name, sizeof(D.rng_ev.name), "kl-rng");
-	rc = vpci_start(&D.rng->vpci, &D.rng_ev, e);
-	if (rc)
-		return rc;
-	return event_start(&D.rng_ev, e);
+	return plug(&D.rng->vpci, &D.rng_ev, &D.rng_ev_ready, "kl-rng", e);
 }
 
 int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct err *e)
@@ -335,6 +366,11 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 			D.nnics++;
 			goto err;
 		}
+	}
+	if (cfg->vsock_cid) {
+		rc = setup_vsock(env, cfg->vsock_cid, e);
+		if (rc)
+			goto err;
 	}
 	if (cfg->rng) {
 		rc = setup_rng(env, e);
@@ -399,6 +435,15 @@ void devices_stop(void)
 			event_destroy(&N->ev[i]);
 		N->nev = 0;
 		dhcp_tap_close(&N->dhcp_tap);
+	}
+	if (D.vsock_ev_ready) {
+		event_destroy(&D.vsock_ev);
+		D.vsock_ev_ready = false;
+	}
+	if (D.vsock) {
+		vvsock_destroy(D.vsock);
+		free(D.vsock);
+		D.vsock = NULL;
 	}
 	if (D.rng_ev_ready) {
 		event_destroy(&D.rng_ev);

@@ -28,6 +28,8 @@ enum { DEV_AIO_AUTO, DEV_AIO_THREAD, DEV_AIO_URING };
 
 #define DEV_DISKS_MAX 8 /* virtio-blk devices */
 #define DEV_NICS_MAX 4  /* virtio-net devices */
+#define DEV_VSOCK_CID_MIN 3u           /* 0-2: hypervisor, local, host */
+#define DEV_VSOCK_CID_MAX 0xfffffffeu  /* U32_MAX is VMADDR_CID_ANY */
 
 /* One virtio-blk device (a --disk). */
 struct dev_disk {
@@ -48,7 +50,8 @@ struct dev_nic {
 
 struct sock_fprog;
 /* PCI slots follow this order: disks first (vda, vdb, ... whatever the
- * NICs), then the NICs (eth0, eth1, ...), then the entropy device. */
+ * NICs), then the NICs (eth0, eth1, ...), then vsock, then the entropy
+ * device. */
 struct dev_cfg {
 	struct dev_disk disks[DEV_DISKS_MAX];
 	unsigned ndisks;
@@ -56,6 +59,7 @@ struct dev_cfg {
 	unsigned nnics;
 	int vhost;             /* DEV_VHOST_*: vhost-net for every NIC */
 	int rng;               /* a virtio-rng device */
+	uint64_t vsock_cid;    /* non-zero: a virtio-vsock device with this CID */
 	const struct sock_fprog *dhcp_bpf; /* with a NIC's dhcp: what a DHCP
 					    * request is (dhcp_tap_open's match) */
 };

@@ -48,7 +48,8 @@ static const char usage_main[] =
 	"      [--queues N] [--mac MAC] [--vhost auto|on|off]\n"
 	"      [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
-	"      [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--rng] [--stats]\n"
+	"      [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--vsock CID] [--rng]\n"
+	"      [--stats]\n"
 	"  check\n"
 	"  help [COMMAND]\n"
 	"\n"
@@ -73,7 +74,8 @@ static const char usage_text[] =
 	"                     [--net NAME] [--tap IFNAME] [--queues N] [--mac MAC]\n"
 	"                     [--vhost auto|on|off] [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"                     [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
-	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--rng] [--stats]\n"
+	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--vsock CID]\n"
+	"                     [--rng] [--stats]\n"
 	"\n"
 	"run: boot Linux under KVM with a 16550 console on COM1.\n"
 	"  --kernel   a bzImage, or an uncompressed ELF vmlinux; default: the\n"
@@ -113,6 +115,9 @@ static const char usage_text[] =
 	"             disk's own thread; aio=auto (default): the thread with\n"
 	"             writeback, io_uring with cache=none where the kernel\n"
 	"             allows it (else the thread; one line says so)\n"
+	"  --vsock    a virtio-vsock device with this guest CID (3..4294967294):\n"
+	"             AF_VSOCK between host and guest, moved by the kernel's\n"
+	"             vhost-vsock (/dev/vhost-vsock; modprobe vhost_vsock)\n"
 	"  --rng      a virtio-rng device: entropy from the host's getrandom(2)\n"
 	"             (the guest's /dev/hwrng; its kernel seeds its pool from it)\n"
 	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
@@ -677,6 +682,7 @@ static int cmd_run(int argc, char **argv)
 		{ "forward", required_argument, NULL, 'F' },
 		{ "nic", required_argument, NULL, 'I' },
 		{ "rng", no_argument, NULL, 'R' },
+		{ "vsock", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -777,6 +783,18 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'S': stats = 1; break;
 		case 'R': cfg.dev.rng = 1; break;
+		case 'K': {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 0);
+			if (errno || end == optarg || *end || *optarg == '-' || v < DEV_VSOCK_CID_MIN ||
+			    v > DEV_VSOCK_CID_MAX)
+				FAIL(value_error("--vsock %s: want a CID, %u..%u (0-2 are the "
+						 "hypervisor, local and the host)", optarg,
+						 DEV_VSOCK_CID_MIN, DEV_VSOCK_CID_MAX));
+			cfg.dev.vsock_cid = v;
+			break;
+		}
 		case 'H':
 			if (!strcmp(optarg, "auto"))
 				cfg.dev.vhost = DEV_VHOST_AUTO;

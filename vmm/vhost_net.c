@@ -1,7 +1,5 @@
 #include "vhost_net.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -11,22 +9,6 @@
 #include <linux/virtio_ring.h>
 
 #define BIT(n) (1ull << (n))
-
-int vhost_mem_table(const struct gmem *gm, struct vhost_memory *m, unsigned max)
-{
-	if (gm->nr > max)
-		return -E2BIG;
-	m->nregions = gm->nr;
-	m->padding = 0;
-	for (unsigned i = 0; i < gm->nr; i++) {
-		m->regions[i] = (struct vhost_memory_region){
-			.guest_phys_addr = gm->r[i].gpa,
-			.memory_size = gm->r[i].size,
-			.userspace_addr = (uint64_t)(uintptr_t)gm->r[i].host,
-		};
-	}
-	return (int)gm->nr;
-}
 
 uint64_t vhost_net_ring_features(void)
 {
@@ -46,40 +28,14 @@ bool vhost_net_can(const struct vhost_net *vh, uint64_t acked)
 
 int vhost_net_open(struct vhost_net *vh, const struct gmem *gm, struct err *e)
 {
-	struct vhost_memory *m;
-	int rc;
-
-	vh->fd = -1;
 	vh->running[0] = vh->running[1] = false;
-	int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return errf(e, errno, "vhost-net: /dev/vhost-net: %s", strerror(errno));
-	if (ioctl(fd, VHOST_SET_OWNER) < 0) {
-		rc = errf(e, errno, "vhost-net: VHOST_SET_OWNER: %s", strerror(errno));
-		goto err_fd;
+	vh->fd = vhost_open("/dev/vhost-net", "vhost-net", gm, &vh->features, e);
+	if (vh->fd < 0) {
+		int rc = vh->fd;
+		vh->fd = -1;
+		return rc;
 	}
-	if (ioctl(fd, VHOST_GET_FEATURES, &vh->features) < 0) {
-		rc = errf(e, errno, "vhost-net: VHOST_GET_FEATURES: %s", strerror(errno));
-		goto err_fd;
-	}
-	m = calloc(1, sizeof(*m) + GMEM_MAX_REGIONS * sizeof(m->regions[0]));
-	if (!m) {
-		rc = errf(e, ENOMEM, "vhost-net: out of memory");
-		goto err_fd;
-	}
-	rc = vhost_mem_table(gm, m, GMEM_MAX_REGIONS);
-	if (rc >= 0 && ioctl(fd, VHOST_SET_MEM_TABLE, m) < 0)
-		rc = errf(e, errno, "vhost-net: VHOST_SET_MEM_TABLE: %s", strerror(errno));
-	else if (rc < 0)
-		rc = errf(e, -rc, "vhost-net: too many memory regions");
-	free(m);
-	if (rc < 0)
-		goto err_fd;
-	vh->fd = fd;
 	return 0;
-err_fd:
-	close(fd);
-	return rc;
 }
 
 void vhost_net_close(struct vhost_net *vh)
@@ -107,24 +63,11 @@ int vhost_net_start(struct vhost_net *vh, unsigned idx, const struct vhost_ring 
 {
 	if (vh->fd < 0 || idx > 1)
 		return -EINVAL;
-	struct vhost_vring_state num = { .index = idx, .num = r->size };
-	struct vhost_vring_state base = { .index = idx, .num = r->base };
-	struct vhost_vring_addr addr = {
-		.index = idx,
-		.desc_user_addr = (uint64_t)(uintptr_t)r->desc,
-		.avail_user_addr = (uint64_t)(uintptr_t)r->avail,
-		.used_user_addr = (uint64_t)(uintptr_t)r->used,
-	};
-	struct vhost_vring_file kick = { .index = idx, .fd = r->kick_fd };
 	struct vhost_vring_file be = { .index = idx, .fd = tap_fd };
-
-	/* the ring addresses went through vq_enable's checks: inside guest
-	 * RAM, aligned, sized; vhost re-checks them against the mem table */
-	if (ioctl(vh->fd, VHOST_SET_VRING_NUM, &num) < 0 ||
-	    ioctl(vh->fd, VHOST_SET_VRING_BASE, &base) < 0 ||
-	    ioctl(vh->fd, VHOST_SET_VRING_ADDR, &addr) < 0 ||
-	    ioctl(vh->fd, VHOST_SET_VRING_KICK, &kick) < 0 ||
-	    ioctl(vh->fd, VHOST_NET_SET_BACKEND, &be) < 0)
+	int rc = vhost_ring_set(vh->fd, idx, r);
+	if (rc)
+		return rc;
+	if (ioctl(vh->fd, VHOST_NET_SET_BACKEND, &be) < 0)
 		return -errno;
 	vh->running[idx] = true;
 	return 0;
@@ -134,8 +77,7 @@ int vhost_net_set_call(struct vhost_net *vh, unsigned idx, int fd)
 {
 	if (vh->fd < 0 || idx > 1)
 		return -EINVAL;
-	struct vhost_vring_file call = { .index = idx, .fd = fd };
-	return ioctl(vh->fd, VHOST_SET_VRING_CALL, &call) < 0 ? -errno : 0;
+	return vhost_ring_call(vh->fd, idx, fd);
 }
 
 int vhost_net_stop(struct vhost_net *vh, unsigned idx, uint16_t *base)
@@ -145,14 +87,8 @@ int vhost_net_stop(struct vhost_net *vh, unsigned idx, uint16_t *base)
 	if (!vh->running[idx])
 		return 0;
 	struct vhost_vring_file be = { .index = idx, .fd = -1 };
-	struct vhost_vring_state st = { .index = idx };
 	vh->running[idx] = false;
 	if (ioctl(vh->fd, VHOST_NET_SET_BACKEND, &be) < 0)
 		return -errno;
-	/* GET_VRING_BASE also stops the ring: the backend touches it no more */
-	if (ioctl(vh->fd, VHOST_GET_VRING_BASE, &st) < 0)
-		return -errno;
-	if (base)
-		*base = (uint16_t)st.num;
-	return 0;
+	return vhost_ring_base(vh->fd, idx, base);
 }

@@ -11,25 +11,13 @@
 #include <stdint.h>
 #include "guestmem.h"
 #include "util.h"
+#include "vhost.h"
 
 struct vhost_net {
 	int fd;            /* /dev/vhost-net; -1 closed */
 	uint64_t features; /* what the kernel backend supports */
 	bool running[2];   /* vring has a backend (tap) attached */
 };
-
-/* One ring, already validated and mapped by vq_enable: host addresses. */
-struct vhost_ring {
-	uint16_t size;     /* entries */
-	uint16_t base;     /* next avail index the backend starts from */
-	void *desc, *avail, *used;
-	int kick_fd;       /* eventfd the guest's notify writes (ioeventfd) */
-};
-
-/* The gmem regions as a vhost memory table (pure, for tests): returns the
- * number of regions written (<= max) or -E2BIG. */
-struct vhost_memory;
-int vhost_mem_table(const struct gmem *gm, struct vhost_memory *m, unsigned max) WUR;
 
 /* Open /dev/vhost-net, become its owner and give it the guest's memory.
  * -ENOENT when there is no vhost-net here (the caller falls back). */

@@ -102,17 +102,6 @@ void vnet_vhost_driver_ok(struct vnet *n)
 		efd_post(n->pair[p]->kickfd);
 }
 
-/* Our copy of a ring's position follows what the backend did with it. */
-static void sync_vq(struct vq *q, uint16_t base)
-{
-	uint16_t used;
-	q->last_avail = base;
-	/* used->idx sits at byte 2 of the used ring, mapped by vq_enable */
-	memcpy(&used, q->used + 2, sizeof(used));
-	q->used_idx = le16toh(used);
-	q->signalled_valid = false;
-}
-
 static void pause_ours(struct vnet *n, unsigned p, bool pause)
 {
 	struct vnet_pair *pr = n->pair[p];
@@ -150,7 +139,7 @@ static void stop_locked(struct vnet *n, unsigned p)
 	for (unsigned i = 0; i < 2; i++) {
 		uint16_t base;
 		if (vhost_net_stop(&pr->vh, i, &base) == 0)
-			sync_vq(&n->vpci.q[2 * p + i].vq, base);
+			vq_resync(&n->vpci.q[2 * p + i].vq, base);
 	}
 	backend_off(n, p);
 	__atomic_store_n(&pr->vhost, false, __ATOMIC_RELEASE);
@@ -193,7 +182,7 @@ static int start_locked(struct vnet *n, unsigned p)
 		rc = vhost_net_start(&pr->vh, i, &r[i], pr->fd);
 		if (rc) {
 			if (i && vhost_net_stop(&pr->vh, 0, &r[0].base) == 0)
-				sync_vq(&n->vpci.q[RXQ(p)].vq, r[0].base);
+				vq_resync(&n->vpci.q[RXQ(p)].vq, r[0].base);
 			backend_off(n, p);
 			pause_ours(n, p, false);
 			return rc;

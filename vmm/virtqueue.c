@@ -177,6 +177,14 @@ int vq_pop(struct vq *q, struct vq_chain *c)
 	return 1;
 }
 
+void vq_resync(struct vq *q, uint16_t base)
+{
+	q->last_avail = base;
+	/* used->idx: byte 2 of the used ring, mapped by vq_enable */
+	q->used_idx = load16(q->used + 2);
+	q->signalled_valid = false;
+}
+
 void vq_unpop(struct vq *q, uint16_t n)
 {
 	q->last_avail = (uint16_t)(q->last_avail - n);

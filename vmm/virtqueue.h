@@ -66,6 +66,9 @@ bool vq_should_signal(struct vq *q);
 /* Ask for a kick as soon as the driver adds anything past what is in the
  * avail ring now. Returns true if buffers arrived meanwhile (re-check). */
 bool vq_arm(struct vq *q);
+/* A backend (vhost) ran the ring and stopped with base as its next avail
+ * index: take over from there, with used->idx as it left it. */
+void vq_resync(struct vq *q, uint16_t base);
 /* Entries the driver has made available that we did not pop yet. */
 uint16_t vq_pending(struct vq *q);
 

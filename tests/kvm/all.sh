@@ -181,24 +181,9 @@ fi
 # to the file and nothing to stdout; then SIGTERM stops the VMM with a
 # non-zero status, a message, and no process left (the token on its
 # command line finds it for pgrep).
-# bg NAME MARK ARGS...: a guest in the background (extra kernel ARGS),
-# its console in $work/NAME.txt; waits, bounded, until MARK is on it or
-# the VMM is gone. Sets pid.
-bg() {
-	local name=$1 mark=$2 i
-	shift 2
-	"$KVMLAB_VM" run --console "file:$work/$name.txt" --cmdline "$BASE $*" \
-		</dev/null >"$work/$name.out" 2>"$work/$name.err" &
-	pid=$!
-	t_defer "kill -9 $pid"
-	for ((i = 0; i < TMO * 5; i++)); do
-		grep -q "$mark" "$work/$name.txt" 2>/dev/null && break
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.2
-	done
-}
 sf=$work/sigterm.txt
-bg sigterm "CONSOLE-FILE-$tok" "kvmlab.sig=$tok kvmlab.run=\"echo CONSOLE-FILE-$tok; sleep 600\""
+t_vm_bg "$work" sigterm "CONSOLE-FILE-$tok" "$TMO" \
+	--cmdline "$BASE kvmlab.sig=$tok kvmlab.run=\"echo CONSOLE-FILE-$tok; sleep 600\""
 if grep -q "CONSOLE-FILE-$tok" "$sf" 2>/dev/null && grep -q 'KVMLAB-READY' "$sf" &&
 	! grep -q 'KVMLAB-READY' "$work/sigterm.out"; then
 	t_ok "kvm: --console file:PATH"
@@ -262,7 +247,7 @@ fi
 # exits 0. The guest itself says it saw the key, and the kernel's last
 # words are a power-down, not a reset or a kill.
 pf=$work/power.txt
-bg power "^PWR-WAITING" "kvmlab.run=\"echo PWR-WAITING; sleep 600\""
+t_vm_bg "$work" power "^PWR-WAITING" "$TMO" --cmdline "$BASE kvmlab.run=\"echo PWR-WAITING; sleep 600\""
 if ! grep -q "^PWR-WAITING" "$pf" 2>/dev/null; then
 	t_fail "kvm: SIGPWR powers the guest off" "guest never got ready: $(tail -c 200 "$work/power.err" | tr '\n' ' ')"
 else

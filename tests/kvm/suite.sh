@@ -4,7 +4,7 @@
 # virtio-net/blk end to end, the in-kernel data path (io.sh), multiqueue
 # virtio-net, vhost-net, the single-command `run --net` NAT path, QEMU as
 # a peer VMM on a kvmlab tap, DHCP from the VMM (udhcpc), one VM with
-# several NICs and disks, and a Debian
+# several NICs and disks, AF_VSOCK through vhost-vsock, and a Debian
 # system booted from a disk on a NAT network. Not in the default list:
 # msix.sh (MSI-X masking under vhost with vectors moving every 2 ms; in
 # the test host it failed 3 of 8 tries and took the test host down once,
@@ -16,7 +16,7 @@
 # from the script a dead test host interrupted.
 # Exit status: non-zero if any script failed.
 cd "$(dirname "$0")/../.." || exit 1
-all=(all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh multi.sh debian.sh shell.sh)
+all=(all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh multi.sh vsock.sh debian.sh shell.sh)
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${all[@]}"
 	exit 0

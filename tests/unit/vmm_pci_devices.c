@@ -141,6 +141,29 @@ int main(void)
 	memset(&mmio, 0, sizeof(mmio));
 	CHECK(devices_setup(&env, &nonic, &e) < 0 && strstr(e.msg, "queues"),
 	      "a NIC with 0 queues: refused (%s)", e.msg);
+	/* vsock and rng come after the NICs; without /dev/vhost-vsock the
+	 * vsock device is refused in one line naming what to load, and the
+	 * devices before it are taken back */
+	struct dev_cfg vs = { .disks = { { .path = path2 } }, .ndisks = 1, .vsock_cid = 7, .rng = 1 };
+	memset(&pio, 0, sizeof(pio));
+	memset(&mmio, 0, sizeof(mmio));
+	int rc = devices_setup(&env, &vs, &e);
+	if (access("/dev/vhost-vsock", R_OK | W_OK) == 0) {
+		CHECK_EQ(rc, 0, "disk, vsock (CID 7) and rng: %s", e.msg);
+		CHECK_EQ(cfg_rd(2, 0), 0x10531af4, "virtio-vsock (0x1053) at 02.0, after the disk");
+		CHECK_EQ(cfg_rd(3, 0), 0x10441af4, "virtio-rng (0x1044) at 03.0, last");
+		devices_stop();
+	} else {
+		CHECK(rc < 0 && strstr(e.msg, "/dev/vhost-vsock") && strstr(e.msg, "modprobe vhost_vsock"),
+		      "no /dev/vhost-vsock here: refused, saying what to load (%s)", e.msg);
+		CHECK_EQ(cfg_rd(1, 0), 0xffffffff, "and the disk before it was taken back");
+	}
+	struct dev_cfg rngonly = { .rng = 1 };
+	memset(&pio, 0, sizeof(pio));
+	memset(&mmio, 0, sizeof(mmio));
+	CHECK_EQ(devices_setup(&env, &rngonly, &e), 0, "rng alone: %s", e.msg);
+	CHECK_EQ(cfg_rd(1, 0), 0x10441af4, "virtio-rng at 01.0");
+	devices_stop();
 	unlink(path2);
 	close(fd2);
 	close(sv2[0]);
