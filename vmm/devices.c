@@ -116,6 +116,15 @@ static int plug(struct vpci *v, struct event_loop *ev, bool *ev_ready, const cha
 	return event_start(ev, e);
 }
 
+/* plug()'s undo for the loop: stop its thread (idempotent) */
+static void unplug_loop(struct event_loop *ev, bool *ev_ready)
+{
+	if (*ev_ready) {
+		event_destroy(ev);
+		*ev_ready = false;
+	}
+}
+
 static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vhost,
 		     const struct sock_fprog *dhcp_bpf, unsigned idx, struct err *e)
 {
@@ -436,29 +445,20 @@ void devices_stop(void)
 		N->nev = 0;
 		dhcp_tap_close(&N->dhcp_tap);
 	}
-	if (D.vsock_ev_ready) {
-		event_destroy(&D.vsock_ev);
-		D.vsock_ev_ready = false;
-	}
+	unplug_loop(&D.vsock_ev, &D.vsock_ev_ready);
 	if (D.vsock) {
 		vvsock_destroy(D.vsock);
 		free(D.vsock);
 		D.vsock = NULL;
 	}
-	if (D.rng_ev_ready) {
-		event_destroy(&D.rng_ev);
-		D.rng_ev_ready = false;
-	}
+	unplug_loop(&D.rng_ev, &D.rng_ev_ready);
 	if (D.rng) {
 		vrng_destroy(D.rng);
 		free(D.rng);
 		D.rng = NULL;
 	}
 	for (unsigned d = 0; d < D.ndisks; d++) {
-		if (D.disk[d].ev_ready) {
-			event_destroy(&D.disk[d].ev);
-			D.disk[d].ev_ready = false;
-		}
+		unplug_loop(&D.disk[d].ev, &D.disk[d].ev_ready);
 	}
 	for (unsigned n = 0; n < D.nnics; n++) {
 		struct nic *N = &D.nic[n];

@@ -70,8 +70,10 @@ static void stop(struct vvsock *s)
 		log_once(s, "VHOST_VSOCK_SET_RUNNING 0", errno);
 	for (unsigned q = 0; q < 2; q++) {
 		uint16_t base;
-		if (vhost_ring_base(s->fd, q, &base) == 0)
+		/* only a ring the kernel had has a position to take back */
+		if (s->ring_set[q] && vhost_ring_base(s->fd, q, &base) == 0)
 			vq_resync(&s->vpci.q[q].vq, base);
+		s->ring_set[q] = false;
 		if (vpci_queue_backend(&s->vpci, q, false)) {} /* off cannot fail */
 		if (vpci_queue_pause_kick(&s->vpci, q, false))
 			log_once(s, "resuming our kick reader", EIO);
@@ -110,6 +112,7 @@ static void driver_ok(void *dev)
 	}
 	for (unsigned q = 0; q < 2; q++) {
 		/* from now on the kernel is the only reader of the kick fds */
+		rc = 0;
 		if (vpci_queue_pause_kick(&s->vpci, q, true) ||
 		    (rc = vhost_ring_set(s->fd, q, &r[q])) != 0) {
 			log_once(s, "handing the rings over", rc ? -rc : EIO);
@@ -117,6 +120,7 @@ static void driver_ok(void *dev)
 			stop(s);
 			return;
 		}
+		s->ring_set[q] = true;
 	}
 	if (ioctl(s->fd, VHOST_VSOCK_SET_RUNNING, &on) < 0) {
 		log_once(s, "VHOST_VSOCK_SET_RUNNING", errno);
@@ -152,6 +156,7 @@ int vvsock_init(struct vvsock *s, uint64_t cid, const struct gmem *gm,
 	int rc;
 
 	s->running = s->logged = false;
+	s->ring_set[0] = s->ring_set[1] = false;
 	s->cid = cid;
 	if (cid < VVSOCK_CID_MIN || cid > VVSOCK_CID_MAX)
 		return errf(e, EINVAL, "virtio-vsock: CID %llu: want %u..%u",

@@ -21,6 +21,7 @@ struct vvsock {
 	uint64_t cid;
 	uint64_t backend_features;
 	bool running;      /* the rings are the kernel's (v->lock) */
+	bool ring_set[2];  /* rx, tx given to the kernel: take them back */
 	bool logged;
 };
 
