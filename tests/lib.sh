@@ -84,6 +84,17 @@ t_vm_bg() {
 		sleep 0.2
 	done
 }
+# t_vm_report ERRFILE: a VMM stopped by its watchdog (timeout -s QUIT)
+# left its vCPUs' state and its rings on stderr: show them as comments
+# (the vCPU lines and the devices' section), to tell a stuck guest from
+# a stuck device
+t_vm_report() {
+	[ -f "$1" ] || return 0
+	grep -q '^kvmlab-vm: devices (' "$1" || return 0
+	echo "# the VMM's report at its watchdog's SIGQUIT:"
+	grep -E '^kvmlab-vm: vcpu|^  (RIP|mp_state)=' "$1" | sed 's/^/#   /'
+	sed -n '/^kvmlab-vm: devices (/,/^kvmlab-vm: stopped/p' "$1" | sed 's/^/#   /'
+}
 # t_tiny_kvm NAME: the tiny-guest tests' entry: fails without the VMM,
 # skips (and ends the test) without a usable /dev/kvm (any /dev/kvm does,
 # PVM included: the tiny guests need no stock kernel). Sets VM and TINY.

@@ -430,6 +430,26 @@ void devices_stats_print(FILE *f)
 			  i < D.ndisks && D.disk[i].blk ? &D.disk[i].blk->vpci : NULL);
 }
 
+void devices_dump(FILE *f)
+{
+	char name[24];
+	fprintf(f, "kvmlab-vm: devices (virtqueues: the driver's avail index, what we took, used):\n");
+	for (unsigned i = 0; i < D.nnics; i++)
+		if (D.nic[i].net) {
+			dev_name(name, sizeof(name), "virtio-net", i);
+			vpci_dump(&D.nic[i].net->vpci, f, name);
+		}
+	for (unsigned i = 0; i < D.ndisks; i++)
+		if (D.disk[i].blk) {
+			dev_name(name, sizeof(name), "virtio-blk", i);
+			vpci_dump(&D.disk[i].blk->vpci, f, name);
+		}
+	if (D.rng)
+		vpci_dump(&D.rng->vpci, f, "virtio-rng");
+	if (D.vsock)
+		vpci_dump(&D.vsock->vpci, f, "virtio-vsock");
+}
+
 void devices_stop(void)
 {
 	/* the buses still point at the PCI layer: unhook the devices first */

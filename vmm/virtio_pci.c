@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <poll.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -906,6 +907,49 @@ void vpci_msix_stats(struct vpci *v, uint64_t *masks, uint64_t *held)
 	*masks = v->stat_masks;
 	*held = v->stat_held;
 	pthread_mutex_unlock(&v->irq_lock);
+}
+
+/* A lock for a report: a thread stuck while holding it is itself the
+ * news, so wait a moment, then report without it. */
+static bool lock_briefly(pthread_mutex_t *m)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_nsec += 200 * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return pthread_mutex_timedlock(m, &t) == 0;
+}
+
+void vpci_dump(struct vpci *v, FILE *f, const char *name)
+{
+	bool irq = lock_briefly(&v->irq_lock);
+	fprintf(f, "  %s: status 0x%x%s, %s, isr 0x%x, line %d, pba 0x%x%s\n", name,
+		__atomic_load_n(&v->status, __ATOMIC_RELAXED),
+		__atomic_load_n(&v->needs_reset, __ATOMIC_RELAXED) ? " (needs reset)" : "",
+		!v->msix_enabled ? "INTx" : v->msix_masked ? "MSI-X (all masked)" : "MSI-X",
+		v->isr, v->line, v->pba, irq ? "" : " (irq lock held)");
+	for (unsigned i = 0; i < v->nq; i++) {
+		struct vpci_queue *q = &v->q[i];
+		uint16_t vec = __atomic_load_n(&q->vector, __ATOMIC_RELAXED);
+		bool ql = lock_briefly(&q->lock);
+		fprintf(f, "    %s: ", q->vq.name ? q->vq.name : "queue");
+		if (vec < VPCI_MSIX_VECTORS)
+			fprintf(f, "vector %u%s%s, ", vec,
+				v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT ? " masked" : "",
+				v->pba & (1u << vec) ? " pending" : "");
+		if (q->backend_fd >= 0)
+			fprintf(f, "backend-owned, ");
+		if (!ql)
+			fprintf(f, "(queue lock held) ");
+		vq_dump(&q->vq, f);
+		if (ql)
+			pthread_mutex_unlock(&q->lock);
+	}
+	if (irq)
+		pthread_mutex_unlock(&v->irq_lock);
 }
 
 void vpci_destroy(struct vpci *v)

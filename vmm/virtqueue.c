@@ -185,6 +185,29 @@ void vq_resync(struct vq *q, uint16_t base)
 	q->signalled_valid = false;
 }
 
+void vq_dump(const struct vq *q, FILE *f)
+{
+	if (!q->ready) {
+		fprintf(f, "off\n");
+		return;
+	}
+	/* racy snapshots of guest-written fields: a diagnostic, never trusted */
+	uint16_t aflags = load16(q->avail), aidx = load16(q->avail + 2);
+	uint16_t used_event = load16(q->avail + 4 + 2u * q->size);
+	uint16_t uidx = load16(q->used + 2), avail_event = load16(q->used + 4 + 8u * q->size);
+	fprintf(f, "size %u, avail %u (flags 0x%x%s), taken %u, used %u (ours %u), ",
+		q->size, aidx, aflags,
+		aflags & VRING_AVAIL_F_NO_INTERRUPT ? " no-interrupt" : "", q->last_avail,
+		uidx, q->used_idx);
+	if (q->event_idx)
+		fprintf(f, "used_event %u, avail_event %u, last irq decision at %u%s",
+			used_event, avail_event, q->signalled,
+			q->signalled_valid ? "" : " (none yet)");
+	else
+		fprintf(f, "no event index");
+	fprintf(f, "%s\n", q->broken ? ", BROKEN" : "");
+}
+
 void vq_unpop(struct vq *q, uint16_t n)
 {
 	q->last_avail = (uint16_t)(q->last_avail - n);

@@ -6,6 +6,7 @@
 #define KVMLAB_VMM_VIRTQUEUE_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/uio.h>
 #include "guestmem.h"
 #include "util.h"
@@ -69,6 +70,10 @@ bool vq_arm(struct vq *q);
 /* A backend (vhost) ran the ring and stopped with base as its next avail
  * index: take over from there, with used->idx as it left it. */
 void vq_resync(struct vq *q, uint16_t base);
+/* One line (newline included) of the ring's state: the driver's and our
+ * indexes and suppression fields, for a stuck-queue report (SIGQUIT).
+ * Reads guest fields without the driver's cooperation: a snapshot. */
+void vq_dump(const struct vq *q, FILE *f);
 /* Entries the driver has made available that we did not pop yet. */
 uint16_t vq_pending(struct vq *q);
 

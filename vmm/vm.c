@@ -232,6 +232,9 @@ void vm_stop(struct vm *vm)
 		pthread_join(vm->vcpus[i].th, NULL);
 	vm->nr_threads = 0;
 	if (vm->devices_started) {
+		/* the vCPUs told where they were; the rings tell the rest */
+		if (__atomic_load_n(&vm->dump, __ATOMIC_SEQ_CST))
+			devices_dump(stderr);
 		devices_stop();
 		vm->devices_started = 0;
 	}

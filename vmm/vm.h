@@ -58,7 +58,8 @@ int vm_start(struct vm *vm, struct err *e) WUR;
 /* Stop and join vCPU threads (idempotent). */
 void vm_stop(struct vm *vm);
 /* Stop, and have every vCPU dump its registers and interrupt state on
- * stderr as it leaves (SIGQUIT: where was the guest?). */
+ * stderr as it leaves, then every device its rings, before they go
+ * (SIGQUIT: where was the guest, and which queue is stuck?). */
 void vm_stop_dump(struct vm *vm);
 void vm_destroy(struct vm *vm);
 /* Press the ACPI power button (the DSDT's GED line, layout.h): a guest

@@ -96,8 +96,11 @@ kill -TERM $pid
 wait $pid; rc=$?
 t_check "SIGPWR, then SIGTERM: exits 143" test "$rc" = 143
 # SIGQUIT: stops like SIGTERM, after each vCPU dumped its state; the
-# guest's RIP sits in the tiny kernel's hlt loop (loaded at 1 MiB)
-"$VM" run --kernel "$dir/hang.bz" --initrd none --cpus 2 </dev/null >"$dir/out" 2>"$dir/err" &
+# guest's RIP sits in the tiny kernel's hlt loop (loaded at 1 MiB); the
+# devices report their rings (the tiny guest drives none: all off)
+truncate -s 1M "$dir/q.img"
+"$VM" run --kernel "$dir/hang.bz" --initrd none --cpus 2 --disk "$dir/q.img" --rng \
+	</dev/null >"$dir/out" 2>"$dir/err" &
 pid=$!
 t_defer "kill -9 $pid"
 for _ in $(seq 50); do grep -q TINY-OK "$dir/out" && break; sleep 0.1; done
@@ -107,6 +110,10 @@ t_check "SIGQUIT: exits 131" test "$rc" = 131
 t_check "SIGQUIT: both vCPUs dump their state" test "$(grep -c '^kvmlab-vm: vcpu [01] at stop:$' "$dir/err")" = 2
 t_check "SIGQUIT: the BSP's RIP is in the guest's code" grep -Eq '^  RIP=00000000001[0-9a-f]{5} ' "$dir/err"
 t_check "SIGQUIT: run and interrupt state shown" grep -Eq '^  mp_state=[0-9] .* shadow=[01] ' "$dir/err"
+t_check "SIGQUIT: the disk's transport is reported (no driver: status 0, INTx)" \
+	grep -q '^  virtio-blk: status 0x0, INTx, ' "$dir/err"
+t_check "SIGQUIT: the disk's queue and the rng's are reported, not enabled" \
+	test "$(grep -Ec '^    (blk|rng): off$' "$dir/err")" = 2
 t_check "SIGQUIT: says so" grep -q "^kvmlab-vm: stopped by SIGQUIT$" "$dir/err"
 # a guest flooding a pipe nobody reads: SIGTERM must still stop it
 fifo=$dir/fifo

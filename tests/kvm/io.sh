@@ -56,7 +56,7 @@ one() {
 	cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 
 	out=$work/console-$aio
-	nsx timeout -k 5 400 "$VM" run --stats --mem 256M --tap tap0 --disk "$img,aio=$aio" \
+	nsx timeout -s QUIT -k 10 400 "$VM" run --stats --mem 256M --tap tap0 --disk "$img,aio=$aio" \
 		--cmdline "$cmdline" --console "file:$out" >"$work/vm-$aio.err" 2>&1 &
 	vmjob=$!
 	t_defer "kill $vmjob 2>/dev/null"
@@ -91,7 +91,8 @@ one() {
 	kill $l1 $l2 2>/dev/null
 	echo "# io[$aio]: VM done after ${SECONDS}s of this script"
 	if [ $rc -eq 0 ]; then t_ok "io[$aio]: guest ran and powered off"; else
-		t_fail "io[$aio]: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm-$aio.err" | tr '\n' ' ')"; fi
+		t_fail "io[$aio]: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm-$aio.err" | tr '\n' ' ')"
+		t_vm_report "$work/vm-$aio.err"; fi
 
 	want=0; [ $aio = uring ] && want=1
 	[ "$nring" = $want ] && t_ok "io[$aio]: $nring io_uring fd in the VMM (/proc/PID/fd)" ||

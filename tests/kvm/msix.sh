@@ -44,11 +44,12 @@ g="$g; for i in \$irqs; do echo IRQ \$(grep -E '^ *'\$i': ' /proc/interrupts); d
 g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo PING-OK"
 cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 out=$work/console
-nsx timeout -k 5 300 "$VM" run --mem 256M --cpus 2 --tap tap0 --vhost on --stats \
+nsx timeout -s QUIT -k 10 300 "$VM" run --mem 256M --cpus 2 --tap tap0 --vhost on --stats \
 	--cmdline "$cmdline" --console "file:$out" >"$work/vm.err" 2>&1
 rc=$?
 if [ $rc -eq 0 ]; then t_ok "msix: 2-vCPU guest with vhost-net ran and powered off"; else
-	t_fail "msix: 2-vCPU guest with vhost-net ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"; fi
+	t_fail "msix: 2-vCPU guest with vhost-net ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"
+	t_vm_report "$work/vm.err"; fi
 grep '^IRQS=\|^FLIPS=\|^IRQ ' "$out" | sed 's/^/# guest: /'
 flips=$(sed -n 's/^FLIPS=\([0-9]*\).*/\1/p' "$out")
 [ "${flips:-0}" -ge 10 ] && t_ok "msix: the guest moved its virtio-net interrupts between CPUs $flips times during the transfers" ||

@@ -68,7 +68,7 @@ done
 g="$g; echo WROTE-$tok | dd of=/dev/vda bs=512 seek=8 conv=notrunc 2>/dev/null; echo G-DDA=\$?"
 g="$g; echo NO | dd of=/dev/vdb bs=512 seek=8 conv=notrunc 2>/dev/null; echo G-DDB=\$?; sync"
 
-ip netns exec "$lab" timeout -k 5 $((TMO * 2)) "$VM" run --mem 256M --cpus 2 --vhost off --name multi --net a \
+ip netns exec "$lab" timeout -s QUIT -k 10 $((TMO * 2)) "$VM" run --mem 256M --cpus 2 --vhost off --name multi --net a \
 	--nic net=b,queues=2 --nic tap=tap0,mac=$MAC2 --disk "$d1" --disk "$d2,ro" \
 	--cmdline "console=ttyS0 reboot=k quiet kvmlab.run=\"$g\"" --console "file:$work/out" \
 	</dev/null >"$work/err" 2>&1
@@ -79,6 +79,7 @@ if [ "$rc" = 0 ] && grep -q KVMLAB-RC= "$work/out"; then
 	t_ok "multi: a guest with 3 NICs and 2 disks ran and powered off"
 else
 	t_fail "multi: a guest with 3 NICs and 2 disks ran and powered off" "$(desc)"
+	t_vm_report "$work/err"
 fi
 
 # 1. NICs

@@ -2,7 +2,7 @@
 # vhost-net: the same guest and transfers with --vhost on and --vhost off.
 # With vhost on, the kernel's vhost worker for our process (a kernel
 # thread named vhost-<pid>, seen in ps: the independent observer) moves
-# the frames: 16 MiB each way arrive intact, ping works, the guest sees
+# the frames: 8 MiB each way arrive intact, ping works, the guest sees
 # one NIC, and KVM's own exit statistics (--stats) show far fewer
 # userspace exits than the same run through the VMM. A reset in flight
 # (the guest unbinds and rebinds virtio-net) gives the rings back to the
@@ -11,7 +11,7 @@
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT"
 VM=$KVMLAB_VM
-MB=16
+MB=8
 
 t_kvm_here "vhost" tests/kvm/vhost.sh 900
 t_need_vhost vhost
@@ -41,7 +41,7 @@ boot() { # mode tag
 	g="$g; sleep 1; ip link set eth0 up; ip addr add $GUEST/24 dev eth0 2>/dev/null; sleep 1"
 	g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo PING2-OK"
 	local cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
-	nsx timeout -k 5 300 "$VM" run --mem 256M --tap tap0 --vhost "$mode" --stats \
+	nsx timeout -s QUIT -k 10 300 "$VM" run --mem 256M --tap tap0 --vhost "$mode" --stats \
 		--cmdline "$cmdline" --console "file:$out" >"$work/$tag.err" 2>&1 &
 	local vm=$!
 	# the worker is a kernel thread named after its owner's pid; the
@@ -78,7 +78,8 @@ for mode in $modes; do
 	eval "rch_$mode=$rch wch_$mode=$wch"
 	out=$work/$mode.console
 	if [ "$rc" = 0 ]; then t_ok "vhost $mode: guest ran and powered off"; else
-		t_fail "vhost $mode: guest ran and powered off" "exit $rc: $(tail -3 "$work/$mode.err" | tr '\n' ' ')"; fi
+		t_fail "vhost $mode: guest ran and powered off" "exit $rc: $(tail -3 "$work/$mode.err" | tr '\n' ' ')"
+		t_vm_report "$work/$mode.err"; fi
 	grep -q '^PING-OK' "$out" && t_ok "vhost $mode: guest pings the host" ||
 		t_fail "vhost $mode: guest pings the host" "$(tail -5 "$out" | tr '\n' ' ')"
 	grep -q "^DOWN=$want" "$out" && t_ok "vhost $mode: $MB MiB host->guest intact (md5)" ||

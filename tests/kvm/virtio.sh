@@ -44,11 +44,12 @@ g="$g; echo WROTE-$tok | dd of=/dev/vda bs=512 seek=16 conv=notrunc 2>/dev/null;
 cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 
 out=$work/console
-nsx timeout -k 5 300 "$VM" run --mem 256M --tap tap0 --disk "$img" --cmdline "$cmdline" \
+nsx timeout -s QUIT -k 10 300 "$VM" run --mem 256M --tap tap0 --disk "$img" --cmdline "$cmdline" \
 	--console "file:$out" >"$work/vm.err" 2>&1
 rc=$?
 if [ $rc -eq 0 ]; then t_ok "virtio: guest ran and powered off"; else
-	t_fail "virtio: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"; fi
+	t_fail "virtio: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"
+	t_vm_report "$work/vm.err"; fi
 grep -q 'KVMLAB-RC=' "$out" || t_fail "virtio: guest command finished" "$(tail -5 "$out" | tr '\n' ' ')"
 
 has() { grep -q -- "$2" "$out" && t_ok "$1" || t_fail "$1" "console lacks '$2'"; }

@@ -253,6 +253,29 @@ int main(void)
 	CHECK(vq_pop(&q, c) == 1 && vq_pop(&q, c) == 1 && vq_pop(&q, c) == 0,
 	      "avail index wraps around 16 bits");
 
+	/* --- the stuck-queue report: the driver's indexes and ours --- */
+	setup(8, true, false);
+	desc(DESC, 0, BUF, 8, 0, 0);
+	avail(0);
+	avail(0);
+	avail(0);
+	CHECK_EQ(vq_pop(&q, c), 1, "report: one popped");
+	vq_push(&q, c->head, 0);
+	uint16_t ue16 = 7;
+	memcpy(mem + AVAIL + 4 + 2 * 8, &ue16, 2);
+	char rep[256] = { 0 };
+	FILE *rf = fmemopen(rep, sizeof(rep) - 1, "w");
+	vq_dump(&q, rf);
+	fclose(rf);
+	CHECK(strstr(rep, "size 8, avail 3 (flags 0x0), taken 1, used 1 (ours 1), used_event 7, avail_event 1,") != NULL,
+	      "report: avail 3, taken 1, used 1, the driver's used_event, our avail_event");
+	CHECK(rep[strlen(rep) - 1] == '\n' && !strchr(rep, '\n')[1], "report: one line");
+	vq_reset(&q);
+	rf = fmemopen(rep, sizeof(rep) - 1, "w");
+	vq_dump(&q, rf);
+	fclose(rf);
+	CHECK(!strcmp(rep, "off\n"), "report: a disabled queue is 'off'");
+
 	/* --- iov helpers --- */
 	struct iovec iov[3] = { { mem + BUF, 3 }, { mem + BUF + 10, 4 }, { mem + BUF + 20, 5 } };
 	CHECK_EQ(vq_iov_write(iov, 3, 2, "abcdefghij", 10), 10, "iov write spans segments");
