@@ -92,7 +92,8 @@ boot() {
 	echo $pid >"$work/$name.pid"
 	# the watchdog lets go of our output (a sleep that outlives this
 	# script would hold the pipe suite.sh reads until it ends)
-	( exec >/dev/null 2>&1 {T_OUT}>&-; sleep $((TMO + 150)); kill "$pid" ) &
+	# SIGQUIT: the VMM reports its vCPUs and rings on the way out
+	( exec >/dev/null 2>&1 {T_OUT}>&-; sleep $((TMO + 150)); kill -QUIT "$pid" ) &
 	local dog=$!
 	t_defer "kill $pid $dog 2>/dev/null"
 }
@@ -115,6 +116,7 @@ not_ready() {
 finish_vm() { # NAME: wait for the VMM (a child of this shell); its status in $rc
 	wait "$(cat "$work/$1.pid")" 2>/dev/null
 	rc=$?
+	[ "$rc" = 0 ] || t_vm_report "$work/$1.err"
 }
 # the console has CR LF line ends
 has() { tr -d '\r' <"$work/$1.out" | grep -qE -- "$3" && t_ok "$2" || t_fail "$2" "console lacks '$3'"; }
