@@ -430,24 +430,24 @@ void devices_stats_print(FILE *f)
 			  i < D.ndisks && D.disk[i].blk ? &D.disk[i].blk->vpci : NULL);
 }
 
-void devices_dump(FILE *f)
+void devices_dump(FILE *f, unsigned wait_ms)
 {
 	char name[24];
 	fprintf(f, "kvmlab-vm: devices (virtqueues: the driver's avail index, what we took, used):\n");
 	for (unsigned i = 0; i < D.nnics; i++)
 		if (D.nic[i].net) {
 			dev_name(name, sizeof(name), "virtio-net", i);
-			vpci_dump(&D.nic[i].net->vpci, f, name);
+			vpci_dump(&D.nic[i].net->vpci, f, name, wait_ms);
 		}
 	for (unsigned i = 0; i < D.ndisks; i++)
 		if (D.disk[i].blk) {
 			dev_name(name, sizeof(name), "virtio-blk", i);
-			vpci_dump(&D.disk[i].blk->vpci, f, name);
+			vpci_dump(&D.disk[i].blk->vpci, f, name, wait_ms);
 		}
 	if (D.rng)
-		vpci_dump(&D.rng->vpci, f, "virtio-rng");
+		vpci_dump(&D.rng->vpci, f, "virtio-rng", wait_ms);
 	if (D.vsock)
-		vpci_dump(&D.vsock->vpci, f, "virtio-vsock");
+		vpci_dump(&D.vsock->vpci, f, "virtio-vsock", wait_ms);
 }
 
 void devices_stop(void)

@@ -70,7 +70,8 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 void devices_stop(void);
 /* For --stats: each device's MSI-X mask counts (vpci_msix_stats). */
 void devices_stats_print(FILE *f);
-/* Each device's transport and ring state on f (SIGQUIT): a stuck queue
- * shows who owes whom. Call while the devices are still up. */
-void devices_dump(FILE *f);
+/* Each device's transport and ring state on f (SIGQUIT, SIGUSR2): a stuck
+ * queue shows who owes whom. Call while the devices are up; waits at most
+ * wait_ms for each lock a device thread holds. */
+void devices_dump(FILE *f, unsigned wait_ms);
 #endif

@@ -123,9 +123,11 @@ static const char usage_text[] =
 	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
 	"             statistics (binary stats fd, Linux 5.14+; else debugfs)\n"
 	"  Console keys: Ctrl-A x quits, Ctrl-A p presses the guest's ACPI power\n"
-	"  button, Ctrl-A Ctrl-A sends Ctrl-A. SIGPWR presses the power button\n"
+	"  button, Ctrl-A s prints the devices' virtqueue state on stderr (as\n"
+	"  SIGUSR2 does), Ctrl-A Ctrl-A sends Ctrl-A. SIGPWR presses the power button\n"
 	"  too (a guest that handles it shuts down cleanly: systemd does);\n"
-	"  SIGTERM and SIGINT stop the VM at once.\n"
+	"  SIGTERM and SIGINT stop the VM at once; SIGQUIT too, after printing\n"
+	"  each vCPU's registers and each device's virtqueue state on stderr.\n"
 	"  A guest panic is seen through pvpanic, or the console's\n"
 	"  \"Kernel panic - not syncing\" line for guests without that driver.\n"
 	"exit status of run:\n"
@@ -973,6 +975,7 @@ static int cmd_run(int argc, char **argv)
 	sigaddset(&ss, SIGHUP);
 	sigaddset(&ss, SIGQUIT);
 	sigaddset(&ss, SIGPWR);
+	sigaddset(&ss, SIGUSR2);
 	int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	sigaddset(&ss, CPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL);
@@ -1004,7 +1007,7 @@ static int cmd_run(int argc, char **argv)
 	struct runloop_cfg lc = {
 		.sig_fd = sfd, .in_fd = stdio ? STDIN_FILENO : pty_slave >= 0 ? cfg.console_fd : -1,
 		.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
-		.power_button = vm_power_button, .opaque = &vm,
+		.power_button = vm_power_button, .report = vm_report, .opaque = &vm,
 	};
 	enum exit_event ev = runloop_run(&lc, &sig);
 	if (sig == SIGQUIT)

@@ -1,5 +1,6 @@
 #include "runloop.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -45,6 +46,16 @@ static void press(const struct runloop_cfg *c)
 		note(c, "\r\nkvmlab-vm: power button pressed\r\n");
 }
 
+/* The devices' state on stderr; the guest runs on. */
+static void report(const struct runloop_cfg *c)
+{
+	int rc = c->report(c->opaque);
+	if (rc == -EBUSY)
+		note(c, "\r\nkvmlab-vm: the last device report is still being written\r\n");
+	else if (rc)
+		note(c, "\r\nkvmlab-vm: no device report (out of memory or threads)\r\n");
+}
+
 /* Offer the held input to the UART; keep what it cannot take yet. */
 static void push(const struct runloop_cfg *c, struct input *in)
 {
@@ -76,11 +87,16 @@ static bool read_input(const struct runloop_cfg *c, struct input *in)
 				return true;
 			if (ch == 'h' || ch == '?') {
 				note(c, "\r\nkvmlab-vm: Ctrl-A x quits, Ctrl-A p presses the power "
-				     "button, Ctrl-A Ctrl-A sends Ctrl-A\r\n");
+				     "button, Ctrl-A s reports the devices' state on stderr, "
+				     "Ctrl-A Ctrl-A sends Ctrl-A\r\n");
 				continue;
 			}
 			if ((ch == 'p' || ch == 'P') && c->power_button) {
 				press(c);
+				continue;
+			}
+			if ((ch == 's' || ch == 'S') && c->report) {
+				report(c);
 				continue;
 			}
 			if (ch != CTRL_A)
@@ -124,6 +140,10 @@ enum exit_event runloop_run(const struct runloop_cfg *c, int *sig)
 				if (si.ssi_signo == SIGPWR && c->power_button) {
 					/* a graceful stop, as lxc-stop sends init */
 					press(c);
+					continue;
+				}
+				if (si.ssi_signo == SIGUSR2 && c->report) {
+					report(c);
 					continue;
 				}
 				*sig = (int)si.ssi_signo;

@@ -1,6 +1,7 @@
 /* The main thread's loop while the guest runs: signals, the exit latch,
  * and console input with its escape keys (Ctrl-A x quits, Ctrl-A p
- * presses the power button, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h helps).
+ * presses the power button, Ctrl-A s reports the devices' state, Ctrl-A
+ * Ctrl-A sends Ctrl-A, Ctrl-A h helps).
  * It stays responsive whatever the guest and the terminal do: it takes no
  * lock that a vCPU can hold across a blocking call, never write()s to a
  * blocking fd, and reads input even while the UART's receive buffer is
@@ -26,11 +27,14 @@ struct runloop_cfg {
 	 * (the loop goes on: the guest decides); NULL: they end the loop
 	 * like other signals */
 	int (*power_button)(void *opaque);
+	/* SIGUSR2 and Ctrl-A s ask for the devices' state on stderr (0 or
+	 * -errno; the loop goes on either way); NULL: SIGUSR2 ends the loop */
+	int (*report)(void *opaque);
 	void *opaque;
 };
 
 /* Run until the guest is done (its exit event), the user quits
- * (EXIT_EV_QUIT), or a signal other than SIGPWR arrives (EXIT_EV_NONE,
+ * (EXIT_EV_QUIT), or a signal other than SIGPWR/SIGUSR2 arrives (EXIT_EV_NONE,
  * *sig set). A failed poll() is EXIT_EV_FATAL. */
 enum exit_event runloop_run(const struct runloop_cfg *c, int *sig);
 #endif

@@ -911,11 +911,12 @@ void vpci_msix_stats(struct vpci *v, uint64_t *masks, uint64_t *held)
 
 /* A lock for a report: a thread stuck while holding it is itself the
  * news, so wait a moment, then report without it. */
-static bool lock_briefly(pthread_mutex_t *m)
+static bool lock_briefly(pthread_mutex_t *m, unsigned wait_ms)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_nsec += 200 * 1000000L;
+	t.tv_sec += wait_ms / 1000;
+	t.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
 	if (t.tv_nsec >= 1000000000L) {
 		t.tv_sec++;
 		t.tv_nsec -= 1000000000L;
@@ -923,9 +924,9 @@ static bool lock_briefly(pthread_mutex_t *m)
 	return pthread_mutex_timedlock(m, &t) == 0;
 }
 
-void vpci_dump(struct vpci *v, FILE *f, const char *name)
+void vpci_dump(struct vpci *v, FILE *f, const char *name, unsigned wait_ms)
 {
-	bool irq = lock_briefly(&v->irq_lock);
+	bool irq = lock_briefly(&v->irq_lock, wait_ms);
 	fprintf(f, "  %s: status 0x%x%s, %s, isr 0x%x, line %d, pba 0x%x%s\n", name,
 		__atomic_load_n(&v->status, __ATOMIC_RELAXED),
 		__atomic_load_n(&v->needs_reset, __ATOMIC_RELAXED) ? " (needs reset)" : "",
@@ -934,7 +935,7 @@ void vpci_dump(struct vpci *v, FILE *f, const char *name)
 	for (unsigned i = 0; i < v->nq; i++) {
 		struct vpci_queue *q = &v->q[i];
 		uint16_t vec = __atomic_load_n(&q->vector, __ATOMIC_RELAXED);
-		bool ql = lock_briefly(&q->lock);
+		bool ql = lock_briefly(&q->lock, wait_ms);
 		fprintf(f, "    %s: ", q->vq.name ? q->vq.name : "queue");
 		if (vec < VPCI_MSIX_VECTORS)
 			fprintf(f, "vector %u%s%s, ", vec,

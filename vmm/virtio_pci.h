@@ -191,7 +191,8 @@ bool vpci_has(const struct vpci *v, unsigned bit);
 /* Vector masks the driver wrote (vector or function), and the backend
  * interrupts a mask held back and the unmask sent (for --stats). */
 void vpci_msix_stats(struct vpci *v, uint64_t *masks, uint64_t *held);
-/* Lines on f about the transport and each queue's ring (SIGQUIT): where a
- * stuck device stands. Waits at most a moment for a lock that is held. */
-void vpci_dump(struct vpci *v, FILE *f, const char *name);
+/* Lines on f about the transport and each queue's ring (SIGQUIT, SIGUSR2):
+ * where a stuck device stands. Waits at most wait_ms for each lock that is
+ * held, then reports without it (and says so). */
+void vpci_dump(struct vpci *v, FILE *f, const char *name, unsigned wait_ms);
 #endif

@@ -1,6 +1,9 @@
 #include "vm.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysinfo.h>
@@ -234,7 +237,7 @@ void vm_stop(struct vm *vm)
 	if (vm->devices_started) {
 		/* the vCPUs told where they were; the rings tell the rest */
 		if (__atomic_load_n(&vm->dump, __ATOMIC_SEQ_CST))
-			devices_dump(stderr);
+			devices_dump(stderr, VM_DUMP_WAIT_MS);
 		devices_stop();
 		vm->devices_started = 0;
 	}
@@ -264,6 +267,66 @@ void vm_destroy(struct vm *vm)
 	kvm_close(&vm->kvm);
 	gmem_free(&vm->gm);
 	exit_fini(&vm->exit);
+}
+
+static int report_busy; /* atomic: a report thread is still writing */
+
+static void *report_write(void *arg)
+{
+	char *buf = arg;
+	size_t len = strlen(buf), off = 0;
+	/* write(2), not stdio: a stuck stderr must not hold stdio's lock
+	 * against the main thread's own messages */
+	while (off < len) {
+		ssize_t w = write(STDERR_FILENO, buf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	free(buf);
+	__atomic_store_n(&report_busy, 0, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+int vm_report(void *opaque)
+{
+	struct vm *vm = opaque;
+	char *buf = NULL;
+	size_t len = 0;
+	pthread_attr_t a;
+	pthread_t t;
+	int rc;
+
+	if (!vm->devices_started)
+		return -ENODEV;
+	if (__atomic_exchange_n(&report_busy, 1, __ATOMIC_ACQ_REL))
+		return -EBUSY;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		rc = -errno;
+		goto err_busy;
+	}
+	devices_dump(f, VM_REPORT_WAIT_MS);
+	if (fclose(f)) {
+		rc = -ENOMEM;
+		goto err_buf;
+	}
+	rc = -pthread_attr_init(&a);
+	if (rc)
+		goto err_buf;
+	(void)pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	rc = -pthread_create(&t, &a, report_write, buf);
+	pthread_attr_destroy(&a);
+	if (rc)
+		goto err_buf;
+	return 0;
+err_buf:
+	free(buf);
+err_busy:
+	__atomic_store_n(&report_busy, 0, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int vm_power_button(void *opaque)

@@ -55,6 +55,9 @@ struct vm {
 int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e) WUR;
 /* Start the vCPU threads. */
 int vm_start(struct vm *vm, struct err *e) WUR;
+#define VM_DUMP_WAIT_MS 200   /* SIGQUIT: the VM is going anyway */
+#define VM_REPORT_WAIT_MS 20  /* SIGUSR2: the main loop waits for it */
+
 /* Stop and join vCPU threads (idempotent). */
 void vm_stop(struct vm *vm);
 /* Stop, and have every vCPU dump its registers and interrupt state on
@@ -66,4 +69,10 @@ void vm_destroy(struct vm *vm);
  * that handles it shuts down and powers off. 0 or -errno. Takes a
  * struct vm * as void * (runloop's callback). */
 int vm_power_button(void *vm) WUR;
+/* The devices' state (devices_dump) on stderr while the guest runs
+ * (SIGUSR2, Ctrl-A s). The report is built here, with short waits for
+ * busy locks, and written by a thread of its own: stderr may be a pipe
+ * nobody reads, and the caller's loop must not block on it. -EBUSY: the
+ * last report is still being written. Takes a struct vm * as void *. */
+int vm_report(void *vm) WUR;
 #endif

@@ -84,7 +84,8 @@ done
 # SIGPWR: presses the power button and the VMM runs on (this guest has
 # no ACPI to hear it; a real one powers off, tests/kvm/all.sh); SIGTERM
 # still stops it
-"$VM" run --kernel "$dir/hang.bz" --initrd none </dev/null >"$dir/out" 2>"$dir/err" &
+truncate -s 1M "$dir/q.img"
+"$VM" run --kernel "$dir/hang.bz" --initrd none --disk "$dir/q.img" </dev/null >"$dir/out" 2>"$dir/err" &
 pid=$!
 t_defer "kill -9 $pid"
 for _ in $(seq 50); do grep -q TINY-OK "$dir/out" && break; sleep 0.1; done
@@ -92,13 +93,20 @@ kill -PWR $pid
 for _ in $(seq 30); do grep -q "power button pressed" "$dir/out" && break; sleep 0.1; done
 t_check "SIGPWR: the VMM says the power button was pressed (console)" grep -q "kvmlab-vm: power button pressed" "$dir/out"
 t_check "SIGPWR: the VMM runs on" kill -0 $pid
+# SIGUSR2: the devices' state on stderr while the guest runs on (a disk,
+# which the tiny guest never drives: status 0, its queue off)
+kill -USR2 $pid
+for _ in $(seq 30); do grep -q '^    blk: off$' "$dir/err" && break; sleep 0.1; done
+t_check "SIGUSR2: the devices' report on stderr (the disk, no driver: status 0, queue off)" \
+	grep -q '^  virtio-blk: status 0x0, INTx, ' "$dir/err"
+t_check "SIGUSR2: the queue line" grep -q '^    blk: off$' "$dir/err"
+t_check "SIGUSR2: the VMM runs on" kill -0 $pid
 kill -TERM $pid
 wait $pid; rc=$?
 t_check "SIGPWR, then SIGTERM: exits 143" test "$rc" = 143
 # SIGQUIT: stops like SIGTERM, after each vCPU dumped its state; the
 # guest's RIP sits in the tiny kernel's hlt loop (loaded at 1 MiB); the
 # devices report their rings (the tiny guest drives none: all off)
-truncate -s 1M "$dir/q.img"
 "$VM" run --kernel "$dir/hang.bz" --initrd none --cpus 2 --disk "$dir/q.img" --rng \
 	</dev/null >"$dir/out" 2>"$dir/err" &
 pid=$!

@@ -247,10 +247,27 @@ fi
 # exits 0. The guest itself says it saw the key, and the kernel's last
 # words are a power-down, not a reset or a kill.
 pf=$work/power.txt
-t_vm_bg "$work" power "^PWR-WAITING" "$TMO" --cmdline "$BASE kvmlab.run=\"echo PWR-WAITING; sleep 600\""
+# Before that, SIGUSR2 (same boot, with --rng): the VMM's device report
+# while the guest runs, against what the guest says of the same device
+# (the status its driver wrote, in its sysfs) after reading from it.
+pw="echo RNG-STATUS=\$(cat /sys/bus/virtio/drivers/virtio_rng/virtio*/status)"
+pw="$pw; head -c 64 /dev/hwrng >/dev/null; echo PWR-WAITING; sleep 600"
+t_vm_bg "$work" power "^PWR-WAITING" "$TMO" --rng --cmdline "$BASE kvmlab.run=\"$pw\""
 if ! grep -q "^PWR-WAITING" "$pf" 2>/dev/null; then
 	t_fail "kvm: SIGPWR powers the guest off" "guest never got ready: $(tail -c 200 "$work/power.err" | tr '\n' ' ')"
 else
+	kill -USR2 $pid
+	for ((i = 0; i < 50; i++)); do grep -q '^    rng: ' "$work/power.err" && break; sleep 0.1; done
+	gst=$(tr -d '\r' <"$pf" | sed -n 's/^RNG-STATUS=//p' | head -1)
+	hst=$(sed -n 's/^  virtio-rng: status \(0x[0-9a-f]*\), MSI-X, .*/\1/p' "$work/power.err")
+	rq=$(sed -n 's/^    rng: vector [0-9]*, size [0-9]*, avail \([0-9]*\) (flags 0x[0-9a-f]*[a-z -]*), taken \([0-9]*\), used \([0-9]*\) .*/\1 \2 \3/p' "$work/power.err")
+	read -r ra rt ru <<<"$rq"
+	if [ -n "$gst" ] && [ -n "$hst" ] && [ $((gst)) = $((hst)) ] && [ $((hst & 4)) = 4 ] &&
+		[ "${ra:-0}" -gt 0 ] && [ "$ra" = "$rt" ] && [ "$rt" = "$ru" ] && kill -0 $pid 2>/dev/null; then
+		t_ok "kvm: SIGUSR2 reports the devices while the guest runs: virtio-rng status $hst as the guest's driver set it, $ra buffers offered, taken and used"
+	else
+		t_fail "kvm: SIGUSR2 reports the devices while the guest runs" "guest status '$gst', report status '$hst', ring '$rq': $(grep -A2 'virtio-rng' "$work/power.err" | tr '\n' '|')"
+	fi
 	kill -PWR $pid
 	for ((i = 0; i < 150; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
 	if kill -0 $pid 2>/dev/null; then

@@ -66,13 +66,15 @@ static void sleep_ms(long ms)
 }
 
 static int (*start_button)(void *); /* the next loop's power button */
+static int (*start_report)(void *); /* the next loop's device report */
 
 /* Start the loop in a thread; the test then acts as the user/guest. */
 static int start(struct loop_run *r, pthread_t *th)
 {
 	memset(r, 0, sizeof(*r));
 	r->cfg = (struct runloop_cfg){ .sig_fd = sfd, .in_fd = in_r, .exit = &x,
-				       .serial = s, .out = out, .power_button = start_button };
+				       .serial = s, .out = out, .power_button = start_button,
+				       .report = start_report };
 	return pthread_create(th, NULL, loop_thread, r);
 }
 
@@ -379,7 +381,67 @@ static void test_power_button(void)
 	teardown();
 }
 
-/* argv[1], if given, picks one test by name (rx, held, vcpu, flush, panic, power) */
+static int reports, report_rc;
+static int fake_report(void *opaque)
+{
+	(void)opaque;
+	reports++;
+	return report_rc;
+}
+
+/* SIGUSR2 and Ctrl-A s ask for the device report and the loop goes on,
+ * also when the report cannot be made; without a reporter, SIGUSR2 ends
+ * the loop as any other signal. */
+static void test_report(void)
+{
+	struct loop_run r;
+	pthread_t th;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		bail("pipe");
+	setup(p[1]);
+	reports = 0;
+	report_rc = 0;
+	start_report = fake_report;
+	if (start(&r, &th))
+		bail("pthread_create");
+	start_report = NULL;
+	sleep_ms(50);
+	kill(getpid(), SIGUSR2);
+	sleep_ms(100);
+	CHECK(reports == 1 && !r.done, "SIGUSR2: one report, the loop goes on (%d)", reports);
+	CHECK((size_t)write(in_w, "\x01s", 2) == 2, "Ctrl-A s typed");
+	sleep_ms(100);
+	CHECK(reports == 2 && !r.done, "Ctrl-A s: another report, the loop goes on (%d)", reports);
+	report_rc = -EBUSY;
+	kill(getpid(), SIGUSR2);
+	sleep_ms(100);
+	CHECK(reports == 3 && !r.done, "a report still being written: said, the loop goes on");
+	exit_raise(&x, EXIT_EV_POWEROFF);
+	if (finish(&r, th, BOUND_MS))
+		bail("report: the guest's poweroff ends the loop");
+	CHECK_EQ(r.ev, EXIT_EV_POWEROFF, "the guest's poweroff after the reports ends the loop");
+	teardown();
+	char buf[512] = "";
+	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	CHECK(strstr(buf, "still being written") != NULL, "the console says the busy one");
+	close(p[0]);
+	close(p[1]);
+
+	setup(-1);
+	if (start(&r, &th))
+		bail("pthread_create");
+	sleep_ms(50);
+	kill(getpid(), SIGUSR2);
+	if (finish(&r, th, BOUND_MS))
+		bail("report: SIGUSR2 without a reporter ends the loop");
+	CHECK(r.ev == EXIT_EV_NONE && r.sig == SIGUSR2, "no reporter: SIGUSR2 ends the loop like other signals");
+	teardown();
+}
+
+/* argv[1], if given, picks one test by name (rx, held, vcpu, flush, panic, power, report) */
 int main(int argc, char **argv)
 {
 	static const struct { const char *name; void (*fn)(void); } tests[] = {
@@ -389,11 +451,13 @@ int main(int argc, char **argv)
 		{ "flush", test_main_flush_full_pipe },
 		{ "panic", test_panic_and_eof },
 		{ "power", test_power_button },
+		{ "report", test_report },
 	};
 	sigset_t ss;
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGPWR);
+	sigaddset(&ss, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL); /* every thread inherits it */
 	sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
