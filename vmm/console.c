@@ -159,17 +159,9 @@ uint64_t console_dropped(struct console *c)
 
 void console_free(struct console *c, unsigned drain_ms)
 {
-	struct timespec until;
-
 	if (!c)
 		return;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += drain_ms / 1000;
-	until.tv_nsec += (long)(drain_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = deadline_ms(drain_ms);
 	pthread_mutex_lock(&c->lock);
 	c->stop = true;
 	pthread_cond_signal(&c->more);

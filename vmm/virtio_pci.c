@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <poll.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -913,14 +912,7 @@ void vpci_msix_stats(struct vpci *v, uint64_t *masks, uint64_t *held)
  * news, so wait a moment, then report without it. */
 static bool lock_briefly(pthread_mutex_t *m, unsigned wait_ms)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += wait_ms / 1000;
-	t.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
+	struct timespec t = deadline_ms(wait_ms);
 	return pthread_mutex_timedlock(m, &t) == 0;
 }
 

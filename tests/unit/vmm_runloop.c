@@ -320,113 +320,70 @@ static void test_panic_and_eof(void)
 	close(p[1]);
 }
 
-static int presses, press_rc;
-static int fake_button(void *opaque)
+/* A hook the loop calls and then goes on: the power button (SIGPWR,
+ * Ctrl-A p) or the device report (SIGUSR2, Ctrl-A s). */
+struct hook_case {
+	const char *sig, *key;   /* for the check names */
+	int signo;
+	char ch;
+	bool report;             /* which runloop_cfg hook */
+	int fail_rc;             /* a call that fails ... */
+	const char *said_ok;     /* ... and what the console says (ok: NULL for nothing) */
+	const char *said_fail;
+};
+
+static int calls, call_rc;
+static int fake_hook(void *opaque)
 {
 	(void)opaque;
-	presses++;
-	return press_rc;
+	calls++;
+	return call_rc;
 }
 
-/* SIGPWR and Ctrl-A p press the power button and the loop goes on; the
- * guest decides what happens. Without a button, SIGPWR ends the loop as
- * any other signal. */
-static void test_power_button(void)
+/* The signal and the key call the hook once each and the loop goes on,
+ * also when the call fails (said on the console); the guest decides what
+ * happens next. Without the hook, the signal ends the loop as any other. */
+static void test_hook(const struct hook_case *k)
 {
 	struct loop_run r;
 	pthread_t th;
 	int p[2];
+	char keys[2] = { 0x01, k->ch };
 
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
 		bail("pipe");
 	setup(p[1]);
-	presses = 0;
-	press_rc = 0;
-	start_button = fake_button;
+	calls = 0;
+	call_rc = 0;
+	if (k->report)
+		start_report = fake_hook;
+	else
+		start_button = fake_hook;
 	if (start(&r, &th))
 		bail("pthread_create");
 	start_button = NULL;
-	sleep_ms(50);
-	kill(getpid(), SIGPWR);
-	sleep_ms(100);
-	CHECK(presses == 1 && !r.done, "SIGPWR: button pressed once, the loop goes on (%d)", presses);
-	CHECK((size_t)write(in_w, "\x01p", 2) == 2, "Ctrl-A p typed");
-	sleep_ms(100);
-	CHECK(presses == 2 && !r.done, "Ctrl-A p: pressed again, the loop goes on (%d)", presses);
-	press_rc = -EIO;
-	kill(getpid(), SIGPWR);
-	sleep_ms(100);
-	CHECK(presses == 3 && !r.done, "a press that fails: said, the loop goes on");
-	exit_raise(&x, EXIT_EV_POWEROFF);
-	if (finish(&r, th, BOUND_MS))
-		bail("power: the guest's poweroff ends the loop");
-	CHECK_EQ(r.ev, EXIT_EV_POWEROFF, "the guest's poweroff after the press ends the loop, status poweroff");
-	teardown();
-	char buf[512] = "";
-	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	CHECK(strstr(buf, "power button pressed") && strstr(buf, "could not be pressed"),
-	      "the console says each press and the failed one");
-	close(p[0]);
-	close(p[1]);
-
-	setup(-1);
-	if (start(&r, &th))
-		bail("pthread_create");
-	sleep_ms(50);
-	kill(getpid(), SIGPWR);
-	if (finish(&r, th, BOUND_MS))
-		bail("power: SIGPWR without a button ends the loop");
-	CHECK(r.ev == EXIT_EV_NONE && r.sig == SIGPWR, "no button: SIGPWR ends the loop like other signals");
-	teardown();
-}
-
-static int reports, report_rc;
-static int fake_report(void *opaque)
-{
-	(void)opaque;
-	reports++;
-	return report_rc;
-}
-
-/* SIGUSR2 and Ctrl-A s ask for the device report and the loop goes on,
- * also when the report cannot be made; without a reporter, SIGUSR2 ends
- * the loop as any other signal. */
-static void test_report(void)
-{
-	struct loop_run r;
-	pthread_t th;
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
-		bail("pipe");
-	setup(p[1]);
-	reports = 0;
-	report_rc = 0;
-	start_report = fake_report;
-	if (start(&r, &th))
-		bail("pthread_create");
 	start_report = NULL;
 	sleep_ms(50);
-	kill(getpid(), SIGUSR2);
+	kill(getpid(), k->signo);
 	sleep_ms(100);
-	CHECK(reports == 1 && !r.done, "SIGUSR2: one report, the loop goes on (%d)", reports);
-	CHECK((size_t)write(in_w, "\x01s", 2) == 2, "Ctrl-A s typed");
+	CHECK(calls == 1 && !r.done, "%s: called once, the loop goes on (%d)", k->sig, calls);
+	CHECK((size_t)write(in_w, keys, 2) == 2, "%s typed", k->key);
 	sleep_ms(100);
-	CHECK(reports == 2 && !r.done, "Ctrl-A s: another report, the loop goes on (%d)", reports);
-	report_rc = -EBUSY;
-	kill(getpid(), SIGUSR2);
+	CHECK(calls == 2 && !r.done, "%s: called again, the loop goes on (%d)", k->key, calls);
+	call_rc = k->fail_rc;
+	kill(getpid(), k->signo);
 	sleep_ms(100);
-	CHECK(reports == 3 && !r.done, "a report still being written: said, the loop goes on");
+	CHECK(calls == 3 && !r.done, "%s: a call that fails: said, the loop goes on", k->sig);
 	exit_raise(&x, EXIT_EV_POWEROFF);
 	if (finish(&r, th, BOUND_MS))
-		bail("report: the guest's poweroff ends the loop");
-	CHECK_EQ(r.ev, EXIT_EV_POWEROFF, "the guest's poweroff after the reports ends the loop");
+		bail("hook: the guest's poweroff ends the loop");
+	CHECK_EQ(r.ev, EXIT_EV_POWEROFF, "the guest's poweroff after the calls ends the loop, status poweroff");
 	teardown();
 	char buf[512] = "";
 	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
 	buf[n > 0 ? n : 0] = 0;
-	CHECK(strstr(buf, "still being written") != NULL, "the console says the busy one");
+	CHECK((!k->said_ok || strstr(buf, k->said_ok)) && strstr(buf, k->said_fail),
+	      "%s: the console says '%s'", k->sig, k->said_fail);
 	close(p[0]);
 	close(p[1]);
 
@@ -434,11 +391,28 @@ static void test_report(void)
 	if (start(&r, &th))
 		bail("pthread_create");
 	sleep_ms(50);
-	kill(getpid(), SIGUSR2);
+	kill(getpid(), k->signo);
 	if (finish(&r, th, BOUND_MS))
-		bail("report: SIGUSR2 without a reporter ends the loop");
-	CHECK(r.ev == EXIT_EV_NONE && r.sig == SIGUSR2, "no reporter: SIGUSR2 ends the loop like other signals");
+		bail("hook: the signal without its hook ends the loop");
+	CHECK(r.ev == EXIT_EV_NONE && r.sig == k->signo, "no hook: %s ends the loop like other signals", k->sig);
 	teardown();
+}
+
+static void test_power_button(void)
+{
+	static const struct hook_case k = {
+		"SIGPWR", "Ctrl-A p", SIGPWR, 'p', false, -EIO,
+		"power button pressed", "could not be pressed",
+	};
+	test_hook(&k);
+}
+
+static void test_report(void)
+{
+	static const struct hook_case k = {
+		"SIGUSR2", "Ctrl-A s", SIGUSR2, 's', true, -EBUSY, NULL, "still being written",
+	};
+	test_hook(&k);
 }
 
 /* argv[1], if given, picks one test by name (rx, held, vcpu, flush, panic, power, report) */
