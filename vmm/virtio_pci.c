@@ -918,12 +918,26 @@ static bool lock_briefly(pthread_mutex_t *m, unsigned wait_ms)
 
 void vpci_dump(struct vpci *v, FILE *f, const char *name, unsigned wait_ms)
 {
+	uint32_t ctrl[VPCI_MSIX_VECTORS], pba;
+	bool backend[VPCI_MAX_QUEUES];
+
+	/* the interrupt state first, copied and let go: the data path takes
+	 * a queue lock and then irq_lock, so never hold irq_lock while
+	 * waiting for a queue lock */
 	bool irq = lock_briefly(&v->irq_lock, wait_ms);
 	fprintf(f, "  %s: status 0x%x%s, %s, isr 0x%x, line %d, pba 0x%x%s\n", name,
 		__atomic_load_n(&v->status, __ATOMIC_RELAXED),
 		__atomic_load_n(&v->needs_reset, __ATOMIC_RELAXED) ? " (needs reset)" : "",
 		!v->msix_enabled ? "INTx" : v->msix_masked ? "MSI-X (all masked)" : "MSI-X",
 		v->isr, v->line, v->pba, irq ? "" : " (irq lock held)");
+	pba = v->pba;
+	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)
+		ctrl[i] = v->msix[i][3];
+	for (unsigned i = 0; i < v->nq; i++)
+		backend[i] = v->q[i].backend_fd >= 0;
+	if (irq)
+		pthread_mutex_unlock(&v->irq_lock);
+
 	for (unsigned i = 0; i < v->nq; i++) {
 		struct vpci_queue *q = &v->q[i];
 		uint16_t vec = __atomic_load_n(&q->vector, __ATOMIC_RELAXED);
@@ -931,9 +945,9 @@ void vpci_dump(struct vpci *v, FILE *f, const char *name, unsigned wait_ms)
 		fprintf(f, "    %s: ", q->vq.name ? q->vq.name : "queue");
 		if (vec < VPCI_MSIX_VECTORS)
 			fprintf(f, "vector %u%s%s, ", vec,
-				v->msix[vec][3] & PCI_MSIX_ENTRY_CTRL_MASKBIT ? " masked" : "",
-				v->pba & (1u << vec) ? " pending" : "");
-		if (q->backend_fd >= 0)
+				ctrl[vec] & PCI_MSIX_ENTRY_CTRL_MASKBIT ? " masked" : "",
+				pba & (1u << vec) ? " pending" : "");
+		if (backend[i])
 			fprintf(f, "backend-owned, ");
 		if (!ql)
 			fprintf(f, "(queue lock held) ");
@@ -941,8 +955,6 @@ void vpci_dump(struct vpci *v, FILE *f, const char *name, unsigned wait_ms)
 		if (ql)
 			pthread_mutex_unlock(&q->lock);
 	}
-	if (irq)
-		pthread_mutex_unlock(&v->irq_lock);
 }
 
 void vpci_destroy(struct vpci *v)
