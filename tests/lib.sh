@@ -84,6 +84,22 @@ t_vm_bg() {
 		sleep 0.2
 	done
 }
+# t_progress ITEM...: one number that grows while a transfer moves: the
+# size and allocated bytes of each FILE item, plus the bytes written by
+# each pid:N item (/proc/N/io wchar). A test's watchdog compares it over
+# time to tell a stall (the nested test host's guests sometimes stop,
+# README "The test host") from a slow run, and ends a stuck VMM early.
+t_progress() {
+	local sum=0 x v
+	for x in "$@"; do
+		case $x in
+		pid:*) v=$(awk '$1 == "wchar:" { print $2 }' "/proc/${x#pid:}/io" 2>/dev/null) ;;
+		*) v=$(stat -c '%s %b' "$x" 2>/dev/null | awk '{ print $1 + $2 * 512 }') ;;
+		esac
+		sum=$((sum + ${v:-0}))
+	done
+	echo $sum
+}
 # t_vm_report ERRFILE: a VMM stopped by its watchdog (timeout -s QUIT)
 # left its vCPUs' state and its rings on stderr: show them as comments
 # (the vCPU lines and the devices' section), to tell a stuck guest from
@@ -92,7 +108,7 @@ t_vm_report() {
 	[ -f "$1" ] || return 0
 	grep -q '^kvmlab-vm: devices (' "$1" || return 0
 	echo "# the VMM's report at its watchdog's SIGQUIT:"
-	grep -E '^kvmlab-vm: vcpu|^  (RIP|mp_state)=' "$1" | sed 's/^/#   /'
+	grep -E '^kvmlab-vm: vcpu|^  (RIP|mp_state|nested|LAPIC)' "$1" | sed 's/^/#   /'
 	sed -n '/^kvmlab-vm: devices (/,/^kvmlab-vm: stopped/p' "$1" | sed 's/^/#   /'
 }
 # t_tiny_kvm NAME: the tiny-guest tests' entry: fails without the VMM,

@@ -416,9 +416,10 @@ static void dump_irq_state(const struct vcpu *v, FILE *f)
 	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0)
 		fprintf(f, "  mp_state=%u (0 runnable, 1 uninit, 2 init-received, 3 halted, 4 sipi)", mp.mp_state);
 	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0)
-		fprintf(f, " shadow=%u irq_injected=%u nr=%u nmi_pending=%u nmi_masked=%u exc_injected=%u\n",
+		fprintf(f, " shadow=%u irq_injected=%u nr=%u nmi_pending=%u nmi_masked=%u "
+			"exc_injected=%u exc_nr=%u\n",
 			ev.interrupt.shadow, ev.interrupt.injected, ev.interrupt.nr,
-			ev.nmi.pending, ev.nmi.masked, ev.exception.injected);
+			ev.nmi.pending, ev.nmi.masked, ev.exception.injected, ev.exception.nr);
 	else
 		fputc('\n', f);
 	/* the global interrupt flag (SVM's GIF) is only visible here; a

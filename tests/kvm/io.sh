@@ -76,7 +76,25 @@ one() {
 		read -r io0 mmio0 t0 < <(sample)
 		# anchored: the kernel echoes its command line, markers included
 		# (a guest that died, e.g. a triple fault, ends the wait)
-		for _ in $(seq 800); do grep -q "^XFER-END" "$out" && break; kill -0 $vmjob 2>/dev/null || break; sleep 0.5; done
+		# A guest that stops moving anything (the test host's stalls:
+		# README "The test host") gets SIGQUIT after 90 s instead of
+		# the 400 s watchdog: its report shows where it stood.
+		local sender= last= now= still=0
+		sender=$(pgrep -f "^ncat -l $HOST 7002" | head -1)
+		last=$(t_progress "$out" "$img" "$work/up-$aio" "pid:${sender:-0}")
+		for _ in $(seq 800); do
+			grep -q "^XFER-END" "$out" && break
+			kill -0 $vmjob 2>/dev/null || break
+			sleep 0.5
+			now=$(t_progress "$out" "$img" "$work/up-$aio" "pid:${sender:-0}")
+			if [ "$now" != "$last" ]; then
+				last=$now still=0
+			elif ((++still >= 180)); then
+				echo "# io[$aio]: nothing moved for 90 s (console, image, both transfers): SIGQUIT to the VMM"
+				pkill -QUIT -f -- "--console file:$out\$"
+				break
+			fi
+		done
 		read -r io1 mmio1 t1 < <(sample)
 		# how KVM maps guest RAM (nested-page entries by size)
 		p4k=$(cat "$vmdir/pages_4k" 2>/dev/null) p2m=$(cat "$vmdir/pages_2m" 2>/dev/null)
