@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -52,8 +53,11 @@ static void report(const struct runloop_cfg *c)
 	int rc = c->report(c->opaque);
 	if (rc == -EBUSY)
 		note(c, "\r\nkvmlab-vm: the last device report is still being written\r\n");
-	else if (rc)
-		note(c, "\r\nkvmlab-vm: no device report (out of memory or threads)\r\n");
+	else if (rc) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "\r\nkvmlab-vm: no device report: %s\r\n", strerror(-rc));
+		note(c, msg);
+	}
 }
 
 /* Offer the held input to the UART; keep what it cannot take yet. */
