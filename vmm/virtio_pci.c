@@ -949,11 +949,15 @@ void vpci_dump(struct vpci *v, FILE *f, const char *name, unsigned wait_ms)
 				pba & (1u << vec) ? " pending" : "");
 		if (backend[i])
 			fprintf(f, "backend-owned, ");
-		if (!ql)
-			fprintf(f, "(queue lock held) ");
-		vq_dump(&q->vq, f);
-		if (ql)
+		if (ql) {
+			vq_dump(&q->vq, f);
 			pthread_mutex_unlock(&q->lock);
+		} else {
+			/* a reset may be moving the rings: ours only, racy */
+			fprintf(f, "queue lock held (the ring is not read), taken %u, used %u\n",
+				__atomic_load_n(&q->vq.last_avail, __ATOMIC_RELAXED),
+				__atomic_load_n(&q->vq.used_idx, __ATOMIC_RELAXED));
+		}
 	}
 }
 

@@ -191,12 +191,14 @@ void vq_dump(const struct vq *q, FILE *f)
 		fprintf(f, "off\n");
 		return;
 	}
+	const uint8_t *a = q->avail, *u = q->used;
+	uint16_t size = q->size;
 	/* racy snapshots of guest-written fields: a diagnostic, never trusted */
-	uint16_t aflags = load16(q->avail), aidx = load16(q->avail + 2);
-	uint16_t used_event = load16(q->avail + 4 + 2u * q->size);
-	uint16_t uidx = load16(q->used + 2), avail_event = load16(q->used + 4 + 8u * q->size);
+	uint16_t aflags = load16(a), aidx = load16(a + 2);
+	uint16_t used_event = load16(a + 4 + 2u * size);
+	uint16_t uidx = load16(u + 2), avail_event = load16(u + 4 + 8u * size);
 	fprintf(f, "size %u, avail %u (flags 0x%x%s), taken %u, used %u (ours %u), ",
-		q->size, aidx, aflags,
+		size, aidx, aflags,
 		aflags & VRING_AVAIL_F_NO_INTERRUPT ? " no-interrupt" : "", q->last_avail,
 		uidx, q->used_idx);
 	if (q->event_idx)

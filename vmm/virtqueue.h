@@ -72,7 +72,8 @@ bool vq_arm(struct vq *q);
 void vq_resync(struct vq *q, uint16_t base);
 /* One line (newline included) of the ring's state: the driver's and our
  * indexes and suppression fields, for a stuck-queue report (SIGQUIT).
- * Reads guest fields without the driver's cooperation: a snapshot. */
+ * Reads guest fields without the driver's cooperation: a snapshot. The
+ * caller holds the queue's lock (the ring pointers change at a reset). */
 void vq_dump(const struct vq *q, FILE *f);
 /* Entries the driver has made available that we did not pop yet. */
 uint16_t vq_pending(struct vq *q);
