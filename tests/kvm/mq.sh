@@ -97,7 +97,9 @@ boot() {
 	local dog=$!
 	t_defer "kill $pid $dog 2>/dev/null"
 }
-# wait_line NAME REGEX SECS: until the console shows REGEX
+# wait_line NAME REGEX SECS: until the console shows REGEX. A guest that
+# never shows it is stuck (the test host's stalls, README "The test
+# host"): SIGQUIT ends it now with its report, not the watchdog later.
 wait_line() {
 	local i
 	for ((i = 0; i < $3 * 10; i++)); do
@@ -105,6 +107,8 @@ wait_line() {
 		kill -0 "$(cat "$work/$1.pid")" 2>/dev/null || return 1
 		sleep 0.1
 	done
+	echo "# $1: no '$2' on the console in $3 s: SIGQUIT to the VMM"
+	kill -QUIT "$(cat "$work/$1.pid")" 2>/dev/null
 	return 1
 }
 # not_ready NAME: the guest never got ready (a boot stuck early, README
