@@ -100,6 +100,24 @@ t_progress() {
 	done
 	echo $sum
 }
+# t_stall_reset; t_stalled TICKS ITEM...: called once per tick of a
+# polling loop, true once t_progress ITEM... has not changed for TICKS
+# calls in a row (one watch at a time per shell: the state is global)
+t_stall_reset() { T_STALL_LAST=-1 T_STALL_N=0; }
+t_stalled() {
+	local ticks=$1 now
+	shift
+	now=$(t_progress "$@")
+	if [ "$now" != "${T_STALL_LAST:--1}" ]; then
+		T_STALL_LAST=$now T_STALL_N=0
+		return 1
+	fi
+	((++T_STALL_N >= ticks))
+}
+# t_vm_quit CONSOLEFILE: SIGQUIT to the VMM (and its timeout) whose
+# command line ends with --console file:CONSOLEFILE: it stops and prints
+# its vCPUs' state and its rings (t_vm_report shows them)
+t_vm_quit() { pkill -QUIT -f -- "--console file:$1\$"; }
 # t_vm_report ERRFILE: a VMM stopped by its watchdog (timeout -s QUIT)
 # left its vCPUs' state and its rings on stderr: show them as comments
 # (the vCPU lines and the devices' section), to tell a stuck guest from

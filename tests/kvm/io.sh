@@ -79,19 +79,16 @@ one() {
 		# A guest that stops moving anything (the test host's stalls:
 		# README "The test host") gets SIGQUIT after 90 s instead of
 		# the 400 s watchdog: its report shows where it stood.
-		local sender= last= now= still=0
+		local sender
 		sender=$(pgrep -f "^ncat -l $HOST 7002" | head -1)
-		last=$(t_progress "$out" "$img" "$work/up-$aio" "pid:${sender:-0}")
+		t_stall_reset
 		for _ in $(seq 800); do
 			grep -q "^XFER-END" "$out" && break
 			kill -0 $vmjob 2>/dev/null || break
 			sleep 0.5
-			now=$(t_progress "$out" "$img" "$work/up-$aio" "pid:${sender:-0}")
-			if [ "$now" != "$last" ]; then
-				last=$now still=0
-			elif ((++still >= 180)); then
+			if t_stalled 180 "$out" "$img" "$work/up-$aio" "pid:${sender:-0}"; then
 				echo "# io[$aio]: nothing moved for 90 s (console, image, both transfers): SIGQUIT to the VMM"
-				pkill -QUIT -f -- "--console file:$out\$"
+				t_vm_quit "$out"
 				break
 			fi
 		done

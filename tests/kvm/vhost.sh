@@ -48,18 +48,16 @@ boot() { # mode tag
 	# bytes the VMM itself read and wrote (/proc/PID/io: rchar, wchar,
 	# every read/write syscall, the tap's included) show who moved the
 	# frames: the boot's file reads are the same in both modes
-	local seen=0 rch=0 wch=0 vpid io sender= last=-1 now still=0
+	local seen=0 rch=0 wch=0 vpid io sender=
+	t_stall_reset
 	for _ in $(seq 1 600); do
 		kill -0 $vm 2>/dev/null || break
 		# nothing moved for 90 s (console, both transfers): a stalled
 		# guest (README "The test host") gets SIGQUIT now, not at 300 s
 		[ -n "$sender" ] || sender=$(pgrep -f "^ncat -l $HOST 7002" | head -1)
-		now=$(t_progress "$out" "$work/$tag.up" "pid:${sender:-0}")
-		if [ "$now" != "$last" ]; then
-			last=$now still=0
-		elif ((++still >= 180)); then
+		if t_stalled 180 "$out" "$work/$tag.up" "pid:${sender:-0}"; then
 			echo "# vhost $mode: nothing moved for 90 s: SIGQUIT to the VMM" >&2
-			pkill -QUIT -f -- "--console file:$out\$"
+			t_vm_quit "$out"
 			break
 		fi
 		vpid=$(pgrep -f -x "$VM run --mem 256M --tap tap0 --vhost $mode.*" | head -1)
