@@ -3,9 +3,12 @@
 # lockup panic or a stopped heartbeat give) or times out (124): a new test
 # host goes on from the script that was interrupted, scripts that ended
 # are not run again, their statuses still count, and a host that keeps
-# dying ends the tier with a "not ok" naming what did not run. The real run and suite.sh run
-# in a scratch tree whose scripts/testhost runs the command right here
-# and "dies" when a test script asks it to. No root, no KVM.
+# dying ends the tier with a "not ok" naming what did not run. And
+# suite.sh's bound on one script: a script that hangs is ended at
+# KVMLAB_KVM_SCRIPT_TIMEOUT with its VMM's report, fails, and the tier
+# goes on; what a script leaves running is ended. The real run and
+# suite.sh run in a scratch tree whose scripts/testhost runs the command
+# right here and "dies" when a test script asks it to. No root, no KVM.
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT" || exit 1
 
@@ -19,12 +22,32 @@ chmod +x "$d/scripts/build-guest" "$d/build/kvmlab-vm"
 mapfile -t names < <(bash "$d/tests/kvm/suite.sh" --list)
 [ ${#names[@]} -ge 3 ] || { t_fail "suite.sh --list" "${names[*]}"; t_finish; }
 
+# A stand-in VMM: its command name is kvmlab-vm, and SIGQUIT makes it
+# print a report on stderr and exit, as the real one does. (Perl: a
+# shell started with & cannot trap SIGQUIT, which it inherits ignored.)
+tok=$$.$RANDOM
+mkdir -p "$d/bin"
+cat >"$d/bin/kvmlab-vm" <<EOF
+#!/usr/bin/perl
+\$| = 1;
+\$SIG{QUIT} = sub { print STDERR "kvmlab-vm: vcpu 0 REPORT-$tok\\n"; exit 131; };
+print STDERR "kvmlab-vm: started\\n";
+sleep 1 while 1;
+EOF
+chmod +x "$d/bin/kvmlab-vm"
 # A test script: it dies (takes the host down) while ctl/die-NAME holds a
 # count above 0, fails while ctl/fail-NAME exists, and logs each start.
+# With ctl/hang-NAME it starts the stand-in VMM and waits forever; with
+# ctl/linger-NAME it leaves a process behind and passes.
 for n in "${names[@]}"; do
 	cat >"$d/tests/kvm/$n" <<EOF
 c=$d/ctl
 echo "$n" >>\$c/started
+if [ -e \$c/hang-$n ]; then
+	$d/bin/kvmlab-vm 2>\$c/vm-$n.err &
+	sleep 987654
+fi
+[ -e \$c/linger-$n ] && { sleep 987655 & }
 if [ -s \$c/die-$n ] && [ "\$(cat \$c/die-$n)" -gt 0 ]; then
 	echo \$((\$(cat \$c/die-$n) - 1)) >\$c/die-$n
 	touch \$c/dead
@@ -59,7 +82,9 @@ chmod +x "$d/scripts/testhost"
 tier() { # runs the tier in the scratch tree; output in $out, status in $rc
 	: >"$d/ctl/started"
 	# TMPDIR: suite.sh's log file, left behind when a "death" kills it
-	out=$(cd "$d" && TMPDIR=$d/tmp KVMLAB_KVM_MODE=testhost KVMLAB_TESTHOST_DEATHS=3 bash tests/kvm/run 2>/dev/null)
+	# (bounded itself: a suite.sh whose bound fails must fail this test, not hang it)
+	out=$(cd "$d" && TMPDIR=$d/tmp KVMLAB_KVM_MODE=testhost KVMLAB_TESTHOST_DEATHS=3 timeout -k 5 300 \
+		env KVMLAB_KVM_SCRIPT_TIMEOUT="${bound:-600}" bash tests/kvm/run 2>/dev/null)
 	rc=$?
 }
 starts() { grep -cx "$1" "$d/ctl/started"; }
@@ -121,4 +146,43 @@ tier
 	t_ok "a host that keeps dying: 4 tries, then not ok naming the scripts not run" ||
 	t_fail "a host that keeps dying: 4 tries, then not ok naming the scripts not run" \
 		"status $rc, $second started $(starts "$second") times: $(grep '^not ok' <<<"$out" | tr '\n' ' ')"
+
+# 5. a script that hangs (its VMM and a wait that never ends): each of
+#    its two tries is ended at the bound, with the VMM's report (SIGQUIT);
+#    it fails with status 124 and one not-ok line, the next script runs;
+#    nothing of it is left
+rm -f "$d"/ctl/die-*
+touch "$d/ctl/hang-$second"
+s0=$SECONDS
+bound=3 tier
+el=$((SECONDS - s0))
+rm -f "$d/ctl/hang-$second"
+left=$(pgrep -f "sleep 987654|$d/bin/kvmlab-vm" | tr '\n' ' ')
+[ "$rc" != 0 ] && [ "$(starts "$second")" = 2 ] && [ "$(ends "$second" 124)" = 1 ] && [ "$(ends "$last" 0)" = 1 ] &&
+	[ "$(grep -c "^not ok - tests/kvm/$second # ended after 3 s" <<<"$out")" = 1 ] && [ $el -lt 60 ] &&
+	t_ok "a script that hangs: ended at the bound twice (status 124, one not-ok line), the tier goes on (${el} s)" ||
+	t_fail "a script that hangs is ended at the bound and the tier goes on" \
+		"status $rc, $el s, $second started $(starts "$second") times: $(grep "tests/kvm/$second" <<<"$out" | tr '\n' ' ')"
+[ "$(grep -c "^#   kvmlab-vm: vcpu 0 REPORT-$tok\$" <<<"$out")" = 2 ] &&
+	grep -q "^# tests/kvm/$second: still running after 3 s" <<<"$out" &&
+	grep -q "^#  .* sleep 987654\$" <<<"$out" &&
+	t_ok "a script that hangs: its processes and its VMM's report (SIGQUIT) are shown" ||
+	t_fail "a script that hangs: its processes and its VMM's report are shown" \
+		"$(grep -A6 'still running' <<<"$out" | head -n 12 | tr '\n' '|')"
+[ -z "$left" ] && t_ok "a script that hangs: none of its processes is left" ||
+	t_fail "a script that hangs: none of its processes is left" "still there: $left"
+pkill -KILL -f "sleep 987654|$d/bin/kvmlab-vm"
+
+# 6. a script that passes but leaves a process running: it still passes,
+#    and the process is named and ended
+touch "$d/ctl/linger-$first"
+tier
+rm -f "$d/ctl/linger-$first"
+left=$(pgrep -f "sleep 987655" | tr '\n' ' ')
+[ "$rc" = 0 ] && [ "$(ends "$first" 0)" = 1 ] && [ -z "$left" ] &&
+	grep -A2 "^# tests/kvm/$first left processes running; ended:" <<<"$out" | grep -q 'sleep 987655$' &&
+	t_ok "a script that leaves a process behind: it is named and ended, the tier passes" ||
+	t_fail "a script that leaves a process behind is named and ended" \
+		"status $rc, left: '$left': $(grep -A2 'left processes' <<<"$out" | tr '\n' '|')"
+pkill -KILL -f "sleep 987655"
 t_finish

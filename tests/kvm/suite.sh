@@ -14,6 +14,14 @@
 # Each script is framed by "# --- tests/kvm/X" and, once it is over,
 # "# --- tests/kvm/X: N s, status R": tests/kvm/run reads these to go on
 # from the script a dead test host interrupted.
+#   KVMLAB_KVM_SCRIPT_TIMEOUT=SEC  bound on one run of one script (default
+#                                  600); at it: what its processes wait on,
+#                                  the VMMs' reports (SIGQUIT), then
+#                                  SIGTERM and SIGKILL to its session
+#   KVMLAB_KVM_TESTHOST=1          set by tests/kvm/run in the test host: a
+#                                  process SIGKILL cannot end (stuck in the
+#                                  kernel) ends the suite with status 125,
+#                                  so that a new test host goes on from it
 # Exit status: non-zero if any script failed.
 cd "$(dirname "$0")/../.." || exit 1
 all=(all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh multi.sh vsock.sh debian.sh shell.sh)
@@ -22,32 +30,120 @@ if [ "${1:-}" = --list ]; then
 	exit 0
 fi
 [ $# -gt 0 ] || set -- "${all[@]}"
+limit=${KVMLAB_KVM_SCRIPT_TIMEOUT:-600}
 # each script's output goes to a file, not a pipe: a process it leaves
 # running would hold a pipe open and keep us waiting
 log=$(mktemp -t kvmlab-suite.XXXXXX) || exit 1
-trap 'rm -f "$log"' EXIT
-trap 'exit 143' INT TERM # so that an interrupted suite removes it too
+sid=
+trap 'rm -f "$log" "$log.why" "$log.late"' EXIT
+# an interrupted suite takes the running script's session with it
+trap '[ -n "$sid" ] && pkill -KILL -s "$sid"; exit 143' INT TERM
+
+# the processes of session $1 (a script leads its own; timeout(1) gives
+# its command a process group of its own, but the same session)
+session() { ps -eo pid=,sid= | awk -v s="$1" '$2 == s { print $1 }'; }
+# ps lines for the given pids, each as a comment
+show() { [ $# -gt 0 ] && ps -o pid,ppid,stat,etimes,wchan:28,args -p "$(IFS=,; echo "$*")" | sed 's/^/#   /'; }
+# end_session SID GRACE: SIGTERM (the scripts' traps clean up), then
+# SIGKILL after GRACE seconds; prints the pids still there 10 s later
+end_session() {
+	local i
+	pkill -TERM -s "$1"
+	for ((i = 0; i < $2 * 5; i++)); do [ -n "$(session "$1")" ] || return 0; sleep 0.2; done
+	pkill -KILL -s "$1"
+	for ((i = 0; i < 50; i++)); do [ -n "$(session "$1")" ] || return 0; sleep 0.2; done
+	session "$1"
+}
+# watchdog PID SCRIPT: at the bound, say what the script's processes wait
+# on, have each VMM print its vCPUs and rings (SIGQUIT: it then exits),
+# and end the session; the findings go to $log.why
+watchdog() {
+	local i p f
+	for ((i = 0; i < limit; i++)); do
+		sleep 1
+		kill -0 "$1" 2>/dev/null || return 0
+	done
+	{
+		echo "# tests/kvm/$2: still running after $limit s (KVMLAB_KVM_SCRIPT_TIMEOUT); its processes:"
+		# shellcheck disable=SC2046
+		show $(session "$1")
+		for p in $(session "$1"); do
+			[ "$(cat "/proc/$p/comm" 2>/dev/null)" = kvmlab-vm ] || continue
+			f=$(readlink "/proc/$p/fd/2" 2>/dev/null)
+			kill -QUIT "$p"
+			for ((i = 0; i < 50; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+			if [ -f "$f" ]; then
+				echo "# kvmlab-vm $p after SIGQUIT, the end of its stderr ($f):"
+				tail -n 60 "$f" | sed 's/^/#   /'
+			fi
+		done
+	} >"$log.why" 2>&1
+	end_session "$1" 20 >/dev/null
+}
+# run_one SCRIPT: runs it in a session of its own, bounded; sets R (124
+# when the watchdog ended it) and STUCK (pids that SIGKILL did not end)
+run_one() {
+	local pid w left
+	rm -f "$log.why" "$log.late"
+	setsid bash "tests/kvm/$1" >"$log" 2>&1 &
+	pid=$! sid=$!
+	watchdog "$pid" "$1" &
+	w=$!
+	wait "$pid"
+	R=$?
+	kill "$w" 2>/dev/null
+	wait "$w" 2>/dev/null
+	[ -e "$log.why" ] && R=124
+	# what the script left running is ended here, and said; it fails only
+	# if SIGKILL cannot end it
+	left=$(session "$sid")
+	STUCK=
+	if [ -n "$left" ]; then
+		# shellcheck disable=SC2086
+		{ echo "# tests/kvm/$1 left processes running; ended:"; show $left; } >"$log.late"
+		STUCK=$(end_session "$sid" 5)
+	fi
+	sid=
+}
+# out SCRIPT [PREFIX-SED]: the script's lines, then the suite's findings
+out() {
+	sed "${2:-}" "$log"
+	cat "$log.why" "$log.late" 2>/dev/null
+}
+stuck() {
+	local p
+	echo "# tests/kvm/$1: processes that SIGKILL does not end (stuck in the kernel):"
+	# shellcheck disable=SC2086
+	show $STUCK
+	for p in $STUCK; do
+		[ -r "/proc/$p/stack" ] && sed "s/^/#   $p: /" "/proc/$p/stack" | head -n 12
+	done
+	if [ "${KVMLAB_KVM_TESTHOST:-}" = 1 ]; then
+		echo "# this test host is done (status 125): a new one goes on from tests/kvm/$1"
+		exit 125
+	fi
+}
+
 rc=0
 for t in "$@"; do
 	echo "# --- tests/kvm/$t"
 	s=$SECONDS
-	bash "tests/kvm/$t" >"$log" 2>&1
-	r=$?
-	out=$(cat "$log")
-	if [ $r -ne 0 ]; then
+	run_one "$t"
+	if [ $R -ne 0 ]; then
 		# Nested KVM under TCG now and then deadlocks a stock guest early
 		# in its boot (a spinlock with interrupts off, both vCPUs waiting;
 		# no kvm_amd option or guest argument avoids it: README, "The test
 		# host"): a script that fails runs once more. Both runs are shown;
 		# only the second one counts.
-		printf '%s\n' "$out" | sed 's/^\(not \)\{0,1\}ok - /# (first try) &/'
-		echo "# tests/kvm/$t failed (status $r); running it once more"
-		bash "tests/kvm/$t"
-		r=$?
-	else
-		printf '%s\n' "$out"
+		out "$t" 's/^\(not \)\{0,1\}ok - /# (first try) &/'
+		[ -z "$STUCK" ] || stuck "$t"
+		echo "# tests/kvm/$t failed (status $R); running it once more"
+		run_one "$t"
 	fi
-	echo "# --- tests/kvm/$t: $((SECONDS - s)) s, status $r"
-	[ $r -eq 0 ] || rc=1
+	out "$t"
+	[ -z "$STUCK" ] || stuck "$t"
+	[ $R -ne 124 ] || echo "not ok - tests/kvm/$t # ended after $limit s (KVMLAB_KVM_SCRIPT_TIMEOUT)"
+	echo "# --- tests/kvm/$t: $((SECONDS - s)) s, status $R"
+	[ $R -eq 0 ] || rc=1
 done
 exit $rc
