@@ -185,4 +185,16 @@ left=$(pgrep -f "sleep 987655" | tr '\n' ' ')
 	t_fail "a script that leaves a process behind is named and ended" \
 		"status $rc, left: '$left': $(grep -A2 'left processes' <<<"$out" | tr '\n' '|')"
 pkill -KILL -f "sleep 987655"
+
+# 7. on hardware (direct mode) a failing script is not run again: there a
+#    retry could hide a hang of our own
+touch "$d/ctl/fail-$first"
+: >"$d/ctl/started"
+out=$(cd "$d" && TMPDIR=$d/tmp KVMLAB_KVM_MODE=direct timeout -k 5 300 bash tests/kvm/run 2>/dev/null)
+rc=$?
+rm -f "$d/ctl/fail-$first"
+[ "$rc" != 0 ] && [ "$(starts "$first")" = 1 ] && [ "$(ends "$first" 1)" = 1 ] && [ "$(starts "$last")" = 1 ] &&
+	! grep -q 'first try' <<<"$out" &&
+	t_ok "on hardware a failing script runs once: no retry (status $rc)" ||
+	t_fail "on hardware a failing script runs once" "status $rc, $first started $(starts "$first") times"
 t_finish
