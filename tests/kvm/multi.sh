@@ -2,6 +2,7 @@
 # Several NICs and disks on one VM (a router between two lab networks,
 # a root disk plus a data disk): the default guest booted with
 #   --net a --nic net=b,queues=2 --nic tap=PLAIN,mac=M --disk D1 --disk D2,ro
+#   --disk SEED.iso,ro
 # with --cpus 2 and --vhost off (the VMM's own I/O threads move every
 # frame: one per queue pair of each NIC)
 # Oracles: what the guest prints of itself (its NICs' MACs and
@@ -14,7 +15,9 @@
 #      each NIC reaches its own host side; eth0 has the default route
 #   2. vda and vdb in --disk order (size, serial kvmlab-disk/-disk1);
 #      vdb is read-only and a write to it fails; a write to vda lands in
-#      its image
+#      its image; vdc, a cloud-init NoCloud seed (`build-guest --seed`:
+#      ISO 9660 labelled cidata), is found by that label and its
+#      meta-data and user-data read back: the guest's kernel mounts ISO 9660
 #   3. at exit both taps and both leases are gone, the plain tap stays
 #   4. a --nic on a network that does not exist: exit 1 in one line,
 #      and the first network's lease and tap are taken back
@@ -48,6 +51,10 @@ printf 'ONE-%s' "$tok" | dd of="$d1" conv=notrunc status=none
 head -c $((4 << 20)) /dev/zero >"$d2"
 printf 'TWO-%s' "$tok" | dd of="$d2" conv=notrunc status=none
 md5_d2=$(md5sum <"$d2")
+# the seed as users make it (scripts/build-guest --seed), for a made-up key
+printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI%s multi\n' "$tok" >"$work/k.pub"
+scripts/build-guest --seed "$work/seed.iso" --ssh-key "$work/k.pub" --hostname "m$tok" 2>"$work/seed.err" ||
+	t_fail "multi: build-guest --seed makes a seed" "$(head -c 200 "$work/seed.err")"
 MAC2=02:00:00:00:77:02
 
 # guest side (no double quotes: they delimit kvmlab.run); eth2 has no
@@ -67,18 +74,20 @@ for d in vda vdb; do
 done
 g="$g; echo WROTE-$tok | dd of=/dev/vda bs=512 seek=8 conv=notrunc 2>/dev/null; echo G-DDA=\$?"
 g="$g; echo NO | dd of=/dev/vdb bs=512 seek=8 conv=notrunc 2>/dev/null; echo G-DDB=\$?; sync"
+g="$g; echo G-SEEDLABEL=\$(findfs LABEL=cidata)"
+g="$g; mkdir -p /mnt; mount -t iso9660 -o ro /dev/vdc /mnt && echo G-SEED=\$(grep -c -e m$tok -e AAAAI$tok /mnt/meta-data /mnt/user-data | tr '\n' ' ')"
 
 ip netns exec "$lab" timeout -s QUIT -k 10 $((TMO * 2)) "$VM" run --mem 256M --cpus 2 --vhost off --name multi --net a \
-	--nic net=b,queues=2 --nic tap=tap0,mac=$MAC2 --disk "$d1" --disk "$d2,ro" \
+	--nic net=b,queues=2 --nic tap=tap0,mac=$MAC2 --disk "$d1" --disk "$d2,ro" --disk "$work/seed.iso,ro" \
 	--cmdline "console=ttyS0 reboot=k quiet kvmlab.run=\"$g\"" --console "file:$work/out" \
 	</dev/null >"$work/err" 2>&1
 rc=$?
 gv() { tr -d '\r' <"$work/out" | sed -n "s/^$1=//p" | tail -n1; }
 desc() { echo "rc $rc; stderr: $(tail -n 3 "$work/err" | tr '\n' ' ' | cut -c1-200); console: $(tr -d '\r' <"$work/out" | grep -v '^$' | tail -n 4 | tr '\n' '|' | cut -c1-300)"; }
 if [ "$rc" = 0 ] && grep -q KVMLAB-RC= "$work/out"; then
-	t_ok "multi: a guest with 3 NICs and 2 disks ran and powered off"
+	t_ok "multi: a guest with 3 NICs and 3 disks ran and powered off"
 else
-	t_fail "multi: a guest with 3 NICs and 2 disks ran and powered off" "$(desc)"
+	t_fail "multi: a guest with 3 NICs and 3 disks ran and powered off" "$(desc)"
 	t_vm_report "$work/err"
 fi
 
@@ -121,6 +130,10 @@ dd if="$d1" bs=512 skip=8 count=1 status=none | head -c 19 | grep -q "^WROTE-$to
 [ "$(gv G-DDB)" != 0 ] && [ "$(md5sum <"$d2")" = "$md5_d2" ] &&
 	t_ok "multi: a write to read-only vdb fails and its image is unchanged" ||
 	t_fail "multi: read-only vdb" "G-DDB '$(gv G-DDB)'"
+# meta-data: instance id and host name; user-data: hostname, and the key twice
+[ "$(gv G-SEEDLABEL)" = /dev/vdc ] && [ "$(gv G-SEED)" = "/mnt/meta-data:2 /mnt/user-data:3" ] &&
+	t_ok "multi: vdc, a build-guest --seed ISO: LABEL=cidata finds it, the guest mounts it as ISO 9660 and reads its host name and key" ||
+	t_fail "multi: vdc, a build-guest --seed ISO, mounts in the guest" "label '$(gv G-SEEDLABEL)', meta-data '$(gv G-SEED)'"
 
 # 3. what is left
 [ "$(links)" = "$links_before" ] && t_ok "multi: both taps gone at exit, tap0 kept ($(links))" ||
