@@ -91,6 +91,8 @@ watchdog() {
 run_one() {
 	local pid w left
 	rm -f "$log.why" "$log.late"
+	# a background job of a shell without job control is no group leader,
+	# so setsid(1) execs in place: $! is the script and its session's id
 	setsid bash "tests/kvm/$1" >"$log" 2>&1 &
 	pid=$! sid=$!
 	watchdog "$pid" "$1" &
