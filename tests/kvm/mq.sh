@@ -92,8 +92,10 @@ boot() {
 	echo $pid >"$work/$name.pid"
 	# the watchdog lets go of our output (a sleep that outlives this
 	# script would hold the pipe suite.sh reads until it ends)
-	# SIGQUIT: the VMM reports its vCPUs and rings on the way out
-	( exec >/dev/null 2>&1 {T_OUT}>&-; sleep $((TMO + 150)); kill -QUIT "$pid" ) &
+	# SIGQUIT: the VMM reports its vCPUs and rings on the way out. Its
+	# sleep goes with it (the trap): nothing outlives the script
+	( exec >/dev/null 2>&1 {T_OUT}>&-; trap 'kill $s 2>/dev/null; exit 0' TERM
+	  sleep $((TMO + 150)) & s=$!; wait $s && kill -QUIT "$pid" ) &
 	local dog=$!
 	t_defer "kill $pid $dog 2>/dev/null"
 }
