@@ -609,9 +609,13 @@ static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *push
 	left = (uint64_t)r;
 	for (uint16_t i = 0; i < used; i++) {
 		uint64_t k = pr->rxc[i].in_len < left ? pr->rxc[i].in_len : left;
-		vq_push(q, pr->rxc[i].head, (uint32_t)k);
+		vq_fill(q, i, pr->rxc[i].head, (uint32_t)k);
 		left -= k;
 	}
+	/* one used->idx store for the whole frame: Linux, on seeing its first
+	 * buffer, takes the other num_buffers - 1 at once and drops the frame
+	 * (rx_length_errors) if they are not all published yet */
+	vq_flush(q, used);
 	vq_unpop(q, (uint16_t)(nc - used));
 	pr->rx_frames++;
 	*pushed = true;

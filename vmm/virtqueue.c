@@ -216,17 +216,29 @@ void vq_unpop(struct vq *q, uint16_t n)
 	set_avail_event(q, q->last_avail);
 }
 
-void vq_push(struct vq *q, uint16_t head, uint32_t len)
+void vq_fill(struct vq *q, uint16_t k, uint16_t head, uint32_t len)
 {
 	if (!q->ready || q->broken)
 		return;
-	uint8_t *e = q->used + 4 + 8u * (q->used_idx % q->size);
+	uint8_t *e = q->used + 4 + 8u * ((uint16_t)(q->used_idx + k) % q->size);
 	uint32_t v[2] = { head, len };
 	memcpy(e, v, sizeof(v));
-	/* the element must be visible before the index that publishes it */
+}
+
+void vq_flush(struct vq *q, uint16_t n)
+{
+	if (!q->ready || q->broken || n == 0)
+		return;
+	/* the elements must be visible before the index that publishes them */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	q->used_idx++;
+	q->used_idx = (uint16_t)(q->used_idx + n);
 	store16(q->used + 2, q->used_idx);
+}
+
+void vq_push(struct vq *q, uint16_t head, uint32_t len)
+{
+	vq_fill(q, 0, head, len);
+	vq_flush(q, 1);
 }
 
 bool vq_should_signal(struct vq *q)

@@ -61,6 +61,13 @@ int vq_pop(struct vq *q, struct vq_chain *c) WUR;
 void vq_unpop(struct vq *q, uint16_t n);
 /* Publish one used element: len bytes were written into the chain. */
 void vq_push(struct vq *q, uint16_t head, uint32_t len);
+/* Write used element k (0, 1, ...) past the published ones without
+ * publishing it; vq_flush(q, n) then publishes elements [0, n) with one
+ * used->idx store. For what the driver must see whole: a frame spread
+ * over n merged rx buffers (a driver that sees its first buffer reads
+ * the other n - 1 at once). n <= the queue size. */
+void vq_fill(struct vq *q, uint16_t k, uint16_t head, uint32_t len);
+void vq_flush(struct vq *q, uint16_t n);
 /* After pushes: does the driver want an interrupt now (EVENT_IDX /
  * NO_INTERRUPT)? Updates the suppression state, so ask once per batch. */
 bool vq_should_signal(struct vq *q);

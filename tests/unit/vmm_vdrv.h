@@ -137,7 +137,9 @@ static inline uint16_t td_add(struct td *d, unsigned qi, const struct td_seg *s,
 	uint16_t slot = q->avail_idx % q->size;
 	memcpy(d->mem + q->avail + 4 + 2u * slot, &head, 2);
 	q->avail_idx++;
-	memcpy(d->mem + q->avail + 2, &q->avail_idx, 2);
+	/* ring entry and descriptors before the index (a device thread may
+	 * be looking right now: tests/unit/vmm_vnet_stress.c) */
+	__atomic_store_n((uint16_t *)(d->mem + q->avail + 2), q->avail_idx, __ATOMIC_RELEASE);
 	return head;
 }
 
@@ -150,8 +152,8 @@ static inline void td_kick(struct td *d, unsigned qi)
 static inline int td_used(struct td *d, unsigned qi, uint32_t *id, uint32_t *len)
 {
 	struct td_q *q = &d->q[qi];
-	uint16_t idx;
-	memcpy(&idx, d->mem + q->used + 2, 2);
+	/* acquire: the element is read after the index that published it */
+	uint16_t idx = __atomic_load_n((uint16_t *)(d->mem + q->used + 2), __ATOMIC_ACQUIRE);
 	if (idx == q->used_seen)
 		return 0;
 	uint32_t e[2];
