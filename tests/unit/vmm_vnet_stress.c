@@ -49,7 +49,7 @@
 /* frames in flight: fewer than the 10 datagrams a unix socket queues by
  * default (net.unix.max_dgram_qlen), so neither side ever drops one */
 #define WINDOW 8u
-#define STALL_MS 2000
+#define STALL_MS 5000 /* a lost wake-up is for ever; a busy CI host is not */
 #define RUN_NS 700000000ll /* per shape */
 #define MAX_FRAMES 200000u
 
