@@ -3,8 +3,10 @@
  * hand. Counts interrupts instead of delivering them. */
 #ifndef KVMLAB_T_VDRV_H
 #define KVMLAB_T_VDRV_H
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include "virtio_pci.h"
@@ -26,6 +28,7 @@ struct td {
 	uint64_t last_addr;
 	uint32_t last_data;
 	struct dev_irq_ops irq;
+	int efd[4]; /* td_msi_efd: vector v's eventfd */
 };
 
 static inline int td_msi(void *o, uint64_t addr, uint32_t data)
@@ -34,6 +37,20 @@ static inline int td_msi(void *o, uint64_t addr, uint32_t data)
 	d->msi_count++;
 	d->last_addr = addr;
 	d->last_data = data;
+	return 0;
+}
+
+/* The msi op for tests whose device runs on its own thread: vector v
+ * (< 4) writes d->efd[v], which the driver thread polls, as KVM's irqfd
+ * would inject it. td_msix programs data 0x40 + v. */
+static inline int td_msi_efd(void *o, uint64_t addr, uint32_t data)
+{
+	struct td *d = o;
+	uint32_t vec = data - 0x40;
+	uint64_t one = 1;
+	(void)addr;
+	if (vec < 4)
+		(void)!write(d->efd[vec], &one, sizeof(one));
 	return 0;
 }
 
@@ -162,6 +179,38 @@ static inline int td_used(struct td *d, unsigned qi, uint32_t *id, uint32_t *len
 	*id = e[0];
 	*len = e[1];
 	return 1;
+}
+
+/* Linux's virtqueue_kick_prepare with EVENT_IDX, for a device on
+ * another thread: the driver made [old, avail_idx) available; kick if
+ * the device's avail_event lies in that range. True if it kicked. */
+static inline bool td_kick_event(struct td *d, unsigned qi, uint16_t old)
+{
+	struct td_q *q = &d->q[qi];
+	uint16_t nw = q->avail_idx;
+	if (nw == old)
+		return false;
+	/* the avail->idx store before the avail_event load (virtio_mb) */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	uint16_t ev = __atomic_load_n((uint16_t *)(d->mem + q->used + 4 + 8u * q->size),
+				      __ATOMIC_RELAXED);
+	if ((uint16_t)(nw - ev - 1) >= (uint16_t)(nw - old))
+		return false;
+	td_kick(d, qi);
+	return true;
+}
+
+/* Linux's virtqueue_enable_cb with EVENT_IDX: an interrupt at the next
+ * used element, please. True if one is already there: look again
+ * instead of sleeping. */
+static inline bool td_enable_cb(struct td *d, unsigned qi)
+{
+	struct td_q *q = &d->q[qi];
+	__atomic_store_n((uint16_t *)(d->mem + q->avail + 4 + 2u * q->size), q->used_seen,
+			 __ATOMIC_RELAXED);
+	/* used_event before the used->idx re-read, or both sides skip */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n((uint16_t *)(d->mem + q->used + 2), __ATOMIC_ACQUIRE) != q->used_seen;
 }
 
 /* MSI-X: program vector vec and point queue qi (or config, qi = -1) at it. */

@@ -56,22 +56,9 @@
 static struct td d;
 static struct vnet *n;
 static int sv[2];
-static int irq_efd[2]; /* MSI-X vector 0 (rx), 1 (tx) */
 static int stop_peer;
 static unsigned peer_errors;
 static const uint8_t mac[6] = { 0x52, 0x54, 0, 4, 5, 6 };
-
-/* The device's interrupt: from the I/O thread, as KVM's irqfd would. */
-static int msi(void *o, uint64_t addr, uint32_t data)
-{
-	(void)o;
-	(void)addr;
-	uint32_t vec = data - 0x40; /* td_msix programs data 0x40 + vector */
-	uint64_t one = 1;
-	if (vec < 2)
-		(void)!write(irq_efd[vec], &one, sizeof(one));
-	return 0;
-}
 
 static void pair_ready(void *opaque, uint32_t events)
 {
@@ -106,34 +93,10 @@ static uint16_t ld16(uint64_t gpa, int order)
 	return __atomic_load_n((uint16_t *)(d.mem + gpa), order);
 }
 
-/* virtqueue_kick_prepare with EVENT_IDX: added [old, new); kick if the
- * device's avail_event lies in that range. */
 static unsigned kicks[2];
 static void kick_maybe(unsigned qi, uint16_t old)
 {
-	struct td_q *q = &d.q[qi];
-	uint16_t nw = q->avail_idx;
-	if (nw == old)
-		return;
-	/* the avail->idx store before the avail_event load (virtio_mb) */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	uint16_t ev = ld16(q->used + 4 + 8u * q->size, __ATOMIC_RELAXED);
-	if ((uint16_t)(nw - ev - 1) < (uint16_t)(nw - old)) {
-		td_kick(&d, qi);
-		kicks[qi]++;
-	}
-}
-
-/* virtqueue_enable_cb with EVENT_IDX: interrupt me at the next used
- * element; true if one is already there (look again, do not sleep). */
-static bool arm_cb(unsigned qi)
-{
-	struct td_q *q = &d.q[qi];
-	__atomic_store_n((uint16_t *)(d.mem + q->avail + 4 + 2u * q->size), q->used_seen,
-			 __ATOMIC_RELAXED);
-	/* used_event before the used->idx re-read, or both sides skip */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return ld16(q->used + 2, __ATOMIC_ACQUIRE) != q->used_seen;
+	kicks[qi] += td_kick_event(&d, qi, old);
 }
 
 static uint32_t frame_len(uint32_t seq)
@@ -357,9 +320,9 @@ static void run_shape(const struct shape *s, struct result *r)
 		if (progress)
 			continue;
 		/* nothing to do: ask for interrupts, look once more, then sleep */
-		if (arm_cb(RXQ) | arm_cb(TXQ))
+		if (td_enable_cb(&d, RXQ) | td_enable_cb(&d, TXQ))
 			continue;
-		struct pollfd pf[2] = { { irq_efd[0], POLLIN, 0 }, { irq_efd[1], POLLIN, 0 } };
+		struct pollfd pf[2] = { { d.efd[0], POLLIN, 0 }, { d.efd[1], POLLIN, 0 } };
 		int pr = poll(pf, 2, STALL_MS);
 		if (pr == 0) {
 			r->stalled = true;
@@ -371,7 +334,7 @@ static void run_shape(const struct shape *s, struct result *r)
 		uint64_t cnt;
 		for (unsigned i = 0; i < 2; i++)
 			if (pf[i].revents & POLLIN)
-				(void)!read(irq_efd[i], &cnt, sizeof(cnt));
+				(void)!read(d.efd[i], &cnt, sizeof(cnt));
 	}
 	r->frames = recvd;
 	if (watching) {
@@ -402,11 +365,11 @@ int main(void)
 	struct timeval tv = { 0, 50000 };
 	if (setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
 		return 1;
-	for (unsigned i = 0; i < 2; i++)
-		if ((irq_efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-			return 1;
 	td_mem_init(&d);
-	d.irq.msi = msi;
+	for (unsigned i = 0; i < 2; i++)
+		if ((d.efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+			return 1;
+	d.irq.msi = td_msi_efd;
 	obs.seen = calloc(OBS_MAX, sizeof(*obs.seen));
 	if (!obs.seen)
 		return 1;
@@ -455,7 +418,7 @@ int main(void)
 	free(obs.seen);
 	close(sv[0]);
 	close(sv[1]);
-	close(irq_efd[0]);
-	close(irq_efd[1]);
+	close(d.efd[0]);
+	close(d.efd[1]);
 	return t_done();
 }
