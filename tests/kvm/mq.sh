@@ -80,6 +80,9 @@ g_iperf() { # PORT_A PORT_B CPUS: one line of guest shell
 # over the CPUs). Printed as STAT-rx_queue_N_packets and STAT-virtioN-input.Q.
 g_stats="$ETH -S eth0 | tr -d ' ' | grep -E '^[rt]x_queue_[0-9]+_packets:' | sed s/^/STAT-/"
 g_stats="$g_stats; awk -v p=STAT- -v c=: '\$NF ~ /^virtio[0-9]+-(in|out)put\\.[0-9]+\$/ { s = 0; for (i = 2; i <= NF && \$i ~ /^[0-9]+\$/; i++) s += \$i; print p \$NF c s }' /proc/interrupts"
+# and the driver's count of frames it found cut short: Linux counts one
+# when a frame's merged rx buffers are not all in the used ring at once
+g_stats="$g_stats; echo RXLEN=\$(cat /sys/class/net/eth0/statistics/rx_length_errors)"
 
 # boot NAME ARGS...: run the default guest with kvmlab.run=$g, console to
 # $work/NAME.out; the VMM's pid goes to $work/NAME.pid
@@ -126,6 +129,13 @@ finish_vm() { # NAME: wait for the VMM (a child of this shell); its status in $r
 }
 # the console has CR LF line ends
 has() { tr -d '\r' <"$work/$1.out" | grep -qE -- "$3" && t_ok "$2" || t_fail "$2" "console lacks '$3'"; }
+# rxlen NAME LABEL: the guest's rx_length_errors after the transfers is 0
+rxlen() {
+	local v
+	v=$(tr -d '\r' <"$work/$1.out" | sed -n 's/^RXLEN=//p' | tail -1)
+	[ "$v" = 0 ] && t_ok "$2: the guest's driver saw no frame cut short (rx_length_errors 0)" ||
+		t_fail "$2: the guest's driver saw no frame cut short" "rx_length_errors '$v'"
+}
 mbit() { tr -d '\r' <"$work/$1.out" | awk -v k="IPERF-$2" '$1 == k { for (i = 1; i <= NF; i++) if ($(i) == "Mbits/sec") s += $(i - 1) } END { printf "%d", s }'; }
 # qstat NAME rx|tx N: the guest's packet count for queue N, else its
 # interrupt count (qirq)
@@ -133,7 +143,7 @@ qstat() { tr -d '\r' <"$work/$1.out" | sed -n "s/^STAT-$2_queue_$3_packets:\([0-
 qirq() { tr -d '\r' <"$work/$1.out" | sed -n "s/^STAT-virtio[0-9]*-$2put\.$3:\([0-9]*\).*/\1/p" | tail -1; }
 
 # KVMLAB_MQ_PARTS: which parts to run (default "tap net"), to rerun one;
-# KVMLAB_MQ_VMARGS: more kvmlab-vm options for the --net part (--vhost off)
+# KVMLAB_MQ_VMARGS: more kvmlab-vm options for every boot (--vhost off)
 parts=" ${KVMLAB_MQ_PARTS:-tap net} "
 # ---- 1. kvmlab-net tap (--queues 2), run --tap --queues 2 --cpus 2 ----
 if [[ $parts == *" tap "* ]]; then
@@ -147,7 +157,7 @@ g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo RESET-PING-OK"
 g="$g; echo RESET-QUEUES=\$(ls -d /sys/class/net/eth0/queues/rx-* | wc -l); sleep 6"
 g="$g; echo FLOOD-START; $IP3 -c $HOST -p 5204 -u -b 0 -l 1400 -t 10 -R -f m >/tmp/fl 2>&1"
 g="$g; echo FLOOD-RC=\$?; grep -E 'receiver' /tmp/fl | tail -1; echo FLOOD-END; sleep 10"
-boot tapq2 --tap klmq0 --queues 2 --cpus 2
+boot tapq2 --tap klmq0 --queues 2 --cpus 2 ${KVMLAB_MQ_VMARGS:-}
 if wait_line tapq2 '^KVMLAB-READY' "$TMO"; then
 	sleep 2
 	q=$(tapq klmq0)
@@ -162,6 +172,7 @@ if wait_line tapq2 '^TRAFFIC-DONE' 120; then
 	up=$(( $(mbit tapq2 ua) + $(mbit tapq2 ub) )) down=$(( $(mbit tapq2 da) + $(mbit tapq2 db) ))
 	[ "$up" -gt 0 ] && [ "$down" -gt 0 ] && t_ok "mq tap: iperf3 both ways (guest->host $up Mbit/s, host->guest $down Mbit/s)" ||
 		t_fail "mq tap: iperf3 both ways" "up $up down $down: $(grep IPERF "$work/tapq2.out" | tr '\n' ' ')"
+	rxlen tapq2 "mq tap"
 	for dir in rx tx; do
 		a=$(qstat tapq2 $dir 0) b=$(qstat tapq2 $dir 1) what=packets min=100
 		if [ -z "$a$b" ]; then
@@ -248,6 +259,7 @@ for qn in 1 2; do
 		up=$(( $(mbit $name ua) + $(mbit $name ub) )) down=$(( $(mbit $name da) + $(mbit $name db) ))
 		[ "$up" -gt 0 ] && [ "$down" -gt 0 ] && t_ok "mq --net --queues $qn: iperf3 both ways (guest->host $up Mbit/s, host->guest $down Mbit/s)" ||
 			t_fail "mq --net --queues $qn: iperf3 both ways" "up $up down $down"
+		rxlen $name "mq --net --queues $qn"
 	else
 		t_skip "mq --net --queues $qn: iperf3 both ways" "KVMLAB_MQ_NET_IPERF=0"
 	fi
