@@ -365,8 +365,11 @@ static void run_shape(const struct shape *s, struct result *r)
 			continue;
 		/* nothing to do: ask for interrupts, look once more, then sleep */
 		bool again = false;
-		for (unsigned p = 0; p < s->pairs; p++)
-			again |= td_enable_cb(&d, RXQ(p)) | td_enable_cb(&d, TXQ(p));
+		for (unsigned p = 0; p < s->pairs; p++) {
+			/* both queues armed, whatever the first one says */
+			again |= td_enable_cb(&d, RXQ(p));
+			again |= td_enable_cb(&d, TXQ(p));
+		}
 		if (again)
 			continue;
 		struct pollfd pf[2 * PAIRS];
