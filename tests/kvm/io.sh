@@ -70,7 +70,13 @@ one() {
 		[ -n "$vmdir" ] && grep -q "^XFER-START" "$out" 2>/dev/null && break
 		sleep 0.5
 	done
-	sample() { echo "$(cat "$vmdir/io_exits") $(cat "$vmdir/mmio_exits") $(date +%s.%N)"; }
+	# all three or nothing: a VM already gone (its debugfs directory
+	# with it) leaves the sample empty, and the exit count is skipped
+	sample() {
+		local a b
+		a=$(cat "$vmdir/io_exits" 2>/dev/null) && b=$(cat "$vmdir/mmio_exits" 2>/dev/null) &&
+			echo "$a $b $(date +%s.%N)"
+	}
 	if [ -n "$vmdir" ] && [ -r "$vmdir/mmio_exits" ]; then
 		sleep 1 # inside the guest's quiet seconds
 		read -r io0 mmio0 t0 < <(sample)
@@ -142,7 +148,7 @@ one() {
 
 	# Userspace exits while 4 x $MB MiB moved (net rx, blk write, blk read,
 	# net tx): with ioeventfd and irqfd only stray ones are left.
-	if [ -n "${mmio1:-}" ]; then
+	if [ -n "${mmio0:-}" ] && [ -n "${mmio1:-}" ]; then
 		dio=$((io1 - io0)) dmmio=$((mmio1 - mmio0))
 		secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 		per=$(awk -v n=$((dio + dmmio)) -v mb=$((MB * 4)) 'BEGIN { printf "%.2f", n / mb }')
