@@ -1,6 +1,9 @@
 /* A tiny virtio driver for unit tests: flat guest memory, the modern
  * transport driven through the device's BAR ops, split rings written by
- * hand. Counts interrupts instead of delivering them. */
+ * hand. Counts interrupts instead of delivering them (td_msi), or, for a
+ * device on threads of its own, writes one eventfd per vector
+ * (td_msi_efd) and kicks and sleeps as Linux does with EVENT_IDX
+ * (td_kick_event, td_enable_cb). */
 #ifndef KVMLAB_T_VDRV_H
 #define KVMLAB_T_VDRV_H
 #include <stdbool.h>
