@@ -499,8 +499,16 @@ void vnet_tx(struct vnet *n, unsigned p)
 	pthread_mutex_unlock(&pq->lock);
 }
 
+/* The i-th chain held for the next frame (rx_first.., circular). */
+static struct vq_chain *held(struct vnet_pair *pr, unsigned i)
+{
+	return &pr->rxc[(pr->rx_first + i) % VNET_RX_CHAINS];
+}
+
 /* Receive one frame. 1: delivered (or dropped) one; 0: stop (fd empty or
- * no room). Called with the rx lock held. */
+ * no room). Called with the rx lock held. Chains popped and not used stay
+ * held (pr->rx_held) for the next frame; vnet_rx gives them back before
+ * it lets go of the lock. */
 static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *pushed)
 {
 	bool mrg = vpci_has(&n->vpci, VIRTIO_NET_F_MRG_RXBUF);
@@ -511,14 +519,22 @@ static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *push
 	uint64_t room = 0;
 	bool cut = false;
 
+	/* what the last frame left: checked when popped, in ring order */
+	for (; nc < pr->rx_held; nc++) {
+		struct vq_chain *c = held(pr, nc);
+		memcpy(pr->riov + niov, c->iov, c->nr_in * sizeof(struct iovec));
+		niov += c->nr_in;
+		room += c->in_len;
+	}
 	for (;;) {
 		/* gather chains until one frame surely fits: one chain without
 		 * MRG_RXBUF, as many as it takes with it */
 		while (nc < VNET_RX_CHAINS && (nc == 0 || (mrg && room < need))) {
-			struct vq_chain *c = &pr->rxc[nc];
+			struct vq_chain *c = held(pr, nc);
 			int rc = vq_pop(q, c);
 			if (rc < 0) {
 				vpci_set_needs_reset(&n->vpci);
+				pr->rx_held = nc;
 				return 0;
 			}
 			if (rc == 0)
@@ -532,7 +548,8 @@ static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *push
 					cut = true;
 					break;
 				}
-				/* unusable buffer: hand it back empty */
+				/* unusable buffer: hand it back empty (nothing
+				 * is held, so the used ring stays in order) */
 				vq_push(q, c->head, 0);
 				*pushed = true;
 				continue;
@@ -542,14 +559,18 @@ static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *push
 			room += c->in_len;
 			nc++;
 		}
+		pr->rx_held = nc;
 		/* a small ring may never hold `need` bytes: its every buffer is
 		 * as good as it gets */
 		if (nc > 0 && (!mrg || cut || room >= need || nc == VNET_RX_CHAINS ||
 			       nc >= q->size || niov == VNET_RX_IOVS))
 			break;
 		/* not enough room yet: give the chains back and ask for a kick
-		 * when the driver adds more; retry if it already did */
+		 * when the driver adds more (in this order: vq_unpop moves
+		 * avail_event back to them, which would ask for no kick at
+		 * all); gather again if the driver already added some */
 		vq_unpop(q, (uint16_t)nc);
+		pr->rx_held = 0;
 		nc = niov = 0;
 		room = 0;
 		if (!vq_arm(q))
@@ -576,7 +597,7 @@ static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *push
 		while (r < 0 && errno == EINTR);
 	}
 	if (r < VNET_HDR_LEN) {
-		vq_unpop(q, (uint16_t)nc);
+		/* the chains stay held */
 		if (r >= 0) {
 			/* runt datagram: consumed, dropped */
 			__atomic_add_fetch(&n->stats_rx_drop, 1, __ATOMIC_RELAXED);
@@ -585,10 +606,9 @@ static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *push
 		return 0; /* EAGAIN: drained; other errors: nothing to do */
 	}
 	/* the buffers were written but not published: a filtered frame just
-	 * gives them back for the next one */
+	 * leaves them held for the next one */
 	uint8_t dst[6];
 	if (vq_iov_read(pr->riov, niov, VNET_HDR_LEN, dst, 6) == 6 && !rx_wanted(n, dst)) {
-		vq_unpop(q, (uint16_t)nc);
 		__atomic_add_fetch(&n->stats_rx_filtered, 1, __ATOMIC_RELAXED);
 		return 1;
 	}
@@ -598,25 +618,26 @@ static int rx_one(struct vnet *n, struct vnet_pair *pr, struct vq *q, bool *push
 	uint64_t left = (uint64_t)r;
 	uint16_t used = 0;
 	while (left && used < nc) {
-		uint64_t k = pr->rxc[used].in_len < left ? pr->rxc[used].in_len : left;
+		uint64_t k = held(pr, used)->in_len < left ? held(pr, used)->in_len : left;
 		left -= k;
 		used++;
 	}
 	/* num_buffers sits at byte 10 of the header, in the first chain,
 	 * whose in_len >= VNET_HDR_LEN was checked when it was gathered */
-	struct vq_chain *first = &pr->rxc[0];
+	struct vq_chain *first = held(pr, 0);
 	(void)vq_iov_write(first->iov, first->nr_in, 10, &used, sizeof(used));
 	left = (uint64_t)r;
 	for (uint16_t i = 0; i < used; i++) {
-		uint64_t k = pr->rxc[i].in_len < left ? pr->rxc[i].in_len : left;
-		vq_fill(q, i, pr->rxc[i].head, (uint32_t)k);
+		uint64_t k = held(pr, i)->in_len < left ? held(pr, i)->in_len : left;
+		vq_fill(q, i, held(pr, i)->head, (uint32_t)k);
 		left -= k;
 	}
 	/* one used->idx store for the whole frame: Linux, on seeing its first
 	 * buffer, takes the other num_buffers - 1 at once and drops the frame
 	 * (rx_length_errors) if they are not all published yet */
 	vq_flush(q, used);
-	vq_unpop(q, (uint16_t)(nc - used));
+	pr->rx_first = (pr->rx_first + used) % VNET_RX_CHAINS;
+	pr->rx_held = nc - used;
 	pr->rx_frames++;
 	*pushed = true;
 	return 1;
@@ -641,6 +662,12 @@ void vnet_rx(struct vnet *n, unsigned p)
 			pushed = false;
 		}
 	}
+	/* held chains go back before the lock does: a reset, a vhost
+	 * hand-over or the next drain starts from the ring alone. (Only if
+	 * any: vq_unpop also moves avail_event, over what vq_arm set.) */
+	if (pr->rx_held)
+		vq_unpop(&pq->vq, (uint16_t)pr->rx_held);
+	pr->rx_first = pr->rx_held = 0;
 	if (pushed && vq_should_signal(&pq->vq))
 		vpci_signal(&n->vpci, RXQ(p));
 	pthread_mutex_unlock(&pq->lock);

@@ -177,6 +177,7 @@ struct shape {
 	const char *name;
 	unsigned pairs;   /* 2: MQ, and VQ_PAIRS_SET 2 through the control queue */
 	bool mrg;
+	bool gso;         /* GUEST_TSO4: room for a 64 KiB frame before each read */
 	uint32_t bufsz;   /* each rx buffer */
 	unsigned posted;  /* most rx buffers on the ring at once */
 };
@@ -291,6 +292,7 @@ static void run_shape(const struct shape *s, struct result *r)
 {
 	uint64_t feats = B(VIRTIO_F_VERSION_1) | B(VIRTIO_NET_F_MAC) | B(VIRTIO_RING_F_EVENT_IDX) |
 			 (s->mrg ? B(VIRTIO_NET_F_MRG_RXBUF) : 0) |
+			 (s->gso ? B(VIRTIO_NET_F_GUEST_CSUM) | B(VIRTIO_NET_F_GUEST_TSO4) : 0) |
 			 (s->pairs > 1 ? B(VIRTIO_NET_F_MQ) | B(VIRTIO_NET_F_CTRL_VQ) : 0);
 	uint32_t sent[PAIRS] = { 0 }, recvd[PAIRS] = { 0 };
 	unsigned tx_busy[PAIRS] = { 0 }, rx_posted[PAIRS] = { 0 };
@@ -402,13 +404,17 @@ static void run_shape(const struct shape *s, struct result *r)
 int main(void)
 {
 	static const struct shape shapes[] = {
-		{ "roomy rx buffers", 1, false, 2048, QSZ },
-		{ "an rx ring starved to 3 buffers", 1, false, 2048, 3 },
-		{ "MRG_RXBUF, 512-byte buffers, at most 5 posted", 1, true, 512, 5 },
-		{ "MRG_RXBUF, 512-byte buffers, full ring", 1, true, 512, QSZ },
+		{ "roomy rx buffers", 1, false, false, 2048, QSZ },
+		{ "an rx ring starved to 3 buffers", 1, false, false, 2048, 3 },
+		{ "MRG_RXBUF, 512-byte buffers, at most 5 posted", 1, true, false, 512, 5 },
+		{ "MRG_RXBUF, 512-byte buffers, full ring", 1, true, false, 512, QSZ },
+		/* 33 chains gathered per read, most kept for the next frames */
+		{ "MRG_RXBUF and GUEST_TSO4, 2048-byte buffers, full ring", 1, true, true, 2048, QSZ },
+		{ "MRG_RXBUF and GUEST_TSO4, 2048-byte buffers, at most 40 posted", 1, true, true,
+		  2048, 40 },
 		/* two I/O threads, pair 1's kicks routed from pair 0's loop */
-		{ "2 queue pairs, rx rings starved to 3 buffers", 2, false, 2048, 3 },
-		{ "2 queue pairs, MRG_RXBUF, 512-byte buffers", 2, true, 512, 8 },
+		{ "2 queue pairs, rx rings starved to 3 buffers", 2, false, false, 2048, 3 },
+		{ "2 queue pairs, MRG_RXBUF, 512-byte buffers", 2, true, false, 512, 8 },
 	};
 	struct err e = { 0 };
 	struct event_loop ev[PAIRS];
