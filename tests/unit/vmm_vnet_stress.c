@@ -16,11 +16,14 @@
  * over merged rx buffers must be published whole, since Linux reads all
  * num_buffers of them as soon as it sees the first.
  *
- * Three shapes: roomy rx buffers; an rx ring starved to a few buffers, so
+ * The shapes: roomy rx buffers; an rx ring starved to a few buffers, so
  * the device keeps running dry with frames waiting in the tap (the
- * edge-triggered tap then relies on the driver's refill kick); and
+ * edge-triggered tap then relies on the driver's refill kick);
  * MRG_RXBUF with small buffers, so frames span up to three of them and
- * the device gives chains back and arms the ring when it has too few. */
+ * the device gives chains back and arms the ring when it has too few;
+ * GUEST_TSO4, so the device gathers room for 64 KiB before each read and
+ * holds what a frame did not use for the next; and two queue pairs on
+ * two I/O threads, whose kicks all arrive on the first pair's loop. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
