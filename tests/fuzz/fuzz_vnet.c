@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f |= 1ull << VIRTIO_F_VERSION_1;
 	uint16_t qs = (uint16_t)(1u << (data[3] % 9));
 	size_t flen = (size_t)data[4] << 8 | data[5];
-	uint8_t opt = data[7]; /* 1: control queue, 2: pair 1 tx, 4: frame to pair 1 */
+	uint8_t opt = data[7]; /* 1: control queue, 2: pair 1 tx, 4: frame to pair 1,
+				* 8: it twice (the second meets chains the first held) */
 	data += 8;
 	size -= 8;
 	if (flen > size)
@@ -65,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t m = rn - k < FR_AREA ? rn - k : FR_AREA;
 	memset(d.mem + TD_BUF, 0, FR_AREA);
 	memcpy(d.mem + TD_BUF, r + k, m); /* frames to send */
-	if (flen)
+	for (int i = 0; flen && i < (opt & 8 ? 2 : 1); i++)
 		(void)!send(opt & 4 ? sv2[1] : sv[1], data, flen, MSG_DONTWAIT);
 	if (opt & 1)
 		td_kick(&d, ctrlq); /* served inline: may switch pairs */
