@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -131,23 +130,23 @@ static void one_backend(unsigned flags)
 		return;
 	}
 	CHECK_EQ(rc, 0, "%s: vblk init", bn);
+	if (rc) {
+		free(b);
+		close(fd);
+		return;
+	}
 	d.v = &b->vpci;
 	/* devices.c's wiring for one disk */
-	CHECK(event_init(&ev, &e) == 0 && vpci_start(&b->vpci, &ev, &e) == 0 &&
-	      vblk_start(b, &ev, &e) == 0 && event_start(&ev, &e) == 0,
-	      "%s: the disk's I/O thread runs", bn);
+	bool up = event_init(&ev, &e) == 0 && vpci_start(&b->vpci, &ev, &e) == 0 &&
+		  vblk_start(b, &ev, &e) == 0 && event_start(&ev, &e) == 0;
+	CHECK(up, "%s: the disk's I/O thread runs%s%s", bn, up ? "" : ": ", e.msg);
+	if (!up)
+		return; /* a driver would only wait for a stall */
 	td_up(&d, B(VIRTIO_F_VERSION_1) | B(VIRTIO_BLK_F_FLUSH) | B(VIRTIO_RING_F_EVENT_IDX), 1, 1);
 
-	long long end = 0;
-	{
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		end = ts.tv_sec * 1000000000ll + ts.tv_nsec + RUN_NS;
-	}
+	long long end = td_now_ns() + RUN_NS;
 	for (;;) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		bool more = ts.tv_sec * 1000000000ll + ts.tv_nsec < end;
+		bool more = td_now_ns() < end;
 		unsigned busy = 0;
 		bool progress = false;
 		uint16_t old = d.q[0].avail_idx;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -182,6 +183,14 @@ static inline int td_used(struct td *d, unsigned qi, uint32_t *id, uint32_t *len
 	*id = e[0];
 	*len = e[1];
 	return 1;
+}
+
+/* CLOCK_MONOTONIC in ns: the threaded tests' run and stall bounds. */
+static inline long long td_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
 /* Linux's virtqueue_kick_prepare with EVENT_IDX, for a device on
