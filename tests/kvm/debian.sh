@@ -12,7 +12,11 @@
 # `networkctl status` and getent over ssh, `kvmlab-net show --json` on the
 # host, the wan service's log, $SSH_CONNECTION seen by the guest's sshd,
 # kvmlab-vm's exit status after SIGPWR has the guest power itself off, and
-# the image's superblock (dumpe2fs) for a clean shutdown.
+# the image's superblock (dumpe2fs) for a clean shutdown. A second boot
+# takes the image's own kernel and initramfs-tools initramfs
+# (build/debian/boot/), as a distribution boots: its udev loads the virtio
+# modules and it finds root= by label; the guest's /run/initramfs, which
+# only initramfs-tools makes, tells the two boots apart.
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT" || exit 1
 IMG=$KVMLAB_BUILD/debian/debian.img
@@ -73,16 +77,21 @@ ip netns exec "$lab" timeout -k 5 $((TMO + 120)) "$KVMLAB_VM" "${vmargs[@]}" --c
 vpid=$!
 t_defer "kill -9 $vpid"
 
+# lease_addr: VM web's address from kvmlab-net show --json (10 s)
+lease_addr() {
+	local a=
+	for _ in $(seq 1 50); do
+		a=$(ip netns exec "$lab" "$KVMLAB_NET" show lab --json 2>/dev/null |
+			jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty) | tostring | sub("/.*"; "")][0] // empty' 2>/dev/null)
+		[ -n "$a" ] && break
+		sleep 0.2
+	done
+	echo "$a"
+}
 # the guest's address: the lease (DHCP), or the static one
 addr=192.168.59.2
 if [ $dhcp = 1 ]; then
-	addr=
-	for _ in $(seq 1 50); do
-		addr=$(ip netns exec "$lab" "$KVMLAB_NET" show lab --json 2>/dev/null |
-			jq -r '[.. | objects | select(.vm? == "web") | (.addr // .ip // .address // empty) | tostring | sub("/.*"; "")][0] // empty' 2>/dev/null)
-		[ -n "$addr" ] && break
-		sleep 0.2
-	done
+	addr=$(lease_addr)
 	if [ -n "$addr" ]; then t_ok "debian: kvmlab-net show --json lists VM web's lease ($addr)"
 	else t_fail "debian: kvmlab-net show --json lists VM web's lease" "$(ip netns exec "$lab" "$KVMLAB_NET" show lab --json 2>&1 | tr -d '\n' | cut -c1-200)"; fi
 fi
@@ -93,19 +102,29 @@ gssh() {  # gssh NS HOST PORT CMD: ssh as root with the image's key
 	ip netns exec "$ns" timeout 60 ssh -q -i "$KEY" -p "$port" -o StrictHostKeyChecking=no \
 		-o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o BatchMode=yes "root@$host" "$@"
 }
-up=0
-if [ -n "$addr" ]; then
-	end=$((SECONDS + TMO))
-	while [ $SECONDS -lt $end ] && kill -0 "$vpid" 2>/dev/null; do
-		if gssh "$lab" "$addr" 22 true 2>/dev/null; then up=1; break; fi
+# ssh_up ADDR PID: 0 once sshd on ADDR answers, 1 if PID ends or TMO passes
+ssh_up() {
+	local end=$((SECONDS + TMO))
+	[ -n "$1" ] || return 1
+	while [ $SECONDS -lt $end ] && kill -0 "$2" 2>/dev/null; do
+		gssh "$lab" "$1" 22 true 2>/dev/null && return 0
 		sleep 1
 	done
-fi
-if [ $up = 1 ]; then
+	return 1
+}
+if ssh_up "$addr" "$vpid"; then
 	t_ok "debian: sshd answers on $addr after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 else
 	t_fail "debian: sshd answers on ${addr:-?}" "not within ${TMO}s; console: $(tr -d '\r' <"$work/console" 2>/dev/null | grep -v '^$' | tail -n 5 | tr '\n' '|' | cut -c1-300) vmm: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"
 	t_finish
+fi
+
+# the default initramfs hands over without leaving /run/initramfs (the
+# second boot's check must be able to fail)
+if gssh "$lab" "$addr" 22 'test ! -e /run/initramfs' 2>/dev/null; then
+	t_ok "debian: booted through kvmlab's initramfs (no /run/initramfs)"
+else
+	t_fail "debian: booted through kvmlab's initramfs (no /run/initramfs)" "the guest has /run/initramfs"
 fi
 
 # -- what the guest says about its network --
@@ -189,4 +208,34 @@ if [ "$state" = clean ] && [ -n "$feat" ] && [[ " $feat " != *" needs_recovery "
 else
 	t_fail "debian: the root file system was left clean, its journal empty" "state '$state', features '$feat'"
 fi
+
+# -- the image's own kernel and initramfs (initramfs-tools), root by label --
+kern=$KVMLAB_BUILD/debian/boot/vmlinuz initrd=$KVMLAB_BUILD/debian/boot/initrd.img
+if [ ! -f "$kern" ] || [ ! -f "$initrd" ]; then
+	t_skip "debian: boots with the image's own kernel and initramfs" "no $kern or $initrd"
+	t_finish
+fi
+[ "$rc" = 0 ] || { t_fail "debian: own kernel and initramfs" "not tried: the first boot did not end"; t_finish; }
+ip netns exec "$lab" timeout -k 5 $((TMO + 120)) "$KVMLAB_VM" run --net lab --name web --mem 512M --cpus 1 \
+	--kernel "$kern" --initrd "$initrd" --disk "$work/disk.img" --console "file:$work/console2" \
+	--cmdline "console=ttyS0 reboot=k root=LABEL=kvmlab-root rw quiet" </dev/null >"$work/vm2.log" 2>&1 &
+vpid=$!
+t_defer "kill -9 $vpid"
+addr=$(lease_addr)
+if ssh_up "$addr" "$vpid" &&
+   got=$(gssh "$lab" "$addr" 22 'test -d /run/initramfs && echo initramfs-tools; cat /sys/module/virtio_blk/initstate /sys/module/virtio_net/initstate' 2>&1) &&
+   [ "$(echo $got)" = "initramfs-tools live live" ]; then
+	t_ok "debian: boots with the image's own kernel and initramfs-tools (root=LABEL=, virtio modules by udev), sshd answers on $addr"
+else
+	t_fail "debian: boots with the image's own kernel and initramfs-tools" "addr '${addr}', guest said '$(echo ${got:-})'; console: $(tr -d '\r' <"$work/console2" 2>/dev/null | grep -v '^$' | tail -n 5 | tr '\n' '|' | cut -c1-300) vmm: $(tail -n 2 "$work/vm2.log" | tr '\n' ' ')"
+	t_finish
+fi
+gssh "$lab" "$addr" 22 'systemctl --no-block poweroff' >/dev/null 2>&1
+rc=
+for _ in $(seq 1 120); do
+	kill -0 "$vpid" 2>/dev/null || { wait "$vpid"; rc=$?; break; }
+	sleep 0.5
+done
+if [ "$rc" = 0 ]; then t_ok "debian: systemctl poweroff in that guest: kvmlab-vm exits 0"
+else t_fail "debian: systemctl poweroff in that guest: kvmlab-vm exits 0" "rc '${rc:-still running}': $(tail -n 2 "$work/vm2.log" | tr '\n' ' ')"; fi
 t_finish
