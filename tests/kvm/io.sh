@@ -111,7 +111,7 @@ one() {
 	rc=$?
 	kill $l1 $l2 2>/dev/null
 	echo "# io[$aio]: VM done after ${SECONDS}s of this script"
-	if [ $rc -eq 0 ]; then t_ok "io[$aio]: guest ran and powered off"; else
+	if t_powered_off $rc "$work/vm-$aio.err"; then t_ok "io[$aio]: guest ran and powered off"; else
 		t_fail "io[$aio]: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm-$aio.err" | tr '\n' ' ')"
 		t_vm_report "$work/vm-$aio.err"; fi
 

@@ -224,7 +224,7 @@ else
 	t_fail "mq reset in flight: the driver was bound again"
 fi
 finish_vm tapq2
-[ "$rc" = 0 ] && t_ok "mq tap: the VMM ran to poweroff" || t_fail "mq tap: the VMM ran to poweroff" "exit $rc: $(tail -2 "$work/tapq2.err" | tr '\n' ' ')"
+t_powered_off "$rc" "$work/tapq2.err" && t_ok "mq tap: the VMM ran to poweroff" || t_fail "mq tap: the VMM ran to poweroff" "exit $rc: $(tail -2 "$work/tapq2.err" | tr '\n' ' ')"
 has tapq2 "mq tap: the guest ran its command to the end" "^KVMLAB-RC=0"
 fi
 
@@ -260,7 +260,7 @@ for qn in 1 2; do
 		not_ready $name
 	fi
 	finish_vm $name
-	[ "$rc" = 0 ] && t_ok "mq --net --queues $qn: guest ran and powered off" || t_fail "mq --net --queues $qn: guest ran" "exit $rc: $(tail -2 "$work/$name.err" | tr '\n' ' ')"
+	t_powered_off "$rc" "$work/$name.err" && t_ok "mq --net --queues $qn: guest ran and powered off" || t_fail "mq --net --queues $qn: guest ran" "exit $rc: $(tail -2 "$work/$name.err" | tr '\n' ' ')"
 	has $name "mq --net --queues $qn: the guest sees $qn rx queue(s)" "^QUEUES=$qn$"
 	has $name "mq --net --queues $qn: guest pings the host" "^PING-OK"
 	if [ $iperf = 1 ]; then

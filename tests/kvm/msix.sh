@@ -47,7 +47,7 @@ out=$work/console
 nsx timeout -s QUIT -k 10 300 "$VM" run --mem 256M --cpus 2 --tap tap0 --vhost on --stats \
 	--cmdline "$cmdline" --console "file:$out" >"$work/vm.err" 2>&1
 rc=$?
-if [ $rc -eq 0 ]; then t_ok "msix: 2-vCPU guest with vhost-net ran and powered off"; else
+if t_powered_off $rc "$work/vm.err"; then t_ok "msix: 2-vCPU guest with vhost-net ran and powered off"; else
 	t_fail "msix: 2-vCPU guest with vhost-net ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"
 	t_vm_report "$work/vm.err"; fi
 grep '^IRQS=\|^FLIPS=\|^IRQ ' "$out" | sed 's/^/# guest: /'

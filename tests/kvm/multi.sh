@@ -84,7 +84,7 @@ ip netns exec "$lab" timeout -s QUIT -k 10 $((TMO * 2)) "$VM" run --mem 256M --c
 rc=$?
 gv() { tr -d '\r' <"$work/out" | sed -n "s/^$1=//p" | tail -n1; }
 desc() { echo "rc $rc; stderr: $(tail -n 3 "$work/err" | tr '\n' ' ' | cut -c1-200); console: $(tr -d '\r' <"$work/out" | grep -v '^$' | tail -n 4 | tr '\n' '|' | cut -c1-300)"; }
-if [ "$rc" = 0 ] && grep -q KVMLAB-RC= "$work/out"; then
+if t_powered_off "$rc" "$work/err" && grep -q KVMLAB-RC= "$work/out"; then
 	t_ok "multi: a guest with 3 NICs and 3 disks ran and powered off"
 else
 	t_fail "multi: a guest with 3 NICs and 3 disks ran and powered off" "$(desc)"

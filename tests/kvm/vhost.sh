@@ -89,7 +89,7 @@ for mode in $modes; do
 	echo "# vhost $mode: the VMM read $rch and wrote $wch bytes (/proc/PID/io)"
 	eval "rch_$mode=$rch wch_$mode=$wch"
 	out=$work/$mode.console
-	if [ "$rc" = 0 ]; then t_ok "vhost $mode: guest ran and powered off"; else
+	if t_powered_off "$rc" "$work/$mode.err"; then t_ok "vhost $mode: guest ran and powered off"; else
 		t_fail "vhost $mode: guest ran and powered off" "exit $rc: $(tail -3 "$work/$mode.err" | tr '\n' ' ')"
 		t_vm_report "$work/$mode.err"; fi
 	grep -q '^PING-OK' "$out" && t_ok "vhost $mode: guest pings the host" ||

@@ -47,7 +47,7 @@ out=$work/console
 nsx timeout -s QUIT -k 10 300 "$VM" run --mem 256M --tap tap0 --disk "$img" --cmdline "$cmdline" \
 	--console "file:$out" >"$work/vm.err" 2>&1
 rc=$?
-if [ $rc -eq 0 ]; then t_ok "virtio: guest ran and powered off"; else
+if t_powered_off $rc "$work/vm.err"; then t_ok "virtio: guest ran and powered off"; else
 	t_fail "virtio: guest ran and powered off" "exit $rc: $(tail -3 "$work/vm.err" | tr '\n' ' ')"
 	t_vm_report "$work/vm.err"; fi
 grep -q 'KVMLAB-RC=' "$out" || t_fail "virtio: guest command finished" "$(tail -5 "$out" | tr '\n' ' ')"

@@ -58,7 +58,7 @@ for ((i = 0; i < TMO * 5; i++)); do
 done
 wait $pid 2>/dev/null
 rc=$?
-if [ $rc = 0 ] && tr -d '\r' <"$work/vs.txt" | grep -q "echoed $((4 << 20)) bytes"; then
+if t_powered_off $rc "$work/vs.err" && tr -d '\r' <"$work/vs.txt" | grep -q "echoed $((4 << 20)) bytes"; then
 	t_ok "vsock: the guest counted 4194304 bytes and powered off (exit 0)"
 else
 	t_fail "vsock: the guest counted the bytes and powered off" "rc $rc; $(desc)"
