@@ -61,6 +61,14 @@ static const char *bad_host(uint32_t a)
 	return NULL;
 }
 
+/* Why the first n bytes of s are no IPv4 address: an IPv6 one is told
+ * apart, since kvmlab networks are IPv4 only and the user may not know. */
+static const char *bad_addr(const char *s, size_t n)
+{
+	return memchr(s, ':', n) ? "an IPv6 address (kvmlab networks are IPv4)"
+				 : "malformed address";
+}
+
 int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
 		  const char **why)
 {
@@ -73,13 +81,13 @@ int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
 	if (!slash)
 		return *why = "malformed CIDR (want a.b.c.d/len)", -EINVAL;
 	if ((size_t)(slash - s) >= sizeof(ip))
-		return *why = "malformed address", -EINVAL;
+		return *why = bad_addr(s, (size_t)(slash - s)), -EINVAL;
 	memcpy(ip, s, (size_t)(slash - s));
 	ip[slash - s] = 0;
 	/* inet_pton takes only the strict dotted quad: no octal, no short
 	 * forms, which inet_aton would quietly accept. */
 	if (inet_pton(AF_INET, ip, &in) != 1)
-		return *why = "malformed address", -EINVAL;
+		return *why = bad_addr(ip, strlen(ip)), -EINVAL;
 	p = slash + 1;
 	if (!*p || strlen(p) > 2)
 		return *why = "malformed prefix length", -EINVAL;
@@ -147,11 +155,11 @@ int kl_dns_parse(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
 		if (k == KL_DNS_MAX)
 			return *why = "more than 3 addresses", -EINVAL;
 		if (len == 0 || len >= sizeof(ip))
-			return *why = "malformed address", -EINVAL;
+			return *why = bad_addr(s, len), -EINVAL;
 		memcpy(ip, s, len);
 		ip[len] = 0;
 		if (inet_pton(AF_INET, ip, &in) != 1)
-			return *why = "malformed address", -EINVAL;
+			return *why = bad_addr(ip, len), -EINVAL;
 		a = ntohl(in.s_addr);
 		if ((a >> 24) == 0 || (a >> 28) >= 0xe)
 			return *why = "not a unicast address", -EINVAL;

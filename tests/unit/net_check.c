@@ -76,6 +76,13 @@ static void cidrs(void)
 		      a == 0x0a000000, "/31: the lower end is a host (RFC 3021)");
 	CHECK(kl_cidr_parse("10.0.0.1/31", &a, &p, &why) == 0,
 	      "/31: the upper end is a host");
+	/* short and long IPv6 forms: both named as IPv6, not "malformed" */
+	CHECK(kl_cidr_parse("fd00:57::1/64", &a, &p, &why) == -EINVAL &&
+		      strstr(why, "IPv6"), "IPv6 named: %s", why);
+	CHECK(kl_cidr_parse("2001:db8:1234:5678:9abc:def0:1234:5678/64", &a, &p, &why) == -EINVAL &&
+		      strstr(why, "IPv6"), "long IPv6 named: %s", why);
+	CHECK(kl_cidr_parse("192.168.57/24", &a, &p, &why) == -EINVAL &&
+		      strcmp(why, "malformed address") == 0, "a short IPv4 form stays malformed: %s", why);
 	CHECK(kl_cidr_parse("224.0.0.1/24", &a, &p, &why) == -EINVAL &&
 		      strstr(why, "multicast"), "multicast named: %s", why);
 	CHECK(kl_cidr_parse("250.0.0.1/24", &a, &p, &why) == -EINVAL &&
@@ -94,6 +101,8 @@ static void dns(void)
 		      d[0] == 0x01010101, "one server");
 	CHECK(kl_dns_parse("1.1.1.1,8.8.8.8,9.9.9.9", d, &n, &why) == 0 && n == 3 &&
 		      d[2] == 0x09090909, "three servers");
+	CHECK(kl_dns_parse("1.1.1.1,2001:4860:4860::8888", d, &n, &why) == -EINVAL &&
+		      strstr(why, "IPv6"), "an IPv6 DNS server named: %s", why);
 	CHECK(kl_dns_parse("1.1.1.1,8.8.8.8,9.9.9.9,1.0.0.1", d, &n, &why) == -EINVAL,
 	      "four rejected");
 	CHECK(kl_dns_parse("1.1.1.1,", d, &n, &why) == -EINVAL, "empty item rejected");
