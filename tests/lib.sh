@@ -118,16 +118,16 @@ t_stalled() {
 # command line ends with --console file:CONSOLEFILE: it stops and prints
 # its vCPUs' state and its rings (t_vm_report shows them)
 t_vm_quit() { pkill -QUIT -f -- "--console file:$1\$"; }
-# t_vm_report ERRFILE: a VMM stopped by its watchdog (timeout -s QUIT)
-# left its vCPUs' state and its rings on stderr: show them as comments
-# (the vCPU lines and the devices' section), to tell a stuck guest from
-# a stuck device
 # t_powered_off RC ERRFILE: the VMM ended with 0 and no vCPU reset the
 # guest on the way (a triple fault is a reset, and a reset ends the VMM
 # with 0 as a reboot does: a guest that died there did not power off)
 t_powered_off() {
 	[ "$1" = 0 ] && ! grep -aq 'triple fault' "$2" 2>/dev/null
 }
+# t_vm_report ERRFILE: a VMM stopped by its watchdog (timeout -s QUIT)
+# left its vCPUs' state and its rings on stderr: show them as comments
+# (the vCPU lines and the devices' section), to tell a stuck guest from
+# a stuck device
 t_vm_report() {
 	[ -f "$1" ] || return 0
 	grep -q '^kvmlab-vm: devices (' "$1" || return 0

@@ -196,7 +196,7 @@ for _ in $(seq 1 120); do
 	sleep 0.5
 done
 taps=$(ip -n "$lab" -o link show type tun 2>/dev/null | wc -l)
-if [ "$rc" = 0 ] && [ "$taps" = 0 ]; then t_ok "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed"
+if t_powered_off "$rc" "$work/vm.log" && [ "$taps" = 0 ]; then t_ok "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed"
 else t_fail "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed" "rc '${rc:-still running}', taps left $taps: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"; fi
 # ext4 keeps "clean" while mounted; what a cut leaves is the journal's
 # needs_recovery feature, which only an unmount or remount-ro clears
@@ -236,6 +236,6 @@ for _ in $(seq 1 120); do
 	kill -0 "$vpid" 2>/dev/null || { wait "$vpid"; rc=$?; break; }
 	sleep 0.5
 done
-if [ "$rc" = 0 ]; then t_ok "debian: systemctl poweroff in that guest: kvmlab-vm exits 0"
+if t_powered_off "$rc" "$work/vm2.log"; then t_ok "debian: systemctl poweroff in that guest: kvmlab-vm exits 0"
 else t_fail "debian: systemctl poweroff in that guest: kvmlab-vm exits 0" "rc '${rc:-still running}': $(tail -n 2 "$work/vm2.log" | tr '\n' ' ')"; fi
 t_finish
