@@ -10,7 +10,9 @@
 #     (the VMM stays up, its memory beyond guest RAM stays flat, the
 #     guest answers ping afterwards).
 #  2. `run --net` with 1 queue, and with `--queues 2` (a multi-queue tap
-#     made by the VMM itself): ping and iperf3 both ways.
+#     made by the VMM itself): ping and iperf3 both ways; and with
+#     `--queues 4 --cpus 4`: a ping pinned to each vCPU, and every one of
+#     the 4 rx and 4 tx queues takes interrupts (/proc/interrupts).
 # Oracles: what the guest prints (its own kernel's counters), ip -j, and
 # /proc/PID/{status,smaps} of the VMM. Runs where /dev/kvm boots stock
 # kernels: `flock /work/testhost.lock scripts/testhost -- bash tests/kvm/mq.sh`.
@@ -228,8 +230,8 @@ t_powered_off "$rc" "$work/tapq2.err" && t_ok "mq tap: the VMM ran to poweroff" 
 has tapq2 "mq tap: the guest ran its command to the end" "^KVMLAB-RC=0"
 fi
 
-# ---- 2. run --net, 1 queue and 2 queues ----
-for qn in 1 2; do
+# ---- 2. run --net, 1, 2 and 4 queues ----
+for qn in 1 2 4; do
 	[[ $parts == *" net "* ]] || break
 	name=net$qn
 	# iperf3 over a 2-queue --net tap broke the nested test host in 3 of
@@ -237,7 +239,14 @@ for qn in 1 2; do
 	# vhost on and off); KVMLAB_MQ_NET_IPERF=0 leaves it out
 	iperf=1
 	[ $qn = 2 ] && [ "${KVMLAB_MQ_NET_IPERF:-1}" = 0 ] && iperf=0
-	if [ $iperf = 1 ]; then
+	if [ $qn = 4 ]; then
+		# 4 vCPUs (on the test host's 2): a ping from each, so that
+		# each vCPU's tx queue carries a flow and the tap answers it on
+		# the matching rx queue
+		iperf=0
+		g="$g_common; for c in 0 1 2 3; do taskset -c \$c ping -c 20 -i 0.05 -W 2 $HOST >/dev/null & done; wait"
+		g="$g; $g_stats; echo TRAFFIC-DONE"
+	elif [ $iperf = 1 ]; then
 		g="$g_common; $(g_iperf 5205 5206 $qn); $g_stats; echo TRAFFIC-DONE"
 	else
 		g="$g_common; $g_stats; echo TRAFFIC-DONE"
@@ -250,7 +259,7 @@ for qn in 1 2; do
 		sleep 2
 		# (the kernel counts queues for multi-queue taps only)
 		mq=$(nsx ip -d -j link show klmqv$qn | jq -r '.[0].linkinfo.info_data | "\(.multi_queue) \(.numqueues // "-")"')
-		want="false -"; [ $qn = 2 ] && want="true 2"
+		want="false -"; [ $qn -gt 1 ] && want="true $qn"
 		if [ "$mq" = "$want" ]; then
 			t_ok "mq --net --queues $qn: the VMM's tap is multi_queue/numqueues '$mq'"
 		else
@@ -268,6 +277,16 @@ for qn in 1 2; do
 		[ "$up" -gt 0 ] && [ "$down" -gt 0 ] && t_ok "mq --net --queues $qn: iperf3 both ways (guest->host $up Mbit/s, host->guest $down Mbit/s)" ||
 			t_fail "mq --net --queues $qn: iperf3 both ways" "up $up down $down"
 		rxlen $name "mq --net --queues $qn"
+	elif [ $qn = 4 ]; then
+		bad=
+		for q in 0 1 2 3; do
+			for io in in out; do
+				v=$(qirq $name $io $q)
+				[ "${v:-0}" -gt 0 ] || bad="$bad ${io}put.$q:${v:-none}"
+			done
+		done
+		[ -z "$bad" ] && t_ok "mq --net --queues 4: each of the 4 rx and 4 tx queues took interrupts (guest /proc/interrupts)" ||
+			t_fail "mq --net --queues 4: each of the 4 rx and 4 tx queues took interrupts" "none for:$bad"
 	else
 		t_skip "mq --net --queues $qn: iperf3 both ways" "KVMLAB_MQ_NET_IPERF=0"
 	fi
