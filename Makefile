@@ -57,7 +57,9 @@ clean:
 	rm -rf build
 
 .PHONY: all test clean net vmm unit deps
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# the compiler's dependency files, where the objects are: build/ also
+# holds unpacked kernel packages and guest trees, with their own *.d
+-include $(shell find $(addprefix $(BUILD)/,net vmm tests bench) -name '*.d' -type f 2>/dev/null)
 
 # The main job: packages, build, default guest, then a VM on a NAT-ed
 # kvmlab network reaching the outside (see README.md).

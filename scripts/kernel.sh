@@ -87,10 +87,26 @@ kl_kernel_fetch() {
 		if [ ! -d "$KL_KROOT/lib/modules" ] && [ -d "$KL_KROOT/usr/lib/modules" ]; then
 			ln -s usr/lib "$KL_KROOT/lib"
 		fi
-		[ -d "$KL_KROOT/lib/modules" ] || { rm -rf "$KL_KROOT"; kl_die "no lib/modules in $deb"; }
+		if [ ! -d "$KL_KROOT/lib/modules" ]; then
+			# No modules in the package: a kernel built without module
+			# support (CONFIG_MODULES=n, as Firecracker's guest kernels
+			# are), or one whose modules come in a package of their own
+			# (Ubuntu's linux-modules-*). Either way only what is built
+			# in drives the guest. Its release comes from its one bzImage.
+			local imgs=("$KL_KROOT"/boot/vmlinuz-*)
+			[ ${#imgs[@]} = 1 ] && [ -f "${imgs[0]}" ] ||
+				{ rm -rf "$KL_KROOT"; kl_die "no lib/modules and not one boot/vmlinuz-* in $deb"; }
+			KL_KVER=${imgs[0]##*/vmlinuz-}
+			mkdir -p "$KL_KROOT/lib/modules/$KL_KVER"
+			if grep -qs '^CONFIG_MODULES=y' "$KL_KROOT/boot/config-$KL_KVER"; then
+				echo "its package ships no modules: only what is built in drives the guest"
+			else
+				echo "built without module support: what the guest needs must be built in"
+			fi >"$KL_KROOT/.monolithic"
+		fi
 		KL_KVER=$(ls -1 "$KL_KROOT/lib/modules" | head -n1)
 		# The package ships no modules.dep (the postinst runs depmod).
-		depmod -b "$KL_KROOT" "$KL_KVER"
+		[ -f "$KL_KROOT/.monolithic" ] || depmod -b "$KL_KROOT" "$KL_KVER"
 		touch "$KL_KROOT/.unpacked"
 	fi
 	flock -u "$lk"
@@ -106,6 +122,10 @@ kl_kernel_fetch() {
 # "pre:" soft dependencies are followed too (libcrc32c wants crc32c).
 kl_mod_order() {
 	local mdir=$KL_KROOT/lib/modules/$KL_KVER
+	if [ -f "$KL_KROOT/.monolithic" ]; then
+		kl_log "$KL_KVER: $(cat "$KL_KROOT/.monolithic")"
+		return 0
+	fi
 	awk -v names="$*" '
 	function norm(s) { sub(/.*\//, "", s); sub(/\.ko(\.[a-z]+)?$/, "", s); gsub(/-/, "_", s); return s }
 	function visit(p,   i, n, d) {

@@ -32,6 +32,9 @@
 #define APIC_LVT_LINT1 0x360
 #define APIC_MODE_NMI    (4u << 8)
 #define APIC_MODE_EXTINT (7u << 8)
+#define APIC_SVR         0xf0
+#define APIC_SVR_ENABLE  (1u << 8)
+#define RFLAGS_IF        (1ull << 9)
 
 #define MSR_IA32_SYSENTER_CS    0x174
 #define MSR_IA32_SYSENTER_ESP   0x175
@@ -199,6 +202,7 @@ int cpu_init(struct vcpu *v, const struct cpu_env *env, unsigned id, unsigned nc
 	v->env = env;
 	v->id = id;
 	v->run = NULL;
+	v->stats_fd = -1;
 	v->fd = ioctl(env->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (v->fd < 0)
 		return errf(e, errno, "cpu %u: KVM_CREATE_VCPU: %s", id, strerror(errno));
@@ -242,6 +246,9 @@ int cpu_init(struct vcpu *v, const struct cpu_env *env, unsigned id, unsigned nc
 			goto err_run;
 		}
 	}
+	/* opened now: a vCPU ioctl waits for KVM_RUN to return, reading
+	 * this fd does not (halt.h reads it while the guest runs) */
+	v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, NULL);
 	return 0;
 err_run:
 	munmap(v->run, env->run_size);
@@ -256,10 +263,13 @@ void cpu_close(struct vcpu *v)
 {
 	if (v->run)
 		munmap(v->run, v->env->run_size);
+	if (v->stats_fd >= 0)
+		close(v->stats_fd);
 	if (v->fd >= 0)
 		close(v->fd);
 	v->run = NULL;
 	v->fd = -1;
+	v->stats_fd = -1;
 }
 
 static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
@@ -545,6 +555,67 @@ int cpu_exit_mmio(const struct bus *mmio, struct kvm_run *run)
 	return 0;
 }
 
+bool cpu_stopped(const struct cpu_stop_view *s)
+{
+	if (s->mp_state == KVM_MP_STATE_UNINITIALIZED || s->mp_state == KVM_MP_STATE_INIT_RECEIVED)
+		return true;
+	if (s->mp_state != KVM_MP_STATE_HALTED || s->nmi_pending || s->event_injected)
+		return false;
+	return !(s->rflags & RFLAGS_IF) && !(s->svr & APIC_SVR_ENABLE);
+}
+
+void cpu_probe(struct vcpu *v, unsigned seq)
+{
+	__atomic_store_n(&v->probe_req, seq, __ATOMIC_RELEASE);
+	cpu_kick(v);
+}
+
+int cpu_probe_answer(const struct vcpu *v, unsigned seq)
+{
+	if (__atomic_load_n(&v->probe_done, __ATOMIC_ACQUIRE) != seq)
+		return -1;
+	return __atomic_load_n(&v->probe_stopped, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
+/* This vCPU's own state, read between two KVM_RUNs; any read that fails
+ * says "may run" (the watch then just waits). */
+static bool look_stopped(const struct vcpu *v)
+{
+	struct cpu_stop_view s = { 0 };
+	struct kvm_mp_state mp;
+	struct kvm_regs r;
+	struct kvm_lapic_state l;
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) < 0)
+		return false;
+	s.mp_state = mp.mp_state;
+	if (s.mp_state == KVM_MP_STATE_HALTED) {
+		if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_LAPIC, &l) < 0 ||
+		    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+			return false;
+		s.rflags = r.rflags;
+		s.svr = apic_reg(&l, APIC_SVR);
+		s.nmi_pending = ev.nmi.pending || ev.nmi.injected;
+		s.event_injected = ev.interrupt.injected || ev.exception.injected;
+	}
+	return cpu_stopped(&s);
+}
+
+/* After KVM_RUN came back with EINTR: answer a probe if one is waiting. */
+static void probe_reply(struct vcpu *v)
+{
+	unsigned req = __atomic_load_n(&v->probe_req, __ATOMIC_ACQUIRE);
+	if (req == __atomic_load_n(&v->probe_done, __ATOMIC_RELAXED))
+		return;
+	/* the probe's kick set immediate_exit; clear it or KVM_RUN never
+	 * runs again. A stop sets `stopping` before its own kick, and the
+	 * run loop checks that next, so no stop is lost here. */
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&v->probe_stopped, look_stopped(v), __ATOMIC_RELAXED);
+	__atomic_store_n(&v->probe_done, req, __ATOMIC_RELEASE);
+}
+
 void *cpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -559,8 +630,10 @@ void *cpu_thread(void *arg)
 
 	while (!__atomic_load_n(env->stopping, __ATOMIC_SEQ_CST)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				probe_reply(v);
 				continue;
+			}
 			flockfile(stderr);
 			fprintf(stderr, "kvmlab-vm: vcpu %u: KVM_RUN: %s\n", v->id, strerror(errno));
 			cpu_dump(v, stderr);

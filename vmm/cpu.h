@@ -4,6 +4,7 @@
 #define KVMLAB_VMM_CPU_H
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "bus.h"
@@ -26,8 +27,12 @@ struct vcpu {
 	const struct cpu_env *env;
 	unsigned id;            /* also its APIC id */
 	int fd;
+	int stats_fd;           /* KVM_GET_STATS_FD, -1: none (Linux < 5.14) */
 	struct kvm_run *run;
 	pthread_t th;
+	/* cpu_probe: the last request, the last one answered, its answer */
+	unsigned probe_req, probe_done; /* atomic */
+	int probe_stopped;              /* atomic; valid for probe_done */
 };
 
 /* KVM_GET_SUPPORTED_CPUID, grown until it fits; free() the result. */
@@ -62,5 +67,27 @@ void cpu_kick(struct vcpu *v);
 int cpu_exit_io(const struct bus *pio, struct kvm_run *run, size_t run_size) WUR;
 int cpu_exit_mmio(const struct bus *mmio, struct kvm_run *run) WUR;
 void *cpu_thread(void *arg);
+
+/* What decides whether a vCPU has stopped for good (cpu_stopped). */
+struct cpu_stop_view {
+	uint32_t mp_state;   /* KVM_GET_MP_STATE */
+	uint64_t rflags;
+	uint32_t svr;        /* the LAPIC's spurious-interrupt vector register */
+	bool nmi_pending;    /* an NMI or an event waiting to be delivered */
+	bool event_injected;
+};
+/* Pure: can this vCPU run again only through an INIT, SIPI or NMI sent
+ * from outside? Waiting for SIPI (never started, or taken offline by an
+ * INIT), or halted with interrupts off and its LAPIC software-disabled:
+ * where Linux's stop_this_cpu() leaves each CPU on halt, and on power-off
+ * without ACPI. A spinlock deadlock (halted with IF=0 in PV spinlocks'
+ * kvm_wait, LAPIC enabled) is not this. */
+bool cpu_stopped(const struct cpu_stop_view *s);
+/* Ask vCPU v to look at its own state (cpu_stopped) when its KVM_RUN
+ * next returns; it is kicked out of KVM_RUN for that. seq != 0 names the
+ * request. Any thread. */
+void cpu_probe(struct vcpu *v, unsigned seq);
+/* The answer to request seq: -1 not answered (yet), 0 may run, 1 stopped. */
+int cpu_probe_answer(const struct vcpu *v, unsigned seq);
 void cpu_dump(const struct vcpu *v, FILE *f);
 #endif

@@ -14,6 +14,7 @@ enum exit_event {
 	EXIT_EV_QUIT,     /* Ctrl-A x on the console */
 	EXIT_EV_PANIC,    /* pvpanic, SYSTEM_EVENT_CRASH or the console panic line */
 	EXIT_EV_FATAL,    /* a KVM exit we cannot handle (registers dumped) */
+	EXIT_EV_HALT,     /* every vCPU stopped for good (halt.h) */
 };
 
 /* efd is an eventfd, so the waiter can sit in poll() next to stdin and

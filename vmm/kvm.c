@@ -381,17 +381,33 @@ static int stats_collect(const int *fds, unsigned n, bool (*want)(const char *),
 	return 0;
 }
 
-int kvm_stats_sum(const int *fds, unsigned n, const char *name, uint64_t *out)
+static int stats_sum(const int *fds, unsigned n, bool open_fds, const char *name,
+		     uint64_t *out)
 {
 	struct stat_acc a = { 0 };
-	want_name = name; /* main thread only: called at exit and from tests */
-	int rc = stats_collect(fds, n, is_wanted, &a);
+	int rc = 0;
+	want_name = name; /* main thread only: at exit, the halt watch, tests */
+	if (open_fds)
+		rc = stats_collect(fds, n, is_wanted, &a);
+	else
+		for (unsigned i = 0; i < n && !rc; i++)
+			rc = fds[i] < 0 ? -ENOTSUP : stats_walk(fds[i], is_wanted, &a);
 	if (rc)
 		return rc;
 	if (a.n != 1)
 		return -ENOENT;
 	*out = a.s[0].val;
 	return 0;
+}
+
+int kvm_stats_sum(const int *fds, unsigned n, const char *name, uint64_t *out)
+{
+	return stats_sum(fds, n, true, name, out);
+}
+
+int kvm_stats_fd_sum(const int *stats_fds, unsigned n, const char *name, uint64_t *out)
+{
+	return stats_sum(stats_fds, n, false, name, out);
 }
 
 /* debugfs sums every vCPU's statistic at the VM's directory */

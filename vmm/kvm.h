@@ -78,8 +78,13 @@ int kvm_routes_build(const struct kvm_msi_route *r, unsigned n,
  * summed over vcpu_fds) from KVM's binary statistics (Linux 5.14+), or
  * else from debugfs. -errno if neither is readable. */
 int kvm_stats_print(FILE *f, const struct kvm *k, const int *vcpu_fds, unsigned n);
-/* Sum the binary statistic name over fds; -errno if absent. */
+/* Sum the binary statistic name over vCPU fds; -errno if absent. It
+ * opens each vCPU's stats fd, a vCPU ioctl that waits while that vCPU is
+ * in KVM_RUN: only once the vCPUs are stopped. */
 int kvm_stats_sum(const int *fds, unsigned n, const char *name, uint64_t *out) WUR;
+/* The same over stats fds opened before (KVM_GET_STATS_FD; -1: none,
+ * -ENOTSUP); safe while the vCPUs run. */
+int kvm_stats_fd_sum(const int *stats_fds, unsigned n, const char *name, uint64_t *out) WUR;
 
 /* ioctl() that retries EINTR and returns -errno. */
 int kvm_ioctl(int fd, unsigned long req, void *arg);

@@ -130,8 +130,10 @@ static const char usage_text[] =
 	"  each vCPU's registers and each device's virtqueue state on stderr.\n"
 	"  A guest panic is seen through pvpanic, or the console's\n"
 	"  \"Kernel panic - not syncing\" line for guests without that driver.\n"
+	"  A guest that halts for good (every vCPU halted with interrupts off:\n"
+	"  `halt`, or power-off on a kernel without ACPI) ends the VM with 0.\n"
 	"exit status of run:\n"
-	"  0  guest powered off or rebooted, or Ctrl-A x\n"
+	"  0  guest powered off, rebooted or halted for good, or Ctrl-A x\n"
 	"  1  host-side setup error (one line names the object and reason)\n"
 	"  2  usage error\n"
 	"  3  guest panicked\n"
@@ -1007,7 +1009,8 @@ static int cmd_run(int argc, char **argv)
 	struct runloop_cfg lc = {
 		.sig_fd = sfd, .in_fd = stdio ? STDIN_FILENO : pty_slave >= 0 ? cfg.console_fd : -1,
 		.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
-		.power_button = vm_power_button, .report = vm_report, .opaque = &vm,
+		.power_button = vm_power_button, .report = vm_report, .tick = vm_tick,
+		.opaque = &vm,
 	};
 	enum exit_event ev = runloop_run(&lc, &sig);
 	if (sig == SIGQUIT)
@@ -1027,6 +1030,11 @@ static int cmd_run(int argc, char **argv)
 	switch (ev) {
 	case EXIT_EV_POWEROFF:
 	case EXIT_EV_REBOOT:
+		rc = VM_RC_OK;
+		break;
+	case EXIT_EV_HALT:
+		fprintf(stderr, "kvmlab-vm: the guest halted (every vCPU stopped with "
+			"interrupts off)\n");
 		rc = VM_RC_OK;
 		break;
 	case EXIT_EV_QUIT:

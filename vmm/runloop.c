@@ -124,6 +124,7 @@ enum exit_event runloop_run(const struct runloop_cfg *c, int *sig)
 {
 	static struct input in; /* 4 KiB: off the stack; one loop per process */
 	long long panic_end = -1; /* when to stop waiting for the panic report's end */
+	long long next_tick = c->tick ? now_ms() + RUNLOOP_TICK_MS : -1;
 
 	memset(&in, 0, sizeof(in));
 	in.open = c->in_fd >= 0;
@@ -135,9 +136,19 @@ enum exit_event runloop_run(const struct runloop_cfg *c, int *sig)
 			{ .fd = in.open ? c->in_fd : -1, .events = POLLIN },
 		};
 		int tmo = in.len || panic_end >= 0 ? RETRY_MS : -1;
+		if (next_tick >= 0) {
+			long long left = next_tick - now_ms();
+			left = left < 0 ? 0 : left;
+			if (tmo < 0 || left < tmo)
+				tmo = (int)left;
+		}
 		int r = poll(p, 3, tmo);
 		if (r < 0 && errno != EINTR)
 			return EXIT_EV_FATAL;
+		if (next_tick >= 0 && now_ms() >= next_tick) {
+			c->tick(c->opaque);
+			next_tick = now_ms() + RUNLOOP_TICK_MS;
+		}
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(c->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {

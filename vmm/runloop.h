@@ -13,6 +13,7 @@
 
 #define RUNLOOP_INPUT_MAX 4096   /* typed-ahead bytes held for a full UART */
 #define RUNLOOP_PANIC_TAIL_MS 500 /* room for the rest of a panic report */
+#define RUNLOOP_TICK_MS 1000     /* how often cfg.tick runs */
 
 struct serial;
 struct console;
@@ -30,6 +31,8 @@ struct runloop_cfg {
 	/* SIGUSR2 and Ctrl-A s ask for the devices' state on stderr (0 or
 	 * -errno; the loop goes on either way); NULL: SIGUSR2 ends the loop */
 	int (*report)(void *opaque);
+	/* every RUNLOOP_TICK_MS (NULL: never); it may raise the exit latch */
+	void (*tick)(void *opaque);
 	void *opaque;
 };
 

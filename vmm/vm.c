@@ -329,6 +329,42 @@ err_busy:
 	return rc;
 }
 
+static int halt_all_blocking(void *opaque)
+{
+	struct vm *vm = opaque;
+	int fds[LAYOUT_MAX_CPUS];
+	uint64_t n;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		fds[i] = vm->vcpus[i].stats_fd;
+	int rc = kvm_stats_fd_sum(fds, vm->nr_vcpus, "blocking", &n);
+	return rc ? rc : n == vm->nr_vcpus;
+}
+
+static void halt_probe(void *opaque, unsigned cpu, unsigned seq)
+{
+	struct vm *vm = opaque;
+	cpu_probe(&vm->vcpus[cpu], seq);
+}
+
+static int halt_answer(void *opaque, unsigned cpu, unsigned seq)
+{
+	struct vm *vm = opaque;
+	return cpu_probe_answer(&vm->vcpus[cpu], seq);
+}
+
+void vm_tick(void *opaque)
+{
+	struct vm *vm = opaque;
+	if (vm->nr_threads != vm->nr_vcpus)
+		return;
+	const struct halt_ops o = {
+		.all_blocking = halt_all_blocking, .probe = halt_probe, .answer = halt_answer,
+		.opaque = vm, .ncpus = vm->nr_vcpus,
+	};
+	if (halt_tick(&vm->halt, &o))
+		exit_raise(&vm->exit, EXIT_EV_HALT);
+}
+
 int vm_power_button(void *opaque)
 {
 	struct vm *vm = opaque;

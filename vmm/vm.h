@@ -9,6 +9,7 @@
 #include "devices.h"
 #include "exit.h"
 #include "guestmem.h"
+#include "halt.h"
 #include "kvm.h"
 #include "util.h"
 
@@ -48,6 +49,7 @@ struct vm {
 	int devices_started;
 	int stopping;          /* atomic: vCPU threads leave their loop */
 	int dump;              /* atomic: vCPUs dump their registers when stopped */
+	struct halt_watch halt;
 };
 
 /* Validate cfg against the host, then build everything up to (not
@@ -75,4 +77,7 @@ int vm_power_button(void *vm) WUR;
  * nobody reads, and the caller's loop must not block on it. -EBUSY: the
  * last report is still being written. Takes a struct vm * as void *. */
 int vm_report(void *vm) WUR;
+/* The main loop's tick: raises EXIT_EV_HALT once the guest has halted
+ * for good (halt.h). Takes a struct vm * as void *. */
+void vm_tick(void *vm);
 #endif

@@ -14,12 +14,15 @@ done
 w=$(mktemp -d /tmp/kvmlab-gk-test.XXXXXX) || exit 1
 t_defer "rm -rf '$w'"
 KV=9.9.9-kvmlab-test
-# mkdeb NAME MODDIR: a package with boot/vmlinuz-$KV and modules in MODDIR
+# mkdeb NAME MODDIR [CONFIG]: a package with boot/vmlinuz-$KV and modules
+# in MODDIR (none if empty), and boot/config-$KV with CONFIG if given
+# ("none": no vmlinuz either)
 mkdeb() {
 	local r=$w/$1 m
 	mkdir -p "$r/DEBIAN" "$r/boot"
 	printf 'Package: linux-image-%s\nVersion: 1\nArchitecture: amd64\nMaintainer: t <t@t>\nDescription: t\n' "$KV" >"$r/DEBIAN/control"
-	head -c 4096 /dev/urandom >"$r/boot/vmlinuz-$KV"
+	[ "${3:-}" = none ] || head -c 4096 /dev/urandom >"$r/boot/vmlinuz-$KV"
+	[ -z "${3:-}" ] || [ "$3" = none ] || echo "$3" >"$r/boot/config-$KV"
 	if [ -n "$2" ]; then
 		m=$r/$2/$KV
 		mkdir -p "$m/kernel/drivers"
@@ -75,9 +78,34 @@ grep -q 'warning: module pvpanic_pci not in this kernel' "$w/log" &&
 	t_ok "guest kernel: an absent module is named in a warning" ||
 	t_fail "guest kernel: an absent module is named in a warning" "$(tr '\n' ' ' <"$w/log")"
 
-# bad packages: one line naming the file, exit 1
+# no modules at all: a kernel built without module support (as
+# Firecracker's guest kernels are), or one whose modules come in a package
+# of their own (Ubuntu's linux-modules-*, told apart by CONFIG_MODULES=y
+# in its config): a guest with no modules, said once
 mkdeb nomods '' || { t_fail "guest kernel: a test package"; t_finish; }
-for c in "$w/nomods.deb:no lib/modules in" "$w/missing.deb:no such file"; do
+mkdeb splitmods '' CONFIG_MODULES=y || { t_fail "guest kernel: a test package"; t_finish; }
+for c in "nomods:built without module support" "splitmods:its package ships no modules"; do
+	n=${c%%:*} want=${c#*:}
+	rm -rf "$w/b1"
+	if KVMLAB_BUILD=$w/b1 KVMLAB_GUEST_KERNEL_DEB=$w/$n.deb scripts/build-guest >"$w/log" 2>&1 &&
+		[ -s "$w/b1/guest/initrd.img" ] && cmp -s "$w/b1/guest/bzImage" "$w/$n/boot/vmlinuz-$KV"; then
+		t_ok "guest kernel: $n.deb (no lib/modules): a guest with its vmlinuz"
+	else
+		t_fail "guest kernel: $n.deb (no lib/modules): a guest with its vmlinuz" "$(tr '\n' ' ' <"$w/log")"
+	fi
+	[ "$(cat "$w/b1/guest/kernel-release" 2>/dev/null)" = $KV ] && [ ! -s "$w/b1/guest/modules.order" ] &&
+		t_ok "guest kernel: $n.deb: release $KV from the vmlinuz's name, no modules" ||
+		t_fail "guest kernel: $n.deb: release $KV from the vmlinuz's name, no modules" \
+			"$(cat "$w/b1/guest/kernel-release" "$w/b1/guest/modules.order" 2>&1 | tr '\n' ' ')"
+	t_check "guest kernel: $n.deb: the log says '$want', once" \
+		test "$(grep -c "$KV: $want" "$w/log")" = 1
+	t_check "guest kernel: $n.deb: no module reported missing" \
+		bash -c '! grep -q "not in this kernel" "$1"' _ "$w/log"
+done
+
+# bad packages: one line naming the file, exit 1
+mkdeb nokernel '' none || { t_fail "guest kernel: a test package"; t_finish; }
+for c in "$w/nokernel.deb:no lib/modules and not one boot/vmlinuz-* in" "$w/missing.deb:no such file"; do
 	deb=${c%%:*} want=${c#*:}
 	KVMLAB_BUILD=$w/b2 KVMLAB_GUEST_KERNEL_DEB=$deb scripts/build-guest >"$w/log" 2>&1
 	rc=$?

@@ -14,7 +14,12 @@ kernel. KINDs:
   paniclog print "Kernel panic - not syncing: tiny\\n", then halt forever
   triple   print, then ud2 with an empty IDT (triple fault)
   echo     echo COM1 input back until 'q', then poweroff
-  hang     print, then cli; hlt forever
+  hang     print, software-enable the LAPIC, then cli; hlt forever: stuck
+           but not stopped (a deadlocked kernel looks like this), so the
+           VMM must keep running
+  stop     print, then cli; hlt forever with the LAPIC as reset left it
+           (software-disabled): stopped for good, as Linux leaves each CPU
+           on halt, so the VMM ends with 0
   mmiojump print, then jump into the PCI hole (a fatal KVM exit)
   flood    print "x" forever
   regs     print RSI (the zero page address) as 16 hex digits, poweroff
@@ -71,6 +76,11 @@ ECHO = (b"\x66\xba\xfd\x03"          # mov dx, 0x3fd
 
 POWEROFF = out_byte(0x600, 0x34) + HALT  # SLP_EN | SLP_TYP 5
 
+# the LAPIC's spurious-interrupt vector register (xAPIC MMIO, identity
+# mapped): vector 0xff with the software-enable bit
+APIC_ON = (b"\xb8\xf0\x00\xe0\xfe"      # mov eax, 0xfee000f0
+           b"\xc7\x00\xff\x01\x00\x00")  # mov dword [rax], 0x1ff
+
 KINDS = {
     "ok": out_str("TINY-OK\n") + POWEROFF,
     "reboot": out_str("TINY-OK\n") + out_byte(0x64, 0xfe) + HALT,
@@ -79,7 +89,8 @@ KINDS = {
     "paniclog": out_str("Kernel panic - not syncing: tiny\n") + HALT,
     "triple": out_str("TINY-OK\n") + b"\x0f\x0b" + HALT,
     "echo": out_str("TINY-ECHO\n") + ECHO + out_str("\n") + POWEROFF,
-    "hang": out_str("TINY-OK\n") + HALT,
+    "hang": out_str("TINY-OK\n") + APIC_ON + HALT,
+    "stop": out_str("TINY-OK\n") + HALT,
     # fetch code from the PCI hole (no RAM, no device): KVM cannot run it
     "mmiojump": out_str("TINY-OK\n") + b"\x48\xb8" + struct.pack("<Q", 0xc0000000) + b"\xff\xe0",
     # print "x" forever: fills any pipe that is not read

@@ -10,7 +10,7 @@ t_tiny_kvm "tiny guest tests"
 
 dir=$(mktemp -d /tmp/kvmlab-tiny.XXXXXX)
 t_defer "rm -rf '$dir'"
-for k in ok reboot acpireset panic paniclog triple echo hang regs mmiojump flood; do
+for k in ok reboot acpireset panic paniclog triple echo hang stop regs mmiojump flood; do
 	$TINY "$dir/$k.bz" $k
 done
 
@@ -59,6 +59,29 @@ run echo;      expect "COM1 input reaches the guest; Ctrl-A Ctrl-A sends Ctrl-A"
 	>"$dir/out" 2>"$dir/err"
 rc=$?; out=$(tr -d '\r' <"$dir/out"); err=$(cat "$dir/err")
 expect "Ctrl-A x quits with 0" 0 '^TINY-OK$' 'quit \(Ctrl-A x\)'
+
+# halted for good: every vCPU halted with interrupts off and its LAPIC
+# software-disabled (the BSP), or never started (the APs), as Linux
+# leaves a machine on `halt` or on power-off without ACPI. Nothing exits
+# to the VMM; its watch sees it within a few seconds.
+start=$(date +%s)
+run stop --cpus 3
+expect "halted for good (3 vCPUs): exits 0 and says so" 0 '^TINY-OK$' \
+	'^kvmlab-vm: the guest halted \(every vCPU stopped with interrupts off\)$'
+t_check "halted for good: seen within 10 s (took $(($(date +%s) - start)) s)" \
+	test $(($(date +%s) - start)) -le 10
+# halted with interrupts off but its LAPIC enabled (as a guest deadlocked
+# in PV spinlocks' kvm_wait): not stopped, the VMM must keep running
+"$VM" run --kernel "$dir/hang.bz" --initrd none --cpus 2 </dev/null >"$dir/out" 2>"$dir/err" &
+pid=$!
+t_defer "kill -9 $pid"
+sleep 6
+t_check "halted with its LAPIC enabled: still running after 6 s" kill -0 $pid
+kill -TERM $pid
+wait $pid; rc=$?
+t_check "halted with its LAPIC enabled: SIGTERM ends it (143)" test "$rc" = 143
+t_check "halted with its LAPIC enabled: never called halted" \
+	bash -c '! grep -q "the guest halted" "$1"' _ "$dir/err"
 
 run ok --console none
 expect "--console none: no output" 0 '^$'

@@ -167,6 +167,19 @@ else
 	t_fail "kvm: guest reboot exits 0" "$(why "want the kernel's 'reboot: Restarting system'")"
 fi
 
+# 5b. halt: the kernel stops every CPU with interrupts off and no exit
+# reaches the VMM (as power-off does on a kernel without ACPI); the VMM
+# sees it and ends with 0. Before that, 4 s of an idle guest on 2 vCPUs
+# (halted with interrupts on) must not look halted.
+vm halt --cpus 2 --cmdline "$BASE kvmlab.run=\"sleep 4; echo AWAKE; halt -f\""
+if [ $RC = 0 ] && grep -qx 'AWAKE' "$OUT" && grep -q 'reboot: System halted' "$OUT" &&
+	grep -qx 'kvmlab-vm: the guest halted (every vCPU stopped with interrupts off)' "$ERR"; then
+	t_ok "kvm: guest halt (2 vCPUs) exits 0 and says so; idle before it did not ($SECS)"
+else
+	t_fail "kvm: guest halt (2 vCPUs) exits 0 and says so" \
+		"$(why "want AWAKE, the kernel's 'reboot: System halted' and the VMM's 'the guest halted'; stderr: $(tail -n 2 "$ERR" | tr '\n' ' ')")"
+fi
+
 # 6. init exits -> kernel panic -> non-zero and "guest panicked"
 vm panic --cmdline "$BASE kvmlab.end=exit"
 if [ $RC != 0 ] && [ $RC != 124 ] && [ $RC != 125 ] && grep -q 'guest panicked' "$ERR"; then

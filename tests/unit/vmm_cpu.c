@@ -114,6 +114,30 @@ static int64_t translate(const uint8_t *ram, uint64_t cr3, uint64_t va)
 	return (int64_t)((e & ~0x1fffffULL) | (va & 0x1fffff));
 }
 
+/* cpu_stopped: stopped for good only when nothing from inside the guest
+ * can wake the vCPU */
+static void stopped_checks(void)
+{
+	const uint64_t IF = 1u << 9;
+	const uint32_t ON = 0x1ff, OFF = 0x0ff; /* SVR, software-enable bit 8 */
+	struct cpu_stop_view s;
+
+#define STOPPED(mp, fl, svr, nmi, inj) \
+	(s = (struct cpu_stop_view){ (mp), (fl), (svr), (nmi), (inj) }, cpu_stopped(&s))
+	CHECK(STOPPED(KVM_MP_STATE_HALTED, 0x2, OFF, 0, 0), "halted, IF=0, LAPIC off: stopped (Linux's halt)");
+	CHECK(!STOPPED(KVM_MP_STATE_HALTED, 0x2, ON, 0, 0), "halted, IF=0, LAPIC on: a deadlock, not a stop");
+	CHECK(!STOPPED(KVM_MP_STATE_HALTED, 0x2 | IF, OFF, 0, 0), "halted with IF=1: idle");
+	CHECK(!STOPPED(KVM_MP_STATE_HALTED, 0x2 | IF, ON, 0, 0), "halted with IF=1, LAPIC on: idle");
+	CHECK(!STOPPED(KVM_MP_STATE_HALTED, 0x2, OFF, 1, 0), "an NMI waiting wakes it");
+	CHECK(!STOPPED(KVM_MP_STATE_HALTED, 0x2, OFF, 0, 1), "an event being injected wakes it");
+	CHECK(!STOPPED(KVM_MP_STATE_RUNNABLE, 0x2, OFF, 0, 0), "runnable: runs");
+	CHECK(!STOPPED(KVM_MP_STATE_SIPI_RECEIVED, 0x2, OFF, 0, 0), "SIPI received: about to run");
+	CHECK(STOPPED(KVM_MP_STATE_UNINITIALIZED, 0x2 | IF, ON, 0, 0), "waiting for SIPI: stopped");
+	CHECK(STOPPED(KVM_MP_STATE_INIT_RECEIVED, 0x2, ON, 0, 0), "INIT received, no SIPI: stopped");
+	CHECK(!STOPPED(99, 0x2, OFF, 0, 0), "an unknown run state: may run");
+#undef STOPPED
+}
+
 int main(void)
 {
 	const uint64_t size = 1 << 20;
@@ -124,6 +148,7 @@ int main(void)
 	if (!ram)
 		return 1;
 	gmem_init_flat(&gm, ram, size);
+	stopped_checks();
 	CHECK_EQ(cpu_write_boot_tables(&gm, &e), 0, "boot tables written");
 
 	CHECK_EQ(translate(ram, LAYOUT_PML4, 0x100200), 0x100200, "kernel entry identity-mapped");

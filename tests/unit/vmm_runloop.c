@@ -67,6 +67,7 @@ static void sleep_ms(long ms)
 
 static int (*start_button)(void *); /* the next loop's power button */
 static int (*start_report)(void *); /* the next loop's device report */
+static void (*start_tick)(void *);  /* the next loop's tick */
 
 /* Start the loop in a thread; the test then acts as the user/guest. */
 static int start(struct loop_run *r, pthread_t *th)
@@ -74,7 +75,7 @@ static int start(struct loop_run *r, pthread_t *th)
 	memset(r, 0, sizeof(*r));
 	r->cfg = (struct runloop_cfg){ .sig_fd = sfd, .in_fd = in_r, .exit = &x,
 				       .serial = s, .out = out, .power_button = start_button,
-				       .report = start_report };
+				       .report = start_report, .tick = start_tick };
 	return pthread_create(th, NULL, loop_thread, r);
 }
 
@@ -415,7 +416,46 @@ static void test_report(void)
 	test_hook(&k);
 }
 
-/* argv[1], if given, picks one test by name (rx, held, vcpu, flush, panic, power, report) */
+/* The tick: about once per RUNLOOP_TICK_MS while nothing else happens,
+ * and typed input does not hold it back; what it raises ends the loop
+ * (the halt watch raises EXIT_EV_HALT this way). */
+static int ticks, tick_raise_at;
+static void fake_tick(void *opaque)
+{
+	(void)opaque;
+	if (++ticks == tick_raise_at)
+		exit_raise(&x, EXIT_EV_HALT);
+}
+
+static void test_tick(void)
+{
+	struct loop_run r;
+	pthread_t th;
+
+	setup(-1);
+	ticks = 0;
+	tick_raise_at = 3;
+	start_tick = fake_tick;
+	if (start(&r, &th))
+		bail("pthread_create");
+	start_tick = NULL;
+	sleep_ms(RUNLOOP_TICK_MS + RUNLOOP_TICK_MS / 2);
+	CHECK(ticks == 1 && !r.done, "one tick after %d ms (%d)", RUNLOOP_TICK_MS * 3 / 2, ticks);
+	/* keys keep the loop busy; the tick still comes */
+	for (int i = 0; i < 10; i++) {
+		if (write(in_w, "k", 1) != 1)
+			bail("write");
+		sleep_ms(RUNLOOP_TICK_MS / 10);
+	}
+	CHECK(ticks == 2 && !r.done, "typing does not hold the tick back (%d)", ticks);
+	if (finish(&r, th, RUNLOOP_TICK_MS + BOUND_MS))
+		bail("tick: what the tick raises ends the loop");
+	CHECK_EQ(r.ev, EXIT_EV_HALT, "the third tick raised EXIT_EV_HALT: the loop ends with it");
+	CHECK_EQ(ticks, 3, "no tick after that");
+	teardown();
+}
+
+/* argv[1], if given, picks one test by name (rx, held, vcpu, flush, panic, power, report, tick) */
 int main(int argc, char **argv)
 {
 	static const struct { const char *name; void (*fn)(void); } tests[] = {
@@ -426,6 +466,7 @@ int main(int argc, char **argv)
 		{ "panic", test_panic_and_eof },
 		{ "power", test_power_button },
 		{ "report", test_report },
+		{ "tick", test_tick },
 	};
 	sigset_t ss;
 	sigemptyset(&ss);
