@@ -13,6 +13,7 @@
 #include "dhcp_tap.h"
 #include "event.h"
 #include "pci.h"
+#include "pvpanic_pci.h"
 #include "virtio_blk.h"
 #include "virtio_net.h"
 #include "virtio_rng.h"
@@ -55,6 +56,7 @@ static struct {
 	struct vvsock *vsock;
 	struct event_loop vsock_ev;
 	bool vsock_ev_ready;
+	struct pvpanic_pci pvpanic; /* no thread: a register on the vCPUs' exits */
 } D;
 
 /* A pair's tap queue became readable or its queues were kicked. */
@@ -384,6 +386,16 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 	if (cfg->rng) {
 		rc = setup_rng(env, e);
 		if (rc)
+			goto err;
+	}
+	if (cfg->pvpanic) {
+		rc = pvpanic_pci_init(&D.pvpanic, env->exit);
+		if (rc) {
+			rc = errf(e, -rc, "pvpanic-pci: %s", strerror(-rc));
+			goto err;
+		}
+		rc = pci_bus_add(&D.pci, &D.pvpanic.pci, e);
+		if (rc < 0)
 			goto err;
 	}
 	return 0;

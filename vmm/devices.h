@@ -10,10 +10,13 @@
 #include "irq.h"
 #include "util.h"
 
+struct exit_latch;
+
 struct dev_env {
 	struct bus *pio, *mmio;
 	const struct gmem *gm;
 	struct dev_irq_ops irq;
+	struct exit_latch *exit; /* what pvpanic raises */
 };
 
 #define DEV_NET_QUEUES_MAX 8 /* virtio-net queue pairs (VNET_MAX_PAIRS) */
@@ -51,7 +54,7 @@ struct dev_nic {
 struct sock_fprog;
 /* PCI slots follow this order: disks first (vda, vdb, ... whatever the
  * NICs), then the NICs (eth0, eth1, ...), then vsock, then the entropy
- * device. */
+ * device, then pvpanic. */
 struct dev_cfg {
 	struct dev_disk disks[DEV_DISKS_MAX];
 	unsigned ndisks;
@@ -59,6 +62,7 @@ struct dev_cfg {
 	unsigned nnics;
 	int vhost;             /* DEV_VHOST_*: vhost-net for every NIC */
 	int rng;               /* a virtio-rng device */
+	int pvpanic;           /* a pvpanic-pci device (needs dev_env.exit) */
 	uint64_t vsock_cid;    /* non-zero: a virtio-vsock device with this CID */
 	const struct sock_fprog *dhcp_bpf; /* with a NIC's dhcp: what a DHCP
 					    * request is (dhcp_tap_open's match) */

@@ -693,6 +693,9 @@ static int cmd_run(int argc, char **argv)
 	struct vm_cfg cfg = {
 		.cmdline = DEFAULT_CMDLINE, .mem = DEFAULT_MEM, .cpus = 1,
 		.console_fd = STDOUT_FILENO,
+		/* the guest's panic, also where ACPI (and so the pvpanic port)
+		 * is missing: pvpanic-pci, last on the bus */
+		.dev = { .pvpanic = 1 },
 	};
 	unsigned queues = 1;
 	const char *console = "stdio", *tap = NULL, *initrd_arg = NULL, *net = NULL;

@@ -27,6 +27,7 @@ void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device,
 	d->wmask[PCI_INTERRUPT_LINE] = 0xff;
 	d->cap_last = 0;
 	d->cap_next = 0x40;
+	d->no_intx = false;
 }
 
 int pci_dev_add_bar(struct pci_dev *d, unsigned bar, uint32_t size)
@@ -218,8 +219,8 @@ int pci_bus_add(struct pci_bus *b, struct pci_dev *d, struct err *e)
 		b->mmio_next = at + size;
 	}
 	d->slot = slot;
-	d->cfg[PCI_INTERRUPT_PIN] = 1; /* INTA# */
-	d->cfg[PCI_INTERRUPT_LINE] = (uint8_t)pci_slot_gsi(slot);
+	d->cfg[PCI_INTERRUPT_PIN] = d->no_intx ? 0 : 1; /* INTA# */
+	d->cfg[PCI_INTERRUPT_LINE] = d->no_intx ? 0 : (uint8_t)pci_slot_gsi(slot);
 	/* no firmware runs, so decoding starts on as a BIOS would leave it */
 	put16(d->cfg + PCI_COMMAND, PCI_COMMAND_MEMORY);
 	pthread_mutex_lock(&b->lock);

@@ -36,6 +36,7 @@ struct pci_dev {
 	void *opaque;
 	uint8_t cap_last; /* offset of the last capability, 0 if none */
 	uint8_t cap_next; /* where the next capability goes */
+	bool no_intx;     /* raises no interrupt: interrupt pin 0 */
 };
 
 struct pci_bus {
@@ -58,8 +59,8 @@ int pci_dev_add_cap(struct pci_dev *d, uint8_t id, unsigned len) WUR;
 /* Set up the bus with its host bridge; claims the conf1 ports on pio and
  * the PCI MMIO window on mmio. b must stay valid while the buses are. */
 int pci_bus_init(struct pci_bus *b, struct bus *pio, struct bus *mmio, struct err *e) WUR;
-/* Put d into the first free slot, place its BARs, give it INTA#;
- * returns the slot or -errno. */
+/* Put d into the first free slot, place its BARs, give it INTA# (unless
+ * no_intx); returns the slot or -errno. */
 int pci_bus_add(struct pci_bus *b, struct pci_dev *d, struct err *e) WUR;
 /* The GSI a slot's INTA# is wired to (matches the DSDT's _PRT). */
 unsigned pci_slot_gsi(unsigned slot);

@@ -170,6 +170,7 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 			 .ioeventfd = kvm_ioeventfd, .msi_route = kvm_msi_route,
 			 .msi_route_free = kvm_msi_route_free, .irqfd = kvm_irqfd,
 			 .opaque = &vm->kvm },
+		.exit = &vm->exit,
 	};
 	rc = devices_setup(&env, &cfg->dev, e);
 	if (rc)

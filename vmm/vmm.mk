@@ -44,6 +44,7 @@ VMM_LIB_SRCS += vmm/check.c
 VMM_LIB_SRCS += vmm/vm.c
 VMM_LIB_SRCS += vmm/exit.c
 VMM_LIB_SRCS += vmm/halt.c
+VMM_LIB_SRCS += vmm/pvpanic_pci.c
 VMM_LIB_SRCS += vmm/console.c
 VMM_LIB_SRCS += vmm/runloop.c
 VMM_LIB_SRCS += vmm/mptable.c

@@ -1,7 +1,8 @@
+/* fuzz-srcs: vmm/pvpanic_pci.c vmm/power.c vmm/exit.c */
 /* Random config-space and BAR accesses through the real buses: conf1
  * ports, the PCI MMIO window (common cfg, notify, ISR, device cfg,
  * MSI-X), with a virtio-net and a virtio-blk behind them whose rings
- * live in guest memory the input also fills. */
+ * live in guest memory the input also fills, and pvpanic-pci after them. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "bus.h"
 #include "layout.h"
 #include "pci.h"
+#include "pvpanic_pci.h"
 #include "virtio_blk.h"
 #include "virtio_net.h"
 #include "vmm_vdrv.h"
@@ -21,6 +23,9 @@ static struct pci_bus *pb;
 static struct vnet *n;
 static struct vblk *b;
 static int sv[2], fd;
+static struct pvpanic_pci pv;
+static struct exit_latch x = { EXIT_EV_NONE, -1 };
+static uint32_t pv_bar0; /* where pci_bus_add put pvpanic's BAR */
 
 static void setup(void)
 {
@@ -35,8 +40,10 @@ static void setup(void)
 	    pci_bus_init(pb, &pio, &mmio, &e) ||
 	    vnet_init(n, &sv[0], 1, false, mac, &d.gm, &d.irq) ||
 	    vblk_init(b, fd, false, 8192, "f", &d.gm, &d.irq) ||
-	    pci_bus_add(pb, &n->vpci.pci, &e) < 0 || pci_bus_add(pb, &b->vpci.pci, &e) < 0)
+	    pci_bus_add(pb, &n->vpci.pci, &e) < 0 || pci_bus_add(pb, &b->vpci.pci, &e) < 0 ||
+	    pvpanic_pci_init(&pv, &x) || pci_bus_add(pb, &pv.pci, &e) < 0)
 		abort();
+	memcpy(&pv_bar0, pv.pci.cfg + 0x10, 4);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -105,6 +112,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t zero = 0;
 	n->vpci.pci.ops->bar_write(&n->vpci.pci, 0, 0x14, &zero, 1);
 	b->vpci.pci.ops->bar_write(&b->vpci.pci, 0, 0x14, &zero, 1);
+	memcpy(pv.pci.cfg + 0x10, &pv_bar0, 4);
+	pv.pci.cfg[4] = 2;
+	x.ev = EXIT_EV_NONE;
 	for (unsigned s = 1; s <= 2; s++) {
 		struct pci_dev *dv = pb->dev[s];
 		uint32_t bar = (uint32_t)(LAYOUT_PCI_MMIO + (s - 1) * VPCI_BAR_SIZE);

@@ -190,6 +190,19 @@ else
 	t_fail "kvm: kernel panic exits non-zero with 'guest panicked'" "rc $RC, stderr: $(head -c 200 "$ERR" | tr '\n' ' ')"
 fi
 
+# 6b. A panic seen only through pvpanic-pci: the guest unbinds the
+# ACPI-described pvpanic port's driver (as a kernel without ACPI never
+# has it) and has no console on the serial port, so the kernel's panic
+# line never reaches the VMM either. It says what it unbound on
+# /dev/ttyS0 itself (the serial driver works without a console there).
+vm pvpci --cmdline "reboot=k quiet kvmlab.run=\"echo QEMU0001:00 >/sys/bus/platform/drivers/pvpanic-mmio/unbind; echo PV=\$(ls /sys/bus/platform/drivers/pvpanic-mmio | grep -c QEMU0001) \$(ls /sys/bus/pci/drivers/pvpanic-pci | grep -c ^0000:) >/dev/ttyS0\" kvmlab.end=exit"
+if [ $RC = 3 ] && [ "$(val PV)" = "0 1" ] && ! grep -q 'Kernel panic' "$OUT" && grep -q 'guest panicked' "$ERR"; then
+	t_ok "kvm: a panic with no pvpanic port and no console is seen through pvpanic-pci: exit 3 ($SECS)"
+else
+	t_fail "kvm: a panic with no pvpanic port and no console is seen through pvpanic-pci" \
+		"$(why "want exit 3, PV='0 1' (port drivers bound, pvpanic-pci devices bound) and no panic line; PV='$(val PV)'")"
+fi
+
 # 7+8. One guest that stays up: --console file:PATH sends the console
 # to the file and nothing to stdout; then SIGTERM stops the VMM with a
 # non-zero status, a message, and no process left (the token on its

@@ -11,6 +11,7 @@
 #include "t.h"
 #include "bus.h"
 #include "devices.h"
+#include "exit.h"
 #include "layout.h"
 
 static struct bus pio, mmio;
@@ -164,6 +165,38 @@ int main(void)
 	CHECK_EQ(devices_setup(&env, &rngonly, &e), 0, "rng alone: %s", e.msg);
 	CHECK_EQ(cfg_rd(1, 0), 0x10441af4, "virtio-rng at 01.0");
 	devices_stop();
+
+	/* pvpanic-pci, last: the guest's driver reads BAR 0's byte 0 for the
+	 * events understood, and a write with bit 0 is a panic; nothing else
+	 * in the BAR does anything */
+	struct exit_latch x = { EXIT_EV_NONE, -1 };
+	env.exit = &x;
+	struct dev_cfg pv = { .rng = 1, .pvpanic = 1 };
+	memset(&pio, 0, sizeof(pio));
+	memset(&mmio, 0, sizeof(mmio));
+	CHECK_EQ(devices_setup(&env, &pv, &e), 0, "rng and pvpanic: %s", e.msg);
+	CHECK_EQ(cfg_rd(2, 0), 0x00111b36, "pvpanic-pci (1b36:0011) at 02.0, after the rng");
+	CHECK_EQ(cfg_rd(2, 8) >> 8, 0x088000, "class: system peripheral, other");
+	CHECK_EQ(cfg_rd(2, 0x3c) & 0xffff, 0, "no interrupt pin, no line");
+	uint32_t bar = cfg_rd(2, 0x10) & ~0xfu;
+	uint8_t b = 0xee;
+	uint32_t w = 0xeeeeeeee;
+	bus_dispatch(&mmio, bar, &b, 1, false);
+	CHECK_EQ(b, 1, "BAR 0 byte 0: the events understood (panicked)");
+	bus_dispatch(&mmio, bar + 4, &w, 4, false);
+	CHECK_EQ(w, 0, "the rest of the BAR reads 0");
+	b = 1;
+	bus_dispatch(&mmio, bar + 1, &b, 1, true);
+	w = 0xffffffff;
+	bus_dispatch(&mmio, bar + 0xffc, &w, 4, true);
+	b = 2;
+	bus_dispatch(&mmio, bar, &b, 1, true);
+	CHECK_EQ(exit_get(&x), EXIT_EV_NONE, "writes elsewhere, or of another event: no exit");
+	b = 1;
+	bus_dispatch(&mmio, bar, &b, 1, true);
+	CHECK_EQ(exit_get(&x), EXIT_EV_PANIC, "writing 'panicked' raises the panic");
+	devices_stop();
+	CHECK_EQ(cfg_rd(2, 0), 0xffffffff, "pvpanic gone after stop");
 	unlink(path2);
 	close(fd2);
 	close(sv2[0]);
