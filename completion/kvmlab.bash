@@ -144,6 +144,7 @@ _kvmlab_vm() {
 	--tap) COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" taps)" -- "$cur")); return ;;
 	--console) COMPREPLY=($(compgen -W "stdio none pty file:" -- "$cur")); return ;;
 	--vhost) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
+	--virtio-transport) COMPREPLY=($(compgen -W "pci mmio" -- "$cur")); return ;;
 	--*) "$prog" "$cmd" --help 2>/dev/null | grep -q -- "$prev [A-Z]" && return ;;
 	esac
 	case $cmd in

@@ -147,6 +147,16 @@ t_tiny_kvm() {
 		t_finish
 	fi
 }
+# t_tails_on_fail N FILE...: once a check failed, the last N lines of
+# each file as comments (consoles, VMM stderr: what the guest said)
+t_tails_on_fail() {
+	local n=$1 f
+	shift
+	[ "$T_FAILS" -gt 0 ] || return 0
+	for f in "$@"; do
+		echo "# $f:"; tail -"$n" "$f" 2>/dev/null | sed 's/^/#   /'
+	done
+}
 # t_finish: exit status from the checks made
 t_finish() { [ "$T_FAILS" -eq 0 ]; exit $?; }
 

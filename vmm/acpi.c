@@ -12,6 +12,7 @@
  *   IRQ 4 wired through the IOAPIC. */
 #include "acpi.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "aml.h"
@@ -90,7 +91,7 @@ static void name_int(struct aml *a, const char *name, uint64_t v)
 	aml_int(a, v);
 }
 
-int acpi_build_dsdt_aml(uint8_t *buf, size_t cap)
+int acpi_build_dsdt_aml(uint8_t *buf, size_t cap, unsigned nmmio)
 {
 	struct aml a;
 	uint8_t rt[128];
@@ -171,13 +172,32 @@ int acpi_build_dsdt_aml(uint8_t *buf, size_t cap)
 	aml_name(&a, "_HID");
 	aml_string(&a, "ACPI0013");
 	name_int(&a, "_UID", 0);
-	n = aml_rt_ext_irq(rt, LAYOUT_IRQ_GED);
+	n = aml_rt_ext_irq(rt, LAYOUT_IRQ_GED, false);
 	n += aml_rt_end(rt + n);
 	dev_crs(&a, rt, n);
 	m = aml_method(&a, "_EVT", 1); /* Arg0: the GSI; there is only one */
 	aml_notify(&a, "\\_SB.PWRB", 0x80);
 	aml_end(&a, m);
 	aml_end(&a, dev);
+
+	/* virtio-mmio: Linux's virtio_mmio driver binds LNRO0005 and takes
+	 * the registers and the line from _CRS */
+	if (nmmio > LAYOUT_VIRTIO_MMIO_MAX)
+		return -EINVAL;
+	for (unsigned i = 0; i < nmmio; i++) {
+		char name[5];
+		snprintf(name, sizeof(name), "VR%02u", i);
+		dev = aml_device(&a, name);
+		aml_name(&a, "_HID");
+		aml_string(&a, "LNRO0005");
+		name_int(&a, "_UID", i);
+		n = aml_rt_mem32(rt, (uint32_t)(LAYOUT_VIRTIO_MMIO + i * LAYOUT_VIRTIO_MMIO_SIZE),
+				 (uint32_t)LAYOUT_VIRTIO_MMIO_SIZE);
+		n += aml_rt_ext_irq(rt + n, LAYOUT_VIRTIO_MMIO_GSI(i), true);
+		n += aml_rt_end(rt + n);
+		dev_crs(&a, rt, n);
+		aml_end(&a, dev);
+	}
 
 	aml_end(&a, sb);
 	return a.err ? a.err : (int)a.len;
@@ -239,7 +259,8 @@ static size_t align8(size_t v)
 	return (v + 7) & ~(size_t)7;
 }
 
-int acpi_build(uint8_t *buf, size_t cap, uint64_t gpa, size_t tables_off, unsigned ncpus)
+int acpi_build(uint8_t *buf, size_t cap, uint64_t gpa, size_t tables_off, unsigned ncpus,
+	       unsigned nmmio)
 {
 	if (ncpus == 0 || ncpus > LAYOUT_MAX_CPUS)
 		return -EINVAL;
@@ -253,7 +274,7 @@ int acpi_build(uint8_t *buf, size_t cap, uint64_t gpa, size_t tables_off, unsign
 	size_t dsdt = align8(fadt + FADT_LEN);
 	if (dsdt + HDR_LEN > cap)
 		return -ENOSPC;
-	int aml = acpi_build_dsdt_aml(buf + dsdt + HDR_LEN, cap - dsdt - HDR_LEN);
+	int aml = acpi_build_dsdt_aml(buf + dsdt + HDR_LEN, cap - dsdt - HDR_LEN, nmmio);
 	if (aml < 0)
 		return aml;
 	size_t dsdt_len = HDR_LEN + (size_t)aml;
@@ -281,7 +302,7 @@ int acpi_build(uint8_t *buf, size_t cap, uint64_t gpa, size_t tables_off, unsign
 	return (int)end;
 }
 
-int acpi_write(const struct gmem *gm, unsigned ncpus, struct err *e)
+int acpi_write(const struct gmem *gm, unsigned ncpus, unsigned nmmio, struct err *e)
 {
 	if (ncpus == 0 || ncpus > LAYOUT_MAX_CPUS)
 		return errf(e, EINVAL, "acpi: %u CPUs, need 1..%u", ncpus, LAYOUT_MAX_CPUS);
@@ -291,7 +312,7 @@ int acpi_write(const struct gmem *gm, unsigned ncpus, struct err *e)
 		return errf(e, EFAULT, "acpi: no guest RAM at 0x%llx",
 			    (unsigned long long)LAYOUT_ACPI_RSDP);
 	int rc = acpi_build(p, size, LAYOUT_ACPI_RSDP,
-			    LAYOUT_ACPI_TABLES - LAYOUT_ACPI_RSDP, ncpus);
+			    LAYOUT_ACPI_TABLES - LAYOUT_ACPI_RSDP, ncpus, nmmio);
 	if (rc < 0)
 		return errf(e, -rc, "acpi: cannot build tables for %u CPUs: %s", ncpus, strerror(-rc));
 	return 0;

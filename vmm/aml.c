@@ -288,11 +288,13 @@ size_t aml_rt_irq(uint8_t *p, unsigned irq)
 	return 3;
 }
 
-size_t aml_rt_ext_irq(uint8_t *p, uint32_t gsi)
+size_t aml_rt_ext_irq(uint8_t *p, uint32_t gsi, bool level)
 {
 	p[0] = 0x89; /* large item: Extended Interrupt, 6 bytes */
 	put_le16(p + 1, 6);
-	p[3] = 0x03; /* consumer, edge-triggered, active high, exclusive */
+	/* consumer; edge-triggered, exclusive, or level-triggered, shared;
+	 * active high either way */
+	p[3] = level ? 0x09 : 0x03;
 	p[4] = 1;    /* one interrupt */
 	put_le32(p + 5, gsi);
 	return 9;
@@ -337,6 +339,16 @@ size_t aml_rt_dword_mem(uint8_t *p, uint32_t min, uint32_t max)
 	put_le32(p + 18, 0);
 	put_le32(p + 22, max - min + 1);
 	return 26;
+}
+
+size_t aml_rt_mem32(uint8_t *p, uint32_t base, uint32_t len)
+{
+	p[0] = 0x86; /* large item: 32-bit Fixed Memory Range, 9 bytes */
+	put_le16(p + 1, 9);
+	p[3] = 0x01; /* read-write */
+	put_le32(p + 4, base);
+	put_le32(p + 8, len);
+	return 12;
 }
 
 size_t aml_rt_end(uint8_t *p)

@@ -3,6 +3,7 @@
  * bad input sticks in a->err, so callers check once at the end. */
 #ifndef KVMLAB_VMM_AML_H
 #define KVMLAB_VMM_AML_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,8 +46,11 @@ void aml_notify(struct aml *a, const char *path, uint8_t value);
  * byte buffer that aml_buffer then wraps. Each returns bytes written. */
 size_t aml_rt_io(uint8_t *p, uint16_t base, uint8_t len);
 size_t aml_rt_irq(uint8_t *p, unsigned irq);
-/* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi } */
-size_t aml_rt_ext_irq(uint8_t *p, uint32_t gsi);
+/* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi }, or
+ * with level: Interrupt(ResourceConsumer, Level, ActiveHigh, Shared) */
+size_t aml_rt_ext_irq(uint8_t *p, uint32_t gsi, bool level);
+/* Memory32Fixed(ReadWrite, base, len) */
+size_t aml_rt_mem32(uint8_t *p, uint32_t base, uint32_t len);
 size_t aml_rt_word_bus(uint8_t *p, uint16_t min, uint16_t max);
 size_t aml_rt_word_io(uint8_t *p, uint16_t min, uint16_t max);
 size_t aml_rt_dword_mem(uint8_t *p, uint32_t min, uint32_t max);

@@ -12,9 +12,11 @@
 
 #include "dhcp_tap.h"
 #include "event.h"
+#include "layout.h"
 #include "pci.h"
 #include "pvpanic_pci.h"
 #include "virtio_blk.h"
+#include "virtio_mmio.h"
 #include "virtio_net.h"
 #include "virtio_rng.h"
 #include "virtio_vsock.h"
@@ -57,7 +59,63 @@ static struct {
 	struct event_loop vsock_ev;
 	bool vsock_ev_ready;
 	struct pvpanic_pci pvpanic; /* no thread: a register on the vCPUs' exits */
+	bool mmio;                  /* virtio on virtio-mmio windows */
+	struct vpci *window[LAYOUT_VIRTIO_MMIO_MAX]; /* atomic: NULL once torn down */
+	unsigned nwindows;
 } D;
+
+/* A virtio-mmio window: the bus keeps its range for good, so a device
+ * torn down leaves an empty slot that reads as nothing is there. */
+static void window_read(void *opaque, uint64_t off, void *data, unsigned len)
+{
+	struct vpci *v = __atomic_load_n((struct vpci **)opaque, __ATOMIC_ACQUIRE);
+	if (v)
+		vmmio_ops.read(v, off, data, len);
+	else
+		memset(data, 0, len);
+}
+
+static void window_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+	struct vpci *v = __atomic_load_n((struct vpci **)opaque, __ATOMIC_ACQUIRE);
+	if (v)
+		vmmio_ops.write(v, off, data, len);
+}
+
+static const struct bus_ops window_ops = { .read = window_read, .write = window_write };
+
+unsigned devices_mmio_count(const struct dev_cfg *cfg)
+{
+	if (!cfg->mmio)
+		return 0;
+	return cfg->ndisks + cfg->nnics + (cfg->vsock_cid != 0) + (cfg->rng != 0);
+}
+
+/* Put a virtio device where the guest finds it: the next PCI slot (and
+ * its INTx line), or the next virtio-mmio window and its own line. */
+static int attach(const struct dev_env *env, struct vpci *v, const char *what, struct err *e)
+{
+	if (!D.mmio) {
+		int rc = pci_bus_add(&D.pci, &v->pci, e);
+		if (rc < 0)
+			return rc;
+		vpci_set_slot(v, (unsigned)rc);
+		return 0;
+	}
+	unsigned i = D.nwindows;
+	if (i >= LAYOUT_VIRTIO_MMIO_MAX)
+		return errf(e, ENOSPC, "%s: virtio-mmio: no window left (%u devices at most)",
+			    what, LAYOUT_VIRTIO_MMIO_MAX);
+	uint64_t base = LAYOUT_VIRTIO_MMIO + i * LAYOUT_VIRTIO_MMIO_SIZE;
+	int rc = bus_register(env->mmio, base, LAYOUT_VIRTIO_MMIO_SIZE, &window_ops, &D.window[i]);
+	if (rc)
+		return errf(e, -rc, "%s: virtio-mmio window at 0x%llx: %s", what,
+			    (unsigned long long)base, strerror(-rc));
+	vpci_set_mmio(v, base, LAYOUT_VIRTIO_MMIO_GSI(i));
+	__atomic_store_n(&D.window[i], v, __ATOMIC_RELEASE);
+	D.nwindows++;
+	return 0;
+}
 
 /* A pair's tap queue became readable or its queues were kicked. */
 static void pair_ready(void *opaque, uint32_t events)
@@ -99,14 +157,13 @@ static void dev_name(char *buf, size_t len, const char *base, unsigned i)
 }
 
 /* A device on the bus, served by an event loop (thread) of its own,
- * named name: a slot (and its INTx line), the loop, the fast paths. */
-static int plug(struct vpci *v, struct event_loop *ev, bool *ev_ready, const char *name,
-		struct err *e)
+ * named name: a slot or window (and its line), the loop, the fast paths. */
+static int plug(const struct dev_env *env, struct vpci *v, struct event_loop *ev,
+		bool *ev_ready, const char *name, struct err *e)
 {
-	int rc = pci_bus_add(&D.pci, &v->pci, e);
-	if (rc < 0)
+	int rc = attach(env, v, name, e);
+	if (rc)
 		return rc;
-	vpci_set_slot(v, (unsigned)rc);
 	rc = event_init(ev, e);
 	if (rc)
 		return rc;
@@ -179,10 +236,9 @@ static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vho
 		if (rc)
 			vnet_vhost_close(N->net); /* auto: DHCP matters more */
 	}
-	rc = pci_bus_add(&D.pci, &N->net->vpci.pci, e);
-	if (rc < 0)
+	rc = attach(env, &N->net->vpci, what, e);
+	if (rc)
 		return rc;
-	vpci_set_slot(&N->net->vpci, (unsigned)rc);
 	unsigned nloops = net_one_thread() ? 1 : queues;
 	for (; N->nev < nloops; N->nev++) {
 		rc = event_init(&N->ev[N->nev], e);
@@ -295,10 +351,9 @@ static int setup_blk(const struct dev_env *env, const struct dev_disk *c, unsign
 	if (direct && S_ISBLK(st.st_mode) && ioctl(K->fd, BLKSSZGET, &ssz) == 0 &&
 	    ssz > 512 && ssz <= 4096)
 		K->blk->img.blk = (uint32_t)ssz;
-	rc = pci_bus_add(&D.pci, &K->blk->vpci.pci, e);
-	if (rc < 0)
+	rc = attach(env, &K->blk->vpci, "virtio-blk", e);
+	if (rc)
 		return rc;
-	vpci_set_slot(&K->blk->vpci, (unsigned)rc);
 	/* each disk's own I/O thread: a slow disk never holds up the
 	 * network or another disk */
 	rc = event_init(&K->ev, e);
@@ -331,7 +386,7 @@ static int setup_vsock(const struct dev_env *env, uint64_t cid, struct err *e)
 		D.vsock = NULL;
 		return rc;
 	}
-	return plug(&D.vsock->vpci, &D.vsock_ev, &D.vsock_ev_ready, "kl-vsock", e);
+	return plug(env, &D.vsock->vpci, &D.vsock_ev, &D.vsock_ev_ready, "kl-vsock", e);
 }
 
 /* virtio-rng on a thread of its own: getrandom never waits on a disk
@@ -347,7 +402,7 @@ static int setup_rng(const struct dev_env *env, struct err *e)
 		D.rng = NULL;
 		return errf(e, -rc, "virtio-rng: %s", strerror(-rc));
 	}
-	return plug(&D.rng->vpci, &D.rng_ev, &D.rng_ev_ready, "kl-rng", e);
+	return plug(env, &D.rng->vpci, &D.rng_ev, &D.rng_ev_ready, "kl-rng", e);
 }
 
 int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct err *e)
@@ -362,6 +417,8 @@ int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct e
 	rc = pci_bus_init(&D.pci, env->pio, env->mmio, e);
 	if (rc)
 		return rc;
+	D.mmio = cfg->mmio;
+	D.nwindows = 0; /* a new VM: its buses are new */
 	/* disks first: their slots (and GSIs) then do not depend on the NICs */
 	for (; D.ndisks < cfg->ndisks; D.ndisks++) {
 		D.disk[D.ndisks].fd = -1;
@@ -469,6 +526,8 @@ void devices_stop(void)
 	for (unsigned i = 1; i < PCI_MAX_SLOTS; i++)
 		D.pci.dev[i] = NULL;
 	pthread_mutex_unlock(&D.pci.lock);
+	for (unsigned i = 0; i < D.nwindows; i++)
+		__atomic_store_n(&D.window[i], NULL, __ATOMIC_RELEASE);
 	/* threads first: nothing may call into a device being torn down */
 	for (unsigned n = 0; n < D.nnics; n++) {
 		struct nic *N = &D.nic[n];

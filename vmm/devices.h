@@ -52,9 +52,9 @@ struct dev_nic {
 };
 
 struct sock_fprog;
-/* PCI slots follow this order: disks first (vda, vdb, ... whatever the
- * NICs), then the NICs (eth0, eth1, ...), then vsock, then the entropy
- * device, then pvpanic. */
+/* PCI slots (or virtio-mmio windows) follow this order: disks first
+ * (vda, vdb, ... whatever the NICs), then the NICs (eth0, eth1, ...),
+ * then vsock, then the entropy device, then pvpanic (PCI only). */
 struct dev_cfg {
 	struct dev_disk disks[DEV_DISKS_MAX];
 	unsigned ndisks;
@@ -66,7 +66,13 @@ struct dev_cfg {
 	uint64_t vsock_cid;    /* non-zero: a virtio-vsock device with this CID */
 	const struct sock_fprog *dhcp_bpf; /* with a NIC's dhcp: what a DHCP
 					    * request is (dhcp_tap_open's match) */
+	int mmio;              /* virtio devices on virtio-mmio, not PCI (pvpanic
+				* stays on PCI); same order, devices_mmio_count */
 };
+
+/* How many virtio-mmio windows cfg needs (0 on PCI): the firmware tables
+ * and the command line describe devices 0..n-1 before they exist. */
+unsigned devices_mmio_count(const struct dev_cfg *cfg);
 
 /* Registers PCI conf1 ports + host bridge + devices on the buses; starts
  * device threads. Call after the buses exist and before vCPUs run. */

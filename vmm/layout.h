@@ -35,6 +35,11 @@
 #define LAYOUT_PCI_HOLE     LAYOUT_RAM_LOW_END
 #define LAYOUT_PCI_MMIO     0xc0000000ULL /* BARs are placed from here up */
 #define LAYOUT_PCI_MMIO_END 0xfe000000ULL
+/* virtio-mmio (--virtio-transport mmio): device i's registers at
+ * LAYOUT_VIRTIO_MMIO + i * LAYOUT_VIRTIO_MMIO_SIZE, between the PCI
+ * window and the IOAPIC */
+#define LAYOUT_VIRTIO_MMIO      0xfe000000ULL
+#define LAYOUT_VIRTIO_MMIO_SIZE 0x1000ULL
 #define LAYOUT_IOAPIC       0xfec00000ULL
 #define LAYOUT_LAPIC        0xfee00000ULL
 #define LAYOUT_KVM_IDENTITY_MAP 0xfeffc000ULL /* 1 page, KVM_SET_IDENTITY_MAP_ADDR */
@@ -63,6 +68,13 @@
 /* The ACPI Generic Event Device's line (the power button): edge, active
  * high, on a pin neither the ISA devices nor PCI INTx use */
 #define LAYOUT_IRQ_GED      20
+/* virtio-mmio device i's line: level-triggered, active high, its own
+ * pin. ISA pins no device here uses come first, so up to 8 devices work
+ * even where only ISA IRQs are wired (a kernel without ACPI, MP table);
+ * 21-23 follow (ACPI describes them; the MP table lists them too). */
+#define LAYOUT_VIRTIO_MMIO_MAX  11
+#define LAYOUT_VIRTIO_MMIO_GSI(i) \
+	((unsigned)(unsigned char)"\x05\x06\x07\x0a\x0b\x0e\x0f\x03\x15\x16\x17"[(i)])
 
 #define LAYOUT_MAX_CPUS     255
 #endif

@@ -49,7 +49,7 @@ static const char usage_main[] =
 	"      [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
 	"      [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--vsock CID] [--rng]\n"
-	"      [--stats]\n"
+	"      [--virtio-transport pci|mmio] [--stats]\n"
 	"  check\n"
 	"  help [COMMAND]\n"
 	"\n"
@@ -75,7 +75,7 @@ static const char usage_text[] =
 	"                     [--vhost auto|on|off] [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"                     [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
 	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--vsock CID]\n"
-	"                     [--rng] [--stats]\n"
+	"                     [--rng] [--virtio-transport pci|mmio] [--stats]\n"
 	"\n"
 	"run: boot Linux under KVM with a 16550 console on COM1.\n"
 	"  --kernel   a bzImage, or an uncompressed ELF vmlinux; default: the\n"
@@ -120,6 +120,11 @@ static const char usage_text[] =
 	"             vhost-vsock (/dev/vhost-vsock; modprobe vhost_vsock)\n"
 	"  --rng      a virtio-rng device: entropy from the host's getrandom(2)\n"
 	"             (the guest's /dev/hwrng; its kernel seeds its pool from it)\n"
+	"  --virtio-transport  pci (default): virtio devices on the PCI bus;\n"
+	"             mmio: on virtio-mmio instead (up to 11 devices), for kernels\n"
+	"             without PCI; described in the DSDT (LNRO0005), the MP table\n"
+	"             and, for kernels without ACPI, virtio_mmio.device= added to\n"
+	"             the command line\n"
 	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
 	"             statistics (binary stats fd, Linux 5.14+; else debugfs)\n"
 	"  Console keys: Ctrl-A x quits, Ctrl-A p presses the guest's ACPI power\n"
@@ -687,6 +692,7 @@ static int cmd_run(int argc, char **argv)
 		{ "nic", required_argument, NULL, 'I' },
 		{ "rng", no_argument, NULL, 'R' },
 		{ "vsock", required_argument, NULL, 'K' },
+		{ "virtio-transport", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -802,6 +808,14 @@ static int cmd_run(int argc, char **argv)
 			cfg.dev.vsock_cid = v;
 			break;
 		}
+		case 'T':
+			if (!strcmp(optarg, "pci"))
+				cfg.dev.mmio = 0;
+			else if (!strcmp(optarg, "mmio"))
+				cfg.dev.mmio = 1;
+			else
+				FAIL(value_error("--virtio-transport %s: want pci or mmio", optarg));
+			break;
 		case 'H':
 			if (!strcmp(optarg, "auto"))
 				cfg.dev.vhost = DEV_VHOST_AUTO;
@@ -872,6 +886,14 @@ static int cmd_run(int argc, char **argv)
 	if (fwd_nic == DEV_NICS_MAX && (vmname || nfwd))
 		FAIL(usage_error("%s needs --net (or a --nic net=NAME)",
 				 vmname ? "--name" : "--forward"));
+	/* before any tap or lease is made: vm_build checks it again */
+	struct dev_cfg planned = cfg.dev;
+	planned.nnics = nnics;
+	planned.ndisks = ndisks;
+	unsigned nvirtio = devices_mmio_count(&planned);
+	if (nvirtio > LAYOUT_VIRTIO_MMIO_MAX)
+		FAIL(value_error("--virtio-transport mmio: %u virtio devices, at most %u", nvirtio,
+				 LAYOUT_VIRTIO_MMIO_MAX));
 
 	if (!cfg.kernel) {
 		char tried[1024] = "";

@@ -3,6 +3,7 @@
  * (processors, buses, I/O APICs, I/O interrupts, local interrupts). */
 #include "mptable.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "bytes.h"
@@ -27,15 +28,36 @@
 #define IOAPIC_VERSION 0x11 /* KVM's 24-pin IOAPIC */
 /* PCI INTx: level-triggered, active low (MP spec table 4-10 flags) */
 #define PCI_INT_FLAGS  0x0f
+/* virtio-mmio lines: level-triggered, active high */
+#define MMIO_INT_FLAGS 0x0d
 
 static unsigned nr_isa_irqs(void) { return 16; }
 static unsigned nr_pci_ints(void) { return (MP_PCI_SLOTS - 1) * 4; }
 
-size_t mptable_size(unsigned ncpus)
+/* virtio-mmio devices whose line is above the ISA IRQs: each needs an
+ * entry of its own (the ones below share the ISA entry of their pin) */
+static unsigned nr_mmio_high(unsigned nmmio)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < nmmio && i < LAYOUT_VIRTIO_MMIO_MAX; i++)
+		n += LAYOUT_VIRTIO_MMIO_GSI(i) >= nr_isa_irqs();
+	return n;
+}
+
+/* The virtio-mmio device on pin, if any: its lines are level-triggered */
+static bool mmio_pin(unsigned nmmio, unsigned pin)
+{
+	for (unsigned i = 0; i < nmmio && i < LAYOUT_VIRTIO_MMIO_MAX; i++)
+		if (LAYOUT_VIRTIO_MMIO_GSI(i) == pin)
+			return true;
+	return false;
+}
+
+size_t mptable_size(unsigned ncpus, unsigned nmmio)
 {
 	return FP_LEN + HDR_LEN + (size_t)ncpus * CPU_LEN +
 	       SHORT_LEN * (2 /* buses */ + 1 /* IOAPIC */ + nr_isa_irqs() +
-			    nr_pci_ints() + 2 /* LINT0, LINT1 */);
+			    nr_mmio_high(nmmio) + nr_pci_ints() + 2 /* LINT0, LINT1 */);
 }
 
 static uint8_t *intr(uint8_t *p, uint8_t kind, uint8_t irqtype, uint16_t flags,
@@ -51,11 +73,11 @@ static uint8_t *intr(uint8_t *p, uint8_t kind, uint8_t irqtype, uint16_t flags,
 	return p + SHORT_LEN;
 }
 
-int mptable_build(uint8_t *buf, size_t cap, uint64_t gpa, unsigned ncpus)
+int mptable_build(uint8_t *buf, size_t cap, uint64_t gpa, unsigned ncpus, unsigned nmmio)
 {
-	if (ncpus == 0 || ncpus > LAYOUT_MAX_CPUS)
+	if (ncpus == 0 || ncpus > LAYOUT_MAX_CPUS || nmmio > LAYOUT_VIRTIO_MMIO_MAX)
 		return -EINVAL;
-	size_t need = mptable_size(ncpus);
+	size_t need = mptable_size(ncpus, nmmio);
 	if (cap < need || gpa + need > UINT32_MAX)
 		return -ENOSPC;
 	memset(buf, 0, need);
@@ -92,10 +114,21 @@ int mptable_build(uint8_t *buf, size_t cap, uint64_t gpa, unsigned ncpus)
 	count++;
 
 	/* ISA IRQ n -> pin n: KVM's default GSI routing, no IRQ0->2 swap;
-	 * flags 0 = the ISA bus's own edge/high convention */
+	 * flags 0 = the ISA bus's own edge/high convention, but a
+	 * virtio-mmio device's line is level-triggered; the ones above 15
+	 * are ISA lines of their own (a kernel without ACPI has only this
+	 * table to map them) */
 	for (unsigned irq = 0; irq < nr_isa_irqs(); irq++, count++)
-		p = intr(p, ENT_IOINT, INT_VECTORED, 0, MP_ISA_BUS_ID, (uint8_t)irq,
-			 ioapic_id, (uint8_t)irq);
+		p = intr(p, ENT_IOINT, INT_VECTORED, mmio_pin(nmmio, irq) ? MMIO_INT_FLAGS : 0,
+			 MP_ISA_BUS_ID, (uint8_t)irq, ioapic_id, (uint8_t)irq);
+	for (unsigned i = 0; i < nmmio; i++) {
+		unsigned pin = LAYOUT_VIRTIO_MMIO_GSI(i);
+		if (pin < nr_isa_irqs())
+			continue;
+		p = intr(p, ENT_IOINT, INT_VECTORED, MMIO_INT_FLAGS, MP_ISA_BUS_ID, (uint8_t)pin,
+			 ioapic_id, (uint8_t)pin);
+		count++;
+	}
 	/* PCI source irq = slot << 2 | pin (spec 4.3.4) */
 	for (unsigned slot = 1; slot < MP_PCI_SLOTS; slot++)
 		for (unsigned pin = 0; pin < 4; pin++, count++)
@@ -126,11 +159,14 @@ int mptable_build(uint8_t *buf, size_t cap, uint64_t gpa, unsigned ncpus)
 	return (int)need;
 }
 
-int mptable_write(const struct gmem *gm, unsigned ncpus, struct err *e)
+int mptable_write(const struct gmem *gm, unsigned ncpus, unsigned nmmio, struct err *e)
 {
 	if (ncpus == 0 || ncpus > LAYOUT_MAX_CPUS)
 		return errf(e, EINVAL, "mptable: %u CPUs, need 1..%u", ncpus, LAYOUT_MAX_CPUS);
-	size_t need = mptable_size(ncpus);
+	if (nmmio > LAYOUT_VIRTIO_MMIO_MAX)
+		return errf(e, EINVAL, "mptable: %u virtio-mmio devices, at most %u", nmmio,
+			    LAYOUT_VIRTIO_MMIO_MAX);
+	size_t need = mptable_size(ncpus, nmmio);
 	if (need > LAYOUT_MPTABLE_END - LAYOUT_MPTABLE)
 		return errf(e, ENOSPC, "mptable: %zu bytes do not fit at 0x%llx", need,
 			    (unsigned long long)LAYOUT_MPTABLE);
@@ -138,7 +174,7 @@ int mptable_write(const struct gmem *gm, unsigned ncpus, struct err *e)
 	if (!p)
 		return errf(e, EFAULT, "mptable: no guest RAM at 0x%llx",
 			    (unsigned long long)LAYOUT_MPTABLE);
-	int rc = mptable_build(p, need, LAYOUT_MPTABLE, ncpus);
+	int rc = mptable_build(p, need, LAYOUT_MPTABLE, ncpus, nmmio);
 	if (rc < 0)
 		return errf(e, -rc, "mptable: cannot build for %u CPUs", ncpus);
 	return 0;

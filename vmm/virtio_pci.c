@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <linux/pci_regs.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_mmio.h>
 #include <linux/virtio_pci.h>
 #include <linux/virtio_ring.h>
 
@@ -225,18 +226,36 @@ void vpci_set_needs_reset(struct vpci *v)
 
 /* --- kick eventfds (ioev_lock) --- */
 
-/* Any write length counts when every queue has its own address; when
- * they share one (MULT 0) the 16-bit queue index written tells them
- * apart, and KVM's datamatch needs a length. */
-#define KICK_LEN (VPCI_NOTIFY_MULT == 0 ? 2u : 0u)
+/* Where KVM must catch queue qi's notify. PCI: any write length counts
+ * when every queue has its own address; when they share one (MULT 0)
+ * the 16-bit queue index written tells them apart, and KVM's datamatch
+ * needs a length. MMIO: every queue shares QueueNotify and writes its
+ * index there, 32 bits wide. false: nowhere yet (memory decoding off). */
+static bool kick_where(const struct vpci *v, unsigned qi, uint64_t *addr, unsigned *len,
+		       bool *match)
+{
+	if (v->mmio_base) {
+		*addr = v->mmio_base + VIRTIO_MMIO_QUEUE_NOTIFY;
+		*len = 4;
+		*match = true;
+		return true;
+	}
+	uint64_t base = pci_bar_base(&v->pci, 0);
+	*addr = base + VPCI_NOTIFY_OFF + (uint64_t)qi * VPCI_NOTIFY_MULT;
+	*len = VPCI_NOTIFY_MULT == 0 ? 2u : 0u;
+	*match = VPCI_NOTIFY_MULT == 0;
+	return base != 0;
+}
 
 static void kick_unbind_locked(struct vpci *v, struct vpci_queue *q)
 {
 	if (!q->kick_bound)
 		return;
-	unsigned qi = (unsigned)(q - v->q);
-	(void)v->irq.ioeventfd(v->irq.opaque, q->kick_addr, KICK_LEN, VPCI_NOTIFY_MULT == 0, qi,
-			       q->kick_fd, false);
+	unsigned qi = (unsigned)(q - v->q), len;
+	uint64_t addr;
+	bool match;
+	(void)kick_where(v, qi, &addr, &len, &match);
+	(void)v->irq.ioeventfd(v->irq.opaque, q->kick_addr, len, match, qi, q->kick_fd, false);
 	q->kick_bound = false;
 }
 
@@ -253,23 +272,21 @@ static void kicks_unbind(struct vpci *v, bool retry)
 }
 
 /* Let KVM turn the driver's notify writes for queue qi into kick_fd
- * writes, at the notify address the BAR has now. */
+ * writes, at the notify address the transport has now. */
 static void kick_bind(struct vpci *v, unsigned qi)
 {
 	struct vpci_queue *q = &v->q[qi];
-	if (q->kick_fd < 0 || !v->irq.ioeventfd)
+	uint64_t addr;
+	unsigned len;
+	bool match;
+	if (q->kick_fd < 0 || !v->irq.ioeventfd || !kick_where(v, qi, &addr, &len, &match))
 		return;
-	uint64_t base = pci_bar_base(&v->pci, 0);
-	if (!base)
-		return; /* memory decoding off: nothing to bind to */
-	uint64_t addr = base + VPCI_NOTIFY_OFF + (uint64_t)qi * VPCI_NOTIFY_MULT;
 	pthread_mutex_lock(&v->ioev_lock);
 	if (q->kick_bound && q->kick_addr != addr)
 		kick_unbind_locked(v, q);
 	/* a refusal (no ioeventfd here) is not retried on every trapped kick */
 	if (!q->kick_bound && !q->kick_refused) {
-		if (v->irq.ioeventfd(v->irq.opaque, addr, KICK_LEN, VPCI_NOTIFY_MULT == 0, qi,
-				     q->kick_fd, true) == 0) {
+		if (v->irq.ioeventfd(v->irq.opaque, addr, len, match, qi, q->kick_fd, true) == 0) {
 			q->kick_bound = true;
 			q->kick_addr = addr;
 		} else {
@@ -485,6 +502,96 @@ static void common_write(struct vpci *v, uint64_t off, const void *data, unsigne
 	pthread_mutex_unlock(&v->lock);
 }
 
+void vpci_notify(struct vpci *v, unsigned qi)
+{
+	if (qi >= v->nq)
+		return; /* the guest names the queue: one we do not have is ignored */
+	struct vpci_queue *q = &v->q[qi];
+	if (q->kick_fd >= 0) {
+		/* the device works on its event thread, never here; an
+		 * enabled queue whose kick still traps lost its binding
+		 * (the BAR moved): bind at the new address */
+		efd_signal(q->kick_fd);
+		if (__atomic_load_n(&q->enabled, __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&q->kick_bound, __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&q->kick_refused, __ATOMIC_RELAXED))
+			kick_bind(v, qi);
+	} else if (v->ops->notify) {
+		v->ops->notify(v->dev, qi);
+	}
+}
+
+void vpci_common_read(struct vpci *v, unsigned off, void *data, unsigned len)
+{
+	common_read(v, off, data, len);
+}
+
+void vpci_common_write(struct vpci *v, unsigned off, const void *data, unsigned len)
+{
+	common_write(v, off, data, len);
+}
+
+/* The guest picks offset and width: only whole accesses inside the
+ * device's config reach it. */
+static bool devcfg_fits(const struct vpci *v, uint64_t off, unsigned len)
+{
+	return off < v->cfg_size && len <= v->cfg_size - off;
+}
+
+void vpci_devcfg_read(struct vpci *v, uint64_t off, void *data, unsigned len)
+{
+	if (devcfg_fits(v, off, len) && v->ops->cfg_read)
+		v->ops->cfg_read(v->dev, (unsigned)off, data, len);
+}
+
+void vpci_devcfg_write(struct vpci *v, uint64_t off, const void *data, unsigned len)
+{
+	if (devcfg_fits(v, off, len) && v->ops->cfg_write)
+		v->ops->cfg_write(v->dev, (unsigned)off, data, len);
+}
+
+uint8_t vpci_isr_peek(struct vpci *v)
+{
+	pthread_mutex_lock(&v->irq_lock);
+	uint8_t isr = v->isr;
+	pthread_mutex_unlock(&v->irq_lock);
+	return isr;
+}
+
+void vpci_isr_ack(struct vpci *v, uint8_t bits)
+{
+	pthread_mutex_lock(&v->irq_lock);
+	v->isr &= (uint8_t)~bits;
+	if (!v->isr)
+		lower_locked(v);
+	pthread_mutex_unlock(&v->irq_lock);
+}
+
+int vpci_queue_disable(struct vpci *v, unsigned qi)
+{
+	int rc = 0;
+	pthread_mutex_lock(&v->lock);
+	if (qi >= v->nq || !v->q[qi].enabled)
+		goto out;
+	/* once the device runs, its threads (or vhost) own the ring: only
+	 * a reset takes it back */
+	if (v->status & VIRTIO_CONFIG_S_DRIVER_OK) {
+		rc = -EBUSY;
+		goto out;
+	}
+	struct vpci_queue *q = &v->q[qi];
+	pthread_mutex_lock(&v->ioev_lock);
+	kick_unbind_locked(v, q);
+	pthread_mutex_unlock(&v->ioev_lock);
+	pthread_mutex_lock(&q->lock);
+	vq_reset(&q->vq);
+	q->enabled = false;
+	pthread_mutex_unlock(&q->lock);
+out:
+	pthread_mutex_unlock(&v->lock);
+	return rc;
+}
+
 /* --- BAR 0 --- */
 
 static void msix_read(struct vpci *v, uint64_t off, void *data, unsigned len)
@@ -552,9 +659,7 @@ static void bar_read(struct pci_dev *d, unsigned bar, uint64_t off, void *data, 
 		lower_locked(v);
 		pthread_mutex_unlock(&v->irq_lock);
 	} else if (off < VPCI_NOTIFY_OFF) {
-		off -= VPCI_DEVCFG_OFF;
-		if (off < v->cfg_size && len <= v->cfg_size - off && v->ops->cfg_read)
-			v->ops->cfg_read(v->dev, (unsigned)off, data, len);
+		vpci_devcfg_read(v, off - VPCI_DEVCFG_OFF, data, len);
 	} else if (off >= VPCI_MSIX_OFF) {
 		msix_read(v, off, data, len);
 	}
@@ -568,28 +673,14 @@ static void bar_write(struct pci_dev *d, unsigned bar, uint64_t off, const void 
 	if (off < VPCI_ISR_OFF) {
 		common_write(v, off - VPCI_COMMON_OFF, data, len);
 	} else if (off >= VPCI_DEVCFG_OFF && off < VPCI_NOTIFY_OFF) {
-		off -= VPCI_DEVCFG_OFF;
-		if (off < v->cfg_size && len <= v->cfg_size - off && v->ops->cfg_write)
-			v->ops->cfg_write(v->dev, (unsigned)off, data, len);
+		vpci_devcfg_write(v, off - VPCI_DEVCFG_OFF, data, len);
 	} else if (off >= VPCI_NOTIFY_OFF && off < VPCI_NOTIFY_OFF + VPCI_REGION_SIZE) {
 		off -= VPCI_NOTIFY_OFF;
 		unsigned qi = (unsigned)(off / VPCI_NOTIFY_MULT);
 		/* the written value is ignored: the address alone names the queue */
-		if (off % VPCI_NOTIFY_MULT || qi >= v->nq)
+		if (off % VPCI_NOTIFY_MULT)
 			return;
-		struct vpci_queue *q = &v->q[qi];
-		if (q->kick_fd >= 0) {
-			/* the device works on its event thread, never here; an
-			 * enabled queue whose kick still traps lost its binding
-			 * (the BAR moved): bind at the new address */
-			efd_signal(q->kick_fd);
-			if (__atomic_load_n(&q->enabled, __ATOMIC_RELAXED) &&
-			    !__atomic_load_n(&q->kick_bound, __ATOMIC_RELAXED) &&
-			    !__atomic_load_n(&q->kick_refused, __ATOMIC_RELAXED))
-				kick_bind(v, qi);
-		} else if (v->ops->notify) {
-			v->ops->notify(v->dev, qi);
-		}
+		vpci_notify(v, qi);
 	} else if (off >= VPCI_MSIX_OFF) {
 		msix_write(v, off, data, len);
 	}
@@ -656,6 +747,7 @@ int vpci_init(struct vpci *v, uint16_t type, uint32_t class_code, uint64_t featu
 	v->gm = gm;
 	if (irq)
 		v->irq = *irq;
+	v->type = type;
 	v->features = features;
 	v->nq = nq;
 	v->cfg_size = cfg_size;
@@ -670,6 +762,7 @@ int vpci_init(struct vpci *v, uint16_t type, uint32_t class_code, uint64_t featu
 		v->q[i].kick_fd = -1;
 		v->q[i].owner = v;
 		v->q[i].backend_fd = -1;
+		v->q[i].relay_fd = -1;
 	}
 	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)
 		v->vec[i] = (struct vpci_vec){ .gsi = -1, .call_fd = -1, .hold_fd = -1 };
@@ -717,6 +810,12 @@ void vpci_set_slot(struct vpci *v, unsigned slot)
 	v->gsi = pci_slot_gsi(slot);
 }
 
+void vpci_set_mmio(struct vpci *v, uint64_t base, unsigned gsi)
+{
+	v->mmio_base = base;
+	v->gsi = gsi;
+}
+
 /* --- fast paths --- */
 
 static void kick_ready(void *opaque, uint32_t events)
@@ -730,6 +829,16 @@ static void kick_ready(void *opaque, uint32_t events)
 		return;
 	if (v->ops->notify)
 		v->ops->notify(v->dev, (unsigned)(q - v->q));
+}
+
+static void relay_ready(void *opaque, uint32_t events)
+{
+	struct vpci_queue *q = opaque;
+	struct vpci *v = q->owner;
+	(void)events;
+	/* any number of backend signals since the last read: one interrupt */
+	if (efd_take(q->relay_fd))
+		vpci_signal(v, (unsigned)(q - v->q));
 }
 
 static void intx_resampled(void *opaque, uint32_t events)
@@ -796,6 +905,19 @@ int vpci_start(struct vpci *v, struct event_loop *ev, struct err *e)
 			q->kick_fd = -1;
 			goto err;
 		}
+		if (!v->ops->set_call)
+			continue; /* no backend will ever need it */
+		q->relay_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->relay_fd < 0) {
+			rc = errf(e, errno, "virtio: eventfd: %s", strerror(errno));
+			goto err;
+		}
+		rc = event_add(ev, q->relay_fd, EPOLLIN, relay_ready, q, e);
+		if (rc) {
+			close(q->relay_fd);
+			q->relay_fd = -1;
+			goto err;
+		}
 	}
 	rc = setup_intx(v, ev, e);
 	if (rc)
@@ -840,7 +962,9 @@ void vpci_stop(struct vpci *v)
 	for (unsigned i = 0; i < v->nq; i++) {
 		if (v->q[i].kick_fd >= 0)
 			close(v->q[i].kick_fd);
-		v->q[i].kick_fd = -1;
+		if (v->q[i].relay_fd >= 0)
+			close(v->q[i].relay_fd);
+		v->q[i].kick_fd = v->q[i].relay_fd = -1;
 		v->q[i].owner = v;
 	}
 }
@@ -868,8 +992,10 @@ int vpci_queue_backend(struct vpci *v, unsigned q, bool on)
 		if (pq->backend_fd >= 0) {
 			uint16_t vec = pq->backend_vec;
 			pq->backend_fd = -1;
-			/* the backend stopped: what it left in the hold fd is pending */
-			if (efd_take(v->vec[vec].hold_fd)) {
+			/* the backend stopped: what it left in the relay is
+			 * signalled by the loop, what it left in the hold fd is
+			 * pending */
+			if (vec < VPCI_MSIX_VECTORS && efd_take(v->vec[vec].hold_fd)) {
 				v->pba |= 1u << vec;
 				v->stat_held++;
 			}
@@ -878,7 +1004,15 @@ int vpci_queue_backend(struct vpci *v, unsigned q, bool on)
 		goto out;
 	}
 	uint16_t vec = __atomic_load_n(&pq->vector, __ATOMIC_RELAXED);
-	/* INTx needs the ISR set with each interrupt: only we can do that */
+	if (!v->msix_enabled && pq->relay_fd >= 0) {
+		/* INTx (virtio-mmio too) needs the ISR set with each
+		 * interrupt, which only we can do: the backend writes the
+		 * relay, and the loop sets the ISR and raises the line */
+		pq->backend_vec = VPCI_NO_VECTOR;
+		pq->backend_fd = pq->relay_fd;
+		v->ops->set_call(v->dev, q, pq->backend_fd);
+		goto out;
+	}
 	if (!v->msix_enabled || vec >= VPCI_MSIX_VECTORS || !vec_commit_locked(v, vec)) {
 		rc = -EOPNOTSUPP;
 		goto out;
@@ -928,7 +1062,8 @@ void vpci_dump(struct vpci *v, FILE *f, const char *name, unsigned wait_ms)
 	fprintf(f, "  %s: status 0x%x%s, %s, isr 0x%x, line %d, pba 0x%x%s\n", name,
 		__atomic_load_n(&v->status, __ATOMIC_RELAXED),
 		__atomic_load_n(&v->needs_reset, __ATOMIC_RELAXED) ? " (needs reset)" : "",
-		!v->msix_enabled ? "INTx" : v->msix_masked ? "MSI-X (all masked)" : "MSI-X",
+		v->mmio_base ? "virtio-mmio" : !v->msix_enabled ? "INTx" :
+		v->msix_masked ? "MSI-X (all masked)" : "MSI-X",
 		v->isr, v->line, v->pba, irq ? "" : " (irq lock held)");
 	pba = v->pba;
 	for (unsigned i = 0; i < VPCI_MSIX_VECTORS; i++)

@@ -25,7 +25,15 @@
  * masked vector's irqfd: it writes the vector's hold eventfd while the
  * vector is masked (ops->set_call switches it), which reads as pending in
  * the PBA and is moved into the PBA and sent at the unmask. The irqfds
- * stay assigned throughout (no KVM_IRQFD deassign on a mask). */
+ * stay assigned throughout (no KVM_IRQFD deassign on a mask). Without
+ * MSI-X (INTx, virtio-mmio) a backend writes the queue's relay eventfd
+ * instead, and the event loop sets the ISR and raises the line for it.
+ *
+ * The same state also backs the virtio-mmio transport (virtio_mmio.c,
+ * after vpci_set_mmio): its registers map onto the common cfg fields
+ * here, MSI-X stays off, interrupts take the INTx path (ISR + a level
+ * line, the resample irqfd) on the device's own GSI, and every queue's
+ * kick is bound at QueueNotify with the queue index as datamatch. */
 #ifndef KVMLAB_VMM_VIRTIO_PCI_H
 #define KVMLAB_VMM_VIRTIO_PCI_H
 #include <pthread.h>
@@ -90,9 +98,14 @@ struct vpci_queue {
 	bool kick_refused; /* ioev_lock: KVM said no; retried after a BAR move */
 	uint64_t kick_addr;
 	/* irq_lock: the fd the queue's backend writes (-1: no backend), on
-	 * the vector it had when the backend took it */
+	 * the vector it had when the backend took it (VPCI_NO_VECTOR: the
+	 * relay below) */
 	int backend_fd;
 	uint16_t backend_vec;
+	/* eventfd a backend writes when interrupts go through us (INTx:
+	 * the ISR must be set first); our loop signals for it. -1: none
+	 * (before vpci_start, or a device without ops->set_call) */
+	int relay_fd;
 };
 
 /* One MSI-X vector's in-kernel path (irq_lock). */
@@ -111,6 +124,8 @@ struct vpci {
 	const struct gmem *gm;
 	struct dev_irq_ops irq;
 	unsigned gsi;
+	uint16_t type;      /* virtio device id */
+	uint64_t mmio_base; /* 0: PCI; else the virtio-mmio registers' address */
 
 	pthread_mutex_t lock;
 	uint64_t features, driver_features;
@@ -150,6 +165,9 @@ int vpci_init(struct vpci *v, uint16_t type, uint32_t class_code, uint64_t featu
 	      const struct dev_irq_ops *irq) WUR;
 /* Call once the PCI slot is known (sets the INTx GSI). */
 void vpci_set_slot(struct vpci *v, unsigned slot);
+/* Or, instead of a PCI slot: the virtio-mmio transport, registers at
+ * base (virtio_mmio.c serves them), interrupts on gsi. */
+void vpci_set_mmio(struct vpci *v, uint64_t base, unsigned gsi);
 /* Turn on the fast paths: kick eventfds served by loop ev (which may be
  * running already), the INTx resample irqfd, MSI routes + irqfds as the
  * guest programs vectors. Call after vpci_set_slot(); missing KVM
@@ -165,10 +183,11 @@ int vpci_queue_kick_fd(struct vpci *v, unsigned q);
 /* A backend takes (on) or gives back (off) queue q's interrupts: it
  * writes whatever fd ops->set_call gives it, now (before on returns) and
  * at every mask/unmask of the vector q uses now: the vector's irqfd while
- * unmasked, its hold eventfd while masked. Off: after the backend stopped
- * writing; what it left held stays pending in the PBA. -EOPNOTSUPP: MSI-X
- * off, q has no vector, KVM has no route for it, or no ops->set_call
- * (then interrupt through vpci_signal). A vector the driver points q at
+ * unmasked, its hold eventfd while masked; with MSI-X off, the queue's
+ * relay eventfd. Off: after the backend stopped writing; what it left
+ * held stays pending in the PBA. -EOPNOTSUPP: MSI-X on and q has no
+ * vector or KVM has no route for it, MSI-X off before vpci_start, or no
+ * ops->set_call (then interrupt through vpci_signal). A vector the driver points q at
  * later is not followed: take the queue again. Caller may hold q's lock. */
 int vpci_queue_backend(struct vpci *v, unsigned q, bool on) WUR;
 /* Stop (pause) or resume reading queue q's kick eventfd here: while
@@ -191,6 +210,20 @@ bool vpci_has(const struct vpci *v, unsigned bit);
 /* Vector masks the driver wrote (vector or function), and the backend
  * interrupts a mask held back and the unmask sent (for --stats). */
 void vpci_msix_stats(struct vpci *v, uint64_t *masks, uint64_t *held);
+/* For the virtio-mmio front: common cfg access (offsets and widths as
+ * in virtio-pci's common cfg), device config (bounds-checked here), the
+ * driver's notify of queue qi (any qi: unknown ones are ignored), the
+ * ISR read without acknowledging it and the acknowledgment of bits
+ * (the line drops once none is left), and QueueReady = 0: -EBUSY once
+ * the driver set DRIVER_OK (the device owns the rings until a reset). */
+void vpci_common_read(struct vpci *v, unsigned off, void *data, unsigned len);
+void vpci_common_write(struct vpci *v, unsigned off, const void *data, unsigned len);
+void vpci_devcfg_read(struct vpci *v, uint64_t off, void *data, unsigned len);
+void vpci_devcfg_write(struct vpci *v, uint64_t off, const void *data, unsigned len);
+void vpci_notify(struct vpci *v, unsigned qi);
+uint8_t vpci_isr_peek(struct vpci *v);
+void vpci_isr_ack(struct vpci *v, uint8_t bits);
+int vpci_queue_disable(struct vpci *v, unsigned qi) WUR;
 /* Lines on f about the transport and each queue's ring (SIGQUIT, SIGUSR2):
  * where a stuck device stands. Waits at most wait_ms for each lock that is
  * held, then reports without it (and says so). */

@@ -82,8 +82,9 @@ static void stop(struct vvsock *s)
 }
 
 /* DRIVER_OK (v->lock held): hand rx and tx to the kernel. Needs each
- * ring set up, its kick eventfd (ioeventfd) and an MSI-X vector with an
- * irqfd: there is no userspace data path to fall back to. */
+ * ring set up, its kick eventfd (ioeventfd) and a way to interrupt (an
+ * MSI-X vector's irqfd, or with INTx and virtio-mmio the transport's
+ * relay): there is no userspace data path to fall back to. */
 static void driver_ok(void *dev)
 {
 	struct vvsock *s = dev;
@@ -106,7 +107,7 @@ static void driver_ok(void *dev)
 		rc = vpci_queue_backend(&s->vpci, q, true);
 		if (rc) {
 			if (q && vpci_queue_backend(&s->vpci, 0, false)) {}
-			log_once(s, "interrupts for the kernel (MSI-X with an irqfd needed)", -rc);
+			log_once(s, "interrupts for the kernel (a queue without a vector or irqfd)", -rc);
 			return;
 		}
 	}

@@ -18,6 +18,7 @@
 #include "mptable.h"
 #include "power.h"
 #include "serial.h"
+#include "virtio_mmio.h"
 
 #define VCPU_STACK (256u << 10) /* run loops are shallow; keep RSS small */
 
@@ -37,6 +38,10 @@ static int validate(const struct vm_cfg *cfg, struct err *e)
 		return errf(e, EINVAL, "--mem: must be above 0");
 	if (cfg->mem % 4096)
 		return errf(e, EINVAL, "--mem: must be a multiple of 4 KiB");
+	unsigned virtio = devices_mmio_count(&cfg->dev);
+	if (virtio > LAYOUT_VIRTIO_MMIO_MAX)
+		return errf(e, EINVAL, "--virtio-transport mmio: %u virtio devices, at most %u",
+			    virtio, LAYOUT_VIRTIO_MMIO_MAX);
 	uint64_t host = host_mem_total();
 	if (host && cfg->mem > host)
 		return errf(e, ENOMEM, "--mem %llu MiB: more than host memory (%llu MiB)",
@@ -87,15 +92,28 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 	rc = gmem_alloc(&vm->gm, cfg->mem, e);
 	if (rc)
 		goto err_console;
+	/* virtio-mmio devices are described before they exist: in the
+	 * DSDT, the MP table and, for a kernel without ACPI, the command line */
+	unsigned nmmio = devices_mmio_count(&cfg->dev);
+	char *cmdline = NULL;
+	if (nmmio) {
+		char more[LAYOUT_VIRTIO_MMIO_MAX * 48];
+		if (vmmio_cmdline(more, sizeof(more), nmmio) < 0 ||
+		    asprintf(&cmdline, "%s%s", cfg->cmdline, more) < 0) {
+			rc = errf(e, ENOMEM, "virtio-mmio: command line: out of memory");
+			goto err_gm;
+		}
+	}
 	struct boot_cfg bc = { .kernel = cfg->kernel, .initrd = cfg->initrd,
-			       .cmdline = cfg->cmdline };
+			       .cmdline = cmdline ? cmdline : cfg->cmdline };
 	rc = boot_load(&vm->gm, &bc, &bi, e);
+	free(cmdline);
 	if (rc)
 		goto err_gm;
-	rc = mptable_write(&vm->gm, cfg->cpus, e);
+	rc = mptable_write(&vm->gm, cfg->cpus, nmmio, e);
 	if (rc)
 		goto err_gm;
-	rc = acpi_write(&vm->gm, cfg->cpus, e);
+	rc = acpi_write(&vm->gm, cfg->cpus, nmmio, e);
 	if (rc)
 		goto err_gm;
 	rc = cpu_write_boot_tables(&vm->gm, e);

@@ -57,3 +57,4 @@ VMM_LIB_SRCS += vmm/dhcp_tap.c
 VMM_LIB_SRCS += vmm/dhcp.c
 VMM_LIB_SRCS += vmm/virtio_rng.c
 VMM_LIB_SRCS += vmm/virtio_vsock.c
+VMM_LIB_SRCS += vmm/virtio_mmio.c

@@ -113,6 +113,14 @@ expect "--disk without a file name" 2 "--disk: missing file name" \
 	--kernel "$dir/good.bz" --disk ",ro"
 expect "bad --disk aio mode" 1 "--disk: aio=posix: want aio=auto, aio=uring or aio=thread" \
 	--kernel "$dir/good.bz" --disk "$dir/d.img,aio=posix"
+expect "bad --virtio-transport" 1 "--virtio-transport ccw: want pci or mmio" \
+	--kernel "$dir/good.bz" --virtio-transport ccw
+# 8 disks and 4 NICs: one more than virtio-mmio has windows; refused
+# before any lease or tap is made
+expect "--virtio-transport mmio with 12 devices" 1 \
+	"--virtio-transport mmio: 12 virtio devices, at most 11" --kernel "$dir/good.bz" \
+	--virtio-transport mmio $(for i in 1 2 3 4 5 6 7 8; do printf -- '--disk %s,ro ' "$dir/d.img"; done) \
+	--net n0 --nic net=n1 --nic net=n2 --nic net=n3
 
 # unknown command: a usage error too
 "$VM" frobnicate >/dev/null 2>&1 </dev/null

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "bus.h"
+#include "fuzz_script.h"
 #include "layout.h"
 #include "pci.h"
 #include "pvpanic_pci.h"
@@ -54,12 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	/* first half of the input: guest memory; second: an access script */
-	size_t memlen = (size_t)data[0] * 64;
-	if (memlen > size - 1)
-		memlen = size - 1;
-	memset(d.mem, 0, 0x20000);
-	memcpy(d.mem, data + 1, memlen < 0x20000 ? memlen : 0x20000);
-	const uint8_t *p = data + 1 + memlen, *end = data + size;
+	const uint8_t *p = fuzz_guest_mem(&d, data, size), *end = data + size;
 	while (end - p >= 8) {
 		static const unsigned lens[4] = { 1, 2, 4, 8 };
 		uint8_t op = p[0];
@@ -94,20 +90,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 6:
 			vnet_pair_run(n, 0); /* what the pair thread does on a kick or frame */
 			break;
-		default: { /* the "tap" delivers a frame made of the script's tail */
-			size_t fl = 8 + (where & 0x3ff);
-			if (fl > (size_t)(end - (p - 8)))
-				fl = (size_t)(end - (p - 8));
-			(void)!send(sv[1], p - 8, fl, MSG_DONTWAIT);
+		default: /* the "tap" delivers a frame made of the script's tail */
+			fuzz_tap_send(sv[1], p - 8, end, where);
 			break;
 		}
-		}
 	}
-	uint8_t buf[2048];
-	while (recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) > 0)
-		;
-	while (recv(sv[0], buf, sizeof(buf), MSG_DONTWAIT) > 0)
-		;
+	fuzz_tap_drain(sv);
 	/* back to power-on state: device resets, BARs and command restored */
 	uint8_t zero = 0;
 	n->vpci.pci.ops->bar_write(&n->vpci.pci, 0, 0x14, &zero, 1);

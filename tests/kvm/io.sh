@@ -189,9 +189,5 @@ one() {
 # more would only cost minutes under TCG
 one thread 64
 one uring 16
-if [ "$T_FAILS" -gt 0 ]; then
-	for f in "$work"/console-* "$work"/vm-*.err; do
-		echo "# $f:"; tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
-	done
-fi
+t_tails_on_fail 25 "$work"/console-* "$work"/vm-*.err
 t_finish

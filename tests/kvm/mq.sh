@@ -294,9 +294,5 @@ for qn in 1 2 4; do
 		t_ok "mq --net --queues $qn: the VMM's tap is gone after exit"
 done
 
-if [ "$T_FAILS" -gt 0 ]; then
-	for f in "$work"/*.out "$work"/*.err; do
-		echo "# $f:"; tail -15 "$f" 2>/dev/null | sed 's/^/#   /'
-	done
-fi
+t_tails_on_fail 15 "$work"/*.out "$work"/*.err
 t_finish

@@ -29,7 +29,7 @@
 #                                  could hide a hang of our own)
 # Exit status: non-zero if any script failed.
 cd "$(dirname "$0")/../.." || exit 1
-all=(all.sh virtio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh multi.sh vsock.sh debian.sh shell.sh)
+all=(all.sh virtio.sh mmio.sh io.sh mq.sh vhost.sh nat.sh qemu_peer.sh dhcp.sh multi.sh vsock.sh debian.sh shell.sh)
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${all[@]}"
 	exit 0

@@ -7,7 +7,9 @@
 # userspace exits than the same run through the VMM. A reset in flight
 # (the guest unbinds and rebinds virtio-net) gives the rings back to the
 # VMM and then to vhost again, and the NIC still works. --vhost on
-# without /dev/vhost-net fails with one line.
+# without /dev/vhost-net fails with one line. A third boot (intx) is
+# vhost on with the guest on INTx (pci=nomsi): its interrupts pass
+# through the VMM's relay, and the kernel still moves the frames.
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT"
 VM=$KVMLAB_VM
@@ -27,7 +29,8 @@ want=$(md5sum <"$work/down" | cut -d' ' -f1)
 # one boot: ping, MB down and up, then a driver unbind/rebind (reset in
 # flight) and another ping; prints what it saw
 boot() { # mode tag
-	local mode=$1 tag=$2 out=$work/$2.console
+	local mode=$1 tag=$2 out=$work/$2.console extra=
+	[ $mode = intx ] && { mode=on; extra=pci=nomsi; }
 	nsx timeout 300 ncat -l $HOST 7002 --send-only <"$work/down" 2>/dev/null &
 	local p1=$!
 	nsx timeout 300 ncat -l $HOST 7001 >"$work/$tag.up" 2>/dev/null < <(nsx sleep 300) & # in the netns: its cleanup ends it
@@ -43,7 +46,8 @@ boot() { # mode tag
 	g="$g; echo \$d >/sys/bus/virtio/drivers/virtio_net/unbind; echo \$d >/sys/bus/virtio/drivers/virtio_net/bind"
 	g="$g; sleep 1; ip link set eth0 up; ip addr add $GUEST/24 dev eth0 2>/dev/null; sleep 1"
 	g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo PING2-OK"
-	local cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
+	g="$g; echo INTX=\$(grep -c 'IO-APIC.*virtio' /proc/interrupts)"
+	local cmdline="console=ttyS0 reboot=k quiet $extra kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
 	nsx timeout -s QUIT -k 10 300 "$VM" run --mem 256M --tap tap0 --vhost "$mode" --stats \
 		--cmdline "$cmdline" --console "file:$out" >"$work/$tag.err" 2>&1 &
 	local vm=$!
@@ -83,7 +87,7 @@ boot() { # mode tag
 
 # KVMLAB_VHOST_MODES: the boots, in order (default "on off"; e.g.
 # "off off off" to soak the VMM's own data path)
-modes=${KVMLAB_VHOST_MODES:-on off}
+modes=${KVMLAB_VHOST_MODES:-on intx off}
 for mode in $modes; do
 	read -r rc seen rch wch < <(boot $mode $mode)
 	echo "# vhost $mode: the VMM read $rch and wrote $wch bytes (/proc/PID/io)"
@@ -107,9 +111,13 @@ for mode in $modes; do
 	fi
 	grep -q '^PING2-OK' "$out" && t_ok "vhost $mode: NIC works again after an unbind/rebind (reset in flight)" ||
 		t_fail "vhost $mode: NIC works again after an unbind/rebind (reset in flight)" "$(tail -5 "$out" | tr '\n' ' ')"
-	if [ $mode = on ]; then
-		[ "$seen" = 1 ] && t_ok "vhost on: the kernel's vhost-<pid> worker ran for the VMM" ||
-			t_fail "vhost on: the kernel's vhost-<pid> worker ran for the VMM" "no vhost-PID thread seen"
+	if [ $mode = intx ]; then
+		grep -q '^INTX=[1-9]' "$out" && t_ok "vhost intx: the guest's virtio interrupts are IO-APIC lines" ||
+			t_fail "vhost intx: the guest's virtio interrupts are IO-APIC lines" "$(grep INTX= "$out")"
+	fi
+	if [ $mode != off ]; then
+		[ "$seen" = 1 ] && t_ok "vhost $mode: the kernel's vhost-<pid> worker ran for the VMM" ||
+			t_fail "vhost $mode: the kernel's vhost-<pid> worker ran for the VMM" "no vhost-PID thread seen"
 	else
 		[ "$seen" = 0 ] && t_ok "vhost off: no vhost worker" ||
 			t_fail "vhost off: no vhost worker" "a vhost-PID thread was seen"
@@ -126,6 +134,13 @@ elif [ $((rch_off - rch_on)) -ge $need ] && [ $((wch_off - wch_on)) -ge $need ];
 	t_ok "vhost: the VMM read $(((rch_off - rch_on) >> 20)) and wrote $(((wch_off - wch_on) >> 20)) MiB less with vhost: the kernel moved the frames"
 else
 	t_fail "vhost: the kernel moved the frames" "VMM read $rch_on/$rch_off, wrote $wch_on/$wch_off bytes (vhost on/off)"
+fi
+if [[ " $modes " == *" intx "* && " $modes " == *" off "* ]]; then
+	if [ $((rch_off - rch_intx)) -ge $need ] && [ $((wch_off - wch_intx)) -ge $need ]; then
+		t_ok "vhost intx: the VMM read $(((rch_off - rch_intx) >> 20)) and wrote $(((wch_off - wch_intx) >> 20)) MiB less: the kernel moved the frames on INTx too"
+	else
+		t_fail "vhost intx: the kernel moved the frames" "VMM read $rch_intx/$rch_off, wrote $wch_intx/$wch_off bytes (intx/off)"
+	fi
 fi
 
 # --vhost on where there is no backend: one line, exit 1, nothing booted

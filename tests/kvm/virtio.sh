@@ -98,9 +98,5 @@ grep -q '^DD=[1-9]' "$out.ro" && t_ok "virtio-blk ro: guest write refused" ||
 	t_fail "virtio-blk ro: guest write refused"
 [ "$(md5sum <"$img")" = "$sum" ] && t_ok "virtio-blk ro: image unchanged" ||
 	t_fail "virtio-blk ro: image unchanged"
-if [ "$T_FAILS" -gt 0 ]; then
-	for f in "$out" "$out.ro" "$work/vm.err" "$work/vm-ro.err"; do
-		echo "# $f:"; tail -25 "$f" 2>/dev/null | sed 's/^/#   /'
-	done
-fi
+t_tails_on_fail 25 "$out" "$out.ro" "$work/vm.err" "$work/vm-ro.err"
 t_finish

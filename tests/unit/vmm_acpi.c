@@ -421,14 +421,15 @@ static int table_ok(uint64_t a, const char *sig)
 	       t_sum8(mem + a, len) == 0;
 }
 
-static void check(unsigned n, struct tables *tb)
+static void check(unsigned n, unsigned nmmio, struct tables *tb)
 {
 	struct gmem gm;
 	struct err e = { "" };
 	memset(mem, 0xa5, sizeof(mem));
 	memset(tb, 0, sizeof(*tb));
 	gmem_init_flat(&gm, mem, sizeof(mem));
-	CHECK_EQ(acpi_write(&gm, n, &e), 0, "%u cpus: written (%s)", n, e.msg);
+	CHECK_EQ(acpi_write(&gm, n, nmmio, &e), 0, "%u cpus, %u virtio-mmio: written (%s)", n, nmmio,
+		 e.msg);
 
 	/* Linux's scan: 16-byte steps over e0000-fffff, 20-byte checksum */
 	const uint8_t *r = t_scan16(mem, 0xe0000, 0x100000, "RSD PTR ", 20);
@@ -584,10 +585,10 @@ static void test_aml(void)
 	CHECK(ints_ok, "integers round-trip through every encoding");
 	struct tables tb;
 	(void)tb;
-	CHECK(acpi_build_dsdt_aml(buf, 100) == -ENOSPC, "DSDT into a short buffer: -ENOSPC");
-	CHECK(acpi_build(buf, 4096, 0xe0000, 64, 0) == -EINVAL &&
-	      acpi_build(buf, 4096, 0xe0000, 64, 256) == -EINVAL, "0 and 256 CPUs rejected");
-	CHECK(acpi_build(buf, 2048, 0xe0000, 64, 255) == -ENOSPC, "255 CPUs into 2 KiB: -ENOSPC");
+	CHECK(acpi_build_dsdt_aml(buf, 100, 0) == -ENOSPC, "DSDT into a short buffer: -ENOSPC");
+	CHECK(acpi_build(buf, 4096, 0xe0000, 64, 0, 0) == -EINVAL &&
+	      acpi_build(buf, 4096, 0xe0000, 64, 256, 0) == -EINVAL, "0 and 256 CPUs rejected");
+	CHECK(acpi_build(buf, 2048, 0xe0000, 64, 255, 0) == -ENOSPC, "255 CPUs into 2 KiB: -ENOSPC");
 }
 
 /* ---- iasl as an independent oracle ---- */
@@ -597,7 +598,8 @@ static int run(const char *cmd)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static int file_has(const char *path, const char *needle)
+/* How often needle occurs in the file. */
+static unsigned file_count(const char *path, const char *needle)
 {
 	FILE *f = fopen(path, "re");
 	if (!f)
@@ -606,7 +608,15 @@ static int file_has(const char *path, const char *needle)
 	size_t n = fread(text, 1, sizeof(text) - 1, f);
 	fclose(f);
 	text[n] = 0;
-	return strstr(text, needle) != NULL;
+	unsigned c = 0;
+	for (const char *p = text; (p = strstr(p, needle)); p++)
+		c++;
+	return c;
+}
+
+static int file_has(const char *path, const char *needle)
+{
+	return file_count(path, needle) > 0;
 }
 
 static int dump(const char *dir, const char *name, const uint8_t *t)
@@ -621,7 +631,7 @@ static int dump(const char *dir, const char *name, const uint8_t *t)
 	return fclose(f) || rc ? -1 : 0;
 }
 
-static void test_iasl(const struct tables *tb, unsigned n)
+static void test_iasl(const struct tables *tb, unsigned n, unsigned nmmio)
 {
 	if (run("command -v iasl >/dev/null 2>&1") != 0) {
 		printf("ok - iasl oracle # SKIP iasl not installed (acpica-tools)\n");
@@ -648,6 +658,21 @@ static void test_iasl(const struct tables *tb, unsigned n)
 	CHECK(file_has(path, "Notify (PWRB, 0x80)") || file_has(path, "Notify (\\_SB.PWRB, 0x80)"),
 	      "iasl: GED's _EVT notifies the power button");
 	CHECK(file_has(path, "0xFDFFFFFF,         // Range Maximum"), "iasl: MMIO window end");
+	CHECK_EQ(file_count(path, "\"LNRO0005\""), nmmio, "iasl: %u virtio-mmio devices (LNRO0005)",
+		 nmmio);
+	if (nmmio) {
+		/* the last one's registers and line, as iasl prints them */
+		char want[96];
+		snprintf(want, sizeof(want), "Memory32Fixed (ReadWrite,\n                    0x%08llX,",
+			 (unsigned long long)(LAYOUT_VIRTIO_MMIO + (nmmio - 1) * LAYOUT_VIRTIO_MMIO_SIZE));
+		CHECK(file_has(path, want), "iasl: device %u's registers at 0x%llx", nmmio - 1,
+		      (unsigned long long)(LAYOUT_VIRTIO_MMIO + (nmmio - 1) * LAYOUT_VIRTIO_MMIO_SIZE));
+		CHECK_EQ(file_count(path, "Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )"),
+			 nmmio, "iasl: each a level, active-high, shared interrupt");
+		snprintf(want, sizeof(want), "0x%08X,\n", LAYOUT_VIRTIO_MMIO_GSI(nmmio - 1));
+		CHECK(file_has(path, want), "iasl: device %u on line %u", nmmio - 1,
+		      LAYOUT_VIRTIO_MMIO_GSI(nmmio - 1));
+	}
 	snprintf(path, sizeof(path), "%s/facp.dsl", dir);
 	CHECK(file_has(path, "Hardware Reduced (V5) : 1"), "iasl: FADT hardware reduced");
 	CHECK(file_has(path, "Address : 0000000000000600"), "iasl: sleep control at 0x600");
@@ -667,10 +692,14 @@ int main(void)
 {
 	struct tables tb;
 	test_aml();
-	check(1, &tb);
-	check(255, &tb);
-	test_iasl(&tb, 255);
-	check(2, &tb);
-	test_iasl(&tb, 2);
+	check(1, 0, &tb);
+	check(255, 0, &tb);
+	test_iasl(&tb, 255, 0);
+	check(2, 0, &tb);
+	test_iasl(&tb, 2, 0);
+	check(2, 3, &tb);
+	test_iasl(&tb, 2, 3);
+	check(255, LAYOUT_VIRTIO_MMIO_MAX, &tb);
+	test_iasl(&tb, 255, LAYOUT_VIRTIO_MMIO_MAX);
 	return t_done();
 }

@@ -8,14 +8,24 @@
 #include "le.h"
 #include "t.h"
 
-static void check(unsigned n)
+/* virtio-mmio device i's line, per layout.h; -1: none of them */
+static int mmio_dev(unsigned nmmio, unsigned pin)
+{
+	for (unsigned i = 0; i < nmmio; i++)
+		if (LAYOUT_VIRTIO_MMIO_GSI(i) == pin)
+			return (int)i;
+	return -1;
+}
+
+static void check(unsigned n, unsigned nmmio)
 {
 	static uint8_t mem[0x100000];
 	struct gmem gm;
 	struct err e = { "" };
 	memset(mem, 0xa5, sizeof(mem));
 	gmem_init_flat(&gm, mem, sizeof(mem));
-	CHECK_EQ(mptable_write(&gm, n, &e), 0, "%u cpus: written (%s)", n, e.msg);
+	CHECK_EQ(mptable_write(&gm, n, nmmio, &e), 0, "%u cpus, %u virtio-mmio: written (%s)", n,
+		 nmmio, e.msg);
 
 	/* find the floating pointer the way Linux does: 16-byte steps */
 	const uint8_t *fp = t_scan16(mem, 0xf0000, 0x100000, "_MP_", 16);
@@ -35,6 +45,7 @@ static void check(unsigned n)
 	CHECK(rd_le16(t + 40) == 0, "%u cpus: no extended table", n);
 
 	unsigned cpus = 0, bsp = 0, buses = 0, ioapics = 0, isa = 0, pci = 0, lint = 0, walked = 0;
+	unsigned isa_high = 0, flags_bad = 0;
 	int ids_ok = 1, walk_ok = 1, isa_id = -1, pci_id = -1, ioapic_id = -1;
 	const uint8_t *p = t + 44, *end = t + len;
 	while (p < end) {
@@ -65,8 +76,19 @@ static void check(unsigned n)
 			CHECK(rd_le32(p + 4) == LAYOUT_IOAPIC && (p[3] & 1), "%u cpus: IOAPIC at 0x%x, enabled", n, rd_le32(p + 4));
 			break;
 		case 3:
-			if (p[4] == isa_id && p[1] == 0 && p[5] == p[7] && p[6] == ioapic_id && p[5] < 16)
-				isa++;
+			if (p[4] == isa_id && p[1] == 0 && p[5] == p[7] && p[6] == ioapic_id) {
+				/* MP spec flags: level (bits 2-3 = 11), active high
+				 * (bits 0-1 = 01) for a virtio-mmio line; else 0,
+				 * the ISA bus's own edge/high */
+				unsigned want = mmio_dev(nmmio, p[7]) >= 0 ? 0x0d : 0;
+				flags_bad += rd_le16(p + 2) != want;
+				if (p[5] < 16)
+					isa++;
+				else if (mmio_dev(nmmio, p[7]) >= 0)
+					isa_high++;
+				else
+					flags_bad++;
+			}
 			else if (p[4] == pci_id && p[6] == ioapic_id && p[7] >= 16 && p[7] < LAYOUT_IOAPIC_PINS &&
 				 rd_le16(p + 2) == 0x0f && p[7] == LAYOUT_PCI_INTX_GSI(p[5] >> 2, p[5] & 3))
 				pci++;
@@ -85,6 +107,11 @@ static void check(unsigned n)
 	CHECK(buses == 2 && isa_id >= 0 && pci_id >= 0 && isa_id != pci_id, "%u cpus: ISA and PCI buses", n);
 	CHECK(ioapics == 1 && ioapic_id == (int)n, "%u cpus: one IOAPIC, id %d", n, ioapic_id);
 	CHECK_EQ(isa, 16, "%u cpus: ISA IRQs 0..15 identity", n);
+	unsigned want_high = 0;
+	for (unsigned i = 0; i < nmmio; i++)
+		want_high += LAYOUT_VIRTIO_MMIO_GSI(i) >= 16;
+	CHECK_EQ(isa_high, want_high, "%u virtio-mmio: an ISA entry for each line above 15", nmmio);
+	CHECK_EQ(flags_bad, 0, "%u virtio-mmio: their lines level/high, the rest ISA defaults", nmmio);
 	CHECK_EQ(pci, 31 * 4, "%u cpus: PCI INTx entries for slots 1..31", n);
 	CHECK_EQ(lint, 2, "%u cpus: ExtINT->LINT0, NMI->LINT1", n);
 	CHECK(mem[0xf0000 - 1] == 0xa5 && mem[phys + len] == 0xa5, "%u cpus: nothing written outside", n);
@@ -92,18 +119,24 @@ static void check(unsigned n)
 
 int main(void)
 {
-	check(1);
-	check(2);
-	check(255);
+	check(1, 0);
+	check(2, 0);
+	check(255, 0);
+	check(2, 3);
+	check(2, LAYOUT_VIRTIO_MMIO_MAX);
+	check(255, LAYOUT_VIRTIO_MMIO_MAX);
 	struct err e = { "" };
 	static uint8_t mem[0x100000];
 	struct gmem gm;
 	gmem_init_flat(&gm, mem, sizeof(mem));
-	CHECK(mptable_write(&gm, 0, &e) == -EINVAL && strstr(e.msg, "0 CPUs"), "0 cpus rejected: %s", e.msg);
-	CHECK(mptable_write(&gm, 256, &e) == -EINVAL, "256 cpus rejected: %s", e.msg);
+	CHECK(mptable_write(&gm, 0, 0, &e) == -EINVAL && strstr(e.msg, "0 CPUs"), "0 cpus rejected: %s", e.msg);
+	CHECK(mptable_write(&gm, 256, 0, &e) == -EINVAL, "256 cpus rejected: %s", e.msg);
 	gmem_init_flat(&gm, mem, 0xf0000);
-	CHECK(mptable_write(&gm, 1, &e) == -EFAULT, "no RAM there: %s", e.msg);
+	CHECK(mptable_write(&gm, 1, 0, &e) == -EFAULT, "no RAM there: %s", e.msg);
+	gmem_init_flat(&gm, mem, sizeof(mem));
+	CHECK(mptable_write(&gm, 1, LAYOUT_VIRTIO_MMIO_MAX + 1, &e) == -EINVAL &&
+	      strstr(e.msg, "virtio-mmio"), "12 virtio-mmio devices rejected: %s", e.msg);
 	uint8_t small[100];
-	CHECK(mptable_build(small, sizeof(small), 0xf0000, 1) == -ENOSPC, "small buffer: -ENOSPC");
+	CHECK(mptable_build(small, sizeof(small), 0xf0000, 1, 0) == -ENOSPC, "small buffer: -ENOSPC");
 	return t_done();
 }
