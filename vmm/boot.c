@@ -152,6 +152,34 @@ uint64_t boot_kernel_end(const struct boot_hdr *h)
 	return end;
 }
 
+bool boot_cmdline_has(const char *cmdline, const char *param)
+{
+	const char *p = cmdline ? cmdline : "";
+	size_t want = strlen(param);
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (!*p)
+			return false;
+		/* one parameter: up to a blank outside quotes, quotes dropped */
+		size_t n = 0;
+		bool quoted = false, same = true;
+		for (; *p && (quoted || (*p != ' ' && *p != '\t' && *p != '\n')); p++) {
+			if (*p == '"') {
+				quoted = !quoted;
+				continue;
+			}
+			same = same && n < want && *p == param[n];
+			n++;
+		}
+		if (same && n == want)
+			return true;
+		/* "--" ends the kernel's parameters */
+		if (n == 2 && p[-1] == '-' && p[-2] == '-')
+			return false;
+	}
+}
+
 int boot_check_cmdline(const struct boot_hdr *h, size_t cmdline_len, struct err *e)
 {
 	uint64_t max = h->cmdline_size;

@@ -3,6 +3,7 @@
 #ifndef KVMLAB_VMM_BOOT_H
 #define KVMLAB_VMM_BOOT_H
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "guestmem.h"
@@ -87,6 +88,12 @@ int boot_place_initrd(const struct gmem *gm, const struct boot_hdr *h,
  * the room layout.h reserves. */
 int boot_check_cmdline(const struct boot_hdr *h, size_t cmdline_len,
 		       struct err *e) WUR;
+
+/* Does the kernel command line carry parameter param (e.g. "pci=off")?
+ * Parameters are split at spaces outside double quotes, and compared
+ * with their quotes removed, as the kernel's own parser does; nothing
+ * after "--" counts (init's arguments). */
+bool boot_cmdline_has(const char *cmdline, const char *param);
 
 /* Fill the 4 KiB zero page zp (a host buffer) from the image's setup
  * header (img as given to boot_parse_header), the memory map of gm and

@@ -17,6 +17,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "boot.h"
 #include "check.h"
 #include "layout.h"
 #include "devices.h"
@@ -120,7 +121,8 @@ static const char usage_text[] =
 	"             vhost-vsock (/dev/vhost-vsock; modprobe vhost_vsock)\n"
 	"  --rng      a virtio-rng device: entropy from the host's getrandom(2)\n"
 	"             (the guest's /dev/hwrng; its kernel seeds its pool from it)\n"
-	"  --virtio-transport  pci (default): virtio devices on the PCI bus;\n"
+	"  --virtio-transport  pci (default; mmio when the command line has\n"
+	"             pci=off): virtio devices on the PCI bus;\n"
 	"             mmio: on virtio-mmio instead (up to 11 devices), for kernels\n"
 	"             without PCI; described in the DSDT (LNRO0005), the MP table\n"
 	"             and, for kernels without ACPI, virtio_mmio.device= added to\n"
@@ -704,6 +706,7 @@ static int cmd_run(int argc, char **argv)
 		.dev = { .pvpanic = 1 },
 	};
 	unsigned queues = 1;
+	int transport = -1; /* --virtio-transport: -1 not given, 0 pci, 1 mmio */
 	const char *console = "stdio", *tap = NULL, *initrd_arg = NULL, *net = NULL;
 	const char *vmname = NULL;
 	char *kdef = NULL, *idef = NULL, *disks[DEV_DISKS_MAX], namebuf[32];
@@ -810,9 +813,9 @@ static int cmd_run(int argc, char **argv)
 		}
 		case 'T':
 			if (!strcmp(optarg, "pci"))
-				cfg.dev.mmio = 0;
+				transport = 0;
 			else if (!strcmp(optarg, "mmio"))
-				cfg.dev.mmio = 1;
+				transport = 1;
 			else
 				FAIL(value_error("--virtio-transport %s: want pci or mmio", optarg));
 			break;
@@ -843,6 +846,9 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (optind < argc)
 		FAIL(usage_error("unexpected argument '%s'", argv[optind]));
+	/* a guest told pci=off (Firecracker's usual command line) would
+	 * find no device on PCI */
+	cfg.dev.mmio = transport >= 0 ? transport : boot_cmdline_has(cfg.cmdline, "pci=off");
 	/* a Linux guest uses at most one pair per online CPU: more would be
 	 * host threads and tap queues that carry nothing */
 	if (queues > 1 && !net && !tap)

@@ -8,7 +8,9 @@
 # moves the frames through the transport's interrupt relay: the VMM's own
 # read/write byte counts (/proc/PID/io) stay flat across the transfers,
 # and no line says vhost was refused; with --vhost off they grow by the
-# frames. A reset in flight (unbind/rebind) brings the NIC back.
+# frames. A reset in flight (unbind/rebind) brings the NIC back. The
+# --vhost off boot does not name the transport: its command line has
+# pci=off, as Firecracker's guests do, which picks virtio-mmio.
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT"
 VM=$KVMLAB_VM
@@ -59,7 +61,9 @@ boot() { # vhost tag
 	g="$g; sleep 1; ip link set eth0 up; ip addr add $GUEST/24 dev eth0 2>/dev/null; sleep 1"
 	g="$g; ping -c 3 -W 5 $HOST >/dev/null && echo PING2-OK"
 	local cmdline="console=ttyS0 reboot=k quiet kvmlab.ip=$GUEST/24 kvmlab.run=\"$g\""
-	nsx timeout -s QUIT -k 10 300 "$VM" run --virtio-transport mmio --mem 256M --cpus 2 \
+	local how=(--virtio-transport mmio)
+	[ $mode = off ] && { how=(); cmdline="pci=off $cmdline"; }
+	nsx timeout -s QUIT -k 10 300 "$VM" run "${how[@]}" --mem 256M --cpus 2 \
 		--tap tap0 --disk "$img" --rng --vhost "$mode" --cmdline "$cmdline" \
 		--console "file:$out" >"$work/$tag.err" 2>&1 &
 	local vm=$! vpid= io r0= w0= r1= w1= sender=
@@ -72,7 +76,7 @@ boot() { # vhost tag
 			t_vm_quit "$out"
 			break
 		fi
-		[ -n "$vpid" ] || vpid=$(pgrep -f -x "$VM run --virtio-transport mmio .*--vhost $mode .*" | head -1)
+		[ -n "$vpid" ] || vpid=$(pgrep -f -x "$VM run .*--vhost $mode .*" | head -1)
 		if [ -n "$vpid" ] && io=$(cat /proc/$vpid/io 2>/dev/null); then
 			if [ -z "$r0" ] && grep -q '^XFER-START' "$out" 2>/dev/null; then
 				r0=$(awk '$1 == "rchar:" {print $2}' <<<"$io")

@@ -562,8 +562,32 @@ out:
 	free(f);
 }
 
+/* boot_cmdline_has: whole parameters only, quotes as the kernel reads
+ * them, nothing after "--" */
+static void test_cmdline_has(void)
+{
+	static const struct { const char *line; bool want; } c[] = {
+		{ "console=ttyS0 reboot=k panic=1 pci=off", true },
+		{ "pci=off", true },
+		{ "  pci=off\tquiet", true },
+		{ "\"pci=off\"", true },
+		{ "pci=\"off\"", true },
+		{ "pci=offline", false },
+		{ "nopci=off", false },
+		{ "pci=of", false },
+		{ "kvmlab.run=\"echo pci=off\" quiet", false },
+		{ "quiet -- pci=off", false },
+		{ "", false },
+	};
+	for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		CHECK(boot_cmdline_has(c[i].line, "pci=off") == c[i].want,
+		      "cmdline '%s': pci=off %s", c[i].line, c[i].want ? "found" : "not found");
+	CHECK(!boot_cmdline_has(NULL, "pci=off"), "no cmdline: not found");
+}
+
 int main(void)
 {
+	test_cmdline_has();
 	test_parse();
 	test_e820();
 	test_cmdline();
