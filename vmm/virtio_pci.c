@@ -573,20 +573,27 @@ int vpci_queue_disable(struct vpci *v, unsigned qi)
 	pthread_mutex_lock(&v->lock);
 	if (qi >= v->nq || !v->q[qi].enabled)
 		goto out;
-	/* once the device runs, its threads (or vhost) own the ring: only
-	 * a reset takes it back */
+	/* once the device runs, its threads (or vhost) own the ring, and
+	 * once it took a buffer something may still be in flight on it
+	 * (a disk's I/O): only a reset, which quiesces the device, takes
+	 * the ring back then */
 	if (v->status & VIRTIO_CONFIG_S_DRIVER_OK) {
 		rc = -EBUSY;
 		goto out;
 	}
 	struct vpci_queue *q = &v->q[qi];
-	pthread_mutex_lock(&v->ioev_lock);
-	kick_unbind_locked(v, q);
-	pthread_mutex_unlock(&v->ioev_lock);
 	pthread_mutex_lock(&q->lock);
+	if (q->vq.last_avail) {
+		pthread_mutex_unlock(&q->lock);
+		rc = -EBUSY;
+		goto out;
+	}
 	vq_reset(&q->vq);
 	q->enabled = false;
 	pthread_mutex_unlock(&q->lock);
+	pthread_mutex_lock(&v->ioev_lock);
+	kick_unbind_locked(v, q);
+	pthread_mutex_unlock(&v->ioev_lock);
 out:
 	pthread_mutex_unlock(&v->lock);
 	return rc;

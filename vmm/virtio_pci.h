@@ -215,7 +215,8 @@ void vpci_msix_stats(struct vpci *v, uint64_t *masks, uint64_t *held);
  * driver's notify of queue qi (any qi: unknown ones are ignored), the
  * ISR read without acknowledging it and the acknowledgment of bits
  * (the line drops once none is left), and QueueReady = 0: -EBUSY once
- * the driver set DRIVER_OK (the device owns the rings until a reset). */
+ * the driver set DRIVER_OK or the device took a buffer from the queue
+ * (the device owns the ring until a reset). */
 void vpci_common_read(struct vpci *v, unsigned off, void *data, unsigned len);
 void vpci_common_write(struct vpci *v, unsigned off, const void *data, unsigned len);
 void vpci_devcfg_read(struct vpci *v, uint64_t off, void *data, unsigned len);

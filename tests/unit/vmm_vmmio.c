@@ -128,6 +128,18 @@ static void transport(void)
 	wr(VIRTIO_MMIO_QUEUE_READY, 0);
 	CHECK_EQ(rd(VIRTIO_MMIO_QUEUE_READY), 0, "QueueReady = 0 before DRIVER_OK: the queue is off");
 	CHECK_EQ(setup_queue0(), 1, "and can be set up again");
+	/* a driver that has the device take a buffer before DRIVER_OK: the
+	 * queue is the device's now (it may have I/O in flight on it) */
+	struct td_seg s0 = { TD_BUF, 16, 1 };
+	td_add(&d, 0, &s0, 1);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK(td_used(&d, 0, &id, &len), "a request before DRIVER_OK is served");
+	wr(VIRTIO_MMIO_QUEUE_READY, 0);
+	CHECK_EQ(rd(VIRTIO_MMIO_QUEUE_READY), 1, "QueueReady = 0 after the device took a buffer: still ready");
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, 3);
+	wr(VIRTIO_MMIO_STATUS, 0);
+	CHECK(negotiate() & VIRTIO_CONFIG_S_FEATURES_OK, "FEATURES_OK again after a reset");
+	CHECK_EQ(setup_queue0(), 1, "queue 0 set up again");
 	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 			       VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
 	CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK, "DRIVER_OK");
