@@ -11,6 +11,10 @@
 #   (queue depth QD), and userspace exits per MiB over the sequential
 #   tests (KVM's debugfs io_exits + mmio_exits, sampled at marks the
 #   guest prints).
+# kvmlab-mmio is kvmlab-thread on --virtio-transport mmio, and
+# qemu-microvm QEMU's virtio-blk-device on its microvm machine's
+# virtio-mmio: the same transport side by side (not in the default set;
+# KVMLAB_BENCH_VMMS="kvmlab-mmio qemu-microvm kvmlab-thread qemu").
 # With KVMLAB_BENCH_SLOW=1 kvmlab-vm also runs with KVMLAB_VM_NO_FASTPATH=1
 # (no ioeventfd/irqfd: every kick and interrupt through userspace) to show
 # what they buy. The network is bench/net-mq.sh's business.
@@ -27,7 +31,8 @@
 # Env: KVMLAB_BENCH_RUNS (3), KVMLAB_BENCH_SECS (per disk test, 5),
 #      KVMLAB_BENCH_MB (disk span, 32), KVMLAB_BENCH_TIMEOUT (per boot,
 #      150 s), KVMLAB_BENCH_SLOW, KVMLAB_BENCH_QD (4), KVMLAB_BENCH_VMMS
-#      (a subset of kvmlab-thread kvmlab-uring kvmlab-slow qemu).
+#      (a subset of kvmlab-thread kvmlab-uring kvmlab-slow kvmlab-mmio
+#      qemu qemu-microvm).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
@@ -79,15 +84,19 @@ CMDLINE="console=ttyS0 reboot=k quiet kvmlab.run=\"$g\""
 
 vmm_argv() {
 	case $1 in
-	kvmlab-*) local aio=thread
+	kvmlab-*) local aio=thread tr=pci
 		[ "$1" = kvmlab-uring ] && aio=uring
+		[ "$1" = kvmlab-mmio ] && tr=mmio
 		ARGV=("$TOP/build/kvmlab-vm" run --kernel build/guest/bzImage --initrd "$work/initrd"
-		--mem 256M --cpus 1 --disk "$img,cache=writeback,aio=$aio" --console stdio --cmdline "$CMDLINE") ;;
-	qemu) ARGV=("$QEMU" -enable-kvm -M pc -cpu host -m 256 -smp 1 -nodefaults -no-user-config
+		--mem 256M --cpus 1 --disk "$img,cache=writeback,aio=$aio" --virtio-transport $tr
+		--console stdio --cmdline "$CMDLINE") ;;
+	qemu*) local m=pc dev=virtio-blk-pci
+		[ "$1" = qemu-microvm ] && { m=microvm; dev=virtio-blk-device; }
+		ARGV=("$QEMU" -enable-kvm -M $m -cpu host -m 256 -smp 1 -nodefaults -no-user-config
 		-display none -serial stdio -no-reboot -kernel build/guest/bzImage
 		-initrd "$work/initrd" -append "$CMDLINE"
 		-drive file="$img",if=none,id=d0,format=raw,cache=writeback,aio=threads
-		-device virtio-blk-pci,drive=d0) ;;
+		-device $dev,drive=d0) ;;
 	esac
 }
 
@@ -164,6 +173,8 @@ ratio() {
 ratio kvmlab-uring kvmlab-thread
 ratio kvmlab-thread qemu
 ratio kvmlab-uring qemu
+ratio kvmlab-mmio kvmlab-thread
+ratio kvmlab-mmio qemu-microvm
 echo "# exits/MiB: KVM debugfs io_exits + mmio_exits per MiB moved (lower is better)"
 echo "# $hung boot(s) hung (killed at ${TMO}s), $failed failed; medians over the good runs"
 [ "$failed" -eq 0 ]

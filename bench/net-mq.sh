@@ -16,6 +16,10 @@
 #   the same with q2 (2 queue pairs on a multi-queue tap) when
 #   KVMLAB_BENCH_QUEUES="1 2"; kvmlab with --vhost off|on, QEMU with
 #   vhost=off|on.
+# Two more, by name only (KVMLAB_BENCH_ONLY): kvmmio-NET-qQ, kvmlab-vm
+# with --virtio-transport mmio, and microvm-NET-qQ, QEMU's microvm
+# machine with virtio-net-device on its virtio-mmio: the same transport
+# side by side, e.g. "kvmmio-off-q1 microvm-off-q1 kvmmio-on-q1 microvm-on-q1".
 # kvmtool is not packaged in Debian 12 (apt-cache policy kvmtool: no
 # candidate), so it is not in the comparison.
 # A boot that does not finish within KVMLAB_BENCH_TIMEOUT is killed and
@@ -68,6 +72,11 @@ report() {
 			n=kvmlab-$v-q$q
 			[ -n "${M[$n,3]:-}" ] && [ -n "${M[qemu-$v-q$q,3]:-}" ] || continue
 			echo "q$q vhost=$v: up $(bl_ratio "${M[$n,3]}" "${M[qemu-$v-q$q,3]}")  down $(bl_ratio "${M[$n,4]}" "${M[qemu-$v-q$q,4]}")  rtt $(bl_ratio "${M[$n,5]}" "${M[qemu-$v-q$q,5]}")  exits/MiB up ${M[$n,6]} vs ${M[qemu-$v-q$q,6]}, down ${M[$n,7]} vs ${M[qemu-$v-q$q,7]}"
+		done
+		for v in off on; do
+			n=kvmmio-$v-q$q o=microvm-$v-q$q
+			[ -n "${M[$n,3]:-}" ] && [ -n "${M[$o,3]:-}" ] || continue
+			echo "q$q vhost=$v virtio-mmio: kvmlab/microvm: up $(bl_ratio "${M[$n,3]}" "${M[$o,3]}")  down $(bl_ratio "${M[$n,4]}" "${M[$o,4]}")  rtt $(bl_ratio "${M[$n,5]}" "${M[$o,5]}")  exits/MiB up ${M[$n,6]} vs ${M[$o,6]}, down ${M[$n,7]} vs ${M[$o,7]}"
 		done
 		for v in off on; do
 			n=base-$v-q$q
@@ -189,12 +198,16 @@ vmm_argv() { # NAME (VMM-NET-qQ)
 	case $vmm in
 	base) ARGV=("$TOP/$KVMLAB_BENCH_BASE" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
 		--tap "$tap" --queues "$q" --vhost "$v" --cmdline "$CMDLINE") ;;
-	kvmlab) ARGV=("$VM" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
-		--tap "$tap" --queues "$q" --vhost "$v" --cmdline "$CMDLINE") ;;
-	qemu)
+	kvmlab|kvmmio) ARGV=("$VM" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
+		--tap "$tap" --queues "$q" --vhost "$v" --cmdline "$CMDLINE")
+		[ $vmm = kvmmio ] && ARGV+=(--virtio-transport mmio) ;;
+	qemu|microvm)
 		local nd="tap,id=n0,ifname=$tap,script=no,downscript=no,vnet_hdr=on,vhost=$v" dv="virtio-net-pci,netdev=n0,romfile="
-		[ "$q" -gt 1 ] && nd="$nd,queues=$q" dv="$dv,mq=on,vectors=$((2 * q + 2))"
-		ARGV=("$QEMU" -enable-kvm -M pc -cpu host -m 256 -smp 2 -nodefaults -no-user-config
+		local m=pc
+		[ $vmm = microvm ] && { m=microvm; dv="virtio-net-device,netdev=n0"; }
+		[ "$q" -gt 1 ] && nd="$nd,queues=$q" dv="$dv,mq=on"
+		[ "$q" -gt 1 ] && [ $vmm = qemu ] && dv="$dv,vectors=$((2 * q + 2))"
+		ARGV=("$QEMU" -enable-kvm -M $m -cpu host -m 256 -smp 2 -nodefaults -no-user-config
 			-display none -serial stdio -no-reboot -kernel "$K" -initrd "$I" -append "${CMDLINE}"
 			-netdev "$nd" -device "$dv") ;;
 	esac
