@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every KVM test script, in one environment whose /dev/kvm boots stock
 # kernels (one test-host boot on PVM hosts): the VMM's own boot checks,
-# virtio-net/blk end to end, the in-kernel data path (io.sh), multiqueue
+# virtio-net/blk end to end, the same on virtio-mmio (mmio.sh), the
+# in-kernel data path (io.sh), multiqueue
 # virtio-net, vhost-net, the single-command `run --net` NAT path, QEMU as
 # a peer VMM on a kvmlab tap, DHCP from the VMM (udhcpc), one VM with
 # several NICs and disks, AF_VSOCK through vhost-vsock, and a Debian
