@@ -16,7 +16,9 @@
 # Not run by bench/run (it is a soak, not a measurement).
 # Env: KVMLAB_SOAK_BOOTS (12), KVMLAB_SOAK_ROUNDS (4), KVMLAB_SOAK_VHOST
 #      (on|off, on), KVMLAB_SOAK_VMS (VMMs taken in turn: "kvmlab", "qemu",
-#      "base" = KVMLAB_BENCH_BASE's binary; default "kvmlab"),
+#      "base" = KVMLAB_BENCH_BASE's binary, "kvmmio" = kvmlab on
+#      --virtio-transport mmio, "microvm" = QEMU's microvm machine with
+#      virtio-net-device; default "kvmlab"),
 #      KVMLAB_SOAK_TRACE (0), KVMLAB_SOAK_CMDLINE (added to the guest's),
 #      KVMLAB_BENCH_BASE (a second kvmlab-vm under bench/, for an A/B).
 # Without hardware-backed KVM it runs inside the test host.
@@ -73,19 +75,22 @@ echo "# bench/load-soak.sh: $BOOTS boots of ${VMS[*]} in turn, $ROUNDS x (up, do
 for ((n = 1; n <= BOOTS; n++)); do
 	vm=${VMS[(n - 1) % ${#VMS[@]}]}
 	case $vm in
-	qemu) [ -n "$QEMU" ] || { echo "bench/load-soak.sh: no QEMU" >&2; exit 1; }
-		argv=("$QEMU" -enable-kvm -M pc -cpu host -m 256 -smp 2 -nodefaults -no-user-config
+	qemu|microvm) [ -n "$QEMU" ] || { echo "bench/load-soak.sh: no QEMU" >&2; exit 1; }
+		m=pc dev=virtio-net-pci,netdev=n0,romfile=
+		[ $vm = microvm ] && m=microvm dev=virtio-net-device,netdev=n0
+		argv=("$QEMU" -enable-kvm -M $m -cpu host -m 256 -smp 2 -nodefaults -no-user-config
 			-display none -serial stdio -no-reboot -kernel "$K" -initrd "$I" -append "$CMDLINE"
 			-netdev "tap,id=n0,ifname=klsoak0,script=no,downscript=no,vnet_hdr=on,vhost=$VHOST"
-			-device virtio-net-pci,netdev=n0,romfile=) ;;
-	kvmlab|base)
+			-device "$dev") ;;
+	kvmlab|base|kvmmio)
 		bin=$TOP/build/kvmlab-vm
 		if [ $vm = base ]; then
 			bin=$TOP/${KVMLAB_BENCH_BASE:-}
 			[ -n "${KVMLAB_BENCH_BASE:-}" ] && [ -x "$bin" ] || { echo "bench/load-soak.sh: base needs KVMLAB_BENCH_BASE" >&2; exit 1; }
 		fi
 		argv=("$bin" run --kernel "$K" --initrd "$I" --mem 256M --cpus 2 --console stdio
-			--tap klsoak0 --vhost "$VHOST" --cmdline "$CMDLINE") ;;
+			--tap klsoak0 --vhost "$VHOST" --cmdline "$CMDLINE")
+		[ $vm = kvmmio ] && argv+=(--virtio-transport mmio) ;;
 	*) echo "bench/load-soak.sh: unknown VMM $vm" >&2; exit 2 ;;
 	esac
 	bl_iperf_start "$ns" $HOST 5201 5202
