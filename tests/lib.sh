@@ -147,6 +147,16 @@ t_tiny_kvm() {
 		t_finish
 	fi
 }
+# t_vm_wait PID SECS: rc = the exit status of PID (a child of this
+# shell) once it ends within SECS; empty if it is still running then
+t_vm_wait() {
+	local i
+	rc=
+	for ((i = 0; i < $2 * 5; i++)); do
+		kill -0 "$1" 2>/dev/null || { wait "$1"; rc=$?; return 0; }
+		sleep 0.2
+	done
+}
 # t_tails_on_fail N FILE...: once a check failed, the last N lines of
 # each file as comments (consoles, VMM stderr: what the guest said)
 t_tails_on_fail() {

@@ -102,14 +102,6 @@ gssh() {  # gssh NS HOST PORT CMD: ssh as root with the image's key
 	ip netns exec "$ns" timeout 60 ssh -q -i "$KEY" -p "$port" -o StrictHostKeyChecking=no \
 		-o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o BatchMode=yes "root@$host" "$@"
 }
-# vm_wait: rc = the status of the VM job $vpid once it ends (60 s), else empty
-vm_wait() {
-	rc=
-	for _ in $(seq 1 120); do
-		kill -0 "$vpid" 2>/dev/null || { wait "$vpid"; rc=$?; return; }
-		sleep 0.5
-	done
-}
 # ssh_up ADDR PID: 0 once sshd on ADDR answers, 1 if PID ends or TMO passes
 ssh_up() {
 	local end=$((SECONDS + TMO))
@@ -198,7 +190,7 @@ else t_fail "debian: the guest has the ACPI power button" "input devices: '$pb'"
 # vpid is timeout(1), which would die of SIGPWR itself: signal its child
 vmm=$(pgrep -P "$vpid" | head -1)
 [ -n "$vmm" ] && kill -PWR "$vmm"
-vm_wait
+t_vm_wait "$vpid" 60
 taps=$(ip -n "$lab" -o link show type tun 2>/dev/null | wc -l)
 if t_powered_off "$rc" "$work/vm.log" && [ "$taps" = 0 ]; then t_ok "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed"
 else t_fail "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed" "rc '${rc:-still running}', taps left $taps: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"; fi
@@ -235,7 +227,7 @@ else
 	t_finish
 fi
 gssh "$lab" "$addr" 22 'systemctl --no-block poweroff' >/dev/null 2>&1
-vm_wait
+t_vm_wait "$vpid" 60
 if t_powered_off "$rc" "$work/vm2.log"; then t_ok "debian: systemctl poweroff in that guest: kvmlab-vm exits 0"
 else t_fail "debian: systemctl poweroff in that guest: kvmlab-vm exits 0" "rc '${rc:-still running}': $(tail -n 2 "$work/vm2.log" | tr '\n' ' ')"; fi
 t_finish

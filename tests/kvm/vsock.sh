@@ -53,12 +53,7 @@ if [ "$got" = "$want" ]; then
 else
 	t_fail "vsock: 4 MiB echoed through vsock" "got $(stat -c %s "$work/back") bytes; $(head -c 200 "$work/ncat.err"); $(desc)"
 fi
-for ((i = 0; i < TMO * 5; i++)); do
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.2
-done
-wait $pid 2>/dev/null
-rc=$?
+t_vm_wait $pid "$TMO"
 if t_powered_off $rc "$work/vs.err" && tr -d '\r' <"$work/vs.txt" | grep -q "echoed $((4 << 20)) bytes"; then
 	t_ok "vsock: the guest counted 4194304 bytes and powered off (exit 0)"
 else
@@ -81,12 +76,7 @@ timeout 60 ncat --vsock $CID 5000 <"$work/data3" >"$work/back3" 2>"$work/ncat3.e
 got=$(md5sum <"$work/back3" | cut -d' ' -f1)
 [ "$got" = "$want3" ] && t_ok "vsock on virtio-mmio: 1 MiB came back from the guest intact (md5)" ||
 	t_fail "vsock on virtio-mmio: 1 MiB echoed" "got $(stat -c %s "$work/back3") bytes; $(head -c 200 "$work/ncat3.err")"
-for ((i = 0; i < TMO * 5; i++)); do
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.2
-done
-wait $pid 2>/dev/null
-rc=$?
+t_vm_wait $pid "$TMO"
 vsdev=$(tr -d '\r' <"$work/vs3.txt" | sed -n 's/^VS-DEV=//p' | tail -n1)
 if t_powered_off $rc "$work/vs3.err" && [ "$vsdev" = 1 ]; then
 	t_ok "vsock on virtio-mmio: one vsock device, and the guest powered off (exit 0)"
