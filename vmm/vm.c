@@ -96,10 +96,11 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 	 * DSDT, the MP table and, for a kernel without ACPI, the command line */
 	unsigned nmmio = devices_mmio_count(&cfg->dev);
 	char *cmdline = NULL;
+	int added = 0;
 	if (nmmio) {
 		char more[LAYOUT_VIRTIO_MMIO_MAX * 48];
-		if (vmmio_cmdline(more, sizeof(more), nmmio) < 0 ||
-		    asprintf(&cmdline, "%s%s", cfg->cmdline, more) < 0) {
+		added = vmmio_cmdline(more, sizeof(more), nmmio);
+		if (added < 0 || asprintf(&cmdline, "%s%s", cfg->cmdline, more) < 0) {
 			rc = errf(e, ENOMEM, "virtio-mmio: command line: out of memory");
 			goto err_gm;
 		}
@@ -108,6 +109,13 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 			       .cmdline = cmdline ? cmdline : cfg->cmdline };
 	rc = boot_load(&vm->gm, &bc, &bi, e);
 	free(cmdline);
+	if (rc == -E2BIG && added) {
+		/* the user did not write all of it: say what was added */
+		char was[sizeof(e->msg)];
+		snprintf(was, sizeof(was), "%s", e->msg);
+		(void)errf(e, E2BIG, "%s (%d bytes of it are the virtio_mmio.device= entries "
+			   "of --virtio-transport mmio)", was, added);
+	}
 	if (rc)
 		goto err_gm;
 	rc = mptable_write(&vm->gm, cfg->cpus, nmmio, e);

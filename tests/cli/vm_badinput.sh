@@ -63,6 +63,10 @@ expect "boot protocol too old" 1 "boot: $dir/old\.bz: bzImage too old \(protocol
 long=$(printf 'x%.0s' $(seq 1 100))
 expect "cmdline longer than cmdline_size" 1 "cmdline: 100 bytes, kernel allows at most 64" \
 	--kernel "$dir/short-cmdline.bz" --initrd none --cmdline "$long"
+# 40 bytes the user wrote, 35 virtio-mmio adds for one device: over 64
+expect "cmdline too long with the virtio-mmio entries" 1 \
+	"cmdline: 75 bytes, kernel allows at most 64 \(35 bytes of it are the virtio_mmio.device= entries" \
+	--kernel "$dir/short-cmdline.bz" --initrd none --cmdline "${long:0:40}" --rng --virtio-transport mmio
 expect "--mem 0" 1 "--mem: must be above 0" \
 	--kernel "$dir/good.bz" --initrd none --mem 0
 expect "--mem above host RAM" 1 "--mem [0-9]+ MiB: more than host memory \($host_mib MiB\)" \
