@@ -12,8 +12,8 @@
 # --vhost off boot does not name the transport: its command line has
 # pci=off, as Firecracker's guests do, which picks virtio-mmio.
 # 1 vCPU and 4 MiB: in the test host, 2-vCPU virtio-mmio guests
-# triple-faulted during 8 MiB uploads in 6 of 26 boots (README, "The
-# data path against QEMU"); bench/load-soak.sh (kvmmio) soaks that.
+# triple-faulted during 8 MiB uploads in 6 of 28 boots (README,
+# "Benchmarks"); bench/load-soak.sh (kvmmio) soaks that.
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT"
 VM=$KVMLAB_VM
