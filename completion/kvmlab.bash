@@ -149,6 +149,12 @@ _kvmlab_vm() {
 	esac
 	case $cmd in
 	help) [ "$COMP_CWORD" -eq 2 ] && COMPREPLY=($(compgen -W "$(_kvmlab_cmds "$prog")" -- "$cur")) ;;
+	list | stop) # the running VMs' names (list's first column)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "$(_kvmlab_opts "$prog" "$cmd")" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$("$prog" list 2>/dev/null | awk 'NR > 1 { print $1 }')" -- "$cur"))
+		fi ;;
 	*) [[ $cur == -* ]] && COMPREPLY=($(compgen -W "$(_kvmlab_opts "$prog" "$cmd")" -- "$cur")) ;;
 	esac
 }

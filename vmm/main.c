@@ -19,6 +19,9 @@
 
 #include "boot.h"
 #include "check.h"
+#include "cli.h"
+#include "cmd_ctl.h"
+#include "ctl.h"
 #include "layout.h"
 #include "devices.h"
 #include "dhcp.h"
@@ -51,6 +54,8 @@ static const char usage_main[] =
 	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
 	"      [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--vsock CID] [--rng]\n"
 	"      [--virtio-transport pci|mmio] [--stats]\n"
+	"  list [NAME] [--json]\n"
+	"  stop NAME [--timeout SECONDS] [--force]\n"
 	"  check\n"
 	"  help [COMMAND]\n"
 	"\n"
@@ -93,8 +98,9 @@ static const char usage_text[] =
 	"             for virtio-net; it is removed when kvmlab-vm exits. The VM\n"
 	"             takes its lease (stable MAC and address) on NAME first and\n"
 	"             answers its guest's DHCP itself; the lease goes at exit\n"
-	"  --name     the VM's name on NAME and on each --nic net= network (its\n"
-	"             leases, DHCP host name), default vm-<pid>; [A-Za-z0-9_.-],\n"
+	"  --name     the VM's name: for list and stop (unique in this network\n"
+	"             namespace), and on NAME and each --nic net= network (its\n"
+	"             leases, DHCP host name); default vm-<pid>; [A-Za-z0-9_.-],\n"
 	"             1..63 bytes\n"
 	"  --forward  host port to guest port (TCP; /udp for UDP) for the VM's\n"
 	"             lifetime; repeatable; to the first NIC on a kvmlab network\n"
@@ -148,33 +154,9 @@ static const char usage_text[] =
 	"  128+N  stopped by signal N (SIGINT, SIGTERM, SIGHUP, SIGQUIT)\n"
 	"  --help     this text\n";
 
-/* The command line could not be parsed (exit 2): one line, ending with
- * where to read more. A bad value is value_error (exit 1), the same split
- * as kvmlab-net's (doc/exit-status.txt). */
-__attribute__((format(printf, 2, 3)))
-static int usage_error_in(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "kvmlab-vm: %s%s", cmd ? cmd : "", cmd ? ": " : "");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (try 'kvmlab-vm %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
-	return VM_RC_USAGE;
-}
-#define usage_error(...) usage_error_in("run", __VA_ARGS__)
-
-__attribute__((format(printf, 1, 2)))
-static int value_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("kvmlab-vm: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return VM_RC_SETUP;
-}
+#define usage_error_in cli_usage_error
+#define usage_error(...) cli_usage_error("run", __VA_ARGS__)
+#define value_error cli_value_error
 
 /* "512" is MiB like QEMU's -m; K/M/G/T suffixes, optional "iB"/"B". */
 static int parse_size(const char *s, uint64_t *out)
@@ -671,6 +653,116 @@ static int parse_nic(const char *arg, struct nic_arg *a)
 }
 
 /* a bad command line: what it allocated so far goes too */
+/* What `kvmlab-vm list` and stop see of this VM (ctl.h): the run's
+ * configuration, read by the main thread's loop while the guest runs. */
+struct run_view {
+	const char *name, *console;
+	struct vm *vm;
+	const struct vm_cfg *cfg;
+	const struct nic_arg *nics;
+	const struct net_lease *leases;
+	const struct kl_forward *fwd;
+	unsigned nfwd, fwd_nic;
+	int pty_slave;
+	struct timespec t0;
+	pid_t quit_by;  /* the client that sent "quit"; 0: none */
+};
+
+static void ip4_str(char *b, size_t n, uint32_t a)
+{
+	snprintf(b, n, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+static json_t *status_nic(const struct run_view *v, unsigned i)
+{
+	const struct dev_nic *d = &v->cfg->dev.nics[i];
+	char mac[18], tap[IFNAMSIZ] = "", ad[INET_ADDRSTRLEN + 4];
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	/* the tap's name from the kernel: --net made it, --tap named it */
+	if (!ioctl(d->tap_fds[0], TUNGETIFF, &ifr))
+		snprintf(tap, sizeof(tap), "%s", ifr.ifr_name);
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", d->mac[0], d->mac[1],
+		 d->mac[2], d->mac[3], d->mac[4], d->mac[5]);
+	json_t *o = json_pack("{s:s, s:s, s:I}", "tap", tap, "mac", mac, "queues",
+			      (json_int_t)d->queues);
+	if (o && v->nics[i].net) {
+		const struct kl_lease_info *L = &v->leases[i].info;
+		ip4_str(ad, sizeof(ad), L->addr);
+		snprintf(ad + strlen(ad), sizeof(ad) - strlen(ad), "/%u", L->prefix);
+		json_object_set_new(o, "net", json_string(v->nics[i].net));
+		json_object_set_new(o, "addr", json_string(ad));
+	}
+	if (o && i == v->fwd_nic && v->nfwd) {
+		json_t *fw = json_array();
+		for (unsigned k = 0; k < v->nfwd; k++)
+			json_array_append_new(fw, json_pack("{s:s, s:i, s:i}", "proto",
+				v->fwd[k].proto == IPPROTO_UDP ? "udp" : "tcp",
+				"host_port", v->fwd[k].port, "guest_port", v->fwd[k].to_port));
+		json_object_set_new(o, "forwards", fw);
+	}
+	return o;
+}
+
+static json_t *run_status(void *opaque)
+{
+	const struct run_view *v = opaque;
+	const struct vm_cfg *cfg = v->cfg;
+	struct timespec now;
+	char console[64 + PATH_MAX];
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* to the ms: a JSON number a reader does not have to round */
+	double up = (double)((now.tv_sec - v->t0.tv_sec) * 1000 +
+			     (now.tv_nsec - v->t0.tv_nsec) / 1000000) / 1000;
+	if (v->pty_slave >= 0 && ptsname(v->cfg->console_fd))
+		snprintf(console, sizeof(console), "pty:%s", ptsname(v->cfg->console_fd));
+	else
+		snprintf(console, sizeof(console), "%s", v->console);
+	json_t *o = json_pack("{s:s, s:I, s:s, s:f, s:I, s:I, s:s, s:s, s:s, s:s, s:s}",
+		"name", v->name, "pid", (json_int_t)getpid(), "state", "running", "uptime_s", up,
+		"cpus", (json_int_t)cfg->cpus, "mem_mib", (json_int_t)(cfg->mem >> 20),
+		"kernel", cfg->kernel, "initrd", cfg->initrd ? cfg->initrd : "",
+		"cmdline", cfg->cmdline, "console", console,
+		"virtio_transport", cfg->dev.mmio ? "mmio" : "pci");
+	if (!o)
+		return NULL;
+	json_t *nics = json_array(), *disks = json_array();
+	for (unsigned i = 0; i < cfg->dev.nnics; i++)
+		json_array_append_new(nics, status_nic(v, i));
+	for (unsigned i = 0; i < cfg->dev.ndisks; i++) {
+		const struct dev_disk *d = &cfg->dev.disks[i];
+		json_array_append_new(disks, json_pack("{s:s, s:b, s:s}", "path", d->path,
+			"readonly", d->readonly, "cache", d->direct ? "none" : "writeback"));
+	}
+	json_object_set_new(o, "nics", nics);
+	json_object_set_new(o, "disks", disks);
+	json_object_set_new(o, "rng", json_boolean(cfg->dev.rng));
+	if (cfg->dev.vsock_cid)
+		json_object_set_new(o, "vsock_cid", json_integer((json_int_t)cfg->dev.vsock_cid));
+	return o;
+}
+
+static int run_power_button(void *opaque)
+{
+	const struct run_view *v = opaque;
+	return vm_power_button(v->vm);
+}
+
+static void run_quit(void *opaque, pid_t by)
+{
+	struct run_view *v = opaque;
+	v->quit_by = by ? by : -1;
+	exit_raise(&v->vm->exit, EXIT_EV_QUIT);
+}
+
+static const struct ctl_ops run_ctl_ops = {
+	.status = run_status, .power_button = run_power_button, .quit = run_quit,
+};
+
+/* runloop's watch hooks onto the control socket */
+static int ctl_watch_fds(void *c, struct pollfd *p) { return ctl_pollfds(c, p); }
+static void ctl_watch_ready(void *c, const struct pollfd *p, int n) { ctl_ready(c, p, n); }
+
 #define FAIL(x) do { rc = (x); goto out_args; } while (0)
 
 static int cmd_run(int argc, char **argv)
@@ -721,6 +813,8 @@ static int cmd_run(int argc, char **argv)
 	struct sock_fprog dhcp_fprog = { .len = KL_DHCP_BPF_LEN, .filter = dhcp_prog };
 	struct err e = { "" };
 	struct vm vm;
+	struct ctl *ctl = NULL;
+	struct run_view view;
 	int c, rc = VM_RC_USAGE, mac_set = 0, stats = 0, pty_slave = -1;
 	uint8_t mac[6];
 
@@ -889,9 +983,8 @@ static int cmd_run(int argc, char **argv)
 		if (a->net && fwd_nic == DEV_NICS_MAX)
 			fwd_nic = i; /* --forward and --name go with the first network */
 	}
-	if (fwd_nic == DEV_NICS_MAX && (vmname || nfwd))
-		FAIL(usage_error("%s needs --net (or a --nic net=NAME)",
-				 vmname ? "--name" : "--forward"));
+	if (fwd_nic == DEV_NICS_MAX && nfwd)
+		FAIL(usage_error("--forward needs --net (or a --nic net=NAME)"));
 	/* before any tap or lease is made: vm_build checks it again */
 	struct dev_cfg planned = cfg.dev;
 	planned.nnics = nnics;
@@ -924,6 +1017,22 @@ static int cmd_run(int argc, char **argv)
 	if (initrd_arg && strcmp(initrd_arg, "none") != 0)
 		cfg.initrd = initrd_arg;
 
+	if (!vmname) {
+		/* unique among live processes, stable for this run */
+		snprintf(namebuf, sizeof(namebuf), "vm-%ld", (long)getpid());
+		vmname = namebuf;
+	}
+	/* the name is claimed first: a clash leaves nothing made */
+	view = (struct run_view){
+		.name = vmname, .console = console, .vm = &vm, .cfg = &cfg, .nics = nics,
+		.leases = leases, .fwd = fwd, .nfwd = nfwd, .fwd_nic = fwd_nic,
+		.pty_slave = -1,
+	};
+	if (ctl_open(&ctl, vmname, &run_ctl_ops, &view, &e)) {
+		rc = value_error("%s", e.msg);
+		goto out_free;
+	}
+
 	if (!strcmp(console, "none")) {
 		cfg.console_fd = -1;
 	} else if (!strncmp(console, "file:", 5) && console[5]) {
@@ -941,11 +1050,6 @@ static int cmd_run(int argc, char **argv)
 	} else if (strcmp(console, "stdio") != 0) {
 		rc = value_error("--console %s: want stdio, file:PATH, pty or none", console);
 		goto out_free;
-	}
-	if (fwd_nic < DEV_NICS_MAX && !vmname) {
-		/* unique among live processes, stable for this run */
-		snprintf(namebuf, sizeof(namebuf), "vm-%ld", (long)getpid());
-		vmname = namebuf;
 	}
 	/* each NIC on a network: its lease (the first network's with the
 	 * forwards), then every NIC's tap; all or nothing */
@@ -1037,11 +1141,14 @@ static int cmd_run(int argc, char **argv)
 		goto out_sfd;
 	}
 	int sig = 0;
+	clock_gettime(CLOCK_MONOTONIC, &view.t0);
+	view.pty_slave = pty_slave;
 	struct runloop_cfg lc = {
 		.sig_fd = sfd, .in_fd = stdio ? STDIN_FILENO : pty_slave >= 0 ? cfg.console_fd : -1,
 		.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
 		.power_button = vm_power_button, .report = vm_report, .tick = vm_tick,
 		.opaque = &vm,
+		.watch_fds = ctl_watch_fds, .watch_ready = ctl_watch_ready, .wopaque = ctl,
 	};
 	enum exit_event ev = runloop_run(&lc, &sig);
 	if (sig == SIGQUIT)
@@ -1069,7 +1176,11 @@ static int cmd_run(int argc, char **argv)
 		rc = VM_RC_OK;
 		break;
 	case EXIT_EV_QUIT:
-		fprintf(stderr, "\nkvmlab-vm: quit (Ctrl-A x)\n");
+		if (view.quit_by)
+			fprintf(stderr, "kvmlab-vm: quit (asked on the control socket by pid %ld)\n",
+				(long)view.quit_by);
+		else
+			fprintf(stderr, "\nkvmlab-vm: quit (Ctrl-A x)\n");
 		rc = VM_RC_OK;
 		break;
 	case EXIT_EV_PANIC:
@@ -1098,6 +1209,8 @@ out_lease:
 	if (pty_slave >= 0)
 		close(pty_slave);
 out_free:
+	/* last: a client waiting on it takes the close as "the VM is gone" */
+	ctl_close(ctl);
 	free(kdef);
 	free(idef);
 out_args:
@@ -1134,7 +1247,7 @@ static int cmd_check(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const char *const commands[] = { "run", "check", "help" };
+	static const char *const commands[] = { "run", "list", "stop", "check", "help" };
 	static const struct option top[] = {
 		{ "help", no_argument, NULL, 0 }, { "version", no_argument, NULL, 0 },
 		{ NULL, 0, NULL, 0 },
@@ -1143,7 +1256,7 @@ int main(int argc, char **argv)
 	char *help_argv[3] = { NULL, help_opt, NULL };
 
 	if (argc < 2)
-		return usage_error_in(NULL, "missing command (run or check)");
+		return usage_error_in(NULL, "missing command (run, list, stop or check)");
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("kvmlab-vm " KL_VERSION "\n");
@@ -1159,12 +1272,16 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "list"))
+		return cmd_list(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stop"))
+		return cmd_stop(argc - 1, argv + 1);
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);
 		return 0;
 	}
 	const char *near = *cmd == '-' ? cli_suggest_opt(cmd, top)
-		: cli_closest(cmd, strlen(cmd), commands, 3);
+		: cli_closest(cmd, strlen(cmd), commands, ARRAY_SIZE(commands));
 	fprintf(stderr, "kvmlab-vm: unknown %s '%s'%s%s%s%s (try 'kvmlab-vm --help')\n",
 		*cmd == '-' ? "option" : "command", cmd, near ? "; did you mean '" : "",
 		near && *cmd == '-' ? "--" : "", near ? near : "", near ? "'?" : "");

@@ -130,11 +130,12 @@ enum exit_event runloop_run(const struct runloop_cfg *c, int *sig)
 	in.open = c->in_fd >= 0;
 	*sig = 0;
 	for (;;) {
-		struct pollfd p[3] = {
+		struct pollfd p[3 + RUNLOOP_WATCH_MAX] = {
 			{ .fd = c->sig_fd, .events = POLLIN },
 			{ .fd = exit_fd(c->exit), .events = POLLIN },
 			{ .fd = in.open ? c->in_fd : -1, .events = POLLIN },
 		};
+		int nw = c->watch_fds ? c->watch_fds(c->wopaque, p + 3) : 0;
 		int tmo = in.len || panic_end >= 0 ? RETRY_MS : -1;
 		if (next_tick >= 0) {
 			long long left = next_tick - now_ms();
@@ -142,9 +143,11 @@ enum exit_event runloop_run(const struct runloop_cfg *c, int *sig)
 			if (tmo < 0 || left < tmo)
 				tmo = (int)left;
 		}
-		int r = poll(p, 3, tmo);
+		int r = poll(p, (nfds_t)(3 + nw), tmo);
 		if (r < 0 && errno != EINTR)
 			return EXIT_EV_FATAL;
+		if (nw && r > 0)
+			c->watch_ready(c->wopaque, p + 3, nw);
 		if (next_tick >= 0 && now_ms() >= next_tick) {
 			c->tick(c->opaque);
 			next_tick = now_ms() + RUNLOOP_TICK_MS;

@@ -14,9 +14,11 @@
 #define RUNLOOP_INPUT_MAX 4096   /* typed-ahead bytes held for a full UART */
 #define RUNLOOP_PANIC_TAIL_MS 500 /* room for the rest of a panic report */
 #define RUNLOOP_TICK_MS 1000     /* how often cfg.tick runs */
+#define RUNLOOP_WATCH_MAX 16     /* fds cfg.watch_fds may add */
 
 struct serial;
 struct console;
+struct pollfd;
 
 struct runloop_cfg {
 	int sig_fd;              /* signalfd; its signals end the loop */
@@ -34,6 +36,13 @@ struct runloop_cfg {
 	/* every RUNLOOP_TICK_MS (NULL: never); it may raise the exit latch */
 	void (*tick)(void *opaque);
 	void *opaque;
+	/* more fds to serve (NULL: none), e.g. the control socket:
+	 * watch_fds fills at most RUNLOOP_WATCH_MAX pollfds and returns how
+	 * many; watch_ready gets them back with their revents. Neither may
+	 * block; either may raise the exit latch. */
+	int (*watch_fds)(void *wopaque, struct pollfd *p);
+	void (*watch_ready)(void *wopaque, const struct pollfd *p, int n);
+	void *wopaque;
 };
 
 /* Run until the guest is done (its exit event), the user quits

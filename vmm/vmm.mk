@@ -10,7 +10,7 @@ ifneq ($(URING_PC),yes)
 $(error liburing not found by pkg-config: apt-get install liburing-dev (or scripts/install-deps))
 endif
 endif
-VMM_LDLIBS := -lpthread $(shell pkg-config --libs liburing 2>/dev/null)
+VMM_LDLIBS := -lpthread $(shell pkg-config --libs liburing jansson 2>/dev/null)
 CPPFLAGS_vmm := -Ivmm -Inet $(shell pkg-config --cflags liburing 2>/dev/null)
 
 # second expansion: lines appended below the rule still reach the archive
@@ -58,3 +58,7 @@ VMM_LIB_SRCS += vmm/dhcp.c
 VMM_LIB_SRCS += vmm/virtio_rng.c
 VMM_LIB_SRCS += vmm/virtio_vsock.c
 VMM_LIB_SRCS += vmm/virtio_mmio.c
+VMM_LIB_SRCS += vmm/cli.c
+VMM_LIB_SRCS += vmm/ctl.c
+VMM_LIB_SRCS += vmm/ctl_client.c
+VMM_LIB_SRCS += vmm/cmd_ctl.c

@@ -96,7 +96,6 @@ expect "--queues above --cpus" 1 "--queues 2: more than --cpus 1" \
 	--kernel "$dir/good.bz" --tap kl-nonexist0 --queues 2
 expect "--queues without a NIC" 2 "--queues 2: needs --net or --tap" \
 	--kernel "$dir/good.bz" --queues 2 --cpus 2
-expect "--name without --net" 2 "--name needs --net" --kernel "$dir/good.bz" --name web
 expect "--forward without --net" 2 "--forward needs --net" --kernel "$dir/good.bz" --forward 80:80
 expect "bad --name" 1 "--name a/b: want 1..63 of" --kernel "$dir/good.bz" --net lab --name a/b
 expect "--name of 64 bytes" 1 "--name a{64}: want 1..63" --kernel "$dir/good.bz" --net lab \

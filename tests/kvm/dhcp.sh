@@ -17,6 +17,9 @@
 #   4. kill -9 a VM: the next VM of that name reclaims its lease (same
 #      address); a live VM's name is refused (needs net/lease.c)
 #   5. --forward: the host reaches a guest service (needs net/forward.c)
+#   6. kvmlab-vm list (its NIC's tap, address, MAC and forward against
+#      the guest and ip -j) and stop (the guest's power button; the tap
+#      and forward gone when it returns)
 # Runs where /dev/kvm boots stock kernels (tests/kvm/run takes care).
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT" || exit 1
@@ -196,7 +199,7 @@ else
 fi
 
 # ---- 5. --forward from the host to a guest service
-start fwd --name fwd --forward 18080:8080 -- 'echo G-LISTEN=1; nc -l -p 8080 -e echo hello-from-guest'
+start fwd --name fwd --forward 18080:8080 -- 'echo G-LISTEN=1; nc -l -p 8080 -e echo hello-from-guest; sleep 600'
 if wait_for fwd '^G-LISTEN='; then
 	got=$(ip netns exec "$lab" timeout 10 ncat 192.168.58.1 18080 </dev/null 2>&1)
 	[[ $got == *hello-from-guest* ]] && t_ok "dhcp: --forward 18080:8080 reaches the guest" ||
@@ -204,6 +207,35 @@ if wait_for fwd '^G-LISTEN='; then
 else
 	t_fail "dhcp: --forward reaches the guest" "$(desc fwd)"
 fi
-kill -TERM "$PID_fwd" 2>/dev/null
+
+# ---- 6. kvmlab-vm list and stop on the running VM: what list says of
+# its NIC against the guest's own words and ip -j, then a graceful stop
+# that returns only once the VMM has removed its tap and forward
+j=$(ip netns exec "$lab" "$VM" list fwd --json 2>&1)
+tapf=$(jq -r '.[0].nics[0].tap' <<<"$j" 2>/dev/null)
+ports=$(ip -n "$lab" -j link show master "$BRIDGE" | jq -r '.[].ifname' | tr '\n' ' ')
+if jq -e --arg ip "$(g fwd G-IP)" --arg mac "$(g fwd G-MAC)" '.[0].name == "fwd" and
+	.[0].nics[0].net == "lab" and .[0].nics[0].addr == $ip and .[0].nics[0].mac == $mac and
+	.[0].nics[0].forwards == [{"proto": "tcp", "host_port": 18080, "guest_port": 8080}]' <<<"$j" >/dev/null &&
+	[[ " $ports" == *" $tapf "* ]]; then
+	t_ok "dhcp: list --json: fwd's NIC on lab at the guest's own address and MAC, its tap $tapf a port of $BRIDGE (ip -j), its forward"
+else
+	t_fail "dhcp: list --json describes fwd" "guest IP '$(g fwd G-IP)' MAC '$(g fwd G-MAC)', bridge ports '$ports': $j"
+fi
+ip netns exec "$lab" "$VM" list | grep -q "^fwd .* $tapf(lab $(g fwd G-IP))\$" &&
+	t_ok "dhcp: list: fwd's row names its tap, network and address" ||
+	t_fail "dhcp: list: fwd's row" "$(ip netns exec "$lab" "$VM" list 2>&1)"
+err=$(ip netns exec "$lab" timeout 90 "$VM" stop fwd --timeout 60 2>&1)
+rcs=$?
+alive=no; kill -0 "$PID_fwd" 2>/dev/null && alive=yes
+tapleft=$(ip -n "$lab" -j link show 2>/dev/null | jq -r --arg t "$tapf" '.[] | select(.ifname == $t) | .ifname')
+fwdleft=$(ip netns exec "$lab" nft list ruleset | grep -c 18080)
 finish fwd
+rc=$?
+if [ "$rcs" = 0 ] && [ -z "$err" ] && [ $alive = no ] && [ -z "$tapleft" ] && [ "$fwdleft" = 0 ] &&
+	[ "$rc" = 0 ] && tr -d '\r' <"$work/fwd.out" | grep -q 'kvmlab-init: power button pressed: powering off'; then
+	t_ok "dhcp: stop fwd: the guest saw its power button and powered off; when stop returned (0) the VMM had exited 0 and its tap and forward were gone"
+else
+	t_fail "dhcp: stop fwd" "stop rc $rcs '$err', VMM alive at return: $alive, tap left '$tapleft', forward rules left $fwdleft, VMM rc $rc; $(desc fwd)"
+fi
 t_finish

@@ -1,0 +1,13 @@
+/* kvmlab-vm's command-line messages, shared by its commands (main.c,
+ * cmd_ctl.c): the split between a line that cannot be parsed (exit 2)
+ * and a bad value (exit 1) is kvmlab-net's too (doc/exit-status.txt). */
+#ifndef KVMLAB_VMM_CLI_H
+#define KVMLAB_VMM_CLI_H
+
+/* "kvmlab-vm: CMD: <text> (try 'kvmlab-vm CMD --help')"; returns 2. */
+__attribute__((format(printf, 2, 3)))
+int cli_usage_error(const char *cmd, const char *fmt, ...);
+/* "kvmlab-vm: <text>"; returns 1. */
+__attribute__((format(printf, 1, 2)))
+int cli_value_error(const char *fmt, ...);
+#endif

@@ -1,0 +1,256 @@
+/* kvmlab-vm list and stop: the running VMs of this network namespace,
+ * through their control sockets (ctl.h). */
+#include "cmd_ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ctl.h"
+#include "vm.h"
+
+#define CALL_MS 5000        /* a live VMM answers from its main loop at once */
+#define STOP_DEFAULT_S 30   /* the guest's own shutdown, before giving up */
+#define QUIT_WAIT_MS 30000  /* after "quit": the VMM removes its taps and leases */
+
+const char cmd_list_usage[] =
+	"usage: kvmlab-vm list [NAME] [--json]\n"
+	"\n"
+	"list: the VMs running in this network namespace (each one's control\n"
+	"socket, @kvmlab-vm/NAME): name, pid, vCPUs, memory, uptime and each\n"
+	"NIC's tap, network and address. With NAME only that VM (exit 1 if it\n"
+	"does not run). Only VMs run by root or by this user answer.\n"
+	"  --json     one JSON array of the VMs' full status (kernel, command\n"
+	"             line, console, NICs with MAC and forwards, disks, ...)\n"
+	"  --help     this text\n";
+
+const char cmd_stop_usage[] =
+	"usage: kvmlab-vm stop NAME [--timeout SECONDS] [--force]\n"
+	"\n"
+	"stop: press VM NAME's ACPI power button (as SIGPWR and Ctrl-A p do) and\n"
+	"wait until its kvmlab-vm has exited and removed what it made (taps,\n"
+	"leases, forwards).\n"
+	"  --timeout  how long the guest has to shut down, default 30\n"
+	"  --force    when it has not by then, quit the VM (as Ctrl-A x does);\n"
+	"             with --timeout 0, at once\n"
+	"  --help     this text\n"
+	"exit status: 0 the VM is gone, 1 it is not running, not ours, or still\n"
+	"running after --timeout without --force, 2 usage error\n";
+
+static int want_name(const char *cmd, const char *name)
+{
+	const char *bad = name + strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					"0123456789_.-");
+	if (!*name || strlen(name) > CTL_NAME_MAX || *bad)
+		return cli_value_error("%s %s: want a VM name of 1..%d of [A-Za-z0-9_.-]", cmd,
+				       name, CTL_NAME_MAX);
+	return 0;
+}
+
+/* VM name's status object (*st, a new reference), or -errno with e set:
+ * -ENOENT and -EPIPE when the VM is not there, or going */
+static int status_of(const char *name, json_t **st, struct err *e)
+{
+	int fd, rc;
+	json_t *r = NULL;
+	*st = NULL;
+	if ((rc = ctl_connect(name, &fd, NULL, e)))
+		return rc;
+	rc = ctl_call(fd, "status", &r, CALL_MS, e);
+	if (!rc) {
+		*st = json_incref(json_object_get(r, "status"));
+		if (!json_is_object(*st)) {
+			json_decref(*st);
+			*st = NULL;
+			rc = errf(e, EPROTO, "VM %s: status: no status object in the reply", name);
+		}
+	} else {
+		/* ctl_call names the request; say which VM */
+		char m[sizeof(e->msg)];
+		snprintf(m, sizeof(m), "%s", e->msg);
+		errf(e, -rc, "VM %s: %s", name, m);
+	}
+	json_decref(r);
+	close(fd);
+	return rc;
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "-";
+}
+
+static void print_row(const json_t *st)
+{
+	char nets[256] = "";
+	size_t i;
+	json_t *nic;
+	json_array_foreach(json_object_get(st, "nics"), i, nic) {
+		size_t l = strlen(nets);
+		snprintf(nets + l, sizeof(nets) - l, "%s%s", l ? "," : "", str(nic, "tap"));
+		l = strlen(nets);
+		if (json_object_get(nic, "net"))
+			snprintf(nets + l, sizeof(nets) - l, "(%s %s)", str(nic, "net"),
+				 str(nic, "addr"));
+	}
+	double up = json_real_value(json_object_get(st, "uptime_s"));
+	printf("%-20s %8lld %4lld %7lldM %9.0fs  %s\n", str(st, "name"),
+	       (long long)json_integer_value(json_object_get(st, "pid")),
+	       (long long)json_integer_value(json_object_get(st, "cpus")),
+	       (long long)json_integer_value(json_object_get(st, "mem_mib")), up,
+	       *nets ? nets : "-");
+}
+
+int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, json = 0, rc = 0, named = 0;
+	char **names = NULL;
+	size_t n = 0;
+	struct err e = { "" };
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'h': fputs(cmd_list_usage, stdout); return 0;
+		default:
+			return cli_usage_error("list", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind > 1)
+		return cli_usage_error("list", "unexpected argument '%s'", argv[optind + 1]);
+	if (optind < argc) {
+		if ((rc = want_name("list", argv[optind])))
+			return rc;
+		names = malloc(sizeof(*names));
+		if (!names || !(names[0] = strdup(argv[optind])))
+			return cli_value_error("list: out of memory");
+		n = 1;
+		named = 1;
+	} else {
+		int r = ctl_names(&names, &n);
+		if (r)
+			return cli_value_error("list: /proc/net/unix: %s", strerror(-r));
+	}
+	json_t *all = json_array();
+	if (!json)
+		printf("%-20s %8s %4s %8s %10s  %s\n", "NAME", "PID", "CPUS", "MEM", "UPTIME",
+		       "NICS (NETWORK ADDRESS)");
+	for (size_t i = 0; i < n; i++) {
+		json_t *st;
+		int r = status_of(names[i], &st, &e);
+		/* one that ended since /proc/net/unix was read is not
+		 * running: left out, unless it was asked for by name */
+		if ((r == -ENOENT || r == -EPIPE) && !named)
+			continue;
+		if (r) {
+			/* not ours, or not answering: one line each, and the
+			 * list goes on */
+			fprintf(stderr, "kvmlab-vm: list: %s\n", e.msg);
+			rc = VM_RC_SETUP;
+			continue;
+		}
+		if (json)
+			json_array_append(all, st);
+		else
+			print_row(st);
+		json_decref(st);
+	}
+	if (json) {
+		char *s = json_dumps(all, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
+		if (s)
+			puts(s);
+		free(s);
+	}
+	json_decref(all);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (fflush(stdout))
+		rc = VM_RC_SETUP;
+	return rc;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c, force = 0, rc, fd;
+	long tmo = STOP_DEFAULT_S;
+	pid_t pid;
+	json_t *r = NULL;
+	struct err e = { "" };
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': {
+			char *end;
+			errno = 0;
+			tmo = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || tmo < 0 || tmo > 86400)
+				return cli_value_error("stop: --timeout %s: want 0..86400 seconds",
+						       optarg);
+			break;
+		}
+		case 'f': force = 1; break;
+		case 'h': fputs(cmd_stop_usage, stdout); return 0;
+		case ':':
+			return cli_usage_error("stop", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error("stop", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("stop", "missing VM name");
+	if (argc - optind > 1)
+		return cli_usage_error("stop", "unexpected argument '%s'", argv[optind + 1]);
+	const char *name = argv[optind];
+	if ((rc = want_name("stop", name)))
+		return rc;
+	if (ctl_connect(name, &fd, &pid, &e))
+		return cli_value_error("stop: %s", e.msg);
+	/* the connection stays open: its close is the VMM's exit */
+	if (!(force && tmo == 0)) {
+		if (ctl_call(fd, "powerdown", &r, CALL_MS, &e)) {
+			rc = cli_value_error("stop: VM %s (pid %ld): %s", name, (long)pid, e.msg);
+			goto out;
+		}
+		json_decref(r);
+		r = NULL;
+		if (!ctl_wait_gone(fd, (int)(tmo * 1000)))
+			goto out; /* rc 0 */
+		if (!force) {
+			rc = cli_value_error("stop: VM %s (pid %ld): still running %ld s after its "
+					     "power button was pressed (--force quits it)", name,
+					     (long)pid, tmo);
+			goto out;
+		}
+	}
+	/* -EPIPE: it closed before answering, it was going anyway */
+	int q = ctl_call(fd, "quit", &r, CALL_MS, &e);
+	if (q && q != -EPIPE) {
+		rc = cli_value_error("stop: VM %s (pid %ld): %s", name, (long)pid, e.msg);
+		goto out;
+	}
+	if (ctl_wait_gone(fd, QUIT_WAIT_MS))
+		rc = cli_value_error("stop: VM %s (pid %ld): still running %d s after quit", name,
+				     (long)pid, QUIT_WAIT_MS / 1000);
+out:
+	json_decref(r);
+	close(fd);
+	return rc;
+}
