@@ -1,5 +1,5 @@
-/* kvmlab-vm list and stop: the running VMs of this network namespace,
- * through their control sockets (ctl.h). */
+/* kvmlab-vm list, stop, pause and resume: the running VMs of this
+ * network namespace, through their control sockets (ctl.h). */
 #include "cmd_ctl.h"
 
 #include <errno.h>
@@ -31,8 +31,8 @@ const char cmd_list_usage[] =
 const char cmd_stop_usage[] =
 	"usage: kvmlab-vm stop NAME [--timeout SECONDS] [--force]\n"
 	"\n"
-	"stop: press VM NAME's ACPI power button (as SIGPWR and Ctrl-A p do) and\n"
-	"wait until its kvmlab-vm has exited and removed what it made (taps,\n"
+	"stop: press VM NAME's ACPI power button (as SIGPWR and Ctrl-A p do; a\n"
+	"paused VM is resumed first) and wait until its kvmlab-vm has exited and removed what it made (taps,\n"
 	"leases, forwards).\n"
 	"  --timeout  how long the guest has to shut down, default 30\n"
 	"  --force    when it has not by then, quit the VM (as Ctrl-A x does);\n"
@@ -40,6 +40,22 @@ const char cmd_stop_usage[] =
 	"  --help     this text\n"
 	"exit status: 0 the VM is gone, 1 it is not running, not ours, or still\n"
 	"running after --timeout without --force, 2 usage error\n";
+
+const char cmd_pause_usage[] =
+	"usage: kvmlab-vm pause NAME\n"
+	"\n"
+	"pause: stop running VM NAME's vCPUs until kvmlab-vm resume (its devices\n"
+	"go on; the guest sees nothing until it runs again, and a kvmclock guest\n"
+	"is told it was paused, so it reports no lockup). list shows it paused.\n"
+	"  --help     this text\n"
+	"exit status: 0 paused, 1 not running, not ours or paused already\n";
+
+const char cmd_resume_usage[] =
+	"usage: kvmlab-vm resume NAME\n"
+	"\n"
+	"resume: run VM NAME's vCPUs again after kvmlab-vm pause.\n"
+	"  --help     this text\n"
+	"exit status: 0 running, 1 not running, not ours or not paused\n";
 
 static int want_name(const char *cmd, const char *name)
 {
@@ -181,6 +197,52 @@ int cmd_list(int argc, char **argv)
 	return rc;
 }
 
+/* pause NAME, resume NAME: one request, its answer */
+static int one_call(const char *cmd, const char *usage, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c, fd, rc;
+	pid_t pid;
+	json_t *r = NULL;
+	struct err e = { "" };
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 0;
+		}
+		return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+	}
+	if (optind >= argc)
+		return cli_usage_error(cmd, "missing VM name");
+	if (argc - optind > 1)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
+	const char *name = argv[optind];
+	if ((rc = want_name(cmd, name)))
+		return rc;
+	if (ctl_connect(name, &fd, &pid, &e))
+		return cli_value_error("%s: %s", cmd, e.msg);
+	if (ctl_call(fd, cmd, &r, CALL_MS, &e))
+		rc = cli_value_error("VM %s (pid %ld): %s", name, (long)pid, e.msg);
+	json_decref(r);
+	close(fd);
+	return rc;
+}
+
+int cmd_pause(int argc, char **argv)
+{
+	return one_call("pause", cmd_pause_usage, argc, argv);
+}
+
+int cmd_resume(int argc, char **argv)
+{
+	return one_call("resume", cmd_resume_usage, argc, argv);
+}
+
 int cmd_stop(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -225,6 +287,23 @@ int cmd_stop(int argc, char **argv)
 		return cli_value_error("stop: %s", e.msg);
 	/* the connection stays open: its close is the VMM's exit */
 	if (!(force && tmo == 0)) {
+		/* a paused guest cannot see its button: run it first */
+		int q = ctl_call(fd, "status", &r, CALL_MS, &e);
+		if (q == -EPIPE)
+			goto out; /* it was going anyway: gone now */
+		const char *state = json_string_value(
+			json_object_get(json_object_get(r, "status"), "state"));
+		if (!q && state && !strcmp(state, "paused")) {
+			json_decref(r);
+			r = NULL;
+			q = ctl_call(fd, "resume", &r, CALL_MS, &e);
+		}
+		if (q) {
+			rc = cli_value_error("stop: VM %s (pid %ld): %s", name, (long)pid, e.msg);
+			goto out;
+		}
+		json_decref(r);
+		r = NULL;
 		if (ctl_call(fd, "powerdown", &r, CALL_MS, &e)) {
 			rc = cli_value_error("stop: VM %s (pid %ld): %s", name, (long)pid, e.msg);
 			goto out;

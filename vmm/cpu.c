@@ -616,6 +616,27 @@ static void probe_reply(struct vcpu *v)
 	__atomic_store_n(&v->probe_done, req, __ATOMIC_RELEASE);
 }
 
+/* After KVM_RUN came back with EINTR: sleep while the VM is paused. The
+ * kick that paused us set immediate_exit; clear it first, or KVM_RUN
+ * would return at once after the resume. A stop wakes us (vm_stop
+ * broadcasts after setting `stopping`), and the run loop checks that. */
+static void park(struct vcpu *v)
+{
+	struct cpu_pause *p = v->env->pause;
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (p->paused && !__atomic_load_n(v->env->stopping, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		p->parked++;
+		pthread_cond_broadcast(&p->cv);
+		while (p->paused && !__atomic_load_n(v->env->stopping, __ATOMIC_SEQ_CST))
+			pthread_cond_wait(&p->cv, &p->mu);
+		p->parked--;
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
 void *cpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -632,6 +653,7 @@ void *cpu_thread(void *arg)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				probe_reply(v);
+				park(v);
 				continue;
 			}
 			flockfile(stderr);

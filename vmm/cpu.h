@@ -13,6 +13,16 @@
 
 struct exit_latch;
 
+/* Where vCPUs wait while the VM is paused (vm_pause): a vCPU kicked out
+ * of KVM_RUN with `paused` set counts itself in `parked` and sleeps on
+ * cv until `paused` clears or the VM stops. */
+struct cpu_pause {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int paused;       /* under mu */
+	unsigned parked;  /* under mu: vCPU threads asleep here */
+};
+
 /* What a vCPU needs of the VM (vm.c fills it; it outlives the vCPUs). */
 struct cpu_env {
 	int vm_fd;
@@ -21,6 +31,7 @@ struct cpu_env {
 	struct exit_latch *exit;     /* raised when the guest is done */
 	const int *stopping;         /* atomic: leave the run loop */
 	const int *dump;             /* atomic: when leaving, dump the registers */
+	struct cpu_pause *pause;     /* NULL: never paused */
 };
 
 struct vcpu {

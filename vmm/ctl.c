@@ -109,12 +109,11 @@ static void drop(struct ctl_client *cl)
 	cl->fd = -1;
 }
 
-/* One reply; a client that cannot take it now (its buffer full: it
- * does not read) is dropped rather than waited for. */
-static void reply(struct ctl_client *cl, json_t *r)
+/* One reply (s: malloc'd; NULL: out of memory); a client that cannot
+ * take it now (its queue full: it does not read) is dropped rather than
+ * waited for. */
+static void send_reply(struct ctl_client *cl, char *s)
 {
-	char *s = r ? json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
-	json_decref(r);
 	if (!s || send(cl->fd, s, strlen(s), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		drop(cl);
 	free(s);
@@ -123,6 +122,47 @@ static void reply(struct ctl_client *cl, json_t *r)
 static json_t *fail(const char *why)
 {
 	return json_pack("{s:b, s:s}", "ok", 0, "error", why);
+}
+
+/* One request's reply. The client's bytes are untrusted: jansson parses
+ * them within their length, and only a "cmd" string of a known value
+ * acts. */
+static json_t *handle(struct ctl *c, const char *buf, size_t n, pid_t by)
+{
+	if (n > CTL_MSG_MAX)
+		return fail("request too long");
+	json_t *req = json_loadb(buf, n, JSON_REJECT_DUPLICATES, NULL);
+	const char *cmd = json_is_object(req) ? json_string_value(json_object_get(req, "cmd")) : NULL;
+	json_t *r;
+	if (!cmd) {
+		r = fail("want a JSON object with \"cmd\"");
+	} else if (!strcmp(cmd, "status")) {
+		json_t *st = c->ops->status(c->opaque);
+		r = st ? json_pack("{s:b, s:o}", "ok", 1, "status", st) : fail("out of memory");
+	} else if (!strcmp(cmd, "powerdown")) {
+		int rc = c->ops->power_button(c->opaque);
+		r = rc ? fail(strerror(-rc)) : json_pack("{s:b}", "ok", 1);
+	} else if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) {
+		int pause = cmd[0] == 'p';
+		int rc = pause ? c->ops->pause(c->opaque) : c->ops->resume(c->opaque);
+		r = rc == -EALREADY ? fail(pause ? "paused already" : "not paused")
+		    : rc ? fail(strerror(-rc)) : json_pack("{s:b}", "ok", 1);
+	} else if (!strcmp(cmd, "quit")) {
+		c->ops->quit(c->opaque, by);
+		r = json_pack("{s:b}", "ok", 1);
+	} else {
+		r = fail("unknown cmd (want status, powerdown, pause, resume or quit)");
+	}
+	json_decref(req);
+	return r;
+}
+
+char *ctl_handle(struct ctl *c, const void *buf, size_t n, pid_t by)
+{
+	json_t *r = handle(c, buf, n, by);
+	char *s = r ? json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+	json_decref(r);
+	return s;
 }
 
 static void request(struct ctl *c, struct ctl_client *cl)
@@ -140,31 +180,7 @@ static void request(struct ctl *c, struct ctl_client *cl)
 		drop(cl);
 		return;
 	}
-	if ((size_t)n > sizeof(buf)) {
-		reply(cl, fail("request too long"));
-		return;
-	}
-	/* the client's bytes are untrusted: jansson parses them with its
-	 * own bounds, and only a "cmd" string of a known value acts */
-	json_t *req = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
-	const char *cmd = json_is_object(req) ? json_string_value(json_object_get(req, "cmd")) : NULL;
-	json_t *r;
-	if (!cmd) {
-		r = fail("want a JSON object with \"cmd\"");
-	} else if (!strcmp(cmd, "status")) {
-		json_t *st = c->ops->status(c->opaque);
-		r = st ? json_pack("{s:b, s:o}", "ok", 1, "status", st) : fail("out of memory");
-	} else if (!strcmp(cmd, "powerdown")) {
-		int rc = c->ops->power_button(c->opaque);
-		r = rc ? fail(strerror(-rc)) : json_pack("{s:b}", "ok", 1);
-	} else if (!strcmp(cmd, "quit")) {
-		c->ops->quit(c->opaque, cl->pid);
-		r = json_pack("{s:b}", "ok", 1);
-	} else {
-		r = fail("unknown cmd (want status, powerdown or quit)");
-	}
-	json_decref(req);
-	reply(cl, r);
+	send_reply(cl, ctl_handle(c, buf, (size_t)n, cl->pid));
 }
 
 static void accept_all(struct ctl *c)
@@ -190,7 +206,9 @@ static void accept_all(struct ctl *c)
 		/* the socket is open to the whole namespace: only root and
 		 * the VMM's own user may drive the VM */
 		if (uc.uid != 0 && uc.uid != geteuid()) {
-			reply(cl, fail("permission denied: only root or the VM's user"));
+			json_t *r = fail("permission denied: only root or the VM's user");
+			send_reply(cl, r ? json_dumps(r, JSON_COMPACT) : NULL);
+			json_decref(r);
 			if (cl->fd >= 0)
 				drop(cl); /* the reply stays readable after the close */
 		}

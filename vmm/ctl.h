@@ -15,7 +15,8 @@
  * itself.
  *
  * Requests: {"cmd":"status"}, {"cmd":"powerdown"} (the ACPI power
- * button), {"cmd":"quit"} (end the VM now, as Ctrl-A x). Replies:
+ * button), {"cmd":"pause"} and {"cmd":"resume"} (the vCPUs),
+ * {"cmd":"quit"} (end the VM now, as Ctrl-A x). Replies:
  * {"ok":true[,"status":{...}]} or {"ok":false,"error":"..."}. A client
  * that keeps its connection open sees it close when the VMM is gone,
  * after every tap, lease and forward it made has been removed. */
@@ -40,6 +41,9 @@ struct ctl_ops {
 	json_t *(*status)(void *opaque);
 	/* "powerdown": 0 or -errno */
 	int (*power_button)(void *opaque);
+	/* "pause", "resume": 0 or -errno (-EALREADY: it is so already) */
+	int (*pause)(void *opaque);
+	int (*resume)(void *opaque);
 	/* "quit": end the VM (by: the client's pid, for the exit note) */
 	void (*quit)(void *opaque, pid_t by);
 };
@@ -60,6 +64,10 @@ int ctl_open(struct ctl **out, const char *name, const struct ctl_ops *ops, void
  * its reply is dropped. */
 int ctl_pollfds(const struct ctl *c, struct pollfd *p);
 void ctl_ready(struct ctl *c, const struct pollfd *p, int n);
+/* The reply to one request of n bytes from client pid by, as ctl_ready
+ * sends it: malloc'd JSON text, NULL when out of memory. For tests and
+ * the fuzzer; the ops run as for a client. */
+char *ctl_handle(struct ctl *c, const void *buf, size_t n, pid_t by);
 /* Close every connection and the endpoint (NULL: nothing). Call last:
  * waiting clients take the close as "the VM is gone". */
 void ctl_close(struct ctl *c);

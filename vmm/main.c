@@ -56,6 +56,8 @@ static const char usage_main[] =
 	"      [--virtio-transport pci|mmio] [--stats]\n"
 	"  list [NAME] [--json]\n"
 	"  stop NAME [--timeout SECONDS] [--force]\n"
+	"  pause NAME\n"
+	"  resume NAME\n"
 	"  check\n"
 	"  help [COMMAND]\n"
 	"\n"
@@ -719,7 +721,8 @@ static json_t *run_status(void *opaque)
 	else
 		snprintf(console, sizeof(console), "%s", v->console);
 	json_t *o = json_pack("{s:s, s:I, s:s, s:f, s:I, s:I, s:s, s:s, s:s, s:s, s:s}",
-		"name", v->name, "pid", (json_int_t)getpid(), "state", "running", "uptime_s", up,
+		"name", v->name, "pid", (json_int_t)getpid(),
+		"state", vm_paused(v->vm) ? "paused" : "running", "uptime_s", up,
 		"cpus", (json_int_t)cfg->cpus, "mem_mib", (json_int_t)(cfg->mem >> 20),
 		"kernel", cfg->kernel, "initrd", cfg->initrd ? cfg->initrd : "",
 		"cmdline", cfg->cmdline, "console", console,
@@ -748,6 +751,18 @@ static int run_power_button(void *opaque)
 	return vm_power_button(v->vm);
 }
 
+static int run_pause(void *opaque)
+{
+	const struct run_view *v = opaque;
+	return vm_pause(v->vm);
+}
+
+static int run_resume(void *opaque)
+{
+	const struct run_view *v = opaque;
+	return vm_resume(v->vm);
+}
+
 static void run_quit(void *opaque, pid_t by)
 {
 	struct run_view *v = opaque;
@@ -756,7 +771,8 @@ static void run_quit(void *opaque, pid_t by)
 }
 
 static const struct ctl_ops run_ctl_ops = {
-	.status = run_status, .power_button = run_power_button, .quit = run_quit,
+	.status = run_status, .power_button = run_power_button, .pause = run_pause,
+	.resume = run_resume, .quit = run_quit,
 };
 
 /* runloop's watch hooks onto the control socket */
@@ -1247,7 +1263,7 @@ static int cmd_check(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const char *const commands[] = { "run", "list", "stop", "check", "help" };
+	static const char *const commands[] = { "run", "list", "stop", "pause", "resume", "check", "help" };
 	static const struct option top[] = {
 		{ "help", no_argument, NULL, 0 }, { "version", no_argument, NULL, 0 },
 		{ NULL, 0, NULL, 0 },
@@ -1256,7 +1272,7 @@ int main(int argc, char **argv)
 	char *help_argv[3] = { NULL, help_opt, NULL };
 
 	if (argc < 2)
-		return usage_error_in(NULL, "missing command (run, list, stop or check)");
+		return usage_error_in(NULL, "missing command (run, list, stop, pause, resume or check)");
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("kvmlab-vm " KL_VERSION "\n");
@@ -1276,6 +1292,10 @@ int main(int argc, char **argv)
 		return cmd_list(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stop"))
 		return cmd_stop(argc - 1, argv + 1);
+	if (!strcmp(cmd, "pause"))
+		return cmd_pause(argc - 1, argv + 1);
+	if (!strcmp(cmd, "resume"))
+		return cmd_resume(argc - 1, argv + 1);
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);
 		return 0;

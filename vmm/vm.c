@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -71,6 +72,9 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 	int rc;
 
 	memset(vm, 0, sizeof(*vm));
+	vm->pause = (struct cpu_pause){
+		.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+	};
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
 	vm->exit.efd = -1;
 
@@ -176,7 +180,7 @@ int vm_build(struct vm *vm, const struct vm_cfg *cfg, struct err *e)
 	vm->cpu_env = (struct cpu_env){
 		.vm_fd = vm->kvm.vm_fd, .run_size = (size_t)vm->kvm.run_size,
 		.pio = &vm->pio, .mmio = &vm->mmio, .exit = &vm->exit,
-		.stopping = &vm->stopping, .dump = &vm->dump,
+		.stopping = &vm->stopping, .dump = &vm->dump, .pause = &vm->pause,
 	};
 	for (; vm->nr_vcpus < cfg->cpus; vm->nr_vcpus++) {
 		rc = cpu_init(&vm->vcpus[vm->nr_vcpus], &vm->cpu_env, vm->nr_vcpus, cfg->cpus, cpuid, e);
@@ -256,6 +260,10 @@ int vm_start(struct vm *vm, struct err *e)
 void vm_stop(struct vm *vm)
 {
 	__atomic_store_n(&vm->stopping, 1, __ATOMIC_SEQ_CST);
+	/* under the lock: a vCPU about to park sees `stopping` or the wake */
+	pthread_mutex_lock(&vm->pause.mu);
+	pthread_cond_broadcast(&vm->pause.cv);
+	pthread_mutex_unlock(&vm->pause.mu);
 	for (unsigned i = 0; i < vm->nr_threads; i++)
 		cpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; i < vm->nr_threads; i++)
@@ -379,10 +387,57 @@ static int halt_answer(void *opaque, unsigned cpu, unsigned seq)
 	return cpu_probe_answer(&vm->vcpus[cpu], seq);
 }
 
+int vm_pause(struct vm *vm)
+{
+	struct cpu_pause *p = &vm->pause;
+	int rc = 0;
+	pthread_mutex_lock(&p->mu);
+	if (p->paused) {
+		pthread_mutex_unlock(&p->mu);
+		return -EALREADY;
+	}
+	p->paused = 1;
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < vm->nr_threads; i++)
+		cpu_kick(&vm->vcpus[i]);
+	struct timespec end = deadline_ms(VM_PAUSE_WAIT_MS);
+	pthread_mutex_lock(&p->mu);
+	while (p->parked < vm->nr_threads && !rc)
+		rc = -pthread_cond_timedwait(&p->cv, &p->mu, &end);
+	pthread_mutex_unlock(&p->mu);
+	if (rc)
+		return rc;
+	/* the guest's kvmclock gets PVCLOCK_GUEST_STOPPED, so its watchdogs
+	 * take the gap for a pause, not a lockup; EINVAL: no kvmclock there */
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		(void)ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	struct cpu_pause *p = &vm->pause;
+	pthread_mutex_lock(&p->mu);
+	int was = p->paused;
+	p->paused = 0;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return was ? 0 : -EALREADY;
+}
+
+int vm_paused(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause.mu);
+	int v = vm->pause.paused;
+	pthread_mutex_unlock(&vm->pause.mu);
+	return v;
+}
+
 void vm_tick(void *opaque)
 {
 	struct vm *vm = opaque;
-	if (vm->nr_threads != vm->nr_vcpus)
+	/* a paused VM's vCPUs are not in KVM_RUN: nothing to watch */
+	if (vm->nr_threads != vm->nr_vcpus || vm_paused(vm))
 		return;
 	const struct halt_ops o = {
 		.all_blocking = halt_all_blocking, .probe = halt_probe, .answer = halt_answer,

@@ -50,6 +50,7 @@ struct vm {
 	int stopping;          /* atomic: vCPU threads leave their loop */
 	int dump;              /* atomic: vCPUs dump their registers when stopped */
 	struct halt_watch halt;
+	struct cpu_pause pause;
 };
 
 /* Validate cfg against the host, then build everything up to (not
@@ -77,6 +78,18 @@ int vm_power_button(void *vm) WUR;
  * nobody reads, and the caller's loop must not block on it. -EBUSY: the
  * last report is still being written. Takes a struct vm * as void *. */
 int vm_report(void *vm) WUR;
+#define VM_PAUSE_WAIT_MS 1000 /* for every vCPU to leave KVM_RUN */
+/* Stop running the guest's vCPUs until vm_resume: each is kicked out of
+ * KVM_RUN and sleeps (devices and their threads go on; the guest does
+ * not see their interrupts until it runs again). Waits until every vCPU
+ * is out, then tells a kvmclock guest it was stopped (KVM_KVMCLOCK_CTRL:
+ * no soft-lockup report for the gap). -EALREADY: paused already;
+ * -ETIMEDOUT: a vCPU did not leave in VM_PAUSE_WAIT_MS (it is still
+ * asked to; the VM counts as paused). Main thread. */
+int vm_pause(struct vm *vm) WUR;
+/* Run the vCPUs again. -EALREADY: not paused. */
+int vm_resume(struct vm *vm) WUR;
+int vm_paused(struct vm *vm);
 /* The main loop's tick: raises EXIT_EV_HALT once the guest has halted
  * for good (halt.h). Takes a struct vm * as void *. */
 void vm_tick(void *vm);

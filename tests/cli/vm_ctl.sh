@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kvmlab-vm list and stop, with the tiny guest (tests/cli/tinyguest.py:
+# kvmlab-vm list, stop, pause and resume, with the tiny guest (tests/cli/tinyguest.py:
 # it ignores the power button, as a hung guest would) on any usable
 # /dev/kvm. Every VM runs in network namespaces made here, as the control
 # sockets are scoped to one. Oracles: the kernel's /proc/net/unix (the
@@ -96,6 +96,41 @@ err=$(ip netns exec "$ns2" "$KVMLAB_VM" stop web --force --timeout 0 2>&1); rc=$
 t_vm_wait "$web3" 10
 t_check "stop --force --timeout 0: quits at once, exit 0 ($err)" test "$rc" = 0 -a -z "$err"
 
+# pause and resume: the flood guest prints without end; paused, its
+# console stops growing, and the VMM's vCPU threads burn no CPU
+$TINY "$dir/flood.bz" flood
+ip netns exec "$ns" "$KVMLAB_VM" run --kernel "$dir/flood.bz" --initrd none --name fl --cpus 2 \
+	--console "file:$dir/fl.out" 2>"$dir/fl.err" &
+fl=$!
+t_defer "kill -9 $fl 2>/dev/null"
+for _ in $(seq 50); do [ -s "$dir/fl.out" ] && break; sleep 0.1; done
+# cputime PID: user+system ticks of all its threads (/proc/PID/task/*/stat)
+cputime() { cat /proc/"$1"/task/*/stat 2>/dev/null | awk '{ t += $14 + $15 } END { print t + 0 }'; }
+err=$(in_ns "$KVMLAB_VM" pause fl 2>&1); rc=$?
+sleep 0.3
+s1=$(stat -c %s "$dir/fl.out") c1=$(cputime $fl)
+sleep 1
+s2=$(stat -c %s "$dir/fl.out") c2=$(cputime $fl)
+st=$(in_ns "$KVMLAB_VM" list fl --json | jq -r '.[0].state')
+if [ $rc = 0 ] && [ -z "$err" ] && [ "$s1" -gt 0 ] && [ "$s1" = "$s2" ] && [ $((c2 - c1)) -le 5 ] && [ "$st" = paused ]; then
+	t_ok "pause: the console stops at $s1 bytes, the VMM uses $((c2 - c1)) ticks in 1 s, list says paused"
+else t_fail "pause" "rc $rc '$err', console $s1 then $s2 bytes, cpu ticks $c1 then $c2, state '$st'"; fi
+err=$(in_ns "$KVMLAB_VM" pause fl 2>&1); rc=$?
+t_check "pause again: exit 1, paused already" test $rc = 1 -a "$err" = "kvmlab-vm: VM fl (pid $fl): pause: paused already"
+err=$(in_ns "$KVMLAB_VM" resume fl 2>&1); rc=$?
+sleep 1
+s3=$(stat -c %s "$dir/fl.out")
+st=$(in_ns "$KVMLAB_VM" list fl --json | jq -r '.[0].state')
+if [ $rc = 0 ] && [ "$s3" -gt "$s2" ] && [ "$st" = running ]; then t_ok "resume: the console grows again ($s2 to $s3 bytes), list says running"
+else t_fail "resume" "rc $rc '$err', console $s2 then $s3, state '$st'"; fi
+err=$(in_ns "$KVMLAB_VM" resume fl 2>&1); rc=$?
+t_check "resume again: exit 1, not paused" test $rc = 1 -a "$err" = "kvmlab-vm: VM fl (pid $fl): resume: not paused"
+in_ns "$KVMLAB_VM" pause fl
+err=$(in_ns timeout 10 "$KVMLAB_VM" stop fl --force --timeout 0 2>&1); rc=$?
+t_vm_wait "$fl" 10
+t_check "a paused VM quits at once (stop --force --timeout 0: $rc, the VMM: ${rc:-still running})" \
+	test -z "$err" -a "$rc" = 0
+
 # bad input
 err=$(in_ns "$KVMLAB_VM" stop 2>&1); rc=$?
 t_check "stop without a name: exit 2" test $rc = 2 -a "$err" = "kvmlab-vm: stop: missing VM name (try 'kvmlab-vm stop --help')"
@@ -107,5 +142,9 @@ err=$(in_ns "$KVMLAB_VM" stop web 2>&1); rc=$?
 t_check "stop of a VM not running: exit 1, one line" test $rc = 1 -a "$err" = "kvmlab-vm: stop: VM web: not running in this network namespace"
 err=$(in_ns "$KVMLAB_VM" list --bogus 2>&1); rc=$?
 t_check "list --bogus: exit 2" test $rc = 2
+err=$(in_ns "$KVMLAB_VM" pause 2>&1); rc=$?
+t_check "pause without a name: exit 2" test $rc = 2
+err=$(in_ns "$KVMLAB_VM" resume nosuch 2>&1); rc=$?
+t_check "resume nosuch: exit 1, not running" test $rc = 1 -a "$err" = "kvmlab-vm: resume: VM nosuch: not running in this network namespace"
 t_check "no kvmlab-vm left in the namespaces" test -z "$(ip netns pids "$ns"; ip netns pids "$ns2")"
 t_finish

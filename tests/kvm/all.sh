@@ -268,7 +268,8 @@ else
 	t_skip "kvm: ELF vmlinux boots" "no $KVMLAB_BUILD/guest/vmlinux (scripts/build-guest could not unpack the bzImage)"
 fi
 
-# 10. SIGPWR presses the ACPI power button (the DSDT's GED): the guest's
+# 10. kvmlab-vm pause and resume (the guest's own ticks stop and go on);
+# then SIGPWR presses the ACPI power button (the DSDT's GED): the guest's
 # button driver reports KEY_POWER, its init powers off, and kvmlab-vm
 # exits 0. The guest itself says it saw the key, and the kernel's last
 # words are a power-down, not a reset or a kill.
@@ -277,7 +278,7 @@ pf=$work/power.txt
 # while the guest runs, against what the guest says of the same device
 # (the status its driver wrote, in its sysfs) after reading from it.
 pw="echo RNG-STATUS=\$(cat /sys/bus/virtio/drivers/virtio_rng/virtio*/status)"
-pw="$pw; head -c 64 /dev/hwrng >/dev/null; echo PWR-WAITING; sleep 600"
+pw="$pw; head -c 64 /dev/hwrng >/dev/null; echo PWR-WAITING; while :; do echo TICK; sleep 0.2; done"
 t_vm_bg "$work" power "^PWR-WAITING" "$TMO" --rng --cmdline "$BASE kvmlab.run=\"$pw\""
 if ! grep -q "^PWR-WAITING" "$pf" 2>/dev/null; then
 	t_fail "kvm: SIGPWR powers the guest off" "guest never got ready: $(tail -c 200 "$work/power.err" | tr '\n' ' ')"
@@ -293,6 +294,24 @@ else
 		t_ok "kvm: SIGUSR2 reports the devices while the guest runs: virtio-rng status $hst as the guest's driver set it, $ra buffers offered, taken and used"
 	else
 		t_fail "kvm: SIGUSR2 reports the devices while the guest runs" "guest status '$gst', report status '$hst', ring '$rq': $(grep -A2 'virtio-rng' "$work/power.err" | tr '\n' '|')"
+	fi
+	# kvmlab-vm pause: the guest's ticks (5 a second) stop for the 3 s
+	# it is paused, list says so, and they go on after resume
+	"$KVMLAB_VM" pause "vm-$pid" 2>"$work/pause.err"
+	prc=$?
+	sleep 0.5
+	n1=$(grep -c '^TICK' "$pf")
+	sleep 3
+	n2=$(grep -c '^TICK' "$pf")
+	st=$("$KVMLAB_VM" list "vm-$pid" --json 2>>"$work/pause.err" | jq -r '.[0].state')
+	"$KVMLAB_VM" resume "vm-$pid" 2>>"$work/pause.err"
+	rrc=$?
+	sleep 1.5
+	n3=$(grep -c '^TICK' "$pf")
+	if [ $prc = 0 ] && [ $rrc = 0 ] && [ "$n1" -gt 0 ] && [ "$n1" = "$n2" ] && [ "$n3" -ge $((n2 + 3)) ] && [ "$st" = paused ]; then
+		t_ok "kvm: pause stops the guest (its ticks: $n1 before, $n2 after 3 s paused, list: paused) and resume runs it again ($n3)"
+	else
+		t_fail "kvm: pause and resume" "pause $prc, resume $rrc, ticks $n1 $n2 $n3, state '$st': $(cat "$work/pause.err")"
 	fi
 	kill -PWR $pid
 	for ((i = 0; i < 150; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done

@@ -65,6 +65,14 @@ ok(r.get("ok") is True and st.get("name") == NAME and st.get("cpus") == 3,
    "status: ok, the name and the served object", str(r))
 r = call(s, {"cmd": "powerdown"})
 ok(r == {"ok": True}, "powerdown: ok", str(r))
+r = call(s, {"cmd": "pause"})
+r2 = call(s, {"cmd": "pause"})
+ok(r == {"ok": True} and r2.get("ok") is False and "already" in r2.get("error", ""),
+   "pause: ok, then 'paused already'", f"{r} {r2}")
+r = call(s, {"cmd": "resume"})
+r2 = call(s, {"cmd": "resume"})
+ok(r == {"ok": True} and r2.get("ok") is False and "not paused" in r2.get("error", ""),
+   "resume: ok, then 'not paused'", f"{r} {r2}")
 r = call(s, {"cmd": "reboot-the-host"})
 ok(r.get("ok") is False and "unknown" in r.get("error", ""), "unknown cmd: refused", str(r))
 for bad, what in ((b"{not json", "not JSON"), (b"[1,2]", "an array"),

@@ -17,7 +17,7 @@
 #include "t.h"
 
 struct fake {
-	int presses, quits;
+	int presses, quits, paused;
 	pid_t quit_by;
 };
 
@@ -40,8 +40,21 @@ static void fake_quit(void *opaque, pid_t by)
 	f->quit_by = by;
 }
 
+static int fake_pause(void *opaque)
+{
+	struct fake *f = opaque;
+	return f->paused++ ? (f->paused--, -EALREADY) : 0;
+}
+
+static int fake_resume(void *opaque)
+{
+	struct fake *f = opaque;
+	return f->paused ? (f->paused = 0) : -EALREADY;
+}
+
 static const struct ctl_ops ops = {
-	.status = fake_status, .power_button = fake_power, .quit = fake_quit,
+	.status = fake_status, .power_button = fake_power, .pause = fake_pause,
+	.resume = fake_resume, .quit = fake_quit,
 };
 
 /* serve until f->quits or the deadline; 0 on quit */
