@@ -167,6 +167,22 @@ t_tails_on_fail() {
 		echo "# $f:"; tail -"$n" "$f" 2>/dev/null | sed 's/^/#   /'
 	done
 }
+# t_dhcp_peer NS MAC LOG: vmm/dhcp.c without a VM (the unit helper
+# build/tests/unit/vmm_dhcp_peer) answering on a new tap kd0 in NS, up
+# with MAC, for at most 90 s, with the lease the DHCP client tests expect
+# (10.66.0.42/24, router and first DNS 10.66.0.1, DNS 192.0.2.53, MTU
+# 1400, host lab-vm, 600 s); one line per verdict in LOG. Returns once
+# it serves; the defer ends it. Skips the test without the helper.
+t_dhcp_peer() {
+	local peer=$KVMLAB_BUILD/tests/unit/vmm_dhcp_peer
+	if [ ! -x "$peer" ]; then t_skip "${0##*/}" "no $peer (make unit)"; t_finish; fi
+	ip netns exec "$1" "$peer" tap kd0 90 "$2" 10.66.0.42 10.66.0.1 24 1400 \
+		10.66.0.1,192.0.2.53 lab-vm 600 >"$3" 2>&1 &
+	t_defer "kill $! 2>/dev/null; wait $! 2>/dev/null"
+	for _ in $(seq 50); do grep -q ready "$3" && break; sleep 0.1; done
+	ip -n "$1" link set lo up
+	ip -n "$1" link set kd0 address "$2" up
+}
 # t_finish: exit status from the checks made
 t_finish() { [ "$T_FAILS" -eq 0 ]; exit $?; }
 

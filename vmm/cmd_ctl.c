@@ -197,6 +197,26 @@ int cmd_list(int argc, char **argv)
 	return rc;
 }
 
+/* The one VM NAME argument left after the options: checked, then its
+ * control socket connected (*fd, the VMM's *pid). 0, or the exit status
+ * with its line said. */
+static int open_vm(const char *cmd, int argc, char **argv, const char **name, int *fd,
+		   pid_t *pid)
+{
+	struct err e = { "" };
+	int rc;
+	if (optind >= argc)
+		return cli_usage_error(cmd, "missing VM name");
+	if (argc - optind > 1)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
+	*name = argv[optind];
+	if ((rc = want_name(cmd, *name)))
+		return rc;
+	if (ctl_connect(*name, fd, pid, &e))
+		return cli_value_error("%s: %s", cmd, e.msg);
+	return 0;
+}
+
 /* pause NAME, resume NAME: one request, its answer */
 static int one_call(const char *cmd, const char *usage, int argc, char **argv)
 {
@@ -217,15 +237,9 @@ static int one_call(const char *cmd, const char *usage, int argc, char **argv)
 		}
 		return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 	}
-	if (optind >= argc)
-		return cli_usage_error(cmd, "missing VM name");
-	if (argc - optind > 1)
-		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
-	const char *name = argv[optind];
-	if ((rc = want_name(cmd, name)))
+	const char *name;
+	if ((rc = open_vm(cmd, argc, argv, &name, &fd, &pid)))
 		return rc;
-	if (ctl_connect(name, &fd, &pid, &e))
-		return cli_value_error("%s: %s", cmd, e.msg);
 	if (ctl_call(fd, cmd, &r, CALL_MS, &e))
 		rc = cli_value_error("VM %s (pid %ld): %s", name, (long)pid, e.msg);
 	json_decref(r);
@@ -276,15 +290,9 @@ int cmd_stop(int argc, char **argv)
 			return cli_usage_error("stop", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
-		return cli_usage_error("stop", "missing VM name");
-	if (argc - optind > 1)
-		return cli_usage_error("stop", "unexpected argument '%s'", argv[optind + 1]);
-	const char *name = argv[optind];
-	if ((rc = want_name("stop", name)))
+	const char *name;
+	if ((rc = open_vm("stop", argc, argv, &name, &fd, &pid)))
 		return rc;
-	if (ctl_connect(name, &fd, &pid, &e))
-		return cli_value_error("stop: %s", e.msg);
 	/* the connection stays open: its close is the VMM's exit */
 	if (!(force && tmo == 0)) {
 		/* a paused guest cannot see its button: run it first */

@@ -10,21 +10,10 @@
 # dhcpcd (whose paths are compiled in) runs in a mount namespace with
 # tmpfs over its state directories.
 . "$(dirname "$0")/../lib.sh"
-PEER=$KVMLAB_BUILD/tests/unit/vmm_dhcp_peer
-if [ ! -x "$PEER" ]; then t_skip "dhcp clients" "no $PEER (make unit)"; t_finish; fi
 tmp=$(mktemp -d /tmp/kvmlab-dhcpc.XXXXXX)
 t_defer "rm -rf '$tmp'"
 t_netns_new ns dhcpc
-
-MAC=52:54:00:aa:bb:cd
-# the helper serves for at most 90 s; the defer ends it sooner
-ip netns exec "$ns" "$PEER" tap kd0 90 $MAC 10.66.0.42 10.66.0.1 24 1400 10.66.0.1,192.0.2.53 lab-vm 600 \
-	>"$tmp/peer.log" 2>&1 &
-peer=$!
-t_defer "kill $peer 2>/dev/null; wait $peer 2>/dev/null"
-for _ in $(seq 50); do grep -q ready "$tmp/peer.log" && break; sleep 0.1; done
-ip -n "$ns" link set lo up
-ip -n "$ns" link set kd0 address $MAC up
+t_dhcp_peer "$ns" 52:54:00:aa:bb:cd "$tmp/peer.log"
 # the server's MAC for unicast (a release): under a VM the bridge answers
 # ARP for the router; here a static neighbour entry stands in for it
 ip -n "$ns" neigh replace 10.66.0.1 lladdr 02:00:00:66:00:01 dev kd0 nud permanent

@@ -5,21 +5,12 @@
 # same way virtio-net's tx filter runs it. Oracles: `ip -j` in the
 # namespace, and what udhcpc hands its event script.
 . "$(dirname "$0")/../lib.sh"
-PEER=$KVMLAB_BUILD/tests/unit/vmm_dhcp_peer
-if [ ! -x "$PEER" ]; then t_skip "dhcp udhcpc" "no $PEER (make unit)"; t_finish; fi
 if ! busybox udhcpc --help >/dev/null 2>&1; then t_skip "dhcp udhcpc" "busybox udhcpc missing"; t_finish; fi
 tmp=$(mktemp -d /tmp/kvmlab-dhcp.XXXXXX)
 t_defer "rm -rf '$tmp'"
 t_netns_new ns dhcp
 
-MAC=52:54:00:aa:bb:cc
-# the helper serves for at most 60 s; the defer ends it sooner
-ip netns exec "$ns" "$PEER" tap kd0 60 $MAC 10.66.0.42 10.66.0.1 24 1400 10.66.0.1,192.0.2.53 lab-vm 600 \
-	>"$tmp/peer.log" 2>&1 &
-peer=$!
-t_defer "kill $peer 2>/dev/null; wait $peer 2>/dev/null"
-for _ in $(seq 50); do grep -q ready "$tmp/peer.log" && break; sleep 0.1; done
-ip -n "$ns" link set kd0 address $MAC up
+t_dhcp_peer "$ns" 52:54:00:aa:bb:cc "$tmp/peer.log"
 
 # records what udhcpc hands over; changes nothing (the host name belongs
 # to this machine's UTS namespace, not the test's)

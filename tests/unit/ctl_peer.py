@@ -10,19 +10,12 @@ import socket
 import sys
 import time
 
-FAILS = 0
+from tap_lines import Tap
+
+T = Tap("ctl peer")
+ok = T.ok
 NAME = sys.argv[1]
 ADDR = "\0kvmlab-vm/" + NAME
-
-
-def ok(cond, name, why=""):
-    global FAILS
-    if cond:
-        print(f"ok - ctl peer: {name}")
-    else:
-        FAILS += 1
-        print(f"not ok - ctl peer: {name}" + (f" # {why}" if why else ""))
-    sys.stdout.flush()
 
 
 def conn():
@@ -170,4 +163,4 @@ else:
 r = call(s, {"cmd": "quit"})
 ok(r == {"ok": True}, "quit: ok", str(r))
 ok(closed(s), "the connection closes once the server is gone")
-sys.exit(1 if FAILS else 0)
+sys.exit(1 if T.failed() else 0)

@@ -9,16 +9,10 @@ import struct
 import subprocess
 import sys
 
-FAILS = 0
+from tap_lines import Tap
 
-
-def ok(cond, name, why=""):
-    global FAILS
-    if cond:
-        print(f"ok - dhcp peer: {name}")
-    else:
-        FAILS += 1
-        print(f"not ok - dhcp peer: {name}" + (f" # {why}" if why else ""))
+T = Tap("dhcp peer")
+ok = T.ok
 
 
 def ip(s):
@@ -397,7 +391,7 @@ def main():
     srv.p.stdin.close()
     srv.p.wait()
     ok(srv.p.returncode == 0, "server exited cleanly")
-    return 1 if FAILS else 0
+    return 1 if T.failed() else 0
 
 
 if __name__ == "__main__":
