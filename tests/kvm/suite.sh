@@ -9,7 +9,9 @@
 # system booted from a disk on a NAT network. Not in the default list:
 # msix.sh (MSI-X masking under vhost with vectors moving every 2 ms; in
 # the test host it failed 3 of 8 tries and took the test host down once,
-# README "MSI-X masking with vhost-net"); run it by name.
+# README "MSI-X masking with vhost-net"); run it by name. Nor pause.sh
+# (about 90 s: a long pause against a SIGSTOP of the VMM, for the
+# guest's soft-lockup watchdog; all.sh has the short pause check).
 #   suite.sh [SCRIPT...]   run these (default: all, in order)
 #   suite.sh --list        print the default order
 # Each script is framed by "# --- tests/kvm/X" and, once it is over,
