@@ -145,6 +145,7 @@ _kvmlab_vm() {
 	--console) COMPREPLY=($(compgen -W "stdio none pty file:" -- "$cur")); return ;;
 	--vhost) COMPREPLY=($(compgen -W "auto on off" -- "$cur")); return ;;
 	--virtio-transport) COMPREPLY=($(compgen -W "pci mmio" -- "$cur")); return ;;
+	--on-reboot) COMPREPLY=($(compgen -W "exit restart" -- "$cur")); return ;;
 	--*) "$prog" "$cmd" --help 2>/dev/null | grep -q -- "$prev [A-Z]" && return ;;
 	esac
 	case $cmd in

@@ -53,7 +53,7 @@ static const char usage_main[] =
 	"      [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"      [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
 	"      [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--vsock CID] [--rng]\n"
-	"      [--virtio-transport pci|mmio] [--stats]\n"
+	"      [--virtio-transport pci|mmio] [--on-reboot exit|restart] [--stats]\n"
 	"  list [NAME] [--json]\n"
 	"  stop NAME [--timeout SECONDS] [--force]\n"
 	"  pause NAME\n"
@@ -83,7 +83,8 @@ static const char usage_text[] =
 	"                     [--vhost auto|on|off] [--nic net=NAME|tap=IFNAME[,mac=MAC][,queues=N]]...\n"
 	"                     [--disk FILE[,ro][,cache=writeback|none][,aio=auto|uring|thread]]...\n"
 	"                     [--name VM] [--forward HOSTPORT:GUESTPORT[/udp]]... [--vsock CID]\n"
-	"                     [--rng] [--virtio-transport pci|mmio] [--stats]\n"
+	"                     [--rng] [--virtio-transport pci|mmio]\n"
+	"                     [--on-reboot exit|restart] [--stats]\n"
 	"\n"
 	"run: boot Linux under KVM with a 16550 console on COM1.\n"
 	"  --kernel   a bzImage, or an uncompressed ELF vmlinux; default: the\n"
@@ -135,6 +136,9 @@ static const char usage_text[] =
 	"             without PCI; described in the DSDT (LNRO0005), the MP table\n"
 	"             and, for kernels without ACPI, virtio_mmio.device= added to\n"
 	"             the command line\n"
+	"  --on-reboot  what a guest reboot (or triple fault) does: exit\n"
+	"             (default: kvmlab-vm exits 0) or restart: boot the guest again\n"
+	"             on the same taps, leases, disks and console, as a PC resets\n"
 	"  --stats    at exit, print the exit counts by reason from KVM's own\n"
 	"             statistics (binary stats fd, Linux 5.14+; else debugfs)\n"
 	"  Console keys: Ctrl-A x quits, Ctrl-A p presses the guest's ACPI power\n"
@@ -148,7 +152,8 @@ static const char usage_text[] =
 	"  A guest that halts for good (every vCPU halted with interrupts off:\n"
 	"  `halt`, or power-off on a kernel without ACPI) ends the VM with 0.\n"
 	"exit status of run:\n"
-	"  0  guest powered off, rebooted or halted for good, or Ctrl-A x\n"
+	"  0  guest powered off, rebooted (without --on-reboot restart) or halted\n"
+	"     for good, or Ctrl-A x\n"
 	"  1  host-side setup error (one line names the object and reason)\n"
 	"  2  usage error\n"
 	"  3  guest panicked\n"
@@ -528,10 +533,12 @@ static void tty_raw(void)
 	struct sigaction sa;
 	struct termios t;
 
+	static int registered;
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
 		return;
 	tio_saved = 1;
-	atexit(tty_restore);
+	if (!registered++) /* once: a guest that reboots comes back here */
+		atexit(tty_restore);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = crash_handler;
 	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
@@ -668,6 +675,7 @@ struct run_view {
 	int pty_slave;
 	struct timespec t0;
 	pid_t quit_by;  /* the client that sent "quit"; 0: none */
+	unsigned boots; /* started so far (--on-reboot restart: more than 1) */
 };
 
 static void ip4_str(char *b, size_t n, uint32_t a)
@@ -729,6 +737,7 @@ static json_t *run_status(void *opaque)
 		"virtio_transport", cfg->dev.mmio ? "mmio" : "pci");
 	if (!o)
 		return NULL;
+	json_object_set_new(o, "boots", json_integer(v->boots));
 	json_t *nics = json_array(), *disks = json_array();
 	for (unsigned i = 0; i < cfg->dev.nnics; i++)
 		json_array_append_new(nics, status_nic(v, i));
@@ -795,6 +804,7 @@ static int cmd_run(int argc, char **argv)
 		{ "net", required_argument, NULL, 'N' },
 		{ "mac", required_argument, NULL, 'M' },
 		{ "stats", no_argument, NULL, 'S' },
+		{ "on-reboot", required_argument, NULL, 'B' },
 		{ "queues", required_argument, NULL, 'q' },
 		{ "vhost", required_argument, NULL, 'H' },
 		{ "name", required_argument, NULL, 'V' },
@@ -831,7 +841,7 @@ static int cmd_run(int argc, char **argv)
 	struct vm vm;
 	struct ctl *ctl = NULL;
 	struct run_view view;
-	int c, rc = VM_RC_USAGE, mac_set = 0, stats = 0, pty_slave = -1;
+	int c, rc = VM_RC_USAGE, mac_set = 0, stats = 0, pty_slave = -1, restart = 0;
 	uint8_t mac[6];
 
 	memset(leases, 0, sizeof(leases));
@@ -908,6 +918,14 @@ static int cmd_run(int argc, char **argv)
 			nextra++;
 			break;
 		case 'S': stats = 1; break;
+		case 'B':
+			if (!strcmp(optarg, "exit"))
+				restart = 0;
+			else if (!strcmp(optarg, "restart"))
+				restart = 1;
+			else
+				FAIL(value_error("--on-reboot %s: want exit or restart", optarg));
+			break;
 		case 'R': cfg.dev.rng = 1; break;
 		case 'K': {
 			char *end;
@@ -1139,47 +1157,59 @@ static int cmd_run(int argc, char **argv)
 		goto out_tap;
 	}
 
-	rc = vm_build(&vm, &cfg, &e);
-	if (rc) {
-		fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
-		rc = VM_RC_SETUP;
-		goto out_sfd;
-	}
-	int stdio = !strcmp(console, "stdio");
-	if (stdio)
-		tty_raw();
-	rc = vm_start(&vm, &e);
-	if (rc) {
-		vm_destroy(&vm);
-		tty_restore();
-		fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
-		rc = VM_RC_SETUP;
-		goto out_sfd;
-	}
-	int sig = 0;
+	int stdio = !strcmp(console, "stdio"), sig = 0;
+	enum exit_event ev;
 	clock_gettime(CLOCK_MONOTONIC, &view.t0);
 	view.pty_slave = pty_slave;
-	struct runloop_cfg lc = {
-		.sig_fd = sfd, .in_fd = stdio ? STDIN_FILENO : pty_slave >= 0 ? cfg.console_fd : -1,
-		.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
-		.power_button = vm_power_button, .report = vm_report, .tick = vm_tick,
-		.opaque = &vm,
-		.watch_fds = ctl_watch_fds, .watch_ready = ctl_watch_ready, .wopaque = ctl,
-	};
-	enum exit_event ev = runloop_run(&lc, &sig);
-	if (sig == SIGQUIT)
-		vm_stop_dump(&vm);
-	if (stats) {
-		/* after the vCPUs stop, before their fds close */
-		vm_stop(&vm);
-		int fds[LAYOUT_MAX_CPUS];
-		for (unsigned i = 0; i < vm.nr_vcpus; i++)
-			fds[i] = vm.vcpus[i].fd;
-		tty_restore();
-		(void)kvm_stats_print(stderr, &vm.kvm, fds, vm.nr_vcpus);
-		devices_stats_print(stderr);
+	/* one boot per turn; a reboot comes back here with --on-reboot
+	 * restart: the same taps, leases, name and console, a new machine
+	 * (fresh RAM, kernel and initrd read again, devices reset) */
+	for (;;) {
+		rc = vm_build(&vm, &cfg, &e);
+		if (rc) {
+			tty_restore();
+			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
+			rc = VM_RC_SETUP;
+			goto out_sfd;
+		}
+		if (stdio)
+			tty_raw();
+		rc = vm_start(&vm, &e);
+		if (rc) {
+			vm_destroy(&vm);
+			tty_restore();
+			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
+			rc = VM_RC_SETUP;
+			goto out_sfd;
+		}
+		view.boots++;
+		struct runloop_cfg lc = {
+			.sig_fd = sfd,
+			.in_fd = stdio ? STDIN_FILENO : pty_slave >= 0 ? cfg.console_fd : -1,
+			.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
+			.power_button = vm_power_button, .report = vm_report, .tick = vm_tick,
+			.opaque = &vm,
+			.watch_fds = ctl_watch_fds, .watch_ready = ctl_watch_ready, .wopaque = ctl,
+		};
+		ev = runloop_run(&lc, &sig);
+		if (sig == SIGQUIT)
+			vm_stop_dump(&vm);
+		if (stats) {
+			/* after the vCPUs stop, before their fds close */
+			vm_stop(&vm);
+			int fds[LAYOUT_MAX_CPUS];
+			for (unsigned i = 0; i < vm.nr_vcpus; i++)
+				fds[i] = vm.vcpus[i].fd;
+			tty_restore();
+			(void)kvm_stats_print(stderr, &vm.kvm, fds, vm.nr_vcpus);
+			devices_stats_print(stderr);
+		}
+		vm_destroy(&vm);
+		if (ev != EXIT_EV_REBOOT || !restart)
+			break;
+		fprintf(stderr, "kvmlab-vm: the guest rebooted: boot %u of VM %s\n",
+			view.boots + 1, vmname);
 	}
-	vm_destroy(&vm);
 	tty_restore();
 	switch (ev) {
 	case EXIT_EV_POWEROFF:

@@ -744,7 +744,16 @@ int vnet_init(struct vnet *n, const int *fds, unsigned pairs, bool tap, const ui
 		n->pair[p] = pr;
 		pr->fd = fds[p];
 		pr->vh.fd = -1;
-		pr->attached = true; /* a freshly opened tap queue is attached */
+		/* a freshly opened tap queue is attached; one a previous boot
+		 * of this VM detached (set_pairs) is attached again here.
+		 * EINVAL: attached already, or a single-queue tap */
+		pr->attached = true;
+		if (tap && p) {
+			struct ifreq ifr;
+			memset(&ifr, 0, sizeof(ifr));
+			ifr.ifr_flags = IFF_ATTACH_QUEUE;
+			(void)ioctl(pr->fd, TUNSETQUEUE, &ifr);
+		}
 		pr->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (pr->kickfd < 0) {
 			rc = -errno;

@@ -164,4 +164,46 @@ else
 	wait $pid; rc=$?
 	t_check "SIGTERM with output blocked on a full pipe: exits 143" test "$rc" = 143
 fi
+
+# --on-reboot restart: the reboot guest resets itself at once, so it boots
+# again and again; each boot prints TINY-OK, and the VMM's threads, fds
+# and memory must not grow with the boots (/proc as the observer)
+"$VM" run --kernel "$dir/reboot.bz" --initrd none --cpus 2 --rng --on-reboot restart \
+	--console "file:$dir/rb.out" 2>"$dir/rb.err" &
+pid=$!
+t_defer "kill -9 $pid"
+sleep 1
+# snap: the most threads, fds and RSS (kB) of 20 looks over 1 s (a look
+# may fall between two boots), then the boots so far
+snap() {
+	local i t f r mt=0 mf=0 mr=0
+	for i in $(seq 20); do
+		t=$(ls /proc/$pid/task | wc -l) f=$(ls /proc/$pid/fd | wc -l)
+		r=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
+		[ "$t" -gt $mt ] && mt=$t; [ "$f" -gt $mf ] && mf=$f; [ "$r" -gt $mr ] && mr=$r
+		sleep 0.05
+	done
+	echo "$mt $mf $mr $(grep -c 'rebooted: boot' "$dir/rb.err")"
+}
+read -r t1 f1 r1 b1 <<<"$(snap)"
+sleep 2
+read -r t2 f2 r2 b2 <<<"$(snap)"
+kill -TERM $pid
+wait $pid; rc=$?
+n=$(grep -c '^TINY-OK' "$dir/rb.out")
+if [ "$rc" = 143 ] && [ "$b2" -gt "$b1" ] && [ "$b1" -ge 2 ] && [ "$n" -gt "$b1" ] &&
+	grep -q '^kvmlab-vm: the guest rebooted: boot 2 of VM vm-[0-9]*$' "$dir/rb.err"; then
+	t_ok "--on-reboot restart: the guest booted $n times, one stderr line a boot; SIGTERM still ends it (143)"
+else
+	t_fail "--on-reboot restart" "rc $rc, boots $b1 then $b2, TINY-OK $n: $(head -c 300 "$dir/rb.err")"
+fi
+# (a leak of one a boot would add hundreds; a look only sees a boot's
+# threads and fds at some stage of its life, hence the slack of 4)
+if [ $((b2 - b1)) -ge 50 ] && [ "$t2" -le $((t1 + 4)) ] && [ "$f2" -le $((f1 + 4)) ] && [ $((r2 - r1)) -lt 2048 ]; then
+	t_ok "--on-reboot restart: over $((b2 - b1)) boots, threads ($t1, $t2), fds ($f1, $f2) and RSS (${r1} to ${r2} kB) stay flat"
+else
+	t_fail "--on-reboot restart: no growth" "threads $t1/$t2, fds $f1/$f2, RSS $r1/$r2 kB over $((b2 - b1)) boots"
+fi
+run reboot --on-reboot sometimes
+t_check "--on-reboot sometimes: exit 1, one line" test "$rc" = 1 -a "$err" = "kvmlab-vm: --on-reboot sometimes: want exit or restart"
 t_finish

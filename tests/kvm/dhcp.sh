@@ -20,6 +20,8 @@
 #   6. kvmlab-vm list (its NIC's tap, address, MAC and forward against
 #      the guest and ip -j) and stop (the guest's power button; the tap
 #      and forward gone when it returns)
+#   7. --on-reboot restart: a guest that reboots boots again on the same
+#      tap and lease (run while 5's VM waits for 6)
 # Runs where /dev/kvm boots stock kernels (tests/kvm/run takes care).
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT" || exit 1
@@ -206,6 +208,24 @@ if wait_for fwd '^G-LISTEN='; then
 		t_fail "dhcp: --forward reaches the guest" "got '$got'"
 else
 	t_fail "dhcp: --forward reaches the guest" "$(desc fwd)"
+fi
+
+# ---- 7 (while fwd runs). --on-reboot restart: the guest marks its disk
+# and reboots; the second boot sees the mark and powers off. Both boots
+# take the same address by DHCP through the same tap and reach the bridge.
+truncate -s 1M "$work/rb.img"
+start rb --name rb --on-reboot restart --disk "$work/rb.img" -- 'if dd if=/dev/vda bs=5 count=1 2>/dev/null | grep -q BOOT1; then echo G-BOOT=2; else echo BOOT1 | dd of=/dev/vda conv=fsync 2>/dev/null; echo G-BOOT=1; reboot -f; sleep 30; fi'
+finish rb
+rc=$?
+ips=$(tr -d '\r' <"$work/rb.out" | sed -n 's/^G-IP=//p' | sort -u | tr '\n' ' ')
+nip=$(tr -d '\r' <"$work/rb.out" | grep -c '^G-IP=')
+npg=$(tr -d '\r' <"$work/rb.out" | grep -c '^G-PING-GW=ok')
+boots=$(tr -d '\r' <"$work/rb.out" | sed -n 's/^G-BOOT=//p' | tr '\n' ' ')
+if [ "$rc" = 0 ] && [ "$boots" = "1 2 " ] && [ "$nip" = 2 ] && [[ $ips == 192.168.58.*/24" " ]] && [ "$npg" = 2 ] &&
+	grep -q '^kvmlab-vm: the guest rebooted: boot 2 of VM rb$' "$work/rb.err"; then
+	t_ok "dhcp: --on-reboot restart: the guest rebooted and booted again (its disk's mark seen), both boots got ${ips% } and reached the bridge; exit 0"
+else
+	t_fail "dhcp: --on-reboot restart" "rc $rc, boots '$boots', addresses '$ips' ($nip), pings $npg; $(desc rb)"
 fi
 
 # ---- 6. kvmlab-vm list and stop on the running VM: what list says of
