@@ -150,6 +150,7 @@ _kvmlab_vm() {
 	esac
 	case $cmd in
 	help) [ "$COMP_CWORD" -eq 2 ] && COMPREPLY=($(compgen -W "$(_kvmlab_cmds "$prog")" -- "$cur")) ;;
+	dhcp) [[ $cur != -* ]] && COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" nets)" -- "$cur")) ;;
 	list | stop | pause | resume) # the running VMs' names (list's first column)
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "$(_kvmlab_opts "$prog" "$cmd")" -- "$cur"))

@@ -32,6 +32,7 @@ install: all man $(NET_PC)
 	$(INSTALL) -m 644 completion/kvmlab.bash $(DESTDIR)$(BASHCOMPDIR)/kvmlab-vm
 	$(UNIT_SUBST) systemd/kvmlab-net@.service.in >$(DESTDIR)$(UNITDIR)/kvmlab-net@.service
 	$(UNIT_SUBST) systemd/kvmlab-vm@.service.in >$(DESTDIR)$(UNITDIR)/kvmlab-vm@.service
+	$(UNIT_SUBST) systemd/kvmlab-dhcp@.service.in >$(DESTDIR)$(UNITDIR)/kvmlab-dhcp@.service
 	$(INSTALL) -m 644 systemd/kvmlab.target $(DESTDIR)$(UNITDIR)/
 	@if [ -f $(GUEST_SRC)/bzImage ] && [ -f $(GUEST_SRC)/initrd.img ]; then \
 		echo "$(INSTALL) -m 644 $(GUEST_SRC)/bzImage $(GUEST_SRC)/initrd.img $(DESTDIR)$(GUESTDIR)/"; \
@@ -49,6 +50,7 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/kvmlab-vm.1 $(DESTDIR)$(MANDIR)/man8/kvmlab-net.8 \
 		$(DESTDIR)$(BASHCOMPDIR)/kvmlab-net $(DESTDIR)$(BASHCOMPDIR)/kvmlab-vm \
 		$(DESTDIR)$(UNITDIR)/kvmlab-net@.service $(DESTDIR)$(UNITDIR)/kvmlab-vm@.service \
+		$(DESTDIR)$(UNITDIR)/kvmlab-dhcp@.service \
 		$(DESTDIR)$(UNITDIR)/kvmlab.target \
 		$(DESTDIR)$(GUESTDIR)/bzImage $(DESTDIR)$(GUESTDIR)/initrd.img
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/kvmlab $(DESTDIR)$(GUESTDIR) $(dir $(DESTDIR)$(GUESTDIR)) 2>/dev/null

@@ -16,34 +16,40 @@ int dhcp_tap_open(struct dhcp_tap *t, int tap_fd, const struct sock_fprog *match
 		  dhcp_tap_fn *fn, void *opaque, struct err *e)
 {
 	struct ifreq ifr;
-	int one = 1, rc;
 
 	t->fd = -1;
-	/* no filter would hand every frame the guest sends to this socket */
-	if (!match || !match->len)
-		return errf(e, EINVAL, "dhcp: no filter for the tap's packet socket");
 	memset(&ifr, 0, sizeof(ifr));
 	if (ioctl(tap_fd, TUNGETIFF, &ifr) < 0)
 		return errf(e, errno, "dhcp: TUNGETIFF: %s", strerror(errno));
-	t->ifindex = (int)if_nametoindex(ifr.ifr_name);
+	return dhcp_sock_open(t, ifr.ifr_name, match, fn, opaque, e);
+}
+
+int dhcp_sock_open(struct dhcp_tap *t, const char *ifname, const struct sock_fprog *match,
+		   dhcp_tap_fn *fn, void *opaque, struct err *e)
+{
+	int one = 1, rc;
+
+	t->fd = -1;
+	/* no filter would hand every frame the interface takes to this socket */
+	if (!match || !match->len)
+		return errf(e, EINVAL, "dhcp: no filter for %s's packet socket", ifname);
+	t->ifindex = (int)if_nametoindex(ifname);
 	if (!t->ifindex)
-		return errf(e, errno, "dhcp: tap %s: %s", ifr.ifr_name, strerror(errno));
+		return errf(e, errno, "dhcp: %s: %s", ifname, strerror(errno));
 	/* protocol 0 until bound and filtered: nothing queues before that */
 	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return errf(e, errno, "dhcp: packet socket on %s: %s", ifr.ifr_name,
-			    strerror(errno));
+		return errf(e, errno, "dhcp: packet socket on %s: %s", ifname, strerror(errno));
 	/* ETH_P_ALL: a bridge port's frames are the bridge's before any
 	 * per-protocol socket sees them; the filter keeps this one cheap */
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
 				   .sll_ifindex = t->ifindex };
-	/* the guest's frames enter the host through the tap; ours leave
+	/* the clients' frames come in through the interface; ours go out
 	 * through it: PACKET_IGNORE_OUTGOING keeps our replies out */
 	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, match, sizeof(*match)) ||
 	    setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
-		rc = errf(e, errno, "dhcp: packet socket on %s: %s", ifr.ifr_name,
-			  strerror(errno));
+		rc = errf(e, errno, "dhcp: packet socket on %s: %s", ifname, strerror(errno));
 		close(fd);
 		return rc;
 	}

@@ -33,6 +33,10 @@ struct sock_fprog;
  * the tap's ingress filter that keeps them off the bridge. */
 int dhcp_tap_open(struct dhcp_tap *t, int tap_fd, const struct sock_fprog *match,
 		  dhcp_tap_fn *fn, void *opaque, struct err *e) WUR;
+/* The same on interface ifname (kvmlab-vm dhcp: a network's bridge,
+ * where the requests of other VMMs' guests arrive). */
+int dhcp_sock_open(struct dhcp_tap *t, const char *ifname, const struct sock_fprog *match,
+		   dhcp_tap_fn *fn, void *opaque, struct err *e) WUR;
 /* Event-loop callback (opaque = t): answer every request waiting. */
 void dhcp_tap_ready(void *opaque, uint32_t events);
 void dhcp_tap_close(struct dhcp_tap *t);

@@ -21,6 +21,7 @@
 #include "check.h"
 #include "cli.h"
 #include "cmd_ctl.h"
+#include "cmd_dhcp.h"
 #include "ctl.h"
 #include "layout.h"
 #include "devices.h"
@@ -58,6 +59,7 @@ static const char usage_main[] =
 	"  stop NAME [--timeout SECONDS] [--force]\n"
 	"  pause NAME\n"
 	"  resume NAME\n"
+	"  dhcp NET\n"
 	"  check\n"
 	"  help [COMMAND]\n"
 	"\n"
@@ -1293,7 +1295,7 @@ static int cmd_check(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const char *const commands[] = { "run", "list", "stop", "pause", "resume", "check", "help" };
+	static const char *const commands[] = { "run", "list", "stop", "pause", "resume", "dhcp", "check", "help" };
 	static const struct option top[] = {
 		{ "help", no_argument, NULL, 0 }, { "version", no_argument, NULL, 0 },
 		{ NULL, 0, NULL, 0 },
@@ -1302,7 +1304,7 @@ int main(int argc, char **argv)
 	char *help_argv[3] = { NULL, help_opt, NULL };
 
 	if (argc < 2)
-		return usage_error_in(NULL, "missing command (run, list, stop, pause, resume or check)");
+		return usage_error_in(NULL, "missing command (run, list, stop, pause, resume, dhcp or check)");
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("kvmlab-vm " KL_VERSION "\n");
@@ -1326,6 +1328,8 @@ int main(int argc, char **argv)
 		return cmd_pause(argc - 1, argv + 1);
 	if (!strcmp(cmd, "resume"))
 		return cmd_resume(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dhcp"))
+		return cmd_dhcp(argc - 1, argv + 1);
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);
 		return 0;

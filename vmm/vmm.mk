@@ -1,6 +1,7 @@
 # vmm/: libkvmlabvm.a and the kvmlab-vm program. The source list is
-# explicit: add a file here when it compiles. Only main.c may include
-# net/ (for `run --net`); devices never do.
+# explicit: add a file here when it compiles. Only the command-line
+# front may include net/: main.c (for `run --net`) and cmd_dhcp.c (for
+# `dhcp NET`), linked into the program, not the library; devices never do.
 VMM_LIB := $(BUILD)/vmm/libkvmlabvm.a
 VMM_LIB_SRCS := vmm/guestmem.c
 # liburing (Debian: liburing-dev) is required: virtio-blk's io_uring backend
@@ -19,7 +20,7 @@ $(VMM_LIB): $$(patsubst %.c,$(BUILD)/%.o,$$(VMM_LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(VMM_LIB) $(NET_LIB)
+$(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(BUILD)/vmm/cmd_dhcp.o $(VMM_LIB) $(NET_LIB)
 	$(CC) $(KL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(NET_LDLIBS)
 
 vmm: $(BUILD)/kvmlab-vm

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A kvmlab network serves any VMM: QEMU, not kvmlab-vm, boots the default
 # guest with virtio-net on a persistent tap made by `kvmlab-net tap add`
-# (IFF_VNET_HDR, so QEMU's vnet_hdr=on must work), and the guest pings the
-# bridge address. Oracles: the guest's own ping output and exit status,
-# and the tap's counters and master from `ip -j`. Runs in its own netns.
+# (IFF_VNET_HDR, so QEMU's vnet_hdr=on must work), takes its address by
+# DHCP from `kvmlab-vm dhcp` on the network's bridge, and pings the
+# bridge address. Oracles: what the guest prints (its DHCP result, its
+# ping output and exit status), and the tap's counters and master from
+# `ip -j`. Runs in its own netns.
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT" || exit 1
 QEMU=$(command -v qemu-system-x86_64) || { t_skip "qemu peer" "no qemu-system-x86_64"; exit 0; }
@@ -20,15 +22,29 @@ if ! ip netns exec "$ns" "$KVMLAB_NET" up qpeer --cidr 10.77.0.1/24 ||
 	t_fail "qemu peer: kvmlab-net up + tap add" "failed"
 	t_finish
 fi
+# the guest asks for its address by DHCP (no kvmlab.ip=): kvmlab-vm dhcp
+# serves the network's bridge for VMMs other than kvmlab-vm
+ip netns exec "$ns" "$KVMLAB_VM" dhcp qpeer 2>"$out.dhcp" &
+srv=$!
+t_defer "kill $srv 2>/dev/null; rm -f '$out.dhcp'"
+for _ in $(seq 50); do grep -q 'serving on' "$out.dhcp" && break; sleep 0.1; done
+MAC=52:54:00:77:00:2a
 run='ping -c 3 -W 5 10.77.0.1'
 timeout -k 5 "${KVMLAB_KVM_TIMEOUT:-90}" ip netns exec "$ns" "$QEMU" -enable-kvm -M pc -cpu host \
 	-m 256 -smp 1 -nodefaults -no-user-config -display none -serial stdio -no-reboot \
 	-kernel "$KVMLAB_BUILD/guest/bzImage" -initrd "$KVMLAB_BUILD/guest/initrd.img" \
-	-append "console=ttyS0 reboot=k quiet kvmlab.ip=10.77.0.2/24 kvmlab.run=\"$run\"" \
+	-append "console=ttyS0 reboot=k quiet kvmlab.run=\"$run\"" \
 	-netdev tap,id=n0,ifname=klq0,script=no,downscript=no,vnet_hdr=on \
-	-device virtio-net-pci,netdev=n0,romfile= </dev/null >"$out" 2>&1
+	-device virtio-net-pci,netdev=n0,mac=$MAC,romfile= </dev/null >"$out" 2>&1
 rc=$?
 tr -d '\r' <"$out" >"$out.t" && mv "$out.t" "$out"
+gaddr=$(sed -n 's/^kvmlab-init: dhcp: eth0 \([0-9.]*\/[0-9]*\) router 10.77.0.1 .*/\1/p' "$out" | head -1)
+if [[ $gaddr == 10.77.0.*/24 ]] && grep -q "^kvmlab-vm: dhcp qpeer: $MAC gets $gaddr (lease mac-525400770" "$out.dhcp"; then
+	t_ok "qemu peer: the QEMU guest took $gaddr by DHCP from kvmlab-vm dhcp (router 10.77.0.1)"
+else
+	t_fail "qemu peer: the QEMU guest's DHCP from kvmlab-vm dhcp" "guest '$(grep 'kvmlab-init: dhcp' "$out" | head -2 | tr '\n' '|')', server: $(tr '\n' '|' <"$out.dhcp")"
+fi
+kill -TERM $srv; wait $srv
 
 if grep -q '^KVMLAB-RC=0$' "$out" && grep -q '3 packets received' "$out"; then
 	t_ok "qemu peer: QEMU guest on a kvmlab tap pings the bridge"

@@ -18,6 +18,7 @@ for f in bin/kvmlab-net bin/kvmlab-vm include/kvmlab/net.h \
 	share/man/man8/kvmlab-net.8 share/man/man1/kvmlab-vm.1 \
 	share/bash-completion/completions/kvmlab-net share/bash-completion/completions/kvmlab-vm \
 	lib/systemd/system/kvmlab-net@.service lib/systemd/system/kvmlab-vm@.service \
+	lib/systemd/system/kvmlab-dhcp@.service \
 	lib/systemd/system/kvmlab.target; do
 	[ -e "$R/$f" ] || miss="$miss $f"
 done

@@ -42,6 +42,13 @@ if command -v systemd-analyze >/dev/null; then
 	rc=$?
 	if [ $rc = 0 ] && [ ! -s "$d/verify" ]; then t_ok "systemd-analyze verify kvmlab-vm@web.service: clean"
 	else t_fail "systemd-analyze verify kvmlab-vm@web.service: clean" "rc=$rc $(head -3 "$d/verify" | paste -sd' ')"; fi
+	# the DHCP unit, next to the network unit it needs
+	sed -e "s|/usr/local/bin/|$R/bin/|" "$R/lib/systemd/system/kvmlab-dhcp@.service" >"$d/units/kvmlab-dhcp@.service"
+	ln -s kvmlab-dhcp@.service "$d/units/kvmlab-dhcp@lab.service"
+	(cd "$d/units" && systemd-analyze verify --man=no ./kvmlab-dhcp@lab.service) >"$d/verify" 2>&1
+	rc=$?
+	if [ $rc = 0 ] && [ ! -s "$d/verify" ]; then t_ok "systemd-analyze verify kvmlab-dhcp@lab.service: clean"
+	else t_fail "systemd-analyze verify kvmlab-dhcp@lab.service: clean" "rc=$rc $(head -3 "$d/verify" | paste -sd' ')"; fi
 else
 	t_skip "systemd-analyze verify" "no systemd-analyze"
 fi
@@ -49,6 +56,10 @@ vunit=$R/lib/systemd/system/kvmlab-vm@.service
 t_check "VM unit: stopping it presses the guest's power button (KillSignal=SIGPWR to the VMM only), bounded" \
 	bash -c "grep -qx 'KillSignal=SIGPWR' '$vunit' && grep -qx 'KillMode=mixed' '$vunit' &&
 		 grep -q '^TimeoutStopSec=[1-9]' '$vunit'"
+dunit=$R/lib/systemd/system/kvmlab-dhcp@.service
+t_check "DHCP unit: runs kvmlab-vm dhcp %i after, and with, kvmlab-net@%i" bash -c \
+	"grep -qx 'ExecStart=/usr/local/bin/kvmlab-vm dhcp %i' '$dunit' &&
+	 grep -qx 'Requires=kvmlab-net@%i.service' '$dunit' && grep -qx 'After=kvmlab-net@%i.service' '$dunit'"
 t_check "unit: After= and Wants= network-online.target" bash -c \
 	"grep -qx 'After=network-online.target' '$unit' && grep -qx 'Wants=network-online.target' '$unit'"
 t_check "unit: Before=kvmlab.target, oneshot that stays active" bash -c \
