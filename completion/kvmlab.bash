@@ -151,7 +151,7 @@ _kvmlab_vm() {
 	case $cmd in
 	help) [ "$COMP_CWORD" -eq 2 ] && COMPREPLY=($(compgen -W "$(_kvmlab_cmds "$prog")" -- "$cur")) ;;
 	dhcp) [[ $cur != -* ]] && COMPREPLY=($(compgen -W "$(_kvmlab_show "$net" nets)" -- "$cur")) ;;
-	list | stop | pause | resume) # the running VMs' names (list's first column)
+	list | stop | pause | resume | console) # the running VMs' names (list's first column)
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "$(_kvmlab_opts "$prog" "$cmd")" -- "$cur"))
 		else

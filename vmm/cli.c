@@ -1,7 +1,12 @@
 #include "cli.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "vm.h"
 
@@ -25,4 +30,48 @@ int cli_value_error(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return VM_RC_SETUP;
+}
+
+static struct termios saved_tio;
+static int tio_saved;
+
+void cli_tty_restore(void)
+{
+	if (tio_saved) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+		tio_saved = 0;
+	}
+}
+
+/* A crash must not leave the user's terminal raw: put it back, then die
+ * of the same signal. tcsetattr() is async-signal-safe. */
+static void crash_handler(int sig)
+{
+	tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+	raise(sig); /* SA_RESETHAND: default action now */
+}
+
+void cli_tty_raw(void)
+{
+	static const int crash_sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+	struct sigaction sa;
+	struct termios t;
+
+	static int registered;
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+		return;
+	tio_saved = 1;
+	if (!registered++) /* once: a guest that reboots comes back here */
+		atexit(cli_tty_restore);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = crash_handler;
+	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	for (unsigned i = 0; i < sizeof(crash_sigs) / sizeof(crash_sigs[0]); i++)
+		sigaction(crash_sigs[i], &sa, NULL);
+	t = saved_tio;
+	cfmakeraw(&t);
+	/* keep output processing: our own messages still end lines */
+	t.c_oflag |= OPOST;
+	tcsetattr(STDIN_FILENO, TCSANOW, &t);
 }

@@ -1,6 +1,7 @@
-/* kvmlab-vm's command-line messages, shared by its commands (main.c,
- * cmd_ctl.c): the split between a line that cannot be parsed (exit 2)
- * and a bad value (exit 1) is kvmlab-net's too (doc/exit-status.txt). */
+/* kvmlab-vm's command-line messages and terminal, shared by its
+ * commands (main.c, cmd_ctl.c, cmd_dhcp.c). The split between a line
+ * that cannot be parsed (exit 2) and a bad value (exit 1) is
+ * kvmlab-net's too (doc/exit-status.txt). */
 #ifndef KVMLAB_VMM_CLI_H
 #define KVMLAB_VMM_CLI_H
 
@@ -10,4 +11,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...);
 /* "kvmlab-vm: <text>"; returns 1. */
 __attribute__((format(printf, 1, 2)))
 int cli_value_error(const char *fmt, ...);
+/* stdin, when a terminal, raw (output processing kept: our own lines
+ * still end right) until cli_tty_restore, which also runs at exit and
+ * before a crash kills the process. Again after a restore: raw again. */
+void cli_tty_raw(void);
+void cli_tty_restore(void);
 #endif

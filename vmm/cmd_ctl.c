@@ -1,8 +1,11 @@
-/* kvmlab-vm list, stop, pause and resume: the running VMs of this
- * network namespace, through their control sockets (ctl.h). */
+/* kvmlab-vm list, stop, pause, resume and console: the running VMs of
+ * this network namespace, through their control sockets (ctl.h). */
 #include "cmd_ctl.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +258,129 @@ int cmd_pause(int argc, char **argv)
 int cmd_resume(int argc, char **argv)
 {
 	return one_call("resume", cmd_resume_usage, argc, argv);
+}
+
+const char cmd_console_usage[] =
+	"usage: kvmlab-vm console NAME\n"
+	"\n"
+	"console: attach this terminal to VM NAME's console, which must be a\n"
+	"pseudo-terminal (kvmlab-vm run with its console on a pty): what the guest\n"
+	"prints comes here, what you type goes to it (Ctrl-A x there quits the VM,\n"
+	"as always). Ctrl-] leaves, and the VM runs on; past the end of its input\n"
+	"it goes on showing the output. It ends by itself when the VM does.\n"
+	"  --help     this text\n"
+	"exit status: 0 left, or the VM ended; 1 not running, not ours, or its\n"
+	"console is no pty\n";
+
+#define DETACH 0x1d /* Ctrl-] as telnet and virsh console have it */
+
+/* Copy what is readable on from to to; -1 when from is done (EOF, EIO:
+ * a pty whose other side is gone), else 0 (or 1: the detach key seen,
+ * with what came before it written). */
+static int pump(int from, int to, bool watch_detach)
+{
+	char b[4096];
+	ssize_t n = read(from, b, sizeof(b));
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	if (n == 0)
+		return -1;
+	char *d = watch_detach ? memchr(b, DETACH, (size_t)n) : NULL;
+	size_t len = d ? (size_t)(d - b) : (size_t)n;
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(to, b + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = to, .events = POLLOUT };
+			(void)poll(&p, 1, 100);
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return d ? 1 : 0;
+}
+
+int cmd_console(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c, fd, rc, pty = -1;
+	pid_t pid;
+	json_t *r = NULL;
+	struct err e = { "" };
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(cmd_console_usage, stdout);
+			return 0;
+		}
+		return cli_usage_error("console", "unknown option '%s'", argv[optind - 1]);
+	}
+	const char *name;
+	if ((rc = open_vm("console", argc, argv, &name, &fd, &pid)))
+		return rc;
+	if (ctl_call(fd, "status", &r, CALL_MS, &e)) {
+		rc = cli_value_error("console: VM %s (pid %ld): %s", name, (long)pid, e.msg);
+		goto out;
+	}
+	const char *con = json_string_value(json_object_get(json_object_get(r, "status"), "console"));
+	if (!con || strncmp(con, "pty:", 4)) {
+		rc = cli_value_error("console: VM %s (pid %ld): its console is %s, not a pty (run it "
+				     "with its console on a pty)", name, (long)pid, con ? con : "unknown");
+		goto out;
+	}
+	pty = open(con + 4, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (pty < 0) {
+		rc = cli_value_error("console: VM %s: %s: %s", name, con + 4, strerror(errno));
+		goto out;
+	}
+	if (isatty(STDIN_FILENO)) {
+		fprintf(stderr, "kvmlab-vm: console of VM %s (%s); Ctrl-] leaves\n", name, con + 4);
+		cli_tty_raw();
+	}
+	bool in_open = true, left = false;
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
+			{ .fd = pty, .events = POLLIN },
+			{ .fd = fd, .events = POLLIN }, /* the VMM's close: it is gone */
+		};
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents && pump(pty, STDOUT_FILENO, false) < 0)
+			break;
+		if (p[0].revents) {
+			int k = pump(STDIN_FILENO, pty, true);
+			if (k == 1) {
+				left = true;
+				break;
+			}
+			if (k < 0)
+				in_open = false; /* no more input: watch the output */
+		}
+		if (p[2].revents) {
+			/* gone: what it printed last is still in the pty */
+			while (pump(pty, STDOUT_FILENO, false) == 0 && poll(p + 1, 1, 50) > 0)
+				;
+			break;
+		}
+	}
+	cli_tty_restore();
+	fprintf(stderr, "%skvmlab-vm: %s\n", isatty(STDOUT_FILENO) ? "\r\n" : "",
+		left ? "left the console; the VM runs on" : "the VM has ended");
+	rc = 0;
+out:
+	if (pty >= 0)
+		close(pty);
+	json_decref(r);
+	close(fd);
+	return rc;
 }
 
 int cmd_stop(int argc, char **argv)

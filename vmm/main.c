@@ -59,6 +59,7 @@ static const char usage_main[] =
 	"  stop NAME [--timeout SECONDS] [--force]\n"
 	"  pause NAME\n"
 	"  resume NAME\n"
+	"  console NAME\n"
 	"  dhcp NET\n"
 	"  check\n"
 	"  help [COMMAND]\n"
@@ -510,49 +511,8 @@ err:
 	return -1;
 }
 
-static struct termios saved_tio;
-static int tio_saved;
-
-static void tty_restore(void)
-{
-	if (tio_saved) {
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
-		tio_saved = 0;
-	}
-}
-
-/* A crash must not leave the user's terminal raw: put it back, then die
- * of the same signal. tcsetattr() is async-signal-safe. */
-static void crash_handler(int sig)
-{
-	tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
-	raise(sig); /* SA_RESETHAND: default action now */
-}
-
-static void tty_raw(void)
-{
-	static const int crash_sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
-	struct sigaction sa;
-	struct termios t;
-
-	static int registered;
-	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tio) < 0)
-		return;
-	tio_saved = 1;
-	if (!registered++) /* once: a guest that reboots comes back here */
-		atexit(tty_restore);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = crash_handler;
-	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
-	sigemptyset(&sa.sa_mask);
-	for (unsigned i = 0; i < sizeof(crash_sigs) / sizeof(crash_sigs[0]); i++)
-		sigaction(crash_sigs[i], &sa, NULL);
-	t = saved_tio;
-	cfmakeraw(&t);
-	/* keep output processing: our own messages still end lines */
-	t.c_oflag |= OPOST;
-	tcsetattr(STDIN_FILENO, TCSANOW, &t);
-}
+#define tty_raw cli_tty_raw
+#define tty_restore cli_tty_restore
 
 static const char *sig_name(int sig)
 {
@@ -1295,7 +1255,7 @@ static int cmd_check(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const char *const commands[] = { "run", "list", "stop", "pause", "resume", "dhcp", "check", "help" };
+	static const char *const commands[] = { "run", "list", "stop", "pause", "resume", "console", "dhcp", "check", "help" };
 	static const struct option top[] = {
 		{ "help", no_argument, NULL, 0 }, { "version", no_argument, NULL, 0 },
 		{ NULL, 0, NULL, 0 },
@@ -1304,7 +1264,7 @@ int main(int argc, char **argv)
 	char *help_argv[3] = { NULL, help_opt, NULL };
 
 	if (argc < 2)
-		return usage_error_in(NULL, "missing command (run, list, stop, pause, resume, dhcp or check)");
+		return usage_error_in(NULL, "missing command (run, list, stop, pause, resume, console, dhcp or check)");
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
 		printf("kvmlab-vm " KL_VERSION "\n");
@@ -1328,6 +1288,8 @@ int main(int argc, char **argv)
 		return cmd_pause(argc - 1, argv + 1);
 	if (!strcmp(cmd, "resume"))
 		return cmd_resume(argc - 1, argv + 1);
+	if (!strcmp(cmd, "console"))
+		return cmd_console(argc - 1, argv + 1);
 	if (!strcmp(cmd, "dhcp"))
 		return cmd_dhcp(argc - 1, argv + 1);
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kvmlab-vm list, stop, pause and resume, with the tiny guest (tests/cli/tinyguest.py:
+# kvmlab-vm list, stop, pause, resume and console, with the tiny guest (tests/cli/tinyguest.py:
 # it ignores the power button, as a hung guest would) on any usable
 # /dev/kvm. Every VM runs in network namespaces made here, as the control
 # sockets are scoped to one. Oracles: the kernel's /proc/net/unix (the
@@ -130,6 +130,37 @@ err=$(in_ns timeout 10 "$KVMLAB_VM" stop fl --force --timeout 0 2>&1); rc=$?
 t_vm_wait "$fl" 10
 t_check "a paused VM quits at once (stop --force --timeout 0: $rc, the VMM: ${rc:-still running})" \
 	test -z "$err" -a "$rc" = 0
+
+# console: the echo guest on --console pty sends back what it is sent;
+# Ctrl-] leaves it running; a second attach types q, which powers it off
+$TINY "$dir/echo.bz" echo
+ip netns exec "$ns" "$KVMLAB_VM" run --kernel "$dir/echo.bz" --initrd none --name ec --console pty \
+	</dev/null >/dev/null 2>"$dir/ec.err" &
+ec=$!
+t_defer "kill -9 $ec 2>/dev/null"
+for _ in $(seq 50); do [[ " $(sockets "$ns")" == *" ec "* ]] && break; sleep 0.1; done
+# (fg, typed after Ctrl-], must never reach the guest: the second attach
+# would see its echo)
+(sleep 0.5; printf 'abc'; sleep 0.5; printf '\035fg'; sleep 5) |
+	in_ns timeout 10 "$KVMLAB_VM" console ec >"$dir/con1.out" 2>"$dir/con1.err"
+rc=$?
+if [ $rc = 0 ] && [ "$(cat "$dir/con1.out")" = "$(printf 'TINY-ECHO\nabc')" ] &&
+	[ "$(cat "$dir/con1.err")" = "kvmlab-vm: left the console; the VM runs on" ] && kill -0 $ec; then
+	t_ok "console: the guest's output and what was typed, echoed; Ctrl-] leaves, the VM runs on"
+else t_fail "console: attach and leave" "rc $rc, out '$(od -c "$dir/con1.out" | head -3)', err '$(cat "$dir/con1.err")'"; fi
+(sleep 0.5; printf 'q'; sleep 5) | in_ns timeout 10 "$KVMLAB_VM" console ec >"$dir/con2.out" 2>"$dir/con2.err"
+rc=$?
+t_vm_wait $ec 10
+if [ "$(cat "$dir/con2.out")" = "$(printf 'q\n')" ] && [ "$(cat "$dir/con2.err")" = "kvmlab-vm: the VM has ended" ] &&
+	[ "$rc" = 0 ]; then
+	t_ok "console again: only q reaches the guest (nothing typed after Ctrl-]), which powers off (its VMM: 0); console ends by itself"
+else t_fail "console: second attach" "VMM rc ${rc:-running}, out '$(od -c "$dir/con2.out" | head -2)', err '$(cat "$dir/con2.err")'"; fi
+boot "$ns" nopty
+nopty=$vm
+err=$(in_ns "$KVMLAB_VM" console nopty 2>&1); rc=$?
+t_check "console of a VM whose console is a file: exit 1, says so" test $rc = 1 -a \
+	"$err" = "kvmlab-vm: console: VM nopty (pid $nopty): its console is file:$dir/nopty.out, not a pty (run it with its console on a pty)"
+kill $nopty; wait $nopty 2>/dev/null
 
 # bad input
 err=$(in_ns "$KVMLAB_VM" stop 2>&1); rc=$?
