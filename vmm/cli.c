@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <signal.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,4 +75,22 @@ void cli_tty_raw(void)
 	/* keep output processing: our own messages still end lines */
 	t.c_oflag |= OPOST;
 	tcsetattr(STDIN_FILENO, TCSANOW, &t);
+}
+
+int cli_help_only(const char *cmd, const char *usage, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 0;
+		}
+		return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+	}
+	return -1;
 }

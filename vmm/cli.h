@@ -11,6 +11,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...);
 /* "kvmlab-vm: <text>"; returns 1. */
 __attribute__((format(printf, 1, 2)))
 int cli_value_error(const char *fmt, ...);
+/* The options of a command whose only one is --help (optind is left at
+ * the first argument): -1 to go on, else the exit status (0: usage
+ * printed; 2: an unknown option, said). */
+int cli_help_only(const char *cmd, const char *usage, int argc, char **argv);
 /* stdin, when a terminal, raw (output processing kept: our own lines
  * still end right) until cli_tty_restore, which also runs at exit and
  * before a crash kills the process. Again after a restore: raw again. */

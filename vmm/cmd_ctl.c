@@ -223,23 +223,13 @@ static int open_vm(const char *cmd, int argc, char **argv, const char **name, in
 /* pause NAME, resume NAME: one request, its answer */
 static int one_call(const char *cmd, const char *usage, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-	};
-	int c, fd, rc;
+	int fd, rc;
 	pid_t pid;
 	json_t *r = NULL;
 	struct err e = { "" };
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		}
-		return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-	}
+	if ((rc = cli_help_only(cmd, usage, argc, argv)) >= 0)
+		return rc;
 	const char *name;
 	if ((rc = open_vm(cmd, argc, argv, &name, &fd, &pid)))
 		return rc;
@@ -305,23 +295,13 @@ static int pump(int from, int to, bool watch_detach)
 
 int cmd_console(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-	};
-	int c, fd, rc, pty = -1;
+	int fd, rc, pty = -1;
 	pid_t pid;
 	json_t *r = NULL;
 	struct err e = { "" };
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(cmd_console_usage, stdout);
-			return 0;
-		}
-		return cli_usage_error("console", "unknown option '%s'", argv[optind - 1]);
-	}
+	if ((rc = cli_help_only("console", cmd_console_usage, argc, argv)) >= 0)
+		return rc;
 	const char *name;
 	if ((rc = open_vm("console", argc, argv, &name, &fd, &pid)))
 		return rc;

@@ -19,7 +19,6 @@
 #include "cmd_dhcp.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -206,9 +205,6 @@ static int answer(void *opaque, const uint8_t *frame, size_t len, uint8_t *reply
 
 int cmd_dhcp(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-	};
 	static struct server s; /* 256 clients: off the stack */
 	struct sock_filter prog[KL_DHCP_BPF_LEN];
 	struct sock_fprog fprog = { .len = KL_DHCP_BPF_LEN, .filter = prog };
@@ -216,17 +212,10 @@ int cmd_dhcp(int argc, char **argv)
 	struct kl_show *sh = NULL;
 	struct err e = { "" };
 	char br[KL_NAME_MAX + 1];
-	int c, rc, udp = -1, sfd = -1;
+	int rc, udp = -1, sfd = -1;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(cmd_dhcp_usage, stdout);
-			return 0;
-		}
-		return cli_usage_error("dhcp", "unknown option '%s'", argv[optind - 1]);
-	}
+	if ((rc = cli_help_only("dhcp", cmd_dhcp_usage, argc, argv)) >= 0)
+		return rc;
 	if (optind >= argc)
 		return cli_usage_error("dhcp", "missing network name");
 	if (argc - optind > 1)
