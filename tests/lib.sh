@@ -183,6 +183,13 @@ t_dhcp_peer() {
 	ip -n "$1" link set lo up
 	ip -n "$1" link set kd0 address "$2" up
 }
+# t_running PID: PID is a process that has not exited (a zombie, exited
+# and not yet waited for by its parent, has)
+t_running() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null)
+	[ -n "$st" ] && [ "${st:0:1}" != Z ]
+}
 # t_finish: exit status from the checks made
 t_finish() { [ "$T_FAILS" -eq 0 ]; exit $?; }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 #include "cli.h"
 #include "ctl.h"
@@ -19,6 +20,7 @@
 #define CALL_MS 5000        /* a live VMM answers from its main loop at once */
 #define STOP_DEFAULT_S 30   /* the guest's own shutdown, before giving up */
 #define QUIT_WAIT_MS 30000  /* after "quit": the VMM removes its taps and leases */
+#define EXIT_WAIT_MS 5000   /* from the socket's close to the process's exit */
 
 const char cmd_list_usage[] =
 	"usage: kvmlab-vm list [NAME] [--json]\n"
@@ -399,6 +401,9 @@ int cmd_stop(int argc, char **argv)
 	const char *name;
 	if ((rc = open_vm("stop", argc, argv, &name, &fd, &pid)))
 		return rc;
+	/* the process itself, while it still holds the socket (so the pid is
+	 * its): its close comes last in the VMM, and the exit right after */
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	/* the connection stays open: its close is the VMM's exit */
 	if (!(force && tmo == 0)) {
 		/* a paused guest cannot see its button: run it first */
@@ -443,6 +448,17 @@ int cmd_stop(int argc, char **argv)
 		rc = cli_value_error("stop: VM %s (pid %ld): still running %d s after quit", name,
 				     (long)pid, QUIT_WAIT_MS / 1000);
 out:
+	if (!rc && pfd >= 0) {
+		/* readable once the process has exited (Linux 5.3+; without
+		 * pidfds the socket's close is the word) */
+		struct pollfd p = { .fd = pfd, .events = POLLIN };
+		if (poll(&p, 1, EXIT_WAIT_MS) == 0)
+			rc = cli_value_error("stop: VM %s (pid %ld): its VMM closed its socket but "
+					     "has not exited %d s later", name, (long)pid,
+					     EXIT_WAIT_MS / 1000);
+	}
+	if (pfd >= 0)
+		close(pfd);
 	json_decref(r);
 	close(fd);
 	return rc;

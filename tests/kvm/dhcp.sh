@@ -247,7 +247,7 @@ ip netns exec "$lab" "$VM" list | grep -q "^fwd .* $tapf(lab $(g fwd G-IP))\$" &
 	t_fail "dhcp: list: fwd's row" "$(ip netns exec "$lab" "$VM" list 2>&1)"
 err=$(ip netns exec "$lab" timeout 90 "$VM" stop fwd --timeout 60 2>&1)
 rcs=$?
-alive=no; kill -0 "$PID_fwd" 2>/dev/null && alive=yes
+alive=no; t_running "$PID_fwd" && alive=yes
 tapleft=$(ip -n "$lab" -j link show 2>/dev/null | jq -r --arg t "$tapf" '.[] | select(.ifname == $t) | .ifname')
 fwdleft=$(ip netns exec "$lab" nft list ruleset | grep -c 18080)
 finish fwd
