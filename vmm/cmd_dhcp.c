@@ -40,6 +40,7 @@
 
 #define DHCPD_CLIENTS_MAX 256 /* MACs served in one run; more are ignored */
 #define DHCP_SERVER_PORT 67
+#define BRIDGE_CHECK_MS 2000  /* how often the bridge is looked for */
 
 const char cmd_dhcp_usage[] =
 	"usage: kvmlab-vm dhcp NET\n"
@@ -56,8 +57,8 @@ const char cmd_dhcp_usage[] =
 	"Needs CAP_NET_ADMIN and CAP_NET_RAW. One server per network: UDP port 67\n"
 	"on the bridge must be free.\n"
 	"  --help     this text\n"
-	"exit status: 0 stopped by SIGTERM or SIGINT, 1 cannot serve NET (one line\n"
-	"says why), 2 usage error\n";
+	"exit status: 0 stopped by SIGTERM or SIGINT, 1 cannot serve NET, or its\n"
+	"bridge went away (one line says why), 2 usage error\n";
 
 struct client {
 	uint8_t mac[6];
@@ -138,6 +139,10 @@ static bool lease_for(struct server *s, struct client *c)
 	if (rc) {
 		fprintf(stderr, "kvmlab-vm: dhcp %s: %s: taking lease %s: %s\n", s->net, m, c->vm,
 			why(s->h, rc));
+		/* nothing half-made: the lease just added goes again */
+		if (!exists && kl_lease_del(s->h, s->net, c->vm))
+			fprintf(stderr, "kvmlab-vm: dhcp %s: %s: removing lease %s: %s\n", s->net,
+				m, c->vm, why(s->h, rc));
 		return false;
 	}
 	c->taken = true;
@@ -280,7 +285,7 @@ int cmd_dhcp(int argc, char **argv)
 			{ .fd = t.fd, .events = POLLIN },
 			{ .fd = udp, .events = POLLIN },
 		};
-		if (poll(p, 3, -1) < 0 && errno != EINTR) {
+		if (poll(p, 3, BRIDGE_CHECK_MS) < 0 && errno != EINTR) {
 			rc = cli_value_error("dhcp %s: poll: %s", s.net, strerror(errno));
 			break;
 		}
@@ -293,9 +298,17 @@ int cmd_dhcp(int argc, char **argv)
 				break;
 			}
 		}
-		if (p[1].revents & POLLIN)
+		/* the bridge may go (kvmlab-net down) with no event on our
+		 * sockets, or one error only (consumed by the reads below):
+		 * look for it at each wake-up */
+		if ((int)if_nametoindex(br) != t.ifindex) {
+			rc = cli_value_error("dhcp %s: bridge %s is gone (kvmlab-net down?): "
+					     "stopping", s.net, br);
+			break;
+		}
+		if (p[1].revents)
 			dhcp_tap_ready(&t, 0);
-		if (p[2].revents & POLLIN) {
+		if (p[2].revents) {
 			char b[1500];
 			while (recv(udp, b, sizeof(b), 0) >= 0)
 				;
@@ -310,7 +323,8 @@ out:
 			continue;
 		int r = strncmp(s.c[i].vm, "mac-", 4) ? kl_lease_release(s.h, s.net, s.c[i].vm)
 			: kl_lease_del(s.h, s.net, s.c[i].vm);
-		if (r)
+		/* -ENOENT: the network went first, and its leases with it */
+		if (r && r != -ENOENT)
 			fprintf(stderr, "kvmlab-vm: dhcp %s: releasing lease %s: %s\n", s.net,
 				s.c[i].vm, why(s.h, r));
 	}

@@ -126,6 +126,13 @@ else
 fi
 kill -TERM $srv; wait $srv
 
+# the network taken down under a running server: it stops, and says so
+serve 3
+kn_expect "down lab under the server" 0 "$lab" down lab
+t_vm_wait $srv 8
+t_check "the server stops once its bridge is gone: exit 1, one line (${rc:-still running})" \
+	test "${rc:-x}" = 1 -a "$(tail -n1 "$tmp/srv3.err")" = "kvmlab-vm: dhcp lab: bridge kldb is gone (kvmlab-net down?): stopping"
+
 # bad input
 err=$(ip netns exec "$lab" timeout 5 "$KVMLAB_VM" dhcp nosuch 2>&1); rc=$?
 t_check "dhcp nosuch: exit 1, one line ($err)" test $rc = 1 -a "$err" = "kvmlab-vm: dhcp nosuch: no such kvmlab network here (kvmlab-net up)"
