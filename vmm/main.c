@@ -511,8 +511,6 @@ err:
 	return -1;
 }
 
-#define tty_raw cli_tty_raw
-#define tty_restore cli_tty_restore
 
 static const char *sig_name(int sig)
 {
@@ -1129,17 +1127,17 @@ static int cmd_run(int argc, char **argv)
 	for (;;) {
 		rc = vm_build(&vm, &cfg, &e);
 		if (rc) {
-			tty_restore();
+			cli_tty_restore();
 			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
 			rc = VM_RC_SETUP;
 			goto out_sfd;
 		}
 		if (stdio)
-			tty_raw();
+			cli_tty_raw();
 		rc = vm_start(&vm, &e);
 		if (rc) {
 			vm_destroy(&vm);
-			tty_restore();
+			cli_tty_restore();
 			fprintf(stderr, "kvmlab-vm: %s\n", e.msg);
 			rc = VM_RC_SETUP;
 			goto out_sfd;
@@ -1162,7 +1160,7 @@ static int cmd_run(int argc, char **argv)
 			int fds[LAYOUT_MAX_CPUS];
 			for (unsigned i = 0; i < vm.nr_vcpus; i++)
 				fds[i] = vm.vcpus[i].fd;
-			tty_restore();
+			cli_tty_restore();
 			(void)kvm_stats_print(stderr, &vm.kvm, fds, vm.nr_vcpus);
 			devices_stats_print(stderr);
 		}
@@ -1172,7 +1170,7 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "kvmlab-vm: the guest rebooted: boot %u of VM %s\n",
 			view.boots + 1, vmname);
 	}
-	tty_restore();
+	cli_tty_restore();
 	switch (ev) {
 	case EXIT_EV_POWEROFF:
 	case EXIT_EV_REBOOT:
