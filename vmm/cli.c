@@ -94,3 +94,14 @@ int cli_help_only(const char *cmd, const char *usage, int argc, char **argv)
 	}
 	return -1;
 }
+
+void cli_ip4(char out[CLI_IP4_LEN], uint32_t a)
+{
+	snprintf(out, CLI_IP4_LEN, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+void cli_mac(char out[CLI_MAC_LEN], const uint8_t m[6])
+{
+	snprintf(out, CLI_MAC_LEN, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+		 m[5]);
+}

@@ -82,22 +82,17 @@ static const char *why(struct kl_net *h, int rc)
 	return m && *m && strcmp(m, "unknown error") ? m : strerror(-rc);
 }
 
-static void mac_str(char out[18], const uint8_t m[6])
-{
-	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-}
-
 /* The lease of client c: a reservation with its MAC, else its own
  * mac-<hex> lease, made now. Fills c->lease; false: not answered. */
 static bool lease_for(struct server *s, struct client *c)
 {
 	struct kl_show *sh = NULL;
 	struct kl_lease_info info;
-	char m[18];
+	char m[CLI_MAC_LEN], ad[CLI_IP4_LEN];
 	bool named = false;
 	int rc;
 
-	mac_str(m, c->mac);
+	cli_mac(m, c->mac);
 	snprintf(c->vm, sizeof(c->vm), "mac-%02x%02x%02x%02x%02x%02x", c->mac[0], c->mac[1],
 		 c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
 	rc = kl_net_show(s->h, s->net, &sh);
@@ -162,9 +157,9 @@ static bool lease_for(struct server *s, struct client *c)
 			c->vm);
 		return false;
 	}
-	uint32_t a = d->addr;
-	fprintf(stderr, "kvmlab-vm: dhcp %s: %s gets %u.%u.%u.%u/%u (lease %s)\n", s->net, m,
-		a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, d->prefix, c->vm);
+	cli_ip4(ad, d->addr);
+	fprintf(stderr, "kvmlab-vm: dhcp %s: %s gets %s/%u (lease %s)\n", s->net, m, ad,
+		d->prefix, c->vm);
 	return true;
 }
 

@@ -638,27 +638,21 @@ struct run_view {
 	unsigned boots; /* started so far (--on-reboot restart: more than 1) */
 };
 
-static void ip4_str(char *b, size_t n, uint32_t a)
-{
-	snprintf(b, n, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-}
-
 static json_t *status_nic(const struct run_view *v, unsigned i)
 {
 	const struct dev_nic *d = &v->cfg->dev.nics[i];
-	char mac[18], tap[IFNAMSIZ] = "", ad[INET_ADDRSTRLEN + 4];
+	char mac[CLI_MAC_LEN], tap[IFNAMSIZ] = "", ad[CLI_IP4_LEN + 4];
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
 	/* the tap's name from the kernel: --net made it, --tap named it */
 	if (!ioctl(d->tap_fds[0], TUNGETIFF, &ifr))
 		snprintf(tap, sizeof(tap), "%s", ifr.ifr_name);
-	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", d->mac[0], d->mac[1],
-		 d->mac[2], d->mac[3], d->mac[4], d->mac[5]);
+	cli_mac(mac, d->mac);
 	json_t *o = json_pack("{s:s, s:s, s:I}", "tap", tap, "mac", mac, "queues",
 			      (json_int_t)d->queues);
 	if (o && v->nics[i].net) {
 		const struct kl_lease_info *L = &v->leases[i].info;
-		ip4_str(ad, sizeof(ad), L->addr);
+		cli_ip4(ad, L->addr);
 		snprintf(ad + strlen(ad), sizeof(ad) - strlen(ad), "/%u", L->prefix);
 		json_object_set_new(o, "net", json_string(v->nics[i].net));
 		json_object_set_new(o, "addr", json_string(ad));
@@ -1086,14 +1080,13 @@ static int cmd_run(int argc, char **argv)
 	}
 	/* said once everything is made: a failed run prints only its error */
 	for (unsigned i = 0; i < nnics; i++) {
-		const struct dev_nic *d = &cfg.dev.nics[i];
-		uint32_t ad = leases[i].info.addr;
+		char ms[CLI_MAC_LEN], ad[CLI_IP4_LEN];
 		if (!nics[i].net)
 			continue;
-		fprintf(stderr, "kvmlab-vm: VM %s on %s: %02x:%02x:%02x:%02x:%02x:%02x, "
-			"DHCP offers %u.%u.%u.%u/%u\n", vmname, nics[i].net,
-			d->mac[0], d->mac[1], d->mac[2], d->mac[3], d->mac[4], d->mac[5],
-			ad >> 24, (ad >> 16) & 255, (ad >> 8) & 255, ad & 255, leases[i].info.prefix);
+		cli_mac(ms, cfg.dev.nics[i].mac);
+		cli_ip4(ad, leases[i].info.addr);
+		fprintf(stderr, "kvmlab-vm: VM %s on %s: %s, DHCP offers %s/%u\n", vmname,
+			nics[i].net, ms, ad, leases[i].info.prefix);
 	}
 	cfg.dev.ndisks = ndisks;
 
