@@ -26,8 +26,8 @@ const char cmd_list_usage[] =
 	"usage: kvmlab-vm list [NAME] [--json]\n"
 	"\n"
 	"list: the VMs running in this network namespace (each one's control\n"
-	"socket, @kvmlab-vm/NAME): name, pid, vCPUs, memory, uptime and each\n"
-	"NIC's tap, network and address. With NAME only that VM (exit 1 if it\n"
+	"socket, @kvmlab-vm/NAME): name, pid, vCPUs, memory, uptime, state\n"
+	"(running, paused) and each NIC's tap, network and address. With NAME only that VM (exit 1 if it\n"
 	"does not run). Only VMs run by root or by this user answer.\n"
 	"  --json     one JSON array of the VMs' full status (kernel, command\n"
 	"             line, console, NICs with MAC and forwards, disks, ...)\n"
@@ -120,11 +120,11 @@ static void print_row(const json_t *st)
 				 str(nic, "addr"));
 	}
 	double up = json_real_value(json_object_get(st, "uptime_s"));
-	printf("%-20s %8lld %4lld %7lldM %9.0fs  %s\n", str(st, "name"),
+	printf("%-20s %8lld %4lld %7lldM %9.0fs %-8s %s\n", str(st, "name"),
 	       (long long)json_integer_value(json_object_get(st, "pid")),
 	       (long long)json_integer_value(json_object_get(st, "cpus")),
 	       (long long)json_integer_value(json_object_get(st, "mem_mib")), up,
-	       *nets ? nets : "-");
+	       str(st, "state"), *nets ? nets : "-");
 }
 
 int cmd_list(int argc, char **argv)
@@ -165,8 +165,8 @@ int cmd_list(int argc, char **argv)
 	}
 	json_t *all = json_array();
 	if (!json)
-		printf("%-20s %8s %4s %8s %10s  %s\n", "NAME", "PID", "CPUS", "MEM", "UPTIME",
-		       "NICS (NETWORK ADDRESS)");
+		printf("%-20s %8s %4s %8s %10s %-8s %s\n", "NAME", "PID", "CPUS", "MEM", "UPTIME",
+		       "STATE", "NICS (NETWORK ADDRESS)");
 	for (size_t i = 0; i < n; i++) {
 		json_t *st;
 		int r = status_of(names[i], &st, &e);
