@@ -135,9 +135,10 @@ static bool lease_for(struct server *s, struct client *c)
 		fprintf(stderr, "kvmlab-vm: dhcp %s: %s: taking lease %s: %s\n", s->net, m, c->vm,
 			why(s->h, rc));
 		/* nothing half-made: the lease just added goes again */
-		if (!exists && kl_lease_del(s->h, s->net, c->vm))
+		int d = exists ? 0 : kl_lease_del(s->h, s->net, c->vm);
+		if (d)
 			fprintf(stderr, "kvmlab-vm: dhcp %s: %s: removing lease %s: %s\n", s->net,
-				m, c->vm, why(s->h, rc));
+				m, c->vm, why(s->h, d));
 		return false;
 	}
 	c->taken = true;
