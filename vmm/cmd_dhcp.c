@@ -76,9 +76,10 @@ struct server {
 	bool told_full;
 };
 
-static const char *why(struct kl_net *h, int rc)
+const char *front_net_why(struct kl_net *h, int rc)
 {
 	const char *m = kl_net_errmsg(h);
+	/* the library's line when it left one, else the errno's text */
 	return m && *m && strcmp(m, "unknown error") ? m : strerror(-rc);
 }
 
@@ -98,7 +99,7 @@ static bool lease_for(struct server *s, struct client *c)
 	rc = kl_net_show(s->h, s->net, &sh);
 	if (rc) {
 		fprintf(stderr, "kvmlab-vm: dhcp %s: %s: reading the leases: %s\n", s->net, m,
-			why(s->h, rc));
+			front_net_why(s->h, rc));
 		return false;
 	}
 	const struct kl_show_net *sn = &sh->nets[0];
@@ -126,19 +127,19 @@ static bool lease_for(struct server *s, struct client *c)
 		rc = kl_lease_add(s->h, s->net, c->vm, c->mac, 0);
 		if (rc) {
 			fprintf(stderr, "kvmlab-vm: dhcp %s: %s: lease %s: %s\n", s->net, m, c->vm,
-				why(s->h, rc));
+				front_net_why(s->h, rc));
 			return false;
 		}
 	}
 	rc = kl_lease_take(s->h, s->net, c->vm, getpid(), &info);
 	if (rc) {
 		fprintf(stderr, "kvmlab-vm: dhcp %s: %s: taking lease %s: %s\n", s->net, m, c->vm,
-			why(s->h, rc));
+			front_net_why(s->h, rc));
 		/* nothing half-made: the lease just added goes again */
 		int d = exists ? 0 : kl_lease_del(s->h, s->net, c->vm);
 		if (d)
 			fprintf(stderr, "kvmlab-vm: dhcp %s: %s: removing lease %s: %s\n", s->net,
-				m, c->vm, why(s->h, d));
+				m, c->vm, front_net_why(s->h, d));
 		return false;
 	}
 	c->taken = true;
@@ -230,8 +231,9 @@ int cmd_dhcp(int argc, char **argv)
 				       rc == -EPERM ? " (CAP_NET_ADMIN is needed)" : "");
 	rc = kl_net_show(s.h, s.net, &sh);
 	if (rc) {
-		rc = cli_value_error("dhcp %s: %s", s.net, rc == -ENOENT ?
-				     "no such kvmlab network here (kvmlab-net up)" : why(s.h, rc));
+		rc = cli_value_error("dhcp %s: %s", s.net, rc == -ENOENT
+				     ? "no such kvmlab network here (kvmlab-net up)"
+				     : front_net_why(s.h, rc));
 		goto out;
 	}
 	const struct kl_show_net *sn = &sh->nets[0];
@@ -322,7 +324,7 @@ out:
 		/* -ENOENT: the network went first, and its leases with it */
 		if (r && r != -ENOENT)
 			fprintf(stderr, "kvmlab-vm: dhcp %s: releasing lease %s: %s\n", s.net,
-				s.c[i].vm, why(s.h, r));
+				s.c[i].vm, front_net_why(s.h, r));
 	}
 	if (sfd >= 0)
 		close(sfd);

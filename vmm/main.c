@@ -315,12 +315,6 @@ struct net_lease {
 	struct dhcp_lease dhcp;
 };
 
-static const char *net_why(struct kl_net *h, int rc)
-{
-	const char *m = kl_net_errmsg(h);
-	/* the library's line when it left one, else the errno's text */
-	return m && *m && strcmp(m, "unknown error") ? m : strerror(-rc);
-}
 
 static void lease_give_back(struct net_lease *L)
 {
@@ -329,7 +323,7 @@ static void lease_give_back(struct net_lease *L)
 	int rc = kl_lease_release(L->h, L->net, L->name);
 	if (rc)
 		fprintf(stderr, "kvmlab-vm: --net %s: releasing the lease of %s: %s\n",
-			L->net, L->name, net_why(L->h, rc));
+			L->net, L->name, front_net_why(L->h, rc));
 	kl_net_close(L->h);
 	L->h = NULL;
 }
@@ -351,8 +345,8 @@ static int lease_take(struct net_lease *L, const char *what, const char *net, co
 	}
 	rc = kl_lease_take(L->h, net, name, getpid(), &L->info);
 	if (rc) {
-		rc = errf(e, -rc, "%s %s: lease for %s: %s%s", what, net, name, net_why(L->h, rc),
-			  rc == -EEXIST ? " (a running VM has this name)" : "");
+		rc = errf(e, -rc, "%s %s: lease for %s: %s%s", what, net, name,
+			  front_net_why(L->h, rc), rc == -EEXIST ? " (a running VM has this name)" : "");
 		kl_net_close(L->h);
 		L->h = NULL;
 		return rc;
@@ -364,7 +358,7 @@ static int lease_take(struct net_lease *L, const char *what, const char *net, co
 		rc = kl_forward_add(L->h, net, &f);
 		if (rc) {
 			rc = errf(e, -rc, "--forward %u:%u%s: %s", f.port, f.to_port,
-				  f.proto == IPPROTO_UDP ? "/udp" : "", net_why(L->h, rc));
+				  f.proto == IPPROTO_UDP ? "/udp" : "", front_net_why(L->h, rc));
 			lease_give_back(L); /* takes the forwards made so far with it */
 			return rc;
 		}
@@ -407,7 +401,7 @@ static int open_net_tap(const char *what, const char *net, const char *name, uns
 	rc = kl_tap_dhcp_local(h, got);
 	if (rc)
 		fprintf(stderr, "kvmlab-vm: %s %s: warning: %s; the guest's DHCP "
-			"requests may also reach the bridge\n", what, net, net_why(h, rc));
+			"requests may also reach the bridge\n", what, net, front_net_why(h, rc));
 	kl_net_close(h);
 	/* the device's epoll loops drain each tap queue until EAGAIN */
 	for (unsigned i = 0; i < queues; i++) {
