@@ -652,6 +652,10 @@ void *cpu_thread(void *arg)
 	while (!__atomic_load_n(env->stopping, __ATOMIC_SEQ_CST)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				/* a kick: its flag goes first, then what it was for is
+				 * looked at (each asker sets its own flag before it
+				 * kicks), so none is lost and none makes KVM_RUN spin */
+				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				probe_reply(v);
 				park(v);
 				continue;
