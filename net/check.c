@@ -117,6 +117,66 @@ int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
 	return 0;
 }
 
+/* Are the bits of a past the first len all zero? */
+static bool host_bits_zero(const uint8_t a[16], unsigned len)
+{
+	for (unsigned i = len; i < 128; i++)
+		if (a[i / 8] & (0x80u >> (i % 8)))
+			return false;
+	return true;
+}
+
+int kl_cidr6_parse(const char *s, uint8_t addr[16], unsigned *prefix,
+		   const char **why)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/'), *p;
+	unsigned long len = 0;
+	uint8_t a[16];
+
+	if (!slash)
+		return *why = "malformed CIDR (want an IPv6 address/len)", -EINVAL;
+	if ((size_t)(slash - s) >= sizeof(ip))
+		return *why = "malformed IPv6 address", -EINVAL;
+	memcpy(ip, s, (size_t)(slash - s));
+	ip[slash - s] = 0;
+	/* No zone index ("%eth0"): inet_pton refuses it, as it should for a
+	 * global address. */
+	if (inet_pton(AF_INET6, ip, a) != 1)
+		return *why = memchr(ip, '.', strlen(ip)) && !memchr(ip, ':', strlen(ip))
+			      ? "an IPv4 address (--cidr6 takes IPv6)"
+			      : "malformed IPv6 address", -EINVAL;
+	p = slash + 1;
+	if (!*p || strlen(p) > 3)
+		return *why = "malformed prefix length", -EINVAL;
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return *why = "malformed prefix length", -EINVAL;
+		len = len * 10 + (unsigned long)(*p - '0');
+	}
+	if (len == 0)
+		return *why = "prefix length /0 is not allowed", -EINVAL;
+	if (len >= 128)
+		return *why = len == 128 ? "prefix length /128 leaves no room for hosts"
+					: "prefix length over 128", -EINVAL;
+	if (a[0] == 0)
+		return *why = "address in ::/8 (unspecified, loopback, IPv4-mapped)",
+		       -EINVAL;
+	if (a[0] == 0xff)
+		return *why = "multicast address", -EINVAL;
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return *why = "link-local address (fe80::/10; the bridge gets fe80::1 "
+			      "itself)", -EINVAL;
+	/* The all-zero host part is the subnet-router anycast address
+	 * (RFC 4291 2.6.1); a /127 has none (RFC 6164). */
+	if (len < 127 && host_bits_zero(a, (unsigned)len))
+		return *why = "host address is the subnet-router anycast address "
+			      "(host bits all zero)", -EINVAL;
+	memcpy(addr, a, 16);
+	*prefix = (unsigned)len;
+	return 0;
+}
+
 void kl_bridge_name(const char *net, char out[KL_NAME_MAX + 1])
 {
 	uint32_t h = 2166136261u;
@@ -137,6 +197,20 @@ const char *kl_ip4(uint32_t a, char buf[16])
 {
 	snprintf(buf, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255,
 		 (a >> 8) & 255, a & 255);
+	return buf;
+}
+
+void kl_prefix6(const uint8_t a[16], unsigned len, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	for (unsigned i = 0; i < len && i < 128; i++)
+		out[i / 8] |= a[i / 8] & (uint8_t)(0x80u >> (i % 8));
+}
+
+const char *kl_ip6(const uint8_t a[16], char buf[46])
+{
+	if (!inet_ntop(AF_INET6, a, buf, 46))
+		snprintf(buf, 46, "?");
 	return buf;
 }
 

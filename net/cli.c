@@ -33,8 +33,9 @@ static const char usage_main[] =
 	"Host networking for kvmlab: bridges, taps, forwarding and NAT.\n"
 	"\n"
 	"commands:\n"
-	"  up NAME --cidr A.B.C.D/LEN [--bridge BR] [--nat] [--uplink IF]\n"
-	"          [--mtu N] [--stp] [--dns A[,B]] [--dry-run] [--config FILE]\n"
+	"  up NAME --cidr A.B.C.D/LEN [--cidr6 ADDR/LEN] [--bridge BR] [--nat]\n"
+	"          [--uplink IF] [--mtu N] [--stp] [--dns A[,B]] [--dry-run]\n"
+	"          [--config FILE]\n"
 	"  down NAME [--if-exists]\n"
 	"  tap add TAP [TAP...] --net NAME [--owner USER] [--group GROUP]\n"
 	"          [--queues N]\n"
@@ -65,6 +66,10 @@ static const char usage_up[] =
 	"definition of an existing network is an error.\n"
 	"\n"
 	"  --cidr A.B.C.D/LEN  the bridge's address and the subnet (required)\n"
+	"  --cidr6 ADDR/LEN    IPv6 too: the bridge's address and the prefix\n"
+	"                      (a /64 for SLAAC, e.g. fd57::1/64); the bridge\n"
+	"                      also gets fe80::1, IPv6 forwarding goes on, and\n"
+	"                      --nat masquerades the prefix as well\n"
 	"  --bridge BR         bridge name (default kl-NAME)\n"
 	"  --nat               masquerade the subnet leaving through any other\n"
 	"                      interface, accept it in forward and the replies\n"
@@ -380,6 +385,7 @@ static int cmd_up(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"cidr", required_argument, NULL, 'c'},
+		{"cidr6", required_argument, NULL, '6'},
 		{"bridge", required_argument, NULL, 'b'},
 		{"nat", no_argument, NULL, 'n'},
 		{"uplink", required_argument, NULL, 'u'},
@@ -393,7 +399,7 @@ static int cmd_up(int argc, char **argv)
 		{0},
 	};
 	const char *cidr = NULL, *bridge = NULL, *uplink = NULL, *mtu = NULL;
-	const char *dns = NULL;
+	const char *dns = NULL, *cidr6 = NULL;
 	struct kl_net_cfg cfg;
 	unsigned flags = 0;
 	struct kl_net *h;
@@ -406,6 +412,7 @@ static int cmd_up(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cidr = optarg; break;
+		case '6': cidr6 = optarg; break;
 		case 'b': bridge = optarg; break;
 		case 'n': cfg.nat = true; break;
 		case 'u': uplink = optarg; break;
@@ -431,6 +438,9 @@ static int cmd_up(int argc, char **argv)
 	snprintf(cfg.name, sizeof(cfg.name), "%s", name);
 	if (kl_cidr_parse(cidr, &cfg.addr, &cfg.prefix, &why))
 		return fail("network %s: cidr %s: %s", name, cidr, why);
+	if (cidr6 && kl_cidr6_parse(cidr6, cfg.addr6, &cfg.prefix6, &why))
+		return fail("network %s: cidr6 %s: %s", name, cidr6, why);
+	cfg.has6 = cidr6;
 	if (bridge) {
 		if (check_name("bridge", bridge))
 			return EXIT_FAIL;
@@ -735,6 +745,26 @@ static json_t *net_json(const struct kl_show_net *n)
 		      "taps", taps,
 		      "leases", leases ? leases : json_null(),
 		      "forwards", fwds ? fwds : json_null());
+	/* IPv6 (added keys): null when the network has none or its
+	 * definition is unknown */
+	char c6[64], s6[64], a6[46], t6[64];
+	bool six = k && c->has6;
+	if (six) {
+		uint8_t net[16];
+		kl_prefix6(c->addr6, c->prefix6, net);
+		inet_ntop(AF_INET6, c->addr6, a6, sizeof(a6));
+		snprintf(c6, sizeof(c6), "%s/%u", a6, c->prefix6);
+		inet_ntop(AF_INET6, net, s6, sizeof(s6));
+		snprintf(s6 + strlen(s6), sizeof(s6) - strlen(s6), "/%u", c->prefix6);
+		snprintf(t6, sizeof(t6), "ip6 kvmlab-%s", c->name);
+	}
+	if (o)
+		json_object_update_new(o, json_pack("{s:s?, s:s?, s:s?, s:o, s:s?}",
+			"cidr6", six ? c6 : NULL, "address6", six ? a6 : NULL,
+			"subnet6", six ? s6 : NULL,
+			"address6_present", six ? json_boolean(n->addr6_present)
+						: json_null(),
+			"nft_table6", six ? t6 : NULL));
 	return o;
 }
 
@@ -745,9 +775,12 @@ static int show_json(const struct kl_show *s)
 
 	for (size_t i = 0; i < s->nnets; i++)
 		json_array_append_new(nets, net_json(&s->nets[i]));
-	root = json_pack("{s:I, s:o, s:o, s:o}", "netns", (json_int_t)s->netns,
+	root = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "netns",
+			 (json_int_t)s->netns,
 			 "forwarding", tri(s->forwarding),
 			 "forwarding_prev", tri(s->forwarding_prev),
+			 "forwarding6", tri(s->forwarding6),
+			 "forwarding6_prev", tri(s->forwarding6_prev),
 			 "networks", nets);
 	if (!root || json_dumpf(root, stdout, JSON_COMPACT | JSON_ENSURE_ASCII) ||
 	    putchar('\n') == EOF)
@@ -815,6 +848,13 @@ static void show_text(const struct kl_show *s)
 			printf("  bridge   %s (MISSING)\n", n->cfg.bridge);
 		printf("  address  %s/%u%s\n", ip4(n->cfg.addr, ip), n->cfg.prefix,
 		       n->addr_present ? "" : " (MISSING)");
+		if (n->def_known && n->cfg.has6) {
+			char a6[46];
+			inet_ntop(AF_INET6, n->cfg.addr6, a6, sizeof(a6));
+			printf("  ipv6     %s/%u and fe80::1%s, table ip6 kvmlab-%s\n",
+			       a6, n->cfg.prefix6, n->addr6_present ? "" :
+			       " (MISSING)", n->cfg.name);
+		}
 		if (!n->def_known)
 			printf("  table    ip kvmlab-%s %s\n", n->cfg.name,
 			       n->nft_present < 0 ? "(unknown: reading it needs "
@@ -850,6 +890,14 @@ static void show_text(const struct kl_show *s)
 		printf(" (%s before kvmlab's first network)",
 		       s->forwarding_prev ? "on" : "off");
 	printf("\n");
+	if (s->forwarding6_prev >= 0) {
+		printf("forwarding6 %s", s->forwarding6 == 1 ? "on"
+		       : s->forwarding6 == 0 ? "off" : "unknown");
+		if (s->forwarding6_prev != s->forwarding6)
+			printf(" (%s before kvmlab's first IPv6 network)",
+			       s->forwarding6_prev ? "on" : "off");
+		printf("\n");
+	}
 }
 
 static int cmd_show(int argc, char **argv)

@@ -11,8 +11,10 @@
 #include <linux/rtnetlink.h>
 #include "priv.h"
 
-/* Is any other kvmlab network left? Its table then keeps forwarding on. */
-static int others_left(struct kl_net *h, const char *name, bool *left)
+/* Is any other kvmlab network left (with IPv6: any other IPv6 one)? Its
+ * table then keeps forwarding on. */
+static int others_left(struct kl_net *h, const char *name, bool *left,
+		       bool *left6)
 {
 	struct store_net *v;
 	size_t n;
@@ -20,10 +22,12 @@ static int others_left(struct kl_net *h, const char *name, bool *left)
 
 	if (err)
 		return err;
-	*left = false;
+	*left = *left6 = false;
 	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i].cfg.name, name))
+		if (strcmp(v[i].cfg.name, name)) {
 			*left = true;
+			*left6 |= v[i].have6;
+		}
 	free(v);
 	return 0;
 }
@@ -79,9 +83,9 @@ int kl_net_down(struct kl_net *h, const char *name, unsigned flags)
 		goto out;
 	crash_point("down:links");
 	if (v.have_def && !v.def.bad && v.def.fwd_prev >= 0) {
-		bool left;
+		bool left, left6;
 		int now;
-		if ((err = others_left(h, name, &left))) {
+		if ((err = others_left(h, name, &left, &left6))) {
 			err = kl_nlerr(h, &h->nf, err, "network %s: cannot list nft "
 				       "tables", name);
 			goto out;
@@ -97,6 +101,18 @@ int kl_net_down(struct kl_net *h, const char *name, unsigned flags)
 				goto out;
 			}
 		}
+		/* The same for IPv6 forwarding and the last IPv6 network. */
+		if (v.def.cfg.has6 && v.def.fwd6_prev >= 0 && !left6 &&
+		    sysctl_read_int(SYSCTL_FWD6, &now) == 0 &&
+		    now != v.def.fwd6_prev) {
+			err = sysctl_write_int(SYSCTL_FWD6, v.def.fwd6_prev);
+			if (err) {
+				err = kl_err(h, err, "sysctl net.ipv6.conf.all."
+					     "forwarding: cannot restore %d: %s",
+					     v.def.fwd6_prev, strerror(-err));
+				goto out;
+			}
+		}
 		crash_point("down:fwd");
 	} else if (v.have_def && v.def.bad) {
 		kl_warn(h, "network %s: its table's comment is not a definition "
@@ -107,12 +123,16 @@ int kl_net_down(struct kl_net *h, const char *name, unsigned flags)
 			   "links; net.ipv4.ip_forward left as it is", name);
 	}
 	if (v.have_def) {
-		err = store_delete(h, name);
+		unsigned fams = (v.def.have4 ? NFT_IP : 0) |
+				(v.def.have6 ? NFT_IP6 : 0);
+		err = store_delete(h, name, fams);
 		if (err == -ENOENT)
 			err = 0;
 		if (err)
-			err = kl_nlerr(h, &h->nf, err, "nft table ip %s%s: cannot "
-				       "delete", NFT_TABLE_PREFIX, name);
+			err = kl_nlerr(h, &h->nf, err, "nft table %s%s%s%s: cannot "
+				       "delete", fams & NFT_IP ? "ip " : "ip6 ",
+				       NFT_TABLE_PREFIX, name,
+				       fams == (NFT_IP | NFT_IP6) ? " (and its ip6 twin)" : "");
 	}
 out:
 	free(idx);

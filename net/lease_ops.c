@@ -197,6 +197,10 @@ static void fill_info(const struct ctx *c, const struct kl_lease *l,
 	out->router = c->cfg->addr;
 	out->prefix = c->cfg->prefix;
 	out->mtu = c->view.br->mtu;
+	out->has6 = c->cfg->has6;
+	memcpy(out->addr6, c->cfg->addr6, 16);
+	out->prefix6 = c->cfg->prefix6;
+	memcpy(out->router_mac, c->view.br->mac, 6);
 	out->ndns = c->cfg->ndns;
 	memcpy(out->dns, c->cfg->dns, sizeof(out->dns));
 	/* No up --dns: the host's upstream resolvers (maybe none). */

@@ -70,6 +70,15 @@ KL_WUR int kl_name_check(const char *name, const char **why);
  * and host addresses in 0.0.0.0/8, 127.0.0.0/8, multicast and class E. */
 KL_WUR int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
 			 const char **why);
+/* "addr/len", IPv6: the bridge's address and the network's prefix, 1..127
+ * (a /127 is RFC 6164's point-to-point). Refused: addresses in ::/8
+ * (unspecified, loopback, IPv4-mapped), link-local fe80::/10, multicast
+ * ff00::/8, and the subnet-router anycast address (host bits all zero)
+ * of prefixes up to /126. */
+KL_WUR int kl_cidr6_parse(const char *s, uint8_t addr[16], unsigned *prefix,
+			  const char **why);
+/* a's first len bits, the rest zero: the prefix of an IPv6 address. */
+void kl_prefix6(const uint8_t a[16], unsigned len, uint8_t out[16]);
 /* "a.b.c.d[,a.b.c.d...]": 1..KL_DNS_MAX unicast addresses, host order. */
 KL_WUR int kl_dns_parse(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
 			const char **why);
@@ -87,6 +96,13 @@ struct kl_net_cfg {
 	bool stp;
 	uint32_t dns[KL_DNS_MAX];     /* host order; stored, handed to guests */
 	unsigned ndns;
+	/* IPv6 (optional): the bridge's address and the prefix guests
+	 * autoconfigure from (router advertisements, SLAAC on a /64), plus
+	 * fe80::1 on the bridge as their router; forwarding on, and with
+	 * nat masquerade in table "ip6 kvmlab-NAME". */
+	bool has6;
+	uint8_t addr6[16];
+	unsigned prefix6;
 };
 
 #define KL_DRY_RUN 1u
@@ -176,7 +192,16 @@ struct kl_lease_info {
 	unsigned prefix, mtu;     /* mtu = the bridge's */
 	uint32_t dns[KL_DNS_MAX]; /* up --dns, else the host's upstream resolvers */
 	unsigned ndns;            /* 0: none to offer */
+	/* IPv6 of the network (has6): the bridge's address and prefix, for
+	 * the router advertisements a VMM sends its guest; their source is
+	 * fe80::1 (KL_ROUTER6_LL) from the bridge's MAC. */
+	bool has6;
+	uint8_t addr6[16];
+	unsigned prefix6;
+	uint8_t router_mac[6];
 };
+/* The router's link-local address on every IPv6 network's bridge. */
+#define KL_ROUTER6_LL {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}
 /* VM names: 1..KL_VM_NAME_MAX bytes of [A-Za-z0-9_.-], not "." or "..". */
 KL_WUR int kl_vm_name_check(const char *vm, const char **why);
 /* Take the lease of VM vm on net for process owner (pid; its start time is
@@ -237,6 +262,7 @@ struct kl_show_net {
 			 * (the table is missing, or unreadable without
 			 * CAP_NET_ADMIN): name, bridge, addr are a guess */
 	bool bridge_exists, bridge_up, addr_present;
+	bool addr6_present; /* cfg.addr6 and fe80::1 on the bridge (has6) */
 	int nft_present; /* 1, 0, or -1 unknown (reading needs CAP_NET_ADMIN) */
 	unsigned bridge_mtu;
 	size_t ntaps;
@@ -256,6 +282,8 @@ struct kl_show {
 	int forwarding;       /* ip_forward now: 0, 1, or -1 unreadable */
 	int forwarding_prev;  /* value before the first kvmlab network; -1
 			       * unknown or no network */
+	int forwarding6;      /* net.ipv6.conf.all.forwarding: 0, 1, -1 */
+	int forwarding6_prev; /* before the first IPv6 network; -1 none */
 	size_t nnets;
 	struct kl_show_net *nets;
 };

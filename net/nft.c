@@ -1,6 +1,8 @@
 /* nftables through libnftnl: each network gets its own table,
  * "ip kvmlab-NAME", with a comment saying so, holding a nat postrouting
- * chain (srcnat, 100) and a filter forward chain (0). A whole operation
+ * chain (srcnat, 100) and a filter forward chain (0). A network with
+ * IPv6 has "ip6 kvmlab-NAME" too, with the same two chains for its
+ * prefix, made and deleted in the same batches as the ip table. A whole operation
  * is one batch, which the kernel commits all or nothing; a batch without
  * its END message is validated and then aborted, which is the dry run
  * (the same trick as `nft --check`). Tables kvmlab does not own are only
@@ -22,9 +24,10 @@
 #include <libnftnl/udata.h>
 #include "priv.h"
 
-#define NFT_FAMILY NFPROTO_IPV4
 #define IP_SADDR_OFF 12
 #define IP_DADDR_OFF 16
+#define IP6_SADDR_OFF 8
+#define IP6_DADDR_OFF 24
 
 void nft_table_name(const char *net, char *out, size_t len)
 {
@@ -51,7 +54,7 @@ static void put_table(struct nb *b, const char *net, uint16_t type,
 	}
 	nft_table_name(net, name, sizeof(name));
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFT_FAMILY);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, b->family);
 	if (type == NFT_MSG_NEWTABLE)
 		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
 	if (type == NFT_MSG_NEWTABLE && comment) {
@@ -64,8 +67,8 @@ static void put_table(struct nb *b, const char *net, uint16_t type,
 				     nftnl_udata_buf_data(ud),
 				     nftnl_udata_buf_len(ud));
 	}
-	nlh = nftnl_nlmsg_build_hdr(buf, type, NFT_FAMILY, NLM_F_ACK | flags,
-				    b->seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, type, (uint16_t)b->family,
+				    NLM_F_ACK | flags, b->seq);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nb_next(b, nlh);
 out:
@@ -79,6 +82,8 @@ enum op {
 	OP_END,
 	OP_SADDR,    /* ip saddr in subnet */
 	OP_DADDR,    /* ip daddr in subnet */
+	OP_SADDR6,   /* ip6 saddr in prefix */
+	OP_DADDR6,   /* ip6 daddr in prefix */
 	OP_IIF_EQ,   /* iifname == s */
 	OP_OIF_EQ,   /* oifname == s */
 	OP_OIF_NE,   /* oifname != s */
@@ -112,19 +117,24 @@ int nft_put_cmp(struct nftnl_rule *r, enum nft_cmp_ops op, const void *d,
 	return nft_add_expr(r, e);
 }
 
-static int put_bitwise(struct nftnl_rule *r, uint32_t mask)
+static int put_bitwise_n(struct nftnl_rule *r, const void *mask, uint32_t len)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
-	uint32_t zero = 0;
+	const uint8_t zero[16] = {0};
 
 	if (e) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
 	}
 	return nft_add_expr(r, e);
+}
+
+static int put_bitwise(struct nftnl_rule *r, uint32_t mask)
+{
+	return put_bitwise_n(r, &mask, 4);
 }
 
 static int put_ifname(struct nftnl_rule *r, unsigned key, enum nft_cmp_ops op,
@@ -145,23 +155,44 @@ static int put_ifname(struct nftnl_rule *r, unsigned key, enum nft_cmp_ops op,
 	return nft_put_cmp(r, op, pad, IFNAMSIZ);
 }
 
-static int put_addr(struct nftnl_rule *r, unsigned off,
-		    const struct kl_net_cfg *cfg)
+/* Load len bytes of the network header at off into register 1, mask
+ * them and compare with net. */
+static int put_masked(struct nftnl_rule *r, unsigned off, const void *mask,
+		      const void *net, uint32_t len)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("payload");
-	uint32_t mask = htonl(~0u << (32 - cfg->prefix));
-	uint32_t net = htonl(cfg->addr) & mask;
 
 	if (e) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE,
 				   NFT_PAYLOAD_NETWORK_HEADER);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 4);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
 	}
-	if (nft_add_expr(r, e) || put_bitwise(r, mask))
+	if (nft_add_expr(r, e) || put_bitwise_n(r, mask, len))
 		return -ENOMEM;
-	return nft_put_cmp(r, NFT_CMP_EQ, &net, 4);
+	return nft_put_cmp(r, NFT_CMP_EQ, net, len);
+}
+
+static int put_addr(struct nftnl_rule *r, unsigned off,
+		    const struct kl_net_cfg *cfg)
+{
+	uint32_t mask = htonl(~0u << (32 - cfg->prefix));
+	uint32_t net = htonl(cfg->addr) & mask;
+
+	return put_masked(r, off, &mask, &net, 4);
+}
+
+static int put_addr6(struct nftnl_rule *r, unsigned off,
+		     const struct kl_net_cfg *cfg)
+{
+	uint8_t mask[16] = {0}, net[16];
+
+	for (unsigned i = 0; i < cfg->prefix6; i++)
+		mask[i / 8] |= (uint8_t)(0x80u >> (i % 8));
+	for (unsigned i = 0; i < 16; i++)
+		net[i] = cfg->addr6[i] & mask[i];
+	return put_masked(r, off, mask, net, 16);
 }
 
 static int put_ct_estrel(struct nftnl_rule *r)
@@ -193,6 +224,12 @@ static int put_steps(struct nftnl_rule *r, const struct step *s,
 			break;
 		case OP_DADDR:
 			err = put_addr(r, IP_DADDR_OFF, cfg);
+			break;
+		case OP_SADDR6:
+			err = put_addr6(r, IP6_SADDR_OFF, cfg);
+			break;
+		case OP_DADDR6:
+			err = put_addr6(r, IP6_DADDR_OFF, cfg);
 			break;
 		case OP_IIF_EQ:
 			err = put_ifname(r, NFT_META_IIFNAME, NFT_CMP_EQ, s->s);
@@ -244,13 +281,13 @@ static void put_rule(struct nb *b, const char *table, const char *chain,
 	}
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFT_FAMILY);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, b->family);
 	if (steps && (err = put_steps(r, steps, cfg)) != 0) {
 		b->err = err;
 		goto out;
 	}
 	nlh = nftnl_nlmsg_build_hdr(buf, steps ? NFT_MSG_NEWRULE : NFT_MSG_DELRULE,
-				    NFT_FAMILY,
+				    (uint16_t)b->family,
 				    NLM_F_ACK | (steps ? NLM_F_CREATE | NLM_F_APPEND : 0),
 				    b->seq);
 	nftnl_rule_nlmsg_build_payload(nlh, r);
@@ -294,7 +331,7 @@ static void put_owned(struct nb *b, const char *table,
 
 long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 			 const struct kl_net_cfg *cfg, const char *comment,
-			 enum nft_mode mode, const struct nft_chain_state *cs,
+			 const char *comment6, enum nft_mode mode, const struct nft_chain_state *cs,
 			 unsigned faults, bool end, uint32_t *first_seq,
 			 unsigned *nacked)
 {
@@ -325,14 +362,39 @@ long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 		{OP_ACCEPT, NULL},
 		{OP_END, NULL},
 	};
+	/* The same for the IPv6 prefix, in the ip6 table. */
+	const struct step masq6[] = {
+		{OP_SADDR6, NULL},
+		{any ? OP_OIF_NE : OP_OIF_EQ, any ? br : up},
+		{OP_MASQ, NULL},
+		{OP_END, NULL},
+	};
+	const struct step fwd6_out[] = {
+		{OP_IIF_EQ, br},
+		{OP_SADDR6, NULL},
+		{any ? OP_OIF_NE : OP_OIF_EQ, any ? br : up},
+		{OP_ACCEPT, NULL},
+		{OP_END, NULL},
+	};
+	const struct step fwd6_back[] = {
+		{OP_OIF_EQ, br},
+		{OP_DADDR6, NULL},
+		{OP_CT_ESTREL, NULL},
+		{OP_ACCEPT, NULL},
+		{OP_END, NULL},
+	};
 	const struct step fault[] = {{OP_ACCEPT, NULL}, {OP_END, NULL}};
-	const struct owned_chain chains[2] = {
+	const struct owned_chain chains[NFT_NCHAINS] = {
 		{NFT_CHAIN_POST, "nat", NF_INET_POST_ROUTING, 100,
 		 {masq, NULL, NULL}},
 		{NFT_CHAIN_FWD, "filter", NF_INET_FORWARD, 0,
 		 {fwd_out, fwd_back, NULL}},
+		{NFT_CHAIN_POST, "nat", NF_INET_POST_ROUTING, 100,
+		 {masq6, NULL, NULL}},
+		{NFT_CHAIN_FWD, "filter", NF_INET_FORWARD, 0,
+		 {fwd6_out, fwd6_back, NULL}},
 	};
-	const struct nft_chain_state none[2] = {{0}, {0}};
+	const struct nft_chain_state none[NFT_NCHAINS] = {{0}};
 
 	if (!cs)
 		cs = none;
@@ -343,8 +405,17 @@ long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 	put_table(&b, cfg->name, NFT_MSG_NEWTABLE,
 		  NLM_F_CREATE | (mode == NFT_CREATE ? NLM_F_EXCL : 0),
 		  mode == NFT_CREATE ? comment : NULL);
-	for (size_t i = 0; cfg->nat && i < ARRAY_SIZE(chains); i++)
+	for (size_t i = 0; cfg->nat && i < 2; i++)
 		put_owned(&b, table, &chains[i], mode, &cs[i], cfg);
+	if (cfg->has6) {
+		b.family = NFPROTO_IPV6;
+		put_table(&b, cfg->name, NFT_MSG_NEWTABLE,
+			  NLM_F_CREATE | (mode == NFT_CREATE ? NLM_F_EXCL : 0),
+			  mode == NFT_CREATE ? comment6 : NULL);
+		for (size_t i = 2; cfg->nat && i < NFT_NCHAINS; i++)
+			put_owned(&b, table, &chains[i], mode, &cs[i], cfg);
+		b.family = NFPROTO_IPV4;
+	}
 	if (faults & NFT_FAULT)
 		put_rule(&b, table, "kvmlab-fault-no-such-chain", fault, cfg);
 	*nacked = nb_nacked(&b);
@@ -354,7 +425,7 @@ long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 }
 
 long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
-			 const char *net, uint32_t *first_seq)
+			 const char *net, unsigned fams, uint32_t *first_seq)
 {
 	char table[64];
 	struct nb b;
@@ -363,7 +434,11 @@ long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
 	nb_init(&b, buf, size, seq, table);
 	nb_begin(&b);
 	*first_seq = b.first;
-	put_table(&b, net, NFT_MSG_DELTABLE, 0, NULL);
+	if (fams & NFT_IP)
+		put_table(&b, net, NFT_MSG_DELTABLE, 0, NULL);
+	b.family = NFPROTO_IPV6;
+	if (fams & NFT_IP6)
+		put_table(&b, net, NFT_MSG_DELTABLE, 0, NULL);
 	nb_end(&b);
 	return nb_len(&b, buf);
 }
@@ -404,7 +479,8 @@ static int drop_cb(const struct nlmsghdr *nlh, void *data)
 	if (fam && table &&
 	    nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) == NF_INET_FORWARD &&
 	    nftnl_chain_get_u32(ch, NFTNL_CHAIN_POLICY) == NF_DROP &&
-	    !(nftnl_chain_get_u32(ch, NFTNL_CHAIN_FAMILY) == NFT_FAMILY &&
+	    !((nftnl_chain_get_u32(ch, NFTNL_CHAIN_FAMILY) == NFPROTO_IPV4 ||
+	       nftnl_chain_get_u32(ch, NFTNL_CHAIN_FAMILY) == NFPROTO_IPV6) &&
 	      c->skip && !strcmp(table, c->skip)))
 		c->fn(c->data, fam, table,
 		      nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME));
@@ -522,8 +598,8 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /* The rules up would put into chain, as text, from a batch built in buf. */
-static int want_rules(const char *buf, long len, const char *chain,
-		      struct rules_ctx *c)
+static int want_rules(const char *buf, long len, uint32_t family,
+		      const char *chain, struct rules_ctx *c)
 {
 	for (const struct nlmsghdr *h = (const void *)buf; mnl_nlmsg_ok(h, (int)len);
 	     h = mnl_nlmsg_next(h, (int *)&len)) {
@@ -534,7 +610,8 @@ static int want_rules(const char *buf, long len, const char *chain,
 			nftnl_rule_free(r);
 			return -ENOMEM;
 		}
-		if (strcmp(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN), chain)) {
+		if (strcmp(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN), chain) ||
+		    nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY) != family) {
 			nftnl_rule_free(r);
 			continue;
 		}
@@ -553,8 +630,8 @@ static int want_rules(const char *buf, long len, const char *chain,
 	return 0;
 }
 
-static int check_one(struct kl_nl *nl, const char *table, const char *buf,
-		     long len, const char *chain, const char *type,
+static int check_one(struct kl_nl *nl, uint32_t family, const char *table,
+		     const char *buf, long len, const char *chain, const char *type,
 		     unsigned hook, int prio, struct nft_chain_state *cs)
 {
 	char req[512];
@@ -570,8 +647,8 @@ static int check_one(struct kl_nl *nl, const char *table, const char *buf,
 		return -ENOMEM;
 	nftnl_chain_set_str(q, NFTNL_CHAIN_TABLE, table);
 	nftnl_chain_set_str(q, NFTNL_CHAIN_NAME, chain);
-	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, NFT_FAMILY, NLM_F_ACK,
-				    seq);
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETCHAIN, (uint16_t)family,
+				    NLM_F_ACK, seq);
 	nftnl_chain_nlmsg_build_payload(nlh, q);
 	nftnl_chain_free(q);
 	err = nl_talk(nl, nlh, nlh->nlmsg_len, seq, 1, NULL, chain_cb, &cc);
@@ -579,7 +656,7 @@ static int check_one(struct kl_nl *nl, const char *table, const char *buf,
 		return 0;
 	if (err)
 		return err;
-	if ((err = want_rules(buf, len, chain, &rc)))
+	if ((err = want_rules(buf, len, family, chain, &rc)))
 		goto out;
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	if (!r) {
@@ -590,7 +667,7 @@ static int check_one(struct kl_nl *nl, const char *table, const char *buf,
 	 * the same table are not looked at. */
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, NFT_FAMILY, 0, 0);
+	nlh = nftnl_nlmsg_build_hdr(req, NFT_MSG_GETRULE, (uint16_t)family, 0, 0);
 	nftnl_rule_nlmsg_build_payload(nlh, r);
 	nftnl_rule_free(r);
 	err = nl_dump(nl, nlh, rules_cb, rules_reset, &rc);
@@ -605,28 +682,31 @@ out:
 }
 
 int nft_chains_check(struct kl_nl *nl, const struct kl_net_cfg *cfg,
-		     struct nft_chain_state cs[2])
+		     struct nft_chain_state cs[NFT_NCHAINS])
 {
 	char *buf = malloc(16384), table[64];
 	uint32_t first;
 	unsigned nack;
 	long len;
-	int err;
+	int err = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	len = nft_build_net_batch(buf, 16384, 1, cfg, NULL, NFT_CREATE, NULL, 0,
-				  true, &first, &nack);
+	len = nft_build_net_batch(buf, 16384, 1, cfg, NULL, NULL, NFT_CREATE,
+				  NULL, 0, true, &first, &nack);
 	if (len < 0) {
 		free(buf);
 		return (int)len;
 	}
 	nft_table_name(cfg->name, table, sizeof(table));
-	err = check_one(nl, table, buf, len, NFT_CHAIN_POST, "nat",
-			NF_INET_POST_ROUTING, 100, &cs[0]);
-	if (!err)
-		err = check_one(nl, table, buf, len, NFT_CHAIN_FWD, "filter",
-				NF_INET_FORWARD, 0, &cs[1]);
+	memset(cs, 0, NFT_NCHAINS * sizeof(*cs));
+	for (unsigned i = 0; !err && i < (cfg->has6 ? 4u : 2u); i++) {
+		uint32_t fam = i < 2 ? NFPROTO_IPV4 : NFPROTO_IPV6;
+		err = i % 2 ? check_one(nl, fam, table, buf, len, NFT_CHAIN_FWD,
+					"filter", NF_INET_FORWARD, 0, &cs[i])
+			    : check_one(nl, fam, table, buf, len, NFT_CHAIN_POST,
+					"nat", NF_INET_POST_ROUTING, 100, &cs[i]);
+	}
 	free(buf);
 	return err;
 }
@@ -669,11 +749,12 @@ out:
 	return err;
 }
 
-int nft_tables_dump(struct kl_nl *nl, struct nft_table_info **out, size_t *n)
+int nft_tables_dump(struct kl_nl *nl, uint32_t family,
+		    struct nft_table_info **out, size_t *n)
 {
 	char buf[128];
 	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE,
-						     NFT_FAMILY, 0, 0);
+						     (uint16_t)family, 0, 0);
 	void *v;
 	int err = nl_dump_array(nl, nlh, sizeof(**out), table_cb, &v, n);
 

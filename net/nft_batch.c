@@ -20,6 +20,7 @@ void nb_init(struct nb *b, void *buf, size_t size, uint32_t seq,
 	b->first = 0;
 	b->err = 0;
 	b->table = table;
+	b->family = NFPROTO_IPV4;
 }
 
 char *nb_room(struct nb *b)
@@ -119,7 +120,7 @@ static void chain_msg(struct nb *b, const char *name, const char *type,
 	/* No NLM_F_EXCL: an existing chain keeps its rules, and gets its
 	 * policy set back to accept. */
 	nlh = nftnl_nlmsg_build_hdr(buf, type ? NFT_MSG_NEWCHAIN : NFT_MSG_DELCHAIN,
-				    NFPROTO_IPV4,
+				    (uint16_t)b->family,
 				    NLM_F_ACK | (type ? NLM_F_CREATE : 0), b->seq);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nb_next(b, nlh);

@@ -93,6 +93,21 @@ static void drop_warn(void *data, const char *fam, const char *table,
 		      "FIREWALLS in kvmlab-net(8))", fam, table, chain);
 }
 
+/* IPv6 forwarding makes the kernel a router, and a router with
+ * accept_ra=1 ignores router advertisements: the routes they gave the
+ * host expire. libvirt refuses to start such a network; this says it. */
+static void ra_warn(void *data, int ifindex)
+{
+	char ifn[IF_NAMESIZE];
+
+	if (!if_indextoname((unsigned)ifindex, ifn))
+		return;
+	kl_warn(data, "%s: has IPv6 routes from router advertisements and "
+		      "accept_ra=1, which IPv6 forwarding makes the kernel "
+		      "ignore (the routes expire); sysctl -w "
+		      "net.ipv6.conf.%s.accept_ra=2", ifn, ifn);
+}
+
 void gather_warnings(struct kl_net *h, const struct kl_net_cfg *cfg)
 {
 	char own[64];
@@ -104,9 +119,17 @@ void gather_warnings(struct kl_net *h, const struct kl_net_cfg *cfg)
 			   "nftables ip rules also see bridged traffic; unless that is "
 			   "meant, sysctl -w net.bridge.bridge-nf-call-iptables=0",
 			cfg->bridge);
+	if (cfg->has6 && sysctl_read_int(SYSCTL_BRNF6, &v) == 0 && v == 1)
+		kl_warn(h, "bridge %s: br_netfilter is loaded with "
+			   "net.bridge.bridge-nf-call-ip6tables=1; ip6tables and "
+			   "nftables ip6 rules also see bridged traffic; unless that "
+			   "is meant, sysctl -w net.bridge.bridge-nf-call-ip6tables=0",
+			cfg->bridge);
 	nft_table_name(cfg->name, own, sizeof(own));
 	/* Only a warning: a failed dump must not fail the operation. */
 	IGNORE(nft_forward_drops(&h->nf, own, drop_warn, h));
+	if (cfg->has6 && sysctl_read_int(SYSCTL_FWD6, &v) == 0 && v != 1)
+		IGNORE(ra_routes_at_risk(&h->rt, ra_warn, h));
 }
 
 static int cmp_link(const void *a, const void *b)

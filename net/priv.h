@@ -138,6 +138,26 @@ struct kl_addr4 {
 WUR int addr_dump(struct kl_nl *nl, struct kl_addr4 **out, size_t *n);
 int addr_parse(const struct nlmsghdr *nlh, struct kl_addr4 *a);
 bool cidr_overlap(uint32_t a, unsigned pa, uint32_t b, unsigned pb);
+/* IPv6: an address with IFA_F_NODAD (the bridge's are ours by
+ * definition, and usable at once, before the bridge has a port). */
+struct nlmsghdr *rt_build_addr6(void *buf, uint32_t seq, uint16_t type,
+				int ifindex, const uint8_t addr[16],
+				unsigned prefix);
+struct kl_addr6 {
+	int ifindex;
+	uint8_t addr[16];
+	unsigned prefix;
+	unsigned scope;
+};
+WUR int addr6_dump(struct kl_nl *nl, struct kl_addr6 **out, size_t *n);
+int addr6_parse(const struct nlmsghdr *nlh, struct kl_addr6 *a);
+bool cidr6_overlap(const uint8_t a[16], unsigned pa, const uint8_t b[16],
+		   unsigned pb);
+/* Interfaces whose IPv6 routes came from router advertisements while
+ * their accept_ra is 1, which the kernel stops honouring once forwarding
+ * is on: fn(data, ifindex) for each, once. */
+WUR int ra_routes_at_risk(struct kl_nl *nl, void (*fn)(void *, int),
+			  void *data);
 
 /* ---- tags (check.c): what marks a link as kvmlab's ---- */
 #define TAG_PREFIX "kvmlab:"
@@ -161,6 +181,7 @@ struct nb {
 	uint32_t seq, first;
 	int err;
 	const char *table; /* "kvmlab-NET" */
+	uint32_t family;   /* of table and chains: NFPROTO_IPV4 from nb_init */
 };
 void nb_init(struct nb *b, void *buf, size_t size, uint32_t seq,
 	     const char *table);
@@ -201,6 +222,9 @@ enum nft_mode {
  * up never touches those). */
 #define NFT_CHAIN_POST "postrouting"
 #define NFT_CHAIN_FWD "forward"
+/* Owned chains, in cs[] order: the ip table's two, then the ip6 table's
+ * (same names) on an IPv6 network. */
+#define NFT_NCHAINS 4
 /* What the kernel holds of one owned chain, for the repair. */
 struct nft_chain_state {
 	bool exists, base_ok; /* base_ok: type, hook, priority as ours */
@@ -208,23 +232,28 @@ struct nft_chain_state {
 };
 /* Build the whole batch (begin .. end) into buf; with end false the batch
  * lacks its END message, which makes the kernel validate and abort. The
- * table is made with comment (NFT_CREATE only). In NFT_REFRESH mode cs[2]
- * (postrouting, forward) says what exists: a chain of the wrong kind is
+ * table is made with comment (NFT_CREATE only), and with cfg->has6 the
+ * table "ip6 kvmlab-NET" too, with comment6. In NFT_REFRESH mode
+ * cs[NFT_NCHAINS] (postrouting, forward; ip, then ip6) says what exists: a chain of the wrong kind is
  * deleted and made again, otherwise its policy is set and its rules
  * replaced. The number of messages that ask for an ACK goes to *nacked,
  * the sequence number of the first one to *first_seq. Returns its length
  * or -errno. */
 WUR long nft_build_net_batch(void *buf, size_t size, uint32_t seq,
 			     const struct kl_net_cfg *cfg, const char *comment,
-			     enum nft_mode mode, const struct nft_chain_state *cs,
+			     const char *comment6, enum nft_mode mode, const struct nft_chain_state *cs,
 			     unsigned faults, bool end, uint32_t *first_seq,
 			     unsigned *nacked);
+/* Delete the network's tables: fams NFT_IP, NFT_IP6 or both. */
+#define NFT_IP 1u
+#define NFT_IP6 2u
 WUR long nft_build_del_batch(void *buf, size_t size, uint32_t seq,
-			     const char *net, uint32_t *first_seq);
+			     const char *net, unsigned fams,
+			     uint32_t *first_seq);
 void nft_table_name(const char *net, char *out, size_t len);
 /* What the kernel holds of the chains up owns, for a NAT network. */
 WUR int nft_chains_check(struct kl_nl *nl, const struct kl_net_cfg *cfg,
-			 struct nft_chain_state cs[2]);
+			 struct nft_chain_state cs[NFT_NCHAINS]);
 /* Call fn for each base chain on the forward hook with policy drop in
  * any table but skip_table ("kvmlab-NET" of the network being made). */
 typedef void (*nft_drop_fn)(void *data, const char *family,
@@ -239,21 +268,30 @@ struct nft_table_info {
 	uint32_t flags;
 	char comment[256];
 };
-WUR int nft_tables_dump(struct kl_nl *nl, struct nft_table_info **out,
-			size_t *n);
+WUR int nft_tables_dump(struct kl_nl *nl, uint32_t family,
+			struct nft_table_info **out, size_t *n);
 
 /* ---- store.c: a network's definition, kept in its nft table ---- */
 struct store_net {
-	struct kl_net_cfg cfg;
+	struct kl_net_cfg cfg; /* cfg.has6: its ip6 table was read */
 	int fwd_prev;  /* ip_forward before the first kvmlab network: 0/1 */
 	bool bad;      /* the table's comment is not a definition we read */
 	bool dormant;  /* the table's dormant flag is set */
+	bool have4;    /* table "ip kvmlab-NET" exists (false: only ip6) */
+	bool have6;    /* table "ip6 kvmlab-NET" exists */
+	bool bad6, dormant6;
+	int fwd6_prev; /* IPv6 forwarding before the first IPv6 network; -1 */
 };
 /* The comment of network n's table, and back. parse: -EBADMSG unless it
  * is a whole definition of network net. */
 WUR int store_format(const struct store_net *n, char *buf, size_t len);
 WUR int store_parse(const char *net, const char *comment,
 		    struct store_net *out);
+/* The same for the ip6 table's comment: "kvmlab network NET: cidr6=A/LEN
+ * fwd6_prev=0|1" (parse fills cfg.addr6, prefix6, has6 and fwd6_prev). */
+WUR int store6_format(const struct store_net *n, char *buf, size_t len);
+WUR int store6_parse(const char *net, const char *comment,
+		     struct store_net *out);
 /* Every kvmlab network in this namespace (tables "ip kvmlab-*" whose
  * comment starts with "kvmlab network "); caller frees *out. */
 WUR int store_list(struct kl_net *h, struct store_net **out, size_t *n);
@@ -264,8 +302,9 @@ WUR int store_read(struct kl_net *h, const char *net, struct store_net *out);
 WUR int store_write(struct kl_net *h, char *buf, const struct store_net *n,
 		    enum nft_mode mode, const struct nft_chain_state *cs,
 		    unsigned faults, bool commit);
-/* Delete the network's whole table (-ENOENT when it is gone). */
-WUR int store_delete(struct kl_net *h, const char *net);
+/* Delete the network's tables, those of fams (NFT_IP, NFT_IP6) in one
+ * batch (-ENOENT when one is gone). */
+WUR int store_delete(struct kl_net *h, const char *net, unsigned fams);
 
 /* ---- lock.c: one run at a time per network namespace ---- */
 /* An abstract unix socket bound inside the namespace: per namespace, let
@@ -288,7 +327,9 @@ WUR int names_dup(const char *const *names, size_t n, bool *dup);
 WUR int sysctl_read_int(const char *path, int *val);
 WUR int sysctl_write_int(const char *path, int val);
 #define SYSCTL_FWD "/proc/sys/net/ipv4/ip_forward"
+#define SYSCTL_FWD6 "/proc/sys/net/ipv6/conf/all/forwarding"
 #define SYSCTL_BRNF "/proc/sys/net/bridge/bridge-nf-call-iptables"
+#define SYSCTL_BRNF6 "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
 
 /* ---- tap.c ---- */
 WUR int tap_features(unsigned *features);
@@ -363,5 +404,6 @@ __attribute__((format(printf, 2, 3))) void kl_plan(struct kl_net *h,
 						   const char *fmt, ...);
 void kl_reset_msgs(struct kl_net *h);
 const char *kl_ip4(uint32_t a, char buf[16]);
+const char *kl_ip6(const uint8_t a[16], char buf[46]);
 WUR int kl_cap_net_admin(void);
 #endif

@@ -28,6 +28,8 @@ struct show_ctx {
 	size_t nlinks;
 	struct kl_addr4 *addrs;
 	size_t naddrs;
+	struct kl_addr6 *addrs6;
+	size_t naddrs6;
 };
 
 /* Bridge, address and taps of network o (o->cfg.name set). */
@@ -63,6 +65,19 @@ static int fill_net(const struct show_ctx *c, struct kl_show_net *o)
 			if (a->addr == o->cfg.addr && a->prefix == o->cfg.prefix)
 				o->addr_present = true;
 		}
+		static const uint8_t ll[16] = KL_ROUTER6_LL;
+		int found = 0;
+		for (size_t j = 0; o->cfg.has6 && j < c->naddrs6; j++) {
+			const struct kl_addr6 *a = &c->addrs6[j];
+			if (a->ifindex != br->ifindex)
+				continue;
+			if (a->prefix == o->cfg.prefix6 &&
+			    !memcmp(a->addr, o->cfg.addr6, 16))
+				found |= 1;
+			if (a->prefix == 64 && !memcmp(a->addr, ll, 16))
+				found |= 2;
+		}
+		o->addr6_present = found == 3;
 	}
 	o->taps = calloc(nt ? nt : 1, sizeof(*o->taps));
 	if (!o->taps)
@@ -124,7 +139,8 @@ int kl_net_show(struct kl_net *h, const char *name, struct kl_show **out)
 		return kl_nlerr(h, &h->nf, err, "show: cannot list nft tables");
 	}
 	if ((err = link_dump(&h->rt, &c.links, &c.nlinks)) ||
-	    (err = addr_dump(&h->rt, &c.addrs, &c.naddrs))) {
+	    (err = addr_dump(&h->rt, &c.addrs, &c.naddrs)) ||
+	    (err = addr6_dump(&h->rt, &c.addrs6, &c.naddrs6))) {
 		err = kl_nlerr(h, &h->rt, err, "show: cannot read links and "
 			       "addresses");
 		goto out;
@@ -140,6 +156,9 @@ int kl_net_show(struct kl_net *h, const char *name, struct kl_show **out)
 	s->forwarding_prev = -1;
 	if (sysctl_read_int(SYSCTL_FWD, &s->forwarding))
 		s->forwarding = -1;
+	s->forwarding6_prev = -1;
+	if (sysctl_read_int(SYSCTL_FWD6, &s->forwarding6))
+		s->forwarding6 = -1;
 	for (size_t i = 0; i < ndefs; i++) {
 		struct kl_show_net *o = &s->nets[s->nnets++];
 		o->cfg = defs[i].cfg;
@@ -147,6 +166,8 @@ int kl_net_show(struct kl_net *h, const char *name, struct kl_show **out)
 		o->nft_present = 1;
 		if (!defs[i].bad && s->forwarding_prev < 0)
 			s->forwarding_prev = defs[i].fwd_prev;
+		if (defs[i].cfg.has6 && s->forwarding6_prev < 0)
+			s->forwarding6_prev = defs[i].fwd6_prev;
 	}
 	/* bridges tagged for a network without a (readable) table */
 	for (size_t i = 0; i < c.nlinks; i++) {
@@ -193,5 +214,6 @@ out:
 	free(defs);
 	free(c.links);
 	free(c.addrs);
+	free(c.addrs6);
 	return err;
 }

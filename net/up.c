@@ -4,6 +4,9 @@
  *      leaves behind is found from it;
  *   2. the bridge, created, tagged and addressed in one request;
  *   3. the address, ip_forward, and every tagged tap back on the bridge.
+ * A network with IPv6 gets the ip6 table in the same batch as 1., its
+ * IPv6 address and fe80::1 in the request of 2., and IPv6 forwarding
+ * with ip_forward.
  * Objects are found by tag and ifindex; a device with the name but not
  * the tag is never touched. A failure undoes what this run made. */
 #include <errno.h>
@@ -29,6 +32,24 @@ static void subnet_text(const struct kl_net_cfg *c, char *buf, size_t len)
 	snprintf(buf, len, "%s/%u", kl_ip4(c->addr & (~0u << (32 - c->prefix)), ip),
 		 c->prefix);
 }
+
+static void cidr6_text(const uint8_t a[16], unsigned prefix, char *buf,
+		       size_t len)
+{
+	char ip[46];
+
+	snprintf(buf, len, "%s/%u", kl_ip6(a, ip), prefix);
+}
+
+static void subnet6_text(const struct kl_net_cfg *c, char *buf, size_t len)
+{
+	uint8_t net[16];
+
+	kl_prefix6(c->addr6, c->prefix6, net);
+	cidr6_text(net, c->prefix6, buf, len);
+}
+
+static const uint8_t router_ll[16] = KL_ROUTER6_LL;
 
 static const char *ifname_of(int ifindex, char buf[IF_NAMESIZE])
 {
@@ -56,6 +77,9 @@ static const char *cfg_diff(const struct kl_net_cfg *a,
 	if (a->ndns != b->ndns ||
 	    memcmp(a->dns, b->dns, a->ndns * sizeof(a->dns[0])))
 		return "dns";
+	if (a->has6 != b->has6 || (a->has6 && (a->prefix6 != b->prefix6 ||
+						memcmp(a->addr6, b->addr6, 16))))
+		return "cidr6";
 	return NULL;
 }
 
@@ -64,6 +88,7 @@ static int check_cfg(struct kl_net *h, struct kl_net_cfg *cfg)
 	char ip[16];
 	const char *why;
 	int err;
+	char cidr[64];
 
 	if ((err = bad_name(h, "network", cfg->name)))
 		return err;
@@ -76,7 +101,6 @@ static int check_cfg(struct kl_net *h, struct kl_net_cfg *cfg)
 	if (cfg->uplink[0] && !strcmp(cfg->uplink, cfg->bridge))
 		return kl_err(h, -EINVAL, "uplink %s: is the network's own bridge",
 			      cfg->uplink);
-	char cidr[32];
 	snprintf(cidr, sizeof(cidr), "%s/%u", kl_ip4(cfg->addr, ip), cfg->prefix);
 	uint32_t a;
 	unsigned p;
@@ -90,6 +114,13 @@ static int check_cfg(struct kl_net *h, struct kl_net_cfg *cfg)
 	if (cfg->ndns > KL_DNS_MAX)
 		return kl_err(h, -EINVAL, "network %s: more than %d dns servers",
 			      cfg->name, KL_DNS_MAX);
+	if (cfg->has6) {
+		uint8_t a6[16];
+		cidr6_text(cfg->addr6, cfg->prefix6, cidr, sizeof(cidr));
+		if (kl_cidr6_parse(cidr, a6, &p, &why))
+			return kl_err(h, -EINVAL, "network %s: cidr6 %s: %s",
+				      cfg->name, cidr, why);
+	}
 	return 0;
 }
 
@@ -116,9 +147,10 @@ struct up_run {
 	struct net_view v;
 	struct store_net *nets;
 	size_t nnets;
-	struct nft_chain_state cs[2];
+	struct nft_chain_state cs[NFT_NCHAINS];
 	bool br_up, have_addr, nft_needed;
-	int fwd;
+	bool have_addr6, have_ll; /* has6: cfg.addr6, fe80::1 on the bridge */
+	int fwd, fwd6;
 	int *fix;        /* taps to put back on the bridge */
 	size_t nfix;
 };
@@ -126,7 +158,7 @@ struct up_run {
 static void plan_up(struct kl_net *h, const struct up_run *r)
 {
 	const struct kl_net_cfg *cfg = &r->cfg;
-	char cidr[32], sub[32];
+	char cidr[32], sub[64];
 
 	cidr_text(cfg, cidr, sizeof(cidr));
 	subnet_text(cfg, sub, sizeof(sub));
@@ -146,10 +178,21 @@ static void plan_up(struct kl_net *h, const struct up_run *r)
 		kl_plan(h, "add address %s to %s", cidr, cfg->bridge);
 	else
 		kl_plan(h, "address %s is on %s", cidr, cfg->bridge);
+	if (cfg->has6) {
+		char c6[64];
+		cidr6_text(cfg->addr6, cfg->prefix6, c6, sizeof(c6));
+		kl_plan(h, "%s IPv6 address %s and fe80::1/64 %s %s", r->have_addr6 &&
+			r->have_ll ? "" : "add", c6, r->have_addr6 && r->have_ll ?
+			"are on" : "to", cfg->bridge);
+	}
 	if (r->fwd != 1)
 		kl_plan(h, "set net.ipv4.ip_forward to 1 (now %d)", r->fwd);
 	else
 		kl_plan(h, "net.ipv4.ip_forward is already 1");
+	if (cfg->has6 && r->fwd6 != 1)
+		kl_plan(h, "set net.ipv6.conf.all.forwarding to 1 (now %d)", r->fwd6);
+	else if (cfg->has6)
+		kl_plan(h, "net.ipv6.conf.all.forwarding is already 1");
 	if (r->nfix)
 		kl_plan(h, "put %zu tap(s) back on %s, up", r->nfix, cfg->bridge);
 	if (cfg->nat && r->nft_needed)
@@ -162,6 +205,51 @@ static void plan_up(struct kl_net *h, const struct up_run *r)
 	else if (cfg->nat)
 		kl_plan(h, "nft table ip %s%s holds the rules already",
 			NFT_TABLE_PREFIX, cfg->name);
+	if (cfg->has6 && (!r->v.have_def || (cfg->nat && r->nft_needed))) {
+		subnet6_text(cfg, sub, sizeof(sub));
+		kl_plan(h, "nft table ip6 %s%s%s%s", NFT_TABLE_PREFIX, cfg->name,
+			cfg->nat ? ": the same two chains for " : " (no NAT)",
+			cfg->nat ? sub : "");
+	}
+}
+
+/* The IPv6 addresses: ours on the bridge, and no other interface's
+ * global prefix overlapping the network's. */
+static int check_addr6(struct kl_net *h, struct up_run *r)
+{
+	const struct kl_net_cfg *cfg = &r->cfg;
+	const struct kl_link *br = r->v.br;
+	struct kl_addr6 *a6 = NULL;
+	size_t n6 = 0;
+	char s6[64], o6[64], ifn[IF_NAMESIZE];
+	int err;
+
+	if ((err = addr6_dump(&h->rt, &a6, &n6)))
+		return kl_nlerr(h, &h->rt, err, "network %s: cannot list IPv6 "
+				"addresses", cfg->name);
+	for (size_t i = 0; i < n6; i++) {
+		const struct kl_addr6 *a = &a6[i];
+		if (br && a->ifindex == br->ifindex) {
+			if (a->prefix == cfg->prefix6 && !memcmp(a->addr, cfg->addr6, 16))
+				r->have_addr6 = true;
+			if (a->prefix == 64 && !memcmp(a->addr, router_ll, 16))
+				r->have_ll = true;
+			continue;
+		}
+		/* link-local and host (loopback) scopes are every link's */
+		if (a->scope != RT_SCOPE_UNIVERSE && a->scope != RT_SCOPE_SITE)
+			continue;
+		if (cidr6_overlap(a->addr, a->prefix, cfg->addr6, cfg->prefix6)) {
+			subnet6_text(cfg, s6, sizeof(s6));
+			cidr6_text(a->addr, a->prefix, o6, sizeof(o6));
+			err = kl_err(h, -EEXIST, "network %s: prefix %s overlaps %s "
+				     "on %s", cfg->name, s6, o6,
+				     ifname_of(a->ifindex, ifn));
+			break;
+		}
+	}
+	free(a6);
+	return err;
 }
 
 /* Everything up checks before it changes anything. */
@@ -176,11 +264,13 @@ static int up_check(struct kl_net *h, struct up_run *r)
 	int err;
 
 	subnet_text(cfg, sub, sizeof(sub));
-	if (old && old->bad)
-		return kl_err(h, -EBADMSG, "network %s: the comment of nft table "
-			      "ip %s%s is not a definition kvmlab can read; run "
-			      "down %s first", cfg->name, NFT_TABLE_PREFIX,
-			      cfg->name, cfg->name);
+	if (old && (old->bad || old->bad6))
+		return kl_err(h, -EBADMSG, "network %s: %s of nft table "
+			      "%s %s%s is not a definition kvmlab can read; run "
+			      "down %s first", cfg->name, old->have4 ? "the comment" :
+			      "the ip table is missing, and the comment", old->bad6 &&
+			      !old->bad ? "ip6" : "ip", NFT_TABLE_PREFIX, cfg->name,
+			      cfg->name);
 	if (old && (d = cfg_diff(&old->cfg, cfg))) {
 		cidr_text(&old->cfg, oc, sizeof(oc));
 		return kl_err(h, -EEXIST, "network %s: already up with a different "
@@ -203,6 +293,16 @@ static int up_check(struct kl_net *h, struct up_run *r)
 			return kl_err(h, -EEXIST, "network %s: subnet %s overlaps "
 				      "kvmlab network %s (%s)", cfg->name, sub,
 				      o->cfg.name, oc);
+		}
+		if (cfg->has6 && o->cfg.has6 &&
+		    cidr6_overlap(o->cfg.addr6, o->cfg.prefix6, cfg->addr6,
+				  cfg->prefix6)) {
+			char s6[64], o6[64];
+			subnet6_text(cfg, s6, sizeof(s6));
+			cidr6_text(o->cfg.addr6, o->cfg.prefix6, o6, sizeof(o6));
+			return kl_err(h, -EEXIST, "network %s: prefix %s overlaps "
+				      "kvmlab network %s (%s)", cfg->name, s6,
+				      o->cfg.name, o6);
 		}
 	}
 	const struct kl_link *br = r->v.br, *named = view_find(&r->v, cfg->bridge);
@@ -242,17 +342,24 @@ static int up_check(struct kl_net *h, struct up_run *r)
 		}
 	}
 	free(addrs);
+	if (cfg->has6 && (err = check_addr6(h, r)))
+		return err;
 	r->br_up = br && (br->flags & IFF_UP);
 	if ((err = sysctl_read_int(SYSCTL_FWD, &r->fwd)))
 		return kl_err(h, err, "sysctl net.ipv4.ip_forward: cannot read: %s",
 			      strerror(-err));
-	r->nft_needed = !old || old->dormant;
+	if (cfg->has6 && (err = sysctl_read_int(SYSCTL_FWD6, &r->fwd6)))
+		return kl_err(h, err, "network %s: sysctl "
+			      "net.ipv6.conf.all.forwarding: cannot read: %s%s",
+			      cfg->name, strerror(-err), err == -ENOENT ?
+			      " (IPv6 is off in this kernel)" : "");
+	r->nft_needed = !old || old->dormant || old->dormant6;
 	if (old && cfg->nat) {
 		if ((err = nft_chains_check(&h->nf, cfg, r->cs)))
 			return kl_nlerr(h, &h->nf, err, "nft table ip %s%s: cannot "
 					"read its chains", NFT_TABLE_PREFIX,
 					cfg->name);
-		for (int i = 0; i < 2; i++)
+		for (int i = 0; i < (cfg->has6 ? 4 : 2); i++)
 			if (!r->cs[i].exists || !r->cs[i].base_ok ||
 			    !r->cs[i].policy_ok || !r->cs[i].rules_ok)
 				r->nft_needed = true;
@@ -296,6 +403,20 @@ static int put_taps_back(struct kl_net *h, struct up_run *r, int br,
 	return 0;
 }
 
+/* Locally administered, unicast, from an FNV-1a hash of the name. */
+static void bridge_mac(const char *net, uint8_t mac[6])
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (const char *c = "kvmlab-bridge:"; *c; c++)
+		h = (h ^ (uint8_t)*c) * 1099511628211ull;
+	for (const char *c = net; *c; c++)
+		h = (h ^ (uint8_t)*c) * 1099511628211ull;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)(h >> (8 * i));
+	mac[0] = (uint8_t)((mac[0] & 0xfc) | 0x02);
+}
+
 /* Create, tag and address the bridge at a fresh ifindex: three messages
  * in one sendmsg. *made says whether it exists now. */
 static int make_bridge(struct kl_net *h, struct up_run *r, char *buf,
@@ -304,36 +425,58 @@ static int make_bridge(struct kl_net *h, struct up_run *r, char *buf,
 	const struct kl_net_cfg *cfg = &r->cfg;
 	char tag[TAG_MAX], *p = buf;
 	uint32_t first = h->rt.seq + 1;
-	int res[3] = {-EIO, -EIO, -EIO}, err;
+	int res[5] = {-EIO, -EIO, -EIO, -EIO, -EIO}, err;
+	unsigned n = cfg->has6 ? 5 : 3;
 	struct nlmsghdr *nlh;
 
 	*ifindex = pick_ifindex(&r->v);
 	tag_bridge(cfg->name, tag);
 	nlh = rt_build_newbridge(p, ++h->rt.seq, cfg->bridge, *ifindex, cfg->mtu,
 				 cfg->stp, tag);
+	/* A MAC of its own, kept whatever ports come and go: a bridge
+	 * without one takes its lowest port's, which changes as taps do,
+	 * and a guest's neighbour entry for its router (an advertisement's
+	 * link-layer address, taken before the VM's tap exists) would go
+	 * stale. Derived from the network's name: the same every time. */
+	uint8_t mac[6];
+	bridge_mac(cfg->name, mac);
+	mnl_attr_put(nlh, IFLA_ADDRESS, sizeof(mac), mac);
 	p += NLMSG_ALIGN(nlh->nlmsg_len);
 	nlh = rt_build_setlink(p, ++h->rt.seq, *ifindex, NULL, 0, 0, false, tag);
 	p += NLMSG_ALIGN(nlh->nlmsg_len);
 	nlh = rt_build_addr(p, ++h->rt.seq, RTM_NEWADDR, *ifindex, cfg->addr,
 			    cfg->prefix);
 	p += NLMSG_ALIGN(nlh->nlmsg_len);
-	err = nl_talk(&h->rt, buf, (size_t)(p - buf), first, 3, res, NULL, NULL);
+	if (cfg->has6) {
+		nlh = rt_build_addr6(p, ++h->rt.seq, RTM_NEWADDR, *ifindex,
+				     cfg->addr6, cfg->prefix6);
+		p += NLMSG_ALIGN(nlh->nlmsg_len);
+		nlh = rt_build_addr6(p, ++h->rt.seq, RTM_NEWADDR, *ifindex,
+				     router_ll, 64);
+		p += NLMSG_ALIGN(nlh->nlmsg_len);
+	}
+	err = nl_talk(&h->rt, buf, (size_t)(p - buf), first, n, res, NULL, NULL);
 	*made = res[0] == 0;
 	if (err) {
+		static const char *const what[] = {"create", "tag", "add address",
+						   "add IPv6 address",
+						   "add fe80::1"};
 		int fi = h->rt.fail_index;
 		return kl_nlerr(h, &h->rt, err, "bridge %s: cannot %s", cfg->bridge,
-				fi <= 0 ? "create" : fi == 1 ? "tag" : "add address");
+				what[fi <= 0 ? 0 : fi > 4 ? 4 : fi]);
 	}
 	r->have_addr = true;
+	r->have_addr6 = r->have_ll = cfg->has6;
 	return 0;
 }
 
 int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 {
-	struct up_run r = {.cfg = *in, .fwd = -1};
+	struct up_run r = {.cfg = *in, .fwd = -1, .fwd6 = -1};
 	struct kl_net_cfg *cfg = &r.cfg;
 	bool dry = flags & KL_DRY_RUN;
 	bool made_br = false, made_addr = false, set_fwd = false;
+	bool made_addr6 = false, made_ll = false, set_fwd6 = false;
 	bool made_table = false;
 	char cidr[32];
 	char *buf = NULL;
@@ -363,15 +506,22 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 		err = kl_err(h, -ENOMEM, "network %s: out of memory", cfg->name);
 		goto out;
 	}
-	struct store_net def = {.cfg = *cfg, .fwd_prev = r.fwd};
+	struct store_net def = {.cfg = *cfg, .fwd_prev = r.fwd, .fwd6_prev = r.fwd6};
 	if (r.v.have_def) {
 		def.fwd_prev = r.v.def.fwd_prev;
+		def.fwd6_prev = r.v.def.fwd6_prev;
 	} else {
 		/* ip_forward as found before the first network: another
 		 * network may have turned it on already */
 		for (size_t i = 0; i < r.nnets; i++)
 			if (!r.nets[i].bad && r.nets[i].fwd_prev >= 0) {
 				def.fwd_prev = r.nets[i].fwd_prev;
+				break;
+			}
+		/* and IPv6 forwarding before the first IPv6 network */
+		for (size_t i = 0; i < r.nnets; i++)
+			if (r.nets[i].cfg.has6 && r.nets[i].fwd6_prev >= 0) {
+				def.fwd6_prev = r.nets[i].fwd6_prev;
 				break;
 			}
 	}
@@ -391,10 +541,11 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 		}
 		goto out;
 	}
-	if (r.nft_needed && r.v.have_def && r.v.def.dormant) {
+	if (r.nft_needed && r.v.have_def && (r.v.def.dormant || r.v.def.dormant6)) {
 		/* Waking a table and adding base chains to it in one batch is
 		 * refused (EINVAL): wake it first, alone. */
-		const struct nft_chain_state whole[2] = {
+		const struct nft_chain_state whole[NFT_NCHAINS] = {
+			{true, true, true, true}, {true, true, true, true},
 			{true, true, true, true}, {true, true, true, true}};
 		err = store_write(h, buf, &def, NFT_REFRESH, whole, 0, true);
 		if (err) {
@@ -451,6 +602,22 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 		made_addr = true;
 		crash_point("up:addr");
 	}
+	for (int k = 0; cfg->has6 && k < 2; k++) {
+		bool *have = k ? &r.have_ll : &r.have_addr6;
+		if (*have)
+			continue;
+		nlh = rt_build_addr6(buf, ++h->rt.seq, RTM_NEWADDR, ifindex,
+				     k ? router_ll : cfg->addr6, k ? 64 : cfg->prefix6);
+		if ((err = talk1(&h->rt, nlh))) {
+			char c6[64];
+			cidr6_text(k ? router_ll : cfg->addr6, k ? 64 : cfg->prefix6,
+				   c6, sizeof(c6));
+			err = kl_nlerr(h, &h->rt, err, "bridge %s: cannot add "
+				       "address %s", cfg->bridge, c6);
+			goto rollback;
+		}
+		*(k ? &made_ll : &made_addr6) = true;
+	}
 	if (r.fwd != 1) {
 		if ((err = sysctl_write_int(SYSCTL_FWD, 1))) {
 			err = kl_err(h, err, "sysctl net.ipv4.ip_forward: cannot "
@@ -459,6 +626,15 @@ int kl_net_up(struct kl_net *h, const struct kl_net_cfg *in, unsigned flags)
 		}
 		set_fwd = true;
 		crash_point("up:fwd");
+	}
+	if (cfg->has6 && r.fwd6 != 1) {
+		if ((err = sysctl_write_int(SYSCTL_FWD6, 1))) {
+			err = kl_err(h, err, "sysctl net.ipv6.conf.all.forwarding: "
+				     "cannot set: %s", strerror(-err));
+			goto rollback;
+		}
+		set_fwd6 = true;
+		crash_point("up:fwd6");
 	}
 	if (r.nfix) {
 		struct kl_link now;
@@ -488,18 +664,33 @@ rollback:
 		char keep[sizeof(h->err)], kext[sizeof(h->extack)];
 		memcpy(keep, h->err, sizeof(keep));
 		memcpy(kext, h->extack, sizeof(kext));
+		if (set_fwd6)
+			IGNORE(sysctl_write_int(SYSCTL_FWD6, r.fwd6));
 		if (set_fwd)
 			IGNORE(sysctl_write_int(SYSCTL_FWD, r.fwd));
 		if (made_br) {
 			nlh = rt_build_dellink(buf, ++h->rt.seq, ifindex, NULL);
 			IGNORE(talk1(&h->rt, nlh));
-		} else if (made_addr) {
-			nlh = rt_build_addr(buf, ++h->rt.seq, RTM_DELADDR, ifindex,
-					    cfg->addr, cfg->prefix);
-			IGNORE(talk1(&h->rt, nlh));
+		} else {
+			if (made_addr) {
+				nlh = rt_build_addr(buf, ++h->rt.seq, RTM_DELADDR,
+						    ifindex, cfg->addr, cfg->prefix);
+				IGNORE(talk1(&h->rt, nlh));
+			}
+			if (made_addr6) {
+				nlh = rt_build_addr6(buf, ++h->rt.seq, RTM_DELADDR,
+						     ifindex, cfg->addr6, cfg->prefix6);
+				IGNORE(talk1(&h->rt, nlh));
+			}
+			if (made_ll) {
+				nlh = rt_build_addr6(buf, ++h->rt.seq, RTM_DELADDR,
+						     ifindex, router_ll, 64);
+				IGNORE(talk1(&h->rt, nlh));
+			}
 		}
 		if (made_table)
-			IGNORE(store_delete(h, cfg->name));
+			IGNORE(store_delete(h, cfg->name, NFT_IP |
+					    (cfg->has6 ? NFT_IP6 : 0)));
 		memcpy(h->err, keep, sizeof(keep));
 		memcpy(h->extack, kext, sizeof(kext));
 	}

@@ -14,6 +14,11 @@
  * and the next run takes them again). A MAC whose lease a running VMM
  * holds is not answered.
  *
+ * On a network with IPv6 it is the network's router advertiser too (what
+ * radvd would be): it answers router solicitations on the bridge and
+ * advertises the prefix to every port each RA_INTERVAL_S (ra.c), so that
+ * those guests autoconfigure by SLAAC.
+ *
  * Part of kvmlab-vm's command-line front: it and main.c are the only
  * files of vmm/ that call net/. */
 #include "cmd_dhcp.h"
@@ -27,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <linux/filter.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -36,6 +43,7 @@
 #include "dhcp.h"
 #include "dhcp_tap.h"
 #include "net.h"
+#include "ra.h"
 #include "vm.h"
 
 #define DHCPD_CLIENTS_MAX 256 /* MACs served in one run; more are ignored */
@@ -53,7 +61,9 @@ const char cmd_dhcp_usage[] =
 	"the same address every time. Options as a kvmlab-vm guest gets them:\n"
 	"mask, router and server id (the bridge), DNS, MTU, lease time. At exit\n"
 	"the mac-... leases go and reservations lose their owner. One line on\n"
-	"stderr per new client.\n"
+	"stderr per new client. On a network with IPv6 it also sends router\n"
+	"advertisements for its prefix (SLAAC), to each router solicitation\n"
+	"and every 10 minutes.\n"
 	"Needs CAP_NET_ADMIN and CAP_NET_RAW. One server per network: UDP port 67\n"
 	"on the bridge must be free.\n"
 	"  --help     this text\n"
@@ -210,7 +220,12 @@ int cmd_dhcp(int argc, char **argv)
 	static struct server s; /* 256 clients: off the stack */
 	struct sock_filter prog[KL_DHCP_BPF_LEN];
 	struct sock_fprog fprog = { .len = KL_DHCP_BPF_LEN, .filter = prog };
-	struct dhcp_tap t = { .fd = -1 };
+	struct dhcp_tap t = { .fd = -1 }, rt = { .fd = -1 };
+	struct sock_filter ra_prog[RA_BPF_LEN];
+	struct sock_fprog ra_fprog = { .len = RA_BPF_LEN, .filter = ra_prog };
+	struct ra_cfg ra = { .prefix_len = 0 };
+	struct timespec ra_last = { 0, 0 };
+	bool ra_sent = false;
 	struct kl_show *sh = NULL;
 	struct err e = { "" };
 	char br[KL_NAME_MAX + 1];
@@ -265,6 +280,29 @@ int cmd_dhcp(int argc, char **argv)
 		rc = cli_value_error("dhcp %s: %s", s.net, e.msg);
 		goto out;
 	}
+	if (sn->def_known && sn->cfg.has6) {
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", br);
+		if (ioctl(udp, SIOCGIFHWADDR, &ifr)) {
+			rc = cli_value_error("dhcp %s: %s's MAC: %s", s.net, br, strerror(errno));
+			goto out;
+		}
+		memcpy(ra.router_mac, ifr.ifr_hwaddr.sa_data, 6);
+		memcpy(ra.prefix, sn->cfg.addr6, 16);
+		ra.prefix_len = sn->cfg.prefix6;
+		ra.mtu = sn->bridge_mtu;
+		ra_bpf(ra_prog, DHCP_TAP_FRAME_MAX, 0);
+		if (ra_cfg_check(&ra)) {
+			rc = cli_value_error("dhcp %s: IPv6 prefix or %s's MAC unusable for router "
+					     "advertisements", s.net, br);
+			goto out;
+		}
+		if (dhcp_sock_open(&rt, br, &ra_fprog, ra_handle, &ra, &e)) {
+			rc = cli_value_error("dhcp %s: %s", s.net, e.msg);
+			goto out;
+		}
+	}
 	sigset_t ss;
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGINT);
@@ -276,14 +314,28 @@ int cmd_dhcp(int argc, char **argv)
 		rc = cli_value_error("dhcp %s: signalfd: %s", s.net, strerror(errno));
 		goto out;
 	}
-	fprintf(stderr, "kvmlab-vm: dhcp %s: serving on %s\n", s.net, br);
+	fprintf(stderr, "kvmlab-vm: dhcp %s: serving on %s%s\n", s.net, br,
+		rt.fd >= 0 ? ", with IPv6 router advertisements" : "");
 	for (;;) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = t.fd, .events = POLLIN },
 			{ .fd = udp, .events = POLLIN },
+			{ .fd = rt.fd, .events = POLLIN },
 		};
-		if (poll(p, 3, BRIDGE_CHECK_MS) < 0 && errno != EINTR) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		/* unsolicited: at start (hosts already up learn the prefix now),
+		 * then each period */
+		if (rt.fd >= 0 && (!ra_sent || now.tv_sec - ra_last.tv_sec >= RA_INTERVAL_S)) {
+			uint8_t f[RA_FRAME_MAX];
+			size_t fl = ra_build_unsolicited(&ra, f, sizeof(f));
+			if (fl)
+				dhcp_tap_send(&rt, f, fl);
+			ra_last = now;
+			ra_sent = true;
+		}
+		if (poll(p, 4, BRIDGE_CHECK_MS) < 0 && errno != EINTR) {
 			rc = cli_value_error("dhcp %s: poll: %s", s.net, strerror(errno));
 			break;
 		}
@@ -306,6 +358,8 @@ int cmd_dhcp(int argc, char **argv)
 		}
 		if (p[1].revents)
 			dhcp_tap_ready(&t, 0);
+		if (p[3].revents)
+			dhcp_tap_ready(&rt, 0);
 		if (p[2].revents) {
 			char b[1500];
 			while (recv(udp, b, sizeof(b), 0) >= 0)
@@ -329,6 +383,7 @@ out:
 	if (sfd >= 0)
 		close(sfd);
 	dhcp_tap_close(&t);
+	dhcp_tap_close(&rt);
 	if (udp >= 0)
 		close(udp);
 	kl_show_free(sh);

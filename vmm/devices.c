@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <linux/filter.h>
 
 #include "dhcp_tap.h"
 #include "event.h"
@@ -35,6 +37,10 @@ struct nic {
 	struct net_pair_ref refs[DEV_NET_QUEUES_MAX];
 	struct dhcp_lease lease;   /* the tx filter's opaque */
 	struct dhcp_tap dhcp_tap;  /* the same lease when vhost-net moves frames */
+	struct ra_cfg ra;          /* IPv6: the router advertisements' */
+	struct dhcp_tap ra_tap;    /* the guest's router solicitations */
+	struct sock_filter ra_prog[RA_BPF_LEN];
+	int ra_timer;              /* timerfd: an unsolicited RA each period */
 };
 
 /* One virtio-blk device and its own I/O thread. */
@@ -184,6 +190,47 @@ static void unplug_loop(struct event_loop *ev, bool *ev_ready)
 	}
 }
 
+/* The timer: one unsolicited RA per period, so that the guest's default
+ * route (RA_ROUTER_LIFETIME) and prefix never run out. */
+static void ra_tick(void *opaque, uint32_t events)
+{
+	struct nic *N = opaque;
+	uint64_t n;
+	uint8_t frame[RA_FRAME_MAX];
+	size_t len;
+
+	(void)events;
+	if (read(N->ra_timer, &n, sizeof(n)) != sizeof(n))
+		return;
+	len = ra_build_unsolicited(&N->ra, frame, sizeof(frame));
+	if (len)
+		dhcp_tap_send(&N->ra_tap, frame, len);
+}
+
+/* The packet socket that hears the guest's router solicitations (with
+ * vhost or without: they are not consumed on the way to the tap, so the
+ * tap's socket sees them either way), and the period's timer. */
+static int ra_open(struct nic *N, const struct ra_cfg *ra, int tap_fd, const char *what,
+		   struct err *e)
+{
+	struct sock_fprog prog = { .len = RA_BPF_LEN, .filter = N->ra_prog };
+	const struct itimerspec its = {
+		.it_value = { .tv_sec = RA_INTERVAL_S },
+		.it_interval = { .tv_sec = RA_INTERVAL_S },
+	};
+
+	N->ra = *ra;
+	ra_bpf(N->ra_prog, DHCP_TAP_FRAME_MAX, 0);
+	int rc = dhcp_tap_open(&N->ra_tap, tap_fd, &prog, ra_handle, &N->ra, e);
+	if (rc)
+		return rc;
+	N->ra_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (N->ra_timer < 0 || timerfd_settime(N->ra_timer, 0, &its, NULL))
+		return errf(e, errno, "%s: router advertisement timer: %s", what,
+			    strerror(errno));
+	return 0;
+}
+
 static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vhost,
 		     const struct sock_fprog *dhcp_bpf, unsigned idx, struct err *e)
 {
@@ -196,12 +243,16 @@ static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vho
 
 	dev_name(what, sizeof(what), "virtio-net", idx);
 	N->dhcp_tap.fd = -1;
+	N->ra_tap.fd = -1;
+	N->ra_timer = -1;
 	if (queues < 1 || queues > DEV_NET_QUEUES_MAX)
 		return errf(e, EINVAL, "%s: %u queues, want 1..%u", what, queues,
 			    DEV_NET_QUEUES_MAX);
 	if (dhcp && dhcp_lease_check(dhcp))
 		return errf(e, EINVAL, "%s: DHCP lease unusable (address, router, prefix or MAC)",
 			    what);
+	if (c->ra && ra_cfg_check(c->ra))
+		return errf(e, EINVAL, "%s: IPv6 prefix or router MAC unusable", what);
 	N->net = calloc(1, sizeof(*N->net));
 	if (!N->net)
 		return errf(e, ENOMEM, "%s: out of memory", what);
@@ -236,6 +287,8 @@ static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vho
 		if (rc)
 			vnet_vhost_close(N->net); /* auto: DHCP matters more */
 	}
+	if (c->ra && (rc = ra_open(N, c->ra, fds[0], what, e)))
+		return rc;
 	rc = attach(env, &N->net->vpci, what, e);
 	if (rc)
 		return rc;
@@ -269,6 +322,13 @@ static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vho
 	 * another pair only bumps that pair's eventfd (vnet's notify) */
 	if (N->dhcp_tap.fd >= 0) {
 		rc = event_add(&N->ev[0], N->dhcp_tap.fd, EPOLLIN, dhcp_tap_ready, &N->dhcp_tap, e);
+		if (rc)
+			return rc;
+	}
+	if (N->ra_tap.fd >= 0) {
+		rc = event_add(&N->ev[0], N->ra_tap.fd, EPOLLIN, dhcp_tap_ready, &N->ra_tap, e);
+		if (!rc)
+			rc = event_add(&N->ev[0], N->ra_timer, EPOLLIN, ra_tick, N, e);
 		if (rc)
 			return rc;
 	}
@@ -535,6 +595,10 @@ void devices_stop(void)
 			event_destroy(&N->ev[i]);
 		N->nev = 0;
 		dhcp_tap_close(&N->dhcp_tap);
+		dhcp_tap_close(&N->ra_tap);
+		if (N->ra_timer >= 0)
+			close(N->ra_timer);
+		N->ra_timer = -1;
 	}
 	unplug_loop(&D.vsock_ev, &D.vsock_ev_ready);
 	if (D.vsock) {

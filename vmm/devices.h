@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include "bus.h"
 #include "dhcp.h"
+#include "ra.h"
 #include "guestmem.h"
 #include "irq.h"
 #include "util.h"
@@ -49,6 +50,9 @@ struct dev_nic {
 	uint8_t mac[6];
 	const struct dhcp_lease *dhcp; /* non-NULL: answer the guest's DHCP
 					* on this NIC from this lease (copied) */
+	const struct ra_cfg *ra; /* non-NULL: answer the guest's IPv6 router
+				  * solicitations, and advertise every
+				  * RA_INTERVAL_S (copied) */
 };
 
 struct sock_fprog;

@@ -78,13 +78,21 @@ void dhcp_tap_ready(void *opaque, uint32_t events)
 		if (!t->fn(t->opaque, t->frame, (size_t)r, t->reply, &rl) || !rl ||
 		    rl > sizeof(t->reply))
 			continue;
-		struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_ifindex = t->ifindex,
-					  .sll_halen = ETH_ALEN };
-		memcpy(to.sll_addr, t->reply, ETH_ALEN);
-		/* sent out of the tap, that is to the guest; a full queue loses
-		 * it as a wire would, and the client asks again */
-		(void)!sendto(t->fd, t->reply, rl, 0, (struct sockaddr *)&to, sizeof(to));
+		dhcp_tap_send(t, t->reply, rl);
 	}
+}
+
+void dhcp_tap_send(struct dhcp_tap *t, const uint8_t *frame, size_t len)
+{
+	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_ifindex = t->ifindex,
+				  .sll_halen = ETH_ALEN };
+
+	if (t->fd < 0 || len < ETH_ALEN)
+		return;
+	memcpy(to.sll_addr, frame, ETH_ALEN);
+	/* sent out of the tap, that is to the guest; a full queue loses it
+	 * as a wire would, and the client asks again */
+	(void)!sendto(t->fd, frame, len, 0, (struct sockaddr *)&to, sizeof(to));
 }
 
 void dhcp_tap_close(struct dhcp_tap *t)

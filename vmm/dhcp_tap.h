@@ -1,4 +1,6 @@
-/* The guest's DHCP when vhost-net moves its frames: vhost sends the
+/* A packet socket that answers what the guest sends on its tap. It
+ * serves the guest's IPv6 router solicitations (ra.c) whatever moves
+ * the frames, and the guest's DHCP when vhost-net moves them: vhost sends the
  * guest's DISCOVER/REQUEST straight to the tap, past virtio-net's tx
  * filter, so a packet socket on the tap sees them (only UDP to port 67,
  * by a socket filter) and sends the filter's reply back out of the tap,
@@ -39,5 +41,9 @@ int dhcp_sock_open(struct dhcp_tap *t, const char *ifname, const struct sock_fpr
 		   dhcp_tap_fn *fn, void *opaque, struct err *e) WUR;
 /* Event-loop callback (opaque = t): answer every request waiting. */
 void dhcp_tap_ready(void *opaque, uint32_t events);
+/* Send frame (its first 6 bytes: the destination MAC) out of the
+ * interface: to the guest on a tap, to every port on a bridge. Best
+ * effort, as a wire is. */
+void dhcp_tap_send(struct dhcp_tap *t, const uint8_t *frame, size_t len);
 void dhcp_tap_close(struct dhcp_tap *t);
 #endif

@@ -1,4 +1,5 @@
 /* kvmlab-vm: argv into a config, build, run, exit code. */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -27,6 +28,7 @@
 #include "devices.h"
 #include "dhcp.h"
 #include "dhcp_tap.h"
+#include "ra.h"
 #include "cli_suggest.h"
 #include "net.h"
 #include "cpu.h"
@@ -313,6 +315,7 @@ struct net_lease {
 	const char *net, *name;
 	struct kl_lease_info info;
 	struct dhcp_lease dhcp;
+	struct ra_cfg ra;            /* info.has6: the guest's IPv6 by SLAAC */
 };
 
 
@@ -372,6 +375,12 @@ static int lease_take(struct net_lease *L, const char *what, const char *net, co
 	d->ndns = L->info.ndns < DHCP_DNS_MAX ? L->info.ndns : DHCP_DNS_MAX;
 	memcpy(d->dns, L->info.dns, sizeof(uint32_t) * d->ndns);
 	snprintf(d->hostname, sizeof(d->hostname), "%s", name);
+	if (L->info.has6) {
+		memcpy(L->ra.router_mac, L->info.router_mac, 6);
+		memcpy(L->ra.prefix, L->info.addr6, 16);
+		L->ra.prefix_len = L->info.prefix6;
+		L->ra.mtu = L->info.mtu;
+	}
 	return 0;
 }
 
@@ -1056,6 +1065,8 @@ static int cmd_run(int argc, char **argv)
 		/* DHCP answers the NIC's MAC: with --mac that is not the lease's */
 		memcpy(L->dhcp.mac, d->mac, 6);
 		d->dhcp = &L->dhcp;
+		if (L->info.has6)
+			d->ra = &L->ra;
 		kl_dhcp_bpf(dhcp_prog, DHCP_TAP_FRAME_MAX, 0);
 		cfg.dev.dhcp_bpf = &dhcp_fprog;
 	}
@@ -1079,8 +1090,16 @@ static int cmd_run(int argc, char **argv)
 			continue;
 		cli_mac(ms, cfg.dev.nics[i].mac);
 		cli_ip4(ad, leases[i].info.addr);
-		fprintf(stderr, "kvmlab-vm: VM %s on %s: %s, DHCP offers %s/%u\n", vmname,
+		fprintf(stderr, "kvmlab-vm: VM %s on %s: %s, DHCP offers %s/%u", vmname,
 			nics[i].net, ms, ad, leases[i].info.prefix);
+		if (leases[i].info.has6) {
+			char p6[INET6_ADDRSTRLEN];
+			uint8_t net6[16];
+			kl_prefix6(leases[i].info.addr6, leases[i].info.prefix6, net6);
+			inet_ntop(AF_INET6, net6, p6, sizeof(p6));
+			fprintf(stderr, ", router advertisements %s/%u", p6, leases[i].info.prefix6);
+		}
+		fputc('\n', stderr);
 	}
 	cfg.dev.ndisks = ndisks;
 

@@ -56,6 +56,7 @@ VMM_LIB_SRCS += vmm/vhost_net.c
 VMM_LIB_SRCS += vmm/virtio_net_vhost.c
 VMM_LIB_SRCS += vmm/dhcp_tap.c
 VMM_LIB_SRCS += vmm/dhcp.c
+VMM_LIB_SRCS += vmm/ra.c
 VMM_LIB_SRCS += vmm/virtio_rng.c
 VMM_LIB_SRCS += vmm/virtio_vsock.c
 VMM_LIB_SRCS += vmm/virtio_mmio.c

@@ -66,6 +66,24 @@ t_check "up after the kill: masquerade rule there" test "$(in_ns "$ns" nft -j li
 	jq '[.nftables[] | select(.rule) | select(any(.rule.expr[]; has("masquerade")))] | length')" = 1
 recovered "up completed after a kill"
 
+# --- the same with IPv6 (ip6 table in the batch, IPv6 forwarding last)
+UP6=(up lab --cidr 10.90.0.1/24 --bridge k9br --nat --cidr6 fd90::1/64)
+for p in up:table up:bridge up:fwd up:fwd6; do
+	crash "$p" "${UP6[@]}"; killed_ok "up --nat --cidr6 @$p"
+	recovered "up --nat --cidr6 @$p"
+done
+crash up:fwd "${UP6[@]}"
+kn_expect "up --cidr6 after a kill at up:fwd completes it (exit 0)" 0 "$ns" "${UP6[@]}"
+t_check "up --cidr6 after the kill: IPv6 forwarding 1" test "$(ip6_forward "$ns")" = 1
+t_check "up --cidr6 after the kill: fd90::1 and fe80::1 on k9br" \
+	test "$(count_addr "$ns" k9br fd90::1)$(count_addr "$ns" k9br fe80::1)" = 11
+recovered "up --cidr6 completed after a kill"
+for p in down:links down:fwd; do
+	kn_expect "up --cidr6 for down @$p" 0 "$ns" "${UP6[@]}"
+	crash "$p" down lab; killed_ok "down (IPv6) @$p"
+	recovered "down (IPv6) @$p"
+done
+
 # --- up repairing a damaged network, killed at each repair step
 for p in up:nft-repair up:taps; do
 	kn_expect "up --nat + tap add for a repair @$p" 0 "$ns" "${UP[@]}"

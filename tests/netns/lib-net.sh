@@ -74,7 +74,8 @@ net_snap() {
 	{
 		in_ns "$ns" sh -c 'ip -j -d link show; ip -j addr show;
 			ip -j -4 route show table all; nft -j list ruleset;
-			cat /proc/sys/net/ipv4/ip_forward' |
+			cat /proc/sys/net/ipv4/ip_forward;
+			cat /proc/sys/net/ipv6/conf/all/forwarding' |
 		jq -S -s '
 		{links: [.[0][] | {ifname, mtu, master, ifalias,
 			# carrier comes and goes on its own; admin state stays
@@ -88,7 +89,7 @@ net_snap() {
 			| sort_by(.ifname),
 		 routes: (.[2] | sort_by(.dst, .dev, .table)),
 		 ruleset: (.[3].nftables | map(select(has("metainfo") | not))),
-		 ip_forward: .[4]}'
+		 ip_forward: .[4], ipv6_forwarding: .[5]}'
 	} >"$f" 2>&1
 }
 
@@ -125,13 +126,16 @@ nft_table_count() { in_ns "$1" nft -j list ruleset | jq '[.nftables[] | select(h
 nft_tables() { in_ns "$1" nft -j list ruleset | jq -r '.nftables[] | select(has("table")) | .table | "\(.family) \(.name)"'; }
 
 ip_forward() { in_ns "$1" cat /proc/sys/net/ipv4/ip_forward; }
+ip6_forward() { in_ns "$1" cat /proc/sys/net/ipv6/conf/all/forwarding; }
 
 # jq_true FILTER: FILTER on stdin yields true (quietly, for t_check)
 jq_true() { jq -e "$1" >/dev/null 2>&1; }
 
 # net_raw NS FILE: the kill -9 oracle, byte for byte as the tools print
-# it: ip -j -d link, ip -j addr, nft -j list ruleset, ip_forward
+# it: ip -j -d link, ip -j addr, nft -j list ruleset, ip_forward and
+# IPv6 forwarding
 net_raw() {
 	in_ns "$1" sh -c 'ip -j -d link show; echo; ip -j addr show; echo;
-		nft -j list ruleset; echo; cat /proc/sys/net/ipv4/ip_forward' >"$2" 2>&1
+		nft -j list ruleset; echo; cat /proc/sys/net/ipv4/ip_forward;
+		cat /proc/sys/net/ipv6/conf/all/forwarding' >"$2" 2>&1
 }

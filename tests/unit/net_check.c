@@ -246,8 +246,71 @@ static void tap_lookups(void)
 	CHECK(names_dup(names, 4, &dup) == 0 && dup, "t1 twice: duplicate found");
 }
 
+/* IPv6: --cidr6 and the ip6 table's comment. */
+static void ipv6(void)
+{
+	static const char *const bad[] = {
+		"fd00::/64", "fe80::1/64", "febf::1/64", "ff02::1/64", "::1/64", "::/64",
+		"::ffff:10.0.0.1/96", "10.0.0.1/24", "fd00::1/128", "fd00::1/0", "fd00::1/129",
+		"fd00::1", "fd00::1/", "fd00::1/6x", "fd00::1%eth0/64", "fd00::1/0064",
+		"fd00:::1/64", "",
+	};
+	uint8_t a[16], p16[16];
+	unsigned p;
+	const char *why;
+	char buf[256];
+
+	CHECK(kl_cidr6_parse("fd57::1/64", a, &p, &why) == 0 && p == 64 && a[0] == 0xfd &&
+	      a[15] == 1, "fd57::1/64 parses");
+	CHECK(kl_cidr6_parse("2001:db8::ff/127", a, &p, &why) == 0 && p == 127,
+	      "a /127 (RFC 6164) may use either end");
+	CHECK(kl_cidr6_parse("2001:db8::/127", a, &p, &why) == 0,
+	      "... the all-zero end of a /127 too");
+	CHECK(kl_cidr6_parse("fc00::1:1/112", a, &p, &why) == 0, "a /112");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(kl_cidr6_parse(bad[i], a, &p, &why) == -EINVAL && why && *why,
+		      "cidr6 '%s' refused: %s", bad[i], why ? why : "(no reason)");
+	CHECK(kl_cidr6_parse("fd57:1:2:3:4:5:6:7/48", a, &p, &why) == 0, "a full address");
+	kl_prefix6(a, 48, p16);
+	CHECK(p16[5] == 2 && p16[6] == 0 && p16[15] == 0, "kl_prefix6 keeps 48 bits");
+	kl_prefix6(a, 52, p16);
+	CHECK(p16[6] == 0 && p16[7] == 0, "kl_prefix6 at /52 clears the low nibble (0x0003 -> 0)");
+	CHECK(cidr6_overlap((const uint8_t[16]){0xfd, 0x57}, 64, (const uint8_t[16]){0xfd, 0x57, 0, 0, 0, 0, 0, 1}, 48),
+	      "fd57::/64 overlaps fd57::/48");
+	CHECK(!cidr6_overlap((const uint8_t[16]){0xfd, 0x57}, 64, (const uint8_t[16]){0xfd, 0x57, 0, 0, 0, 0, 0, 1}, 64),
+	      "fd57::/64 and fd57:0:0:1::/64 do not");
+
+	struct store_net n = {.fwd6_prev = 1}, back;
+	snprintf(n.cfg.name, sizeof(n.cfg.name), "lab");
+	CHECK(kl_cidr6_parse("fd57:ffff:ffff:ffff:ffff:ffff:ffff:fffe/64", n.cfg.addr6, &n.cfg.prefix6,
+			     &why) == 0, "the longest address");
+	CHECK(store6_format(&n, buf, sizeof(buf)) == 0 &&
+	      !strcmp(buf, "kvmlab network lab: cidr6=fd57:ffff:ffff:ffff:ffff:ffff:ffff:fffe/64 fwd6_prev=1"),
+	      "store6_format: %s", buf);
+	memset(&back, 0, sizeof(back));
+	CHECK(store6_parse("lab", buf, &back) == 0 && back.cfg.has6 && back.fwd6_prev == 1 &&
+	      back.cfg.prefix6 == 64 && !memcmp(back.cfg.addr6, n.cfg.addr6, 16),
+	      "store6_parse reads it back");
+	static const char *const bad6[] = {
+		"kvmlab network lab: cidr6=fd57::1/64",
+		"kvmlab network lab: fwd6_prev=1",
+		"kvmlab network lab: cidr6=fd57::1/64 fwd6_prev=2",
+		"kvmlab network lab: cidr6=fe80::1/64 fwd6_prev=0",
+		"kvmlab network lab: cidr6=fd57::1/64 cidr6=fd57::1/64 fwd6_prev=0",
+		"kvmlab network lab2: cidr6=fd57::1/64 fwd6_prev=0",
+		"kvmlab network lab: cidr6 fwd6_prev=0",
+	};
+	for (size_t i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++) {
+		memset(&back, 0, sizeof(back));
+		CHECK(store6_parse("lab", bad6[i], &back) == -EBADMSG, "not a definition: '%s'", bad6[i]);
+	}
+	CHECK(store6_parse("lab", "kvmlab network lab: cidr6=fd57::1/64 fwd6_prev=0 later=1", &back) == 0,
+	      "unknown keys are skipped");
+}
+
 int main(void)
 {
+	ipv6();
 	names();
 	cidrs();
 	bridge_names();

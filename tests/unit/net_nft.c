@@ -162,7 +162,7 @@ static void fresh(void)
 	uint32_t first = 0;
 	unsigned nack = 0;
 	long len = nft_build_net_batch(buf, sizeof(buf), 100, &cfg,
-				       "kvmlab network lab: test", NFT_CREATE, NULL,
+				       "kvmlab network lab: test", NULL, NFT_CREATE, NULL,
 				       0, true, &first, &nack);
 	struct seen sn;
 
@@ -210,7 +210,7 @@ static void variants(void)
 	struct seen sn;
 	long len;
 
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_CREATE, NULL,
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NULL, NFT_CREATE, NULL,
 				  0, false, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.begin == 1 && sn.end == 0, "dry run: batch without END");
@@ -222,7 +222,7 @@ static void variants(void)
 		{.exists = true, .base_ok = true, .policy_ok = true, .rules_ok = false},
 		{.exists = true, .base_ok = true, .policy_ok = false, .rules_ok = true},
 	};
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_REFRESH, cs,
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NULL, NFT_REFRESH, cs,
 				  0, true, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.delrules == 2 && sn.rules == 3 && sn.tables == 1 && !sn.comment[0],
@@ -231,14 +231,14 @@ static void variants(void)
 
 	cs[0].rules_ok = true;
 	cs[1].policy_ok = true;
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_REFRESH, cs,
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NULL, NFT_REFRESH, cs,
 				  0, true, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.chains == 0 && sn.rules == 0 && sn.delrules == 0,
 	      "refresh of whole chains: nothing but the table");
 
 	cs[1].base_ok = false;
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_REFRESH, cs,
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NULL, NFT_REFRESH, cs,
 				  0, true, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.delchains == 1 && sn.chains == 1 && sn.rules == 2 &&
@@ -247,31 +247,31 @@ static void variants(void)
 
 	cs[0].exists = false;
 	cs[1] = cs[0];
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_REFRESH, cs,
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NULL, NFT_REFRESH, cs,
 				  0, true, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.chains == 2 && sn.rules == 3 && sn.delrules == 0,
 	      "missing chains: made again, nothing flushed");
 
 	cfg.nat = false;
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_CREATE, NULL,
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NULL, NFT_CREATE, NULL,
 				  0, true, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.tables == 1 && sn.chains == 0 && sn.rules == 0 && nack == 1,
 	      "without --nat: the table alone");
 	cfg.nat = true;
 
-	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NFT_CREATE, NULL,
+	len = nft_build_net_batch(buf, sizeof(buf), 1, &cfg, "c", NULL, NFT_CREATE, NULL,
 				  NFT_FAULT, true, &first, &nack);
 	walk(buf, len, &sn);
 	CHECK(sn.rules == 4 && !strcmp(sn.rule_chain[3], "kvmlab-fault-no-such-chain"),
 	      "fault hook: a rule into a missing chain");
 
-	len = nft_build_net_batch(buf, 1024, 1, &cfg, "c", NFT_CREATE, NULL, 0,
+	len = nft_build_net_batch(buf, 1024, 1, &cfg, "c", NULL, NFT_CREATE, NULL, 0,
 				  true, &first, &nack);
 	CHECK_EQ(len, -ENOSPC, "small buffer: ENOSPC, no overflow");
 
-	len = nft_build_del_batch(buf, sizeof(buf), 50, "lab", &first);
+	len = nft_build_del_batch(buf, sizeof(buf), 50, "lab", NFT_IP, &first);
 	walk(buf, len, &sn);
 	CHECK(sn.begin == 1 && sn.end == 1 && sn.deltables == 1 && sn.acked == 1 &&
 		      first == 51, "down: one DELTABLE in a batch");
