@@ -1,5 +1,7 @@
 #include "dhcp.h"
 
+#include "bytes.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -44,33 +46,11 @@ enum {
 static const uint8_t server_mac[6] = { 0x02, 0x6b, 0x6c, 0x00, 0x00, 0x01 };
 static const uint8_t bcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
 /* RFC 1071 one's-complement sum, folded; not yet inverted */
 static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += get16(p + i);
+		sum += get_be16(p + i);
 	if (n & 1)
 		sum += (uint32_t)p[n - 1] << 8;
 	return sum;
@@ -143,14 +123,14 @@ static int parse_area(const uint8_t *p, size_t n, struct opts *o, bool main_area
 			o->seen_sid++;
 			if (len == 4) {
 				o->has_sid = true;
-				o->sid = get32(v);
+				o->sid = get_be32(v);
 			}
 			break;
 		case OPT_REQ_IP:
 			o->seen_req++;
 			if (len == 4) {
 				o->has_req = true;
-				o->req = get32(v);
+				o->req = get_be32(v);
 			}
 			break;
 		case OPT_OVERLOAD:
@@ -197,7 +177,7 @@ static uint8_t *opt_put(uint8_t *p, uint8_t code, const void *v, uint8_t len)
 static uint8_t *opt_put32(uint8_t *p, uint8_t code, uint32_t v)
 {
 	uint8_t b[4];
-	put32(b, v);
+	put_be32(b, v);
 	return opt_put(p, code, b, 4);
 }
 
@@ -226,7 +206,7 @@ static uint8_t *put_options(const struct dhcp_lease *l, uint8_t *p, int type, bo
 		uint8_t d[4 * DHCP_DNS_MAX];
 		unsigned k = l->ndns < DHCP_DNS_MAX ? l->ndns : DHCP_DNS_MAX;
 		for (unsigned i = 0; i < k; i++)
-			put32(d + 4 * i, l->dns[i]);
+			put_be32(d + 4 * i, l->dns[i]);
 		p = opt_put(p, OPT_DNS, d, (uint8_t)(4 * k));
 	}
 	size_t hl = strnlen(l->hostname, DHCP_HOSTNAME_MAX);
@@ -234,7 +214,7 @@ static uint8_t *put_options(const struct dhcp_lease *l, uint8_t *p, int type, bo
 		p = opt_put(p, OPT_HOSTNAME, l->hostname, (uint8_t)hl);
 	if (l->mtu >= 68 && l->mtu <= 65535) {
 		uint8_t b[2];
-		put16(b, (uint16_t)l->mtu);
+		put_be16(b, (uint16_t)l->mtu);
 		p = opt_put(p, OPT_MTU, b, 2);
 	}
 	return p;
@@ -246,7 +226,7 @@ static size_t build_reply(const struct dhcp_lease *l, const uint8_t *req_eth,
 			  const uint8_t *b, int type, bool inform, uint8_t *out, size_t cap)
 {
 	uint8_t msg[DHCP_REPLY_MAX];
-	uint32_t ciaddr = get32(b + B_CIADDR);
+	uint32_t ciaddr = get_be32(b + B_CIADDR);
 	bool nak = type == NAK;
 
 	memset(msg, 0, sizeof(msg));
@@ -260,10 +240,10 @@ static size_t build_reply(const struct dhcp_lease *l, const uint8_t *req_eth,
 	/* RFC 2131 table 3: ciaddr echoed in an ACK only; yiaddr in OFFER/ACK
 	 * except the ACK to INFORM */
 	if (type == ACK)
-		put32(msg + B_CIADDR, ciaddr);
+		put_be32(msg + B_CIADDR, ciaddr);
 	if (!nak && !inform)
-		put32(msg + B_YIADDR, l->addr);
-	put32(msg + B_COOKIE, 0x63825363);
+		put_be32(msg + B_YIADDR, l->addr);
+	put_be32(msg + B_COOKIE, 0x63825363);
 	uint8_t *end = put_options(l, msg + B_OPTIONS, type, inform);
 	*end++ = OPT_END;
 	size_t blen = (size_t)(end - msg);
@@ -279,7 +259,7 @@ static size_t build_reply(const struct dhcp_lease *l, const uint8_t *req_eth,
 	 * address; else to the offered address at the client's MAC */
 	uint32_t dst;
 	const uint8_t *dmac = b + B_CHADDR;
-	if (nak || (get16(b + B_FLAGS) & FLAG_BROADCAST) || (inform && !ciaddr)) {
+	if (nak || (get_be16(b + B_FLAGS) & FLAG_BROADCAST) || (inform && !ciaddr)) {
 		dst = 0xffffffffu;
 		dmac = bcast_mac;
 	} else if (ciaddr) {
@@ -293,28 +273,28 @@ static size_t build_reply(const struct dhcp_lease *l, const uint8_t *req_eth,
 	/* the guest addressed the server's MAC as it resolved it (the bridge's,
 	 * when renewing): answer from there; broadcast requests from ours */
 	memcpy(e + 6, (req_eth[0] & 1) ? server_mac : req_eth, 6);
-	put16(e + 12, ETHERTYPE_IPV4);
+	put_be16(e + 12, ETHERTYPE_IPV4);
 
 	memset(ip, 0, IP_HLEN);
 	ip[0] = 0x45;
-	put16(ip + 2, (uint16_t)(IP_HLEN + UDP_HLEN + blen));
+	put_be16(ip + 2, (uint16_t)(IP_HLEN + UDP_HLEN + blen));
 	ip[8] = 64; /* TTL */
 	ip[9] = IPPROTO_UDP_;
-	put32(ip + 12, l->router);
-	put32(ip + 16, dst);
-	put16(ip + 10, csum_fold(csum_add(0, ip, IP_HLEN)));
+	put_be32(ip + 12, l->router);
+	put_be32(ip + 16, dst);
+	put_be16(ip + 10, csum_fold(csum_add(0, ip, IP_HLEN)));
 
-	put16(udp, PORT_SERVER);
-	put16(udp + 2, PORT_CLIENT);
-	put16(udp + 4, (uint16_t)(UDP_HLEN + blen));
-	put16(udp + 6, 0);
+	put_be16(udp, PORT_SERVER);
+	put_be16(udp + 2, PORT_CLIENT);
+	put_be16(udp + 4, (uint16_t)(UDP_HLEN + blen));
+	put_be16(udp + 6, 0);
 	memcpy(udp + UDP_HLEN, msg, blen);
 	/* pseudo-header: addresses, protocol, UDP length */
 	uint32_t s = csum_add(0, ip + 12, 8);
 	s += IPPROTO_UDP_ + UDP_HLEN + (uint32_t)blen;
 	s = csum_add(s, udp, UDP_HLEN + blen);
 	uint16_t c = csum_fold(s);
-	put16(udp + 6, c ? c : 0xffff); /* 0 means "no checksum" in UDP */
+	put_be16(udp + 6, c ? c : 0xffff); /* 0 means "no checksum" in UDP */
 	return total;
 }
 
@@ -325,20 +305,20 @@ enum dhcp_verdict dhcp_handle(const struct dhcp_lease *l, const uint8_t *f,
 	*reply_len = 0;
 
 	/* --- is it ours? Anything we cannot read this far is not. */
-	if (len < ETH_HLEN + IP_HLEN || get16(f + 12) != ETHERTYPE_IPV4)
+	if (len < ETH_HLEN + IP_HLEN || get_be16(f + 12) != ETHERTYPE_IPV4)
 		return DHCP_PASS; /* includes VLAN tags: another segment's business */
 	const uint8_t *ip = f + ETH_HLEN;
 	size_t ihl = (size_t)(ip[0] & 0xf) * 4;
 	size_t avail = len - ETH_HLEN;
 	if ((ip[0] >> 4) != 4 || ihl < IP_HLEN || ihl + UDP_HLEN > avail || ip[9] != IPPROTO_UDP_)
 		return DHCP_PASS;
-	uint16_t frag = get16(ip + 6);
+	uint16_t frag = get_be16(ip + 6);
 	if (frag & 0x1fff)
 		return DHCP_PASS; /* a later fragment: no UDP header to judge by */
 	const uint8_t *udp = ip + ihl;
-	if (get16(udp + 2) != PORT_SERVER)
+	if (get_be16(udp + 2) != PORT_SERVER)
 		return DHCP_PASS;
-	uint32_t m = mask_of(l->prefix), dst = get32(ip + 16);
+	uint32_t m = mask_of(l->prefix), dst = get_be32(ip + 16);
 	if (dst != 0xffffffffu && dst != l->router && dst != ((l->router & m) | ~m))
 		return DHCP_PASS; /* some other server's: not the network's DHCP */
 
@@ -346,12 +326,12 @@ enum dhcp_verdict dhcp_handle(const struct dhcp_lease *l, const uint8_t *f,
 	 * Trust decisions: the IP total length and UDP length are the
 	 * guest's; both must fit inside what it actually sent (Ethernet
 	 * padding after them is fine), and the UDP one inside the IP one. */
-	size_t tot = get16(ip + 2);
+	size_t tot = get_be16(ip + 2);
 	if (tot < ihl + UDP_HLEN || tot > avail || (frag & 0x2000))
 		return DHCP_DROP; /* bad length, or a first fragment we will not reassemble */
 	if (csum_fold(csum_add(0, ip, ihl)) != 0)
 		return DHCP_DROP;
-	size_t ulen = get16(udp + 4);
+	size_t ulen = get_be16(udp + 4);
 	if (ulen < UDP_HLEN || ulen > tot - ihl)
 		return DHCP_DROP;
 	/* the UDP checksum is not checked: with checksum offload the guest
@@ -359,12 +339,12 @@ enum dhcp_verdict dhcp_handle(const struct dhcp_lease *l, const uint8_t *f,
 	const uint8_t *b = udp + UDP_HLEN;
 	size_t blen = ulen - UDP_HLEN;
 	if (blen < B_OPTIONS || b[B_OP] != 1 || b[B_HTYPE] != 1 || b[B_HLEN] != 6 ||
-	    get32(b + B_COOKIE) != 0x63825363)
+	    get_be32(b + B_COOKIE) != 0x63825363)
 		return DHCP_DROP;
 	/* one client: the lease's MAC, as sender and as the client named */
 	if (memcmp(f + 6, l->mac, 6) || memcmp(b + B_CHADDR, l->mac, 6))
 		return DHCP_DROP;
-	if (get32(b + B_GIADDR))
+	if (get_be32(b + B_GIADDR))
 		return DHCP_DROP; /* a relay inside our own guest: not a case we serve */
 
 	struct opts o;
@@ -373,7 +353,7 @@ enum dhcp_verdict dhcp_handle(const struct dhcp_lease *l, const uint8_t *f,
 
 	int type;
 	bool inform = false;
-	uint32_t ciaddr = get32(b + B_CIADDR);
+	uint32_t ciaddr = get_be32(b + B_CIADDR);
 	switch (o.type) {
 	case DISCOVER:
 		type = OFFER;

@@ -1,5 +1,7 @@
 #include "ra.h"
 
+#include "bytes.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -24,23 +26,6 @@ static const uint8_t all_nodes_ip[16] = { 0xff, 0x02, [15] = 1 };
 static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
 static const uint8_t zero16[16];
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
 /* One's-complement sum (RFC 1071) of the ICMPv6 pseudo-header (RFC 8200
  * 8.1: both addresses of ip, the message length, next header 58) and the
  * n-byte message, folded: 0xffff when the message's checksum is right.
@@ -50,9 +35,9 @@ static uint16_t icmp6_sum(const uint8_t *ip, const uint8_t *msg, size_t n)
 	uint32_t s = NH_ICMPV6 + (uint32_t)n;
 
 	for (size_t i = 8; i < IP6_HLEN; i += 2)
-		s += get16(ip + i);
+		s += get_be16(ip + i);
 	for (size_t i = 0; i + 1 < n; i += 2)
-		s += get16(msg + i);
+		s += get_be16(msg + i);
 	if (n & 1)
 		s += (uint32_t)msg[n - 1] << 8;
 	while (s >> 16)
@@ -112,11 +97,11 @@ size_t ra_build(const struct ra_cfg *c, const uint8_t dst_mac[6], const uint8_t 
 	memset(out, 0, total);
 	memcpy(out, dst_mac, 6);
 	memcpy(out + 6, c->router_mac, 6);
-	put16(out + 12, ETHERTYPE_IPV6);
+	put_be16(out + 12, ETHERTYPE_IPV6);
 
 	uint8_t *ip = out + ETH_HLEN, *m = out + MSG_OFF, *o = m + RA_HLEN;
 	ip[0] = 0x60;
-	put16(ip + 4, (uint16_t)mlen);
+	put_be16(ip + 4, (uint16_t)mlen);
 	ip[6] = NH_ICMPV6;
 	ip[7] = 255; /* RFC 4861 6.1.2: receivers drop RAs that crossed a router */
 	memcpy(ip + 8, router_ip, 16);
@@ -125,7 +110,7 @@ size_t ra_build(const struct ra_cfg *c, const uint8_t dst_mac[6], const uint8_t 
 	m[0] = TYPE_RA;
 	m[4] = 64;
 	/* flags 0: no DHCPv6 on this network, addresses come from SLAAC alone */
-	put16(m + 6, RA_ROUTER_LIFETIME);
+	put_be16(m + 6, RA_ROUTER_LIFETIME);
 
 	/* the guest learns our MAC without a Neighbor Solicitation first */
 	o[0] = OPT_SLLA;
@@ -135,7 +120,7 @@ size_t ra_build(const struct ra_cfg *c, const uint8_t dst_mac[6], const uint8_t 
 	if (has_mtu) {
 		o[0] = OPT_MTU;
 		o[1] = 1;
-		put32(o + 4, c->mtu);
+		put_be32(o + 4, c->mtu);
 		o += 8;
 	}
 	o[0] = OPT_PREFIX;
@@ -144,11 +129,11 @@ size_t ra_build(const struct ra_cfg *c, const uint8_t dst_mac[6], const uint8_t 
 	/* SLAAC builds an address from a 64-bit interface identifier (RFC
 	 * 4862 5.5.3), so autonomous only makes sense on a /64 */
 	o[3] = (uint8_t)(0x80 | (plen == 64 ? 0x40 : 0));
-	put32(o + 4, RA_VALID_LIFETIME);
-	put32(o + 8, RA_PREFERRED_LIFETIME);
+	put_be32(o + 4, RA_VALID_LIFETIME);
+	put_be32(o + 8, RA_PREFERRED_LIFETIME);
 	prefix_mask(o + 16, c->prefix, plen);
 
-	put16(m + 2, (uint16_t)~icmp6_sum(ip, m, mlen));
+	put_be16(m + 2, (uint16_t)~icmp6_sum(ip, m, mlen));
 	return total;
 }
 
@@ -165,12 +150,12 @@ int ra_handle(void *opaque, const uint8_t *f, size_t len, uint8_t *reply, size_t
 	*reply_len = 0;
 	/* a multicast Ethernet source is forged: a unicast RA to it would
 	 * go to a whole group */
-	if (len < MSG_OFF + RS_HLEN || get16(f + 12) != ETHERTYPE_IPV6 || (f[6] & 1))
+	if (len < MSG_OFF + RS_HLEN || get_be16(f + 12) != ETHERTYPE_IPV6 || (f[6] & 1))
 		return 0;
 	const uint8_t *ip = f + ETH_HLEN, *src = ip + 8, *m = f + MSG_OFF;
 	/* trust decision: the payload length is the guest's; it must fit in
 	 * what the guest actually sent, and everything below reads only that */
-	size_t n = get16(ip + 4);
+	size_t n = get_be16(ip + 4);
 	if ((ip[0] >> 4) != 6 || ip[6] != NH_ICMPV6 || ip[7] != 255 || src[0] == 0xff ||
 	    n < RS_HLEN || n > len - MSG_OFF)
 		return 0;
