@@ -12,7 +12,11 @@
 # `networkctl status` and getent over ssh, `kvmlab-net show --json` on the
 # host, the wan service's log, $SSH_CONNECTION seen by the guest's sshd,
 # kvmlab-vm's exit status after SIGPWR has the guest power itself off, and
-# the image's superblock (dumpe2fs) for a clean shutdown. A second boot
+# the image's superblock (dumpe2fs) for a clean shutdown. The network
+# has IPv6 too (up --cidr6): the guest's systemd-networkd autoconfigures
+# from the VMM's router advertisements, the host reaches its sshd over
+# IPv6 and the guest reaches the wan through NAT66 (wan 2001:db8:59::2,
+# no route back). A second boot
 # takes the image's own kernel and initramfs-tools initramfs
 # (build/debian/boot/), as a distribution boots: its udev loads the virtio
 # modules and it finds root= by label; the guest's /run/initramfs, which
@@ -43,15 +47,18 @@ t_defer "rm -rf '$work'"
 ip -n "$lab" link add up0 type veth peer name wan0 netns "$wan" &&
 ip -n "$lab" link set lo up && ip -n "$lab" addr add 198.51.100.1/24 dev up0 &&
 ip -n "$lab" link set up0 up && ip -n "$wan" link set lo up &&
-ip -n "$wan" addr add 198.51.100.2/24 dev wan0 && ip -n "$wan" link set wan0 up ||
+ip -n "$wan" addr add 198.51.100.2/24 dev wan0 && ip -n "$wan" link set wan0 up &&
+ip -n "$lab" addr add 2001:db8:59::1/64 dev up0 nodad && ip -n "$wan" addr add 2001:db8:59::2/64 dev wan0 nodad ||
 	{ t_fail "debian: lab and wan namespaces" "veth setup failed"; t_finish; }
 ip netns exec "$wan" ncat -l -k 198.51.100.2 8080 --sh-exec \
 	"echo \$NCAT_REMOTE_ADDR >>$work/seen; echo \"wan-hello \$NCAT_REMOTE_ADDR\"" >/dev/null 2>&1 &
+ip netns exec "$wan" ncat -6 -l -k 2001:db8:59::2 8080 --sh-exec \
+	"echo \$NCAT_REMOTE_ADDR >>$work/seen6; echo \"wan-hello \$NCAT_REMOTE_ADDR\"" >/dev/null 2>&1 &
 ip netns exec "$wan" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 	--listen-address=198.51.100.2 --bind-interfaces --port=53 --user=root --group=root --pid-file= \
 	--address=/svc.wan.test/198.51.100.2 >/dev/null 2>&1 &
 
-upargs=(up lab --cidr 192.168.59.1/24 --nat --uplink up0)
+upargs=(up lab --cidr 192.168.59.1/24 --cidr6 fd59::1/64 --nat --uplink up0)
 [ $dns = 1 ] && upargs+=(--dns 198.51.100.2)
 if ! ip netns exec "$lab" "$KVMLAB_NET" "${upargs[@]}" >"$work/up.log" 2>&1; then
 	t_fail "debian: kvmlab-net ${upargs[*]}" "$(head -n1 "$work/up.log")"
@@ -154,6 +161,33 @@ if [ "$got" = "wan-hello 198.51.100.1" ] && [ "$seen" = "198.51.100.1 " ]; then
 	t_ok "debian: guest reaches wan:8080, wan sees only 198.51.100.1"
 else
 	t_fail "debian: guest reaches wan:8080, wan sees only 198.51.100.1" "guest got '$got', wan saw '$seen'"
+fi
+
+# -- IPv6: the address networkd made from the VMM's advertisement (the
+# guest's own ip -j), sshd reached at it from the host, and out to the
+# wan through NAT66 --
+a6=$(jq -r '[.[] | select(.ifname | test("^(en|eth)")) | .addr_info[] | select(.family == "inet6" and .scope == "global" and (.local | startswith("fd59:"))) | "\(.local)/\(.prefixlen)"][0] // empty' <<<"$ifj" 2>/dev/null)
+for _ in $(seq 20); do
+	[ -n "$a6" ] && break
+	sleep 0.5
+	a6=$(gssh "$lab" "$addr" 22 'ip -j addr show' 2>/dev/null | jq -r '[.[] | select(.ifname | test("^(en|eth)")) | .addr_info[] | select(.family == "inet6" and .scope == "global" and (.local | startswith("fd59:")) and (.tentative | not)) | "\(.local)/\(.prefixlen)"][0] // empty' 2>/dev/null)
+done
+if [[ $a6 == fd59:*/64 ]]; then t_ok "debian: networkd autoconfigured $a6 from the VMM's router advertisement"
+else t_fail "debian: an fd59::/64 address by SLAAC" "guest's ip -j: $(cut -c1-300 <<<"$ifj")"; fi
+r6=$(gssh "$lab" "$addr" 22 'ip -j -6 route show default' 2>/dev/null | jq -r '.[0] | "\(.gateway) \(.protocol)"' 2>/dev/null)
+[ "$r6" = "fe80::1 ra" ] && t_ok "debian: the guest's IPv6 default route: via fe80::1, from the advertisement" ||
+	t_fail "debian: the guest's IPv6 default route via fe80::1" "got '$r6'"
+got=$(gssh "$lab" "${a6%/*}" 22 'echo $SSH_CONNECTION' 2>&1)
+set -- $got
+if [ -n "$a6" ] && [ "${1:-}" = fd59::1 ] && [ "${3:-}" = "${a6%/*}" ]; then
+	t_ok "debian: the host reaches the guest's sshd at ${a6%/*} (SSH_CONNECTION from fd59::1)"
+else t_fail "debian: the host reaches the guest's sshd over IPv6" "SSH_CONNECTION: '$got'"; fi
+got=$(gssh "$lab" "$addr" 22 'exec 3<>/dev/tcp/2001:db8:59::2/8080 && timeout 10 head -n1 <&3' 2>&1)
+seen6=$(sort -u "$work/seen6" 2>/dev/null | tr '\n' ' ')
+if [ "$got" = "wan-hello 2001:db8:59::1" ] && [ "$seen6" = "2001:db8:59::1 " ]; then
+	t_ok "debian: guest reaches [2001:db8:59::2]:8080, the wan sees only 2001:db8:59::1 (NAT66)"
+else
+	t_fail "debian: guest reaches the wan over IPv6 through NAT66" "guest got '$got', wan saw '$seen6'"
 fi
 
 # -- DNS: a name only the wan's responder knows --
