@@ -859,7 +859,8 @@ static void show_text(const struct kl_show *s)
 			printf("  table    ip kvmlab-%s %s\n", n->cfg.name,
 			       n->nft_present < 0 ? "(unknown: reading it needs "
 			       "CAP_NET_ADMIN)" : n->nft_present ? "(definition "
-			       "unreadable)" : "(MISSING: run up again)");
+			       "unreadable)" : n->cfg.has6 ? "(MISSING, its ip6 table is "
+			       "left: run down, then up)" : "(MISSING: run up again)");
 		else if (n->cfg.nat)
 			printf("  nat      via %s, table ip kvmlab-%s\n",
 			       n->cfg.uplink[0] ? n->cfg.uplink : "any interface",

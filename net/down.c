@@ -101,19 +101,11 @@ int kl_net_down(struct kl_net *h, const char *name, unsigned flags)
 				goto out;
 			}
 		}
-		/* The same for IPv6 forwarding and the last IPv6 network. */
-		if (v.def.cfg.has6 && v.def.fwd6_prev >= 0 && !left6 &&
-		    sysctl_read_int(SYSCTL_FWD6, &now) == 0 &&
-		    now != v.def.fwd6_prev) {
-			err = sysctl_write_int(SYSCTL_FWD6, v.def.fwd6_prev);
-			if (err) {
-				err = kl_err(h, err, "sysctl net.ipv6.conf.all."
-					     "forwarding: cannot restore %d: %s",
-					     v.def.fwd6_prev, strerror(-err));
-				goto out;
-			}
-		}
 		crash_point("down:fwd");
+	} else if (v.have_def && !v.def.have4) {
+		kl_warn(h, "network %s: its nft table ip %s%s was gone; removed "
+			   "its tagged links and ip6 table; net.ipv4.ip_forward "
+			   "left as it is", name, NFT_TABLE_PREFIX, name);
 	} else if (v.have_def && v.def.bad) {
 		kl_warn(h, "network %s: its table's comment is not a definition "
 			   "kvmlab can read; net.ipv4.ip_forward left as it is",
@@ -121,6 +113,26 @@ int kl_net_down(struct kl_net *h, const char *name, unsigned flags)
 	} else if (!v.have_def) {
 		kl_warn(h, "network %s: its nft table was gone; removed its tagged "
 			   "links; net.ipv4.ip_forward left as it is", name);
+	}
+	/* The same for IPv6 forwarding and the last IPv6 network, from the
+	 * ip6 table's own definition (readable even when the ip table's is
+	 * not, or is gone). */
+	if (v.have_def && v.def.cfg.has6 && v.def.fwd6_prev >= 0) {
+		bool left, left6;
+		int now;
+		if ((err = others_left(h, name, &left, &left6))) {
+			err = kl_nlerr(h, &h->nf, err, "network %s: cannot list nft "
+				       "tables", name);
+			goto out;
+		}
+		if (!left6 && sysctl_read_int(SYSCTL_FWD6, &now) == 0 &&
+		    now != v.def.fwd6_prev &&
+		    (err = sysctl_write_int(SYSCTL_FWD6, v.def.fwd6_prev))) {
+			err = kl_err(h, err, "sysctl net.ipv6.conf.all.forwarding: "
+				     "cannot restore %d: %s", v.def.fwd6_prev,
+				     strerror(-err));
+			goto out;
+		}
 	}
 	if (v.have_def) {
 		unsigned fams = (v.def.have4 ? NFT_IP : 0) |

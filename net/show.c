@@ -163,7 +163,8 @@ int kl_net_show(struct kl_net *h, const char *name, struct kl_show **out)
 		struct kl_show_net *o = &s->nets[s->nnets++];
 		o->cfg = defs[i].cfg;
 		o->def_known = !defs[i].bad;
-		o->nft_present = 1;
+		/* "ip kvmlab-NAME": an entry from an ip6 table alone lacks it */
+		o->nft_present = defs[i].have4 ? 1 : 0;
 		if (!defs[i].bad && s->forwarding_prev < 0)
 			s->forwarding_prev = defs[i].fwd_prev;
 		if (defs[i].cfg.has6 && s->forwarding6_prev < 0)

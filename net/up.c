@@ -181,9 +181,12 @@ static void plan_up(struct kl_net *h, const struct up_run *r)
 	if (cfg->has6) {
 		char c6[64];
 		cidr6_text(cfg->addr6, cfg->prefix6, c6, sizeof(c6));
-		kl_plan(h, "%s IPv6 address %s and fe80::1/64 %s %s", r->have_addr6 &&
-			r->have_ll ? "" : "add", c6, r->have_addr6 && r->have_ll ?
-			"are on" : "to", cfg->bridge);
+		if (r->have_addr6 && r->have_ll)
+			kl_plan(h, "IPv6 addresses %s and fe80::1/64 are on %s", c6,
+				cfg->bridge);
+		else
+			kl_plan(h, "add IPv6 addresses %s and fe80::1/64 (no DAD) to %s",
+				c6, cfg->bridge);
 	}
 	if (r->fwd != 1)
 		kl_plan(h, "set net.ipv4.ip_forward to 1 (now %d)", r->fwd);
@@ -264,13 +267,15 @@ static int up_check(struct kl_net *h, struct up_run *r)
 	int err;
 
 	subnet_text(cfg, sub, sizeof(sub));
+	if (old && !old->have4)
+		return kl_err(h, -EBADMSG, "network %s: nft table ip %s%s is missing "
+			      "and its ip6 table is left; run down %s first",
+			      cfg->name, NFT_TABLE_PREFIX, cfg->name, cfg->name);
 	if (old && (old->bad || old->bad6))
-		return kl_err(h, -EBADMSG, "network %s: %s of nft table "
+		return kl_err(h, -EBADMSG, "network %s: the comment of nft table "
 			      "%s %s%s is not a definition kvmlab can read; run "
-			      "down %s first", cfg->name, old->have4 ? "the comment" :
-			      "the ip table is missing, and the comment", old->bad6 &&
-			      !old->bad ? "ip6" : "ip", NFT_TABLE_PREFIX, cfg->name,
-			      cfg->name);
+			      "down %s first", cfg->name, old->bad ? "ip" : "ip6",
+			      NFT_TABLE_PREFIX, cfg->name, cfg->name);
 	if (old && (d = cfg_diff(&old->cfg, cfg))) {
 		cidr_text(&old->cfg, oc, sizeof(oc));
 		return kl_err(h, -EEXIST, "network %s: already up with a different "

@@ -122,6 +122,23 @@ t_check "... and IPv4 forwarding stays 1 for it" test "$(ip_forward "$R")" = 1
 t_check "no ip6 table is left" test -z "$(nft_tables "$R" | grep '^ip6 ')"
 kn_expect "down lab2" 0 "$R" down lab2
 
+# --- one table deleted by hand: said, and down still restores what it can
+kn_expect "up lab2 --cidr6 (for hand deletions)" 0 "$R" up lab2 --cidr 10.61.0.1/24 --cidr6 fd62::1/64
+in_ns "$R" nft delete table ip kvmlab-lab2
+kn "$R" up lab2 --cidr 10.61.0.1/24 --cidr6 fd62::1/64
+t_check "ip table deleted by hand: up refuses, one line naming both tables" \
+	test "$KN_RC" = 1 -a "$KN_ERR" = "kvmlab-net: network lab2: nft table ip kvmlab-lab2 is missing and its ip6 table is left; run down lab2 first"
+kn_expect "... down lab2 removes the rest" 0 "$R" down lab2
+t_check "... no table, no bridge left, IPv6 forwarding back to 0 (from the ip6 table's own definition)" \
+	test -z "$(nft_tables "$R" | grep lab2)$(link_exists "$R" kl-lab2 && echo br)" -a "$(ip6_forward "$R")" = 0
+kn_expect "up lab2 --cidr6 again" 0 "$R" up lab2 --cidr 10.61.0.1/24 --cidr6 fd62::1/64
+in_ns "$R" nft delete table ip6 kvmlab-lab2
+kn "$R" up lab2 --cidr 10.61.0.1/24 --cidr6 fd62::1/64
+t_check "ip6 table deleted by hand: up sees a network without IPv6 and refuses (exit 1: $KN_ERR)" \
+	test "$KN_RC" = 1 -a -n "$(grep -F 'already up with a different cidr6' <<<"$KN_ERR")"
+kn_expect "... down lab2" 0 "$R" down lab2
+in_ns "$R" sysctl -qw net.ipv6.conf.all.forwarding=0
+
 # --- a host whose IPv6 routes come from router advertisements
 in_ns "$R" ip link add ra0 type veth peer name ra0b
 in_ns "$R" ip link set ra0b up
