@@ -3,9 +3,11 @@
 # guest with virtio-net on a persistent tap made by `kvmlab-net tap add`
 # (IFF_VNET_HDR, so QEMU's vnet_hdr=on must work), takes its address by
 # DHCP from `kvmlab-vm dhcp` on the network's bridge, and pings the
-# bridge address. Oracles: what the guest prints (its DHCP result, its
-# ping output and exit status), and the tap's counters and master from
-# `ip -j`. Runs in its own netns.
+# bridge address. The network has IPv6 too: the guest's kernel
+# autoconfigures from kvmlab-vm dhcp's router advertisements and pings
+# the bridge's IPv6 address. Oracles: what the guest prints (its DHCP
+# result, its SLAAC address, its ping output and exit status), and the
+# tap's counters and master from `ip -j`. Runs in its own netns.
 . "$(dirname "$0")/../lib.sh"
 cd "$T_ROOT" || exit 1
 QEMU=$(command -v qemu-system-x86_64) || { t_skip "qemu peer" "no qemu-system-x86_64"; exit 0; }
@@ -17,7 +19,7 @@ t_defer "ip netns exec $ns $KVMLAB_NET down qpeer"
 out=$(mktemp /tmp/kvmlab-qpeer.XXXXXX)
 t_defer "rm -f '$out'"
 
-if ! ip netns exec "$ns" "$KVMLAB_NET" up qpeer --cidr 10.77.0.1/24 ||
+if ! ip netns exec "$ns" "$KVMLAB_NET" up qpeer --cidr 10.77.0.1/24 --cidr6 fd77::1/64 ||
 	! ip netns exec "$ns" "$KVMLAB_NET" tap add klq0 --net qpeer; then
 	t_fail "qemu peer: kvmlab-net up + tap add" "failed"
 	t_finish
@@ -29,7 +31,8 @@ srv=$!
 t_defer "kill $srv 2>/dev/null; rm -f '$out.dhcp'"
 for _ in $(seq 50); do grep -q 'serving on' "$out.dhcp" && break; sleep 0.1; done
 MAC=52:54:00:77:00:2a
-run='ping -c 3 -W 5 10.77.0.1'
+v6='for i in $(seq 50); do ip -6 -o addr show dev eth0 scope global | grep fd77: | grep -vq tentative && break; sleep 0.2; done'
+run="ping -c 3 -W 5 10.77.0.1; $v6; echo G6=\$(ip -6 -o addr show dev eth0 scope global | awk '{print \$4}'); ping -6 -c 2 -W 5 fd77::1 >/dev/null && echo G-PING6=ok; true"
 timeout -k 5 "${KVMLAB_KVM_TIMEOUT:-90}" ip netns exec "$ns" "$QEMU" -enable-kvm -M pc -cpu host \
 	-m 256 -smp 1 -nodefaults -no-user-config -display none -serial stdio -no-reboot \
 	-kernel "$KVMLAB_BUILD/guest/bzImage" -initrd "$KVMLAB_BUILD/guest/initrd.img" \
@@ -45,6 +48,13 @@ else
 	t_fail "qemu peer: the QEMU guest's DHCP from kvmlab-vm dhcp" "guest '$(grep 'kvmlab-init: dhcp' "$out" | head -2 | tr '\n' '|')', server: $(tr '\n' '|' <"$out.dhcp")"
 fi
 kill -TERM $srv; wait $srv
+g6=$(sed -n 's/^G6=//p' "$out" | tail -n1)
+if [ "$g6" = fd77::5054:ff:fe77:2a/64 ] && grep -q '^G-PING6=ok' "$out" &&
+	grep -q 'serving on kl-qpeer, with IPv6 router advertisements' "$out.dhcp"; then
+	t_ok "qemu peer: the QEMU guest autoconfigured $g6 from kvmlab-vm dhcp's advertisements and pings fd77::1"
+else
+	t_fail "qemu peer: the QEMU guest's IPv6 from kvmlab-vm dhcp" "G6 '$g6', $(grep -c G-PING6=ok "$out") ping6 ok; server: $(head -n1 "$out.dhcp")"
+fi
 
 if grep -q '^KVMLAB-RC=0$' "$out" && grep -q '3 packets received' "$out"; then
 	t_ok "qemu peer: QEMU guest on a kvmlab tap pings the bridge"
