@@ -20,8 +20,10 @@ bool cidr_overlap(uint32_t a, unsigned pa, uint32_t b, unsigned pb)
 	return (a & m) == (b & m);
 }
 
-struct nlmsghdr *rt_build_addr(void *buf, uint32_t seq, uint16_t type,
-			       int ifindex, uint32_t addr, unsigned prefix)
+/* NEWADDR (exclusive) or DELADDR: the header, without the address. */
+static struct nlmsghdr *addr_hdr(void *buf, uint32_t seq, uint16_t type,
+				 uint8_t family, int ifindex, unsigned prefix,
+				 uint8_t scope)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
@@ -32,10 +34,19 @@ struct nlmsghdr *rt_build_addr(void *buf, uint32_t seq, uint16_t type,
 		nlh->nlmsg_flags |= NLM_F_CREATE | NLM_F_EXCL;
 	nlh->nlmsg_seq = seq;
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	ifa->ifa_family = AF_INET;
+	ifa->ifa_family = family;
 	ifa->ifa_prefixlen = (uint8_t)prefix;
-	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	ifa->ifa_scope = scope;
 	ifa->ifa_index = (uint32_t)ifindex;
+	return nlh;
+}
+
+struct nlmsghdr *rt_build_addr(void *buf, uint32_t seq, uint16_t type,
+			       int ifindex, uint32_t addr, unsigned prefix)
+{
+	struct nlmsghdr *nlh = addr_hdr(buf, seq, type, AF_INET, ifindex, prefix,
+					RT_SCOPE_UNIVERSE);
+
 	mnl_attr_put_u32(nlh, IFA_LOCAL, htonl(addr));
 	mnl_attr_put_u32(nlh, IFA_ADDRESS, htonl(addr));
 	if (type == RTM_NEWADDR)
@@ -44,33 +55,46 @@ struct nlmsghdr *rt_build_addr(void *buf, uint32_t seq, uint16_t type,
 	return nlh;
 }
 
+struct addr_want {
+	const struct nlattr *tb[IFA_MAX + 1];
+	uint16_t alen;
+};
+
 static int addr_attr_cb(const struct nlattr *a, void *data)
 {
-	const struct nlattr **tb = data;
+	struct addr_want *w = data;
 	int t = mnl_attr_get_type(a);
 
 	if ((t == IFA_LOCAL || t == IFA_ADDRESS) &&
-	    mnl_attr_validate(a, MNL_TYPE_U32) == 0)
-		tb[t] = a;
+	    mnl_attr_get_payload_len(a) == w->alen)
+		w->tb[t] = a;
 	return MNL_CB_OK;
+}
+
+/* The address attribute of an RTM_NEWADDR of family, alen bytes long:
+ * IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on
+ * point-to-point links, and the only one some IPv6 replies carry. NULL
+ * if the message is no such address. */
+static const struct nlattr *addr_of(const struct nlmsghdr *nlh, uint8_t family,
+				    uint16_t alen, const struct ifaddrmsg **ifa)
+{
+	struct addr_want w = {.alen = alen};
+
+	if (nlh->nlmsg_type != RTM_NEWADDR ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(**ifa)))
+		return NULL;
+	*ifa = mnl_nlmsg_get_payload(nlh);
+	if ((*ifa)->ifa_family != family ||
+	    mnl_attr_parse(nlh, sizeof(**ifa), addr_attr_cb, &w) < 0)
+		return NULL;
+	return w.tb[IFA_LOCAL] ? w.tb[IFA_LOCAL] : w.tb[IFA_ADDRESS];
 }
 
 int addr_parse(const struct nlmsghdr *nlh, struct kl_addr4 *a)
 {
 	const struct ifaddrmsg *ifa;
-	const struct nlattr *tb[IFA_MAX + 1] = {0};
+	const struct nlattr *x = addr_of(nlh, AF_INET, 4, &ifa);
 
-	if (nlh->nlmsg_type != RTM_NEWADDR ||
-	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)))
-		return -EINVAL;
-	ifa = mnl_nlmsg_get_payload(nlh);
-	if (ifa->ifa_family != AF_INET)
-		return -EINVAL;
-	if (mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, tb) < 0)
-		return -EINVAL;
-	/* IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer
-	 * on point-to-point links. */
-	const struct nlattr *x = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
 	if (!x)
 		return -EINVAL;
 	a->ifindex = (int)ifa->ifa_index;
@@ -84,18 +108,25 @@ static int parse_cb(const struct nlmsghdr *nlh, void *a)
 	return addr_parse(nlh, a);
 }
 
-int addr_dump(struct kl_nl *nl, struct kl_addr4 **out, size_t *n)
+/* Every address of family, parsed by parse into elem-byte objects. */
+static int dump_family(struct kl_nl *nl, uint8_t family, size_t elem,
+		       nl_data_cb parse, void **out, size_t *n)
 {
 	char buf[64];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
-	void *v;
-	int err;
 
 	nlh->nlmsg_type = RTM_GETADDR;
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	ifa->ifa_family = AF_INET;
-	err = nl_dump_array(nl, nlh, sizeof(**out), parse_cb, &v, n);
+	ifa->ifa_family = family;
+	return nl_dump_array(nl, nlh, elem, parse, out, n);
+}
+
+int addr_dump(struct kl_nl *nl, struct kl_addr4 **out, size_t *n)
+{
+	void *v;
+	int err = dump_family(nl, AF_INET, sizeof(**out), parse_cb, &v, n);
+
 	if (!err)
 		*out = v;
 	return err;
@@ -118,19 +149,10 @@ struct nlmsghdr *rt_build_addr6(void *buf, uint32_t seq, uint16_t type,
 				int ifindex, const uint8_t addr[16],
 				unsigned prefix)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct ifaddrmsg *ifa;
+	struct nlmsghdr *nlh = addr_hdr(buf, seq, type, AF_INET6, ifindex, prefix,
+					addr[0] == 0xfe ? RT_SCOPE_LINK
+							: RT_SCOPE_UNIVERSE);
 
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	if (type == RTM_NEWADDR)
-		nlh->nlmsg_flags |= NLM_F_CREATE | NLM_F_EXCL;
-	nlh->nlmsg_seq = seq;
-	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	ifa->ifa_family = AF_INET6;
-	ifa->ifa_prefixlen = (uint8_t)prefix;
-	ifa->ifa_scope = addr[0] == 0xfe ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
-	ifa->ifa_index = (uint32_t)ifindex;
 	mnl_attr_put(nlh, IFA_LOCAL, 16, addr);
 	/* No duplicate address detection: a tentative address could not
 	 * source the guests' router advertisements or answer them for the
@@ -140,31 +162,11 @@ struct nlmsghdr *rt_build_addr6(void *buf, uint32_t seq, uint16_t type,
 	return nlh;
 }
 
-static int addr6_attr_cb(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-	int t = mnl_attr_get_type(a);
-
-	if ((t == IFA_LOCAL || t == IFA_ADDRESS) &&
-	    mnl_attr_validate2(a, MNL_TYPE_BINARY, 16) == 0)
-		tb[t] = a;
-	return MNL_CB_OK;
-}
-
 int addr6_parse(const struct nlmsghdr *nlh, struct kl_addr6 *a)
 {
 	const struct ifaddrmsg *ifa;
-	const struct nlattr *tb[IFA_MAX + 1] = {0};
+	const struct nlattr *x = addr_of(nlh, AF_INET6, 16, &ifa);
 
-	if (nlh->nlmsg_type != RTM_NEWADDR ||
-	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)))
-		return -EINVAL;
-	ifa = mnl_nlmsg_get_payload(nlh);
-	if (ifa->ifa_family != AF_INET6)
-		return -EINVAL;
-	if (mnl_attr_parse(nlh, sizeof(*ifa), addr6_attr_cb, tb) < 0)
-		return -EINVAL;
-	const struct nlattr *x = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
 	if (!x)
 		return -EINVAL;
 	a->ifindex = (int)ifa->ifa_index;
@@ -181,16 +183,9 @@ static int parse6_cb(const struct nlmsghdr *nlh, void *a)
 
 int addr6_dump(struct kl_nl *nl, struct kl_addr6 **out, size_t *n)
 {
-	char buf[64];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct ifaddrmsg *ifa;
 	void *v;
-	int err;
+	int err = dump_family(nl, AF_INET6, sizeof(**out), parse6_cb, &v, n);
 
-	nlh->nlmsg_type = RTM_GETADDR;
-	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
-	ifa->ifa_family = AF_INET6;
-	err = nl_dump_array(nl, nlh, sizeof(**out), parse6_cb, &v, n);
 	/* IPv6 off in this kernel (ipv6.disable=1): no addresses at all */
 	if (err == -EAFNOSUPPORT || err == -EOPNOTSUPP) {
 		*n = 0;

@@ -61,6 +61,20 @@ static const char *bad_host(uint32_t a)
 	return NULL;
 }
 
+/* "LEN" of a CIDR, 1 to digits decimal digits, not 0: NULL, or why not. */
+static const char *prefix_len(const char *p, size_t digits, unsigned long *len)
+{
+	*len = 0;
+	if (!*p || strlen(p) > digits)
+		return "malformed prefix length";
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return "malformed prefix length";
+		*len = *len * 10 + (unsigned long)(*p - '0');
+	}
+	return *len ? NULL : "prefix length /0 is not allowed";
+}
+
 /* Why the first n bytes of s are no IPv4 address: an IPv6 one is told
  * apart, since kvmlab networks are IPv4 only and the user may not know. */
 static const char *bad_addr(const char *s, size_t n)
@@ -73,7 +87,7 @@ int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
 		  const char **why)
 {
 	char ip[INET_ADDRSTRLEN];
-	const char *slash = strchr(s, '/'), *p;
+	const char *slash = strchr(s, '/');
 	struct in_addr in;
 	unsigned long len = 0;
 	uint32_t a, mask;
@@ -88,16 +102,8 @@ int kl_cidr_parse(const char *s, uint32_t *addr, unsigned *prefix,
 	 * forms, which inet_aton would quietly accept. */
 	if (inet_pton(AF_INET, ip, &in) != 1)
 		return *why = bad_addr(ip, strlen(ip)), -EINVAL;
-	p = slash + 1;
-	if (!*p || strlen(p) > 2)
-		return *why = "malformed prefix length", -EINVAL;
-	for (; *p; p++) {
-		if (!isdigit((unsigned char)*p))
-			return *why = "malformed prefix length", -EINVAL;
-		len = len * 10 + (unsigned long)(*p - '0');
-	}
-	if (len == 0)
-		return *why = "prefix length /0 is not allowed", -EINVAL;
+	if ((*why = prefix_len(slash + 1, 2, &len)))
+		return -EINVAL;
 	if (len >= 32)
 		return *why = len == 32 ? "prefix length /32 leaves no room for hosts"
 				       : "prefix length over 32",
@@ -130,7 +136,7 @@ int kl_cidr6_parse(const char *s, uint8_t addr[16], unsigned *prefix,
 		   const char **why)
 {
 	char ip[INET6_ADDRSTRLEN];
-	const char *slash = strchr(s, '/'), *p;
+	const char *slash = strchr(s, '/');
 	unsigned long len = 0;
 	uint8_t a[16];
 
@@ -146,16 +152,8 @@ int kl_cidr6_parse(const char *s, uint8_t addr[16], unsigned *prefix,
 		return *why = memchr(ip, '.', strlen(ip)) && !memchr(ip, ':', strlen(ip))
 			      ? "an IPv4 address (--cidr6 takes IPv6)"
 			      : "malformed IPv6 address", -EINVAL;
-	p = slash + 1;
-	if (!*p || strlen(p) > 3)
-		return *why = "malformed prefix length", -EINVAL;
-	for (; *p; p++) {
-		if (!isdigit((unsigned char)*p))
-			return *why = "malformed prefix length", -EINVAL;
-		len = len * 10 + (unsigned long)(*p - '0');
-	}
-	if (len == 0)
-		return *why = "prefix length /0 is not allowed", -EINVAL;
+	if ((*why = prefix_len(slash + 1, 3, &len)))
+		return -EINVAL;
 	if (len >= 128)
 		return *why = len == 128 ? "prefix length /128 leaves no room for hosts"
 					: "prefix length over 128", -EINVAL;

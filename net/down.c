@@ -32,6 +32,26 @@ static int others_left(struct kl_net *h, const char *name, bool *left,
 	return 0;
 }
 
+/* The last network (with six: the last IPv6 one) gone: forwarding back
+ * to prev, as kvmlab found it. */
+static int restore_fwd(struct kl_net *h, const char *name, bool six, int prev)
+{
+	const char *path = six ? SYSCTL_FWD6 : SYSCTL_FWD;
+	bool left, left6;
+	int now, err;
+
+	if ((err = others_left(h, name, &left, &left6)))
+		return kl_nlerr(h, &h->nf, err, "network %s: cannot list nft "
+				"tables", name);
+	if ((six ? left6 : left) || sysctl_read_int(path, &now) || now == prev)
+		return 0;
+	if ((err = sysctl_write_int(path, prev)))
+		return kl_err(h, err, "sysctl %s: cannot restore %d: %s",
+			      six ? "net.ipv6.conf.all.forwarding" :
+			      "net.ipv4.ip_forward", prev, strerror(-err));
+	return 0;
+}
+
 int kl_net_down(struct kl_net *h, const char *name, unsigned flags)
 {
 	struct net_view v;
@@ -83,24 +103,8 @@ int kl_net_down(struct kl_net *h, const char *name, unsigned flags)
 		goto out;
 	crash_point("down:links");
 	if (v.have_def && !v.def.bad && v.def.fwd_prev >= 0) {
-		bool left, left6;
-		int now;
-		if ((err = others_left(h, name, &left, &left6))) {
-			err = kl_nlerr(h, &h->nf, err, "network %s: cannot list nft "
-				       "tables", name);
+		if ((err = restore_fwd(h, name, false, v.def.fwd_prev)))
 			goto out;
-		}
-		/* The last network gone: forwarding back as kvmlab found it. */
-		if (!left && sysctl_read_int(SYSCTL_FWD, &now) == 0 &&
-		    now != v.def.fwd_prev) {
-			err = sysctl_write_int(SYSCTL_FWD, v.def.fwd_prev);
-			if (err) {
-				err = kl_err(h, err, "sysctl net.ipv4.ip_forward: "
-					     "cannot restore %d: %s",
-					     v.def.fwd_prev, strerror(-err));
-				goto out;
-			}
-		}
 		crash_point("down:fwd");
 	} else if (v.have_def && !v.def.have4) {
 		kl_warn(h, "network %s: its nft table ip %s%s was gone; removed "
@@ -117,23 +121,9 @@ int kl_net_down(struct kl_net *h, const char *name, unsigned flags)
 	/* The same for IPv6 forwarding and the last IPv6 network, from the
 	 * ip6 table's own definition (readable even when the ip table's is
 	 * not, or is gone). */
-	if (v.have_def && v.def.cfg.has6 && v.def.fwd6_prev >= 0) {
-		bool left, left6;
-		int now;
-		if ((err = others_left(h, name, &left, &left6))) {
-			err = kl_nlerr(h, &h->nf, err, "network %s: cannot list nft "
-				       "tables", name);
-			goto out;
-		}
-		if (!left6 && sysctl_read_int(SYSCTL_FWD6, &now) == 0 &&
-		    now != v.def.fwd6_prev &&
-		    (err = sysctl_write_int(SYSCTL_FWD6, v.def.fwd6_prev))) {
-			err = kl_err(h, err, "sysctl net.ipv6.conf.all.forwarding: "
-				     "cannot restore %d: %s", v.def.fwd6_prev,
-				     strerror(-err));
-			goto out;
-		}
-	}
+	if (v.have_def && v.def.cfg.has6 && v.def.fwd6_prev >= 0 &&
+	    (err = restore_fwd(h, name, true, v.def.fwd6_prev)))
+		goto out;
 	if (v.have_def) {
 		unsigned fams = (v.def.have4 ? NFT_IP : 0) |
 				(v.def.have6 ? NFT_IP6 : 0);
