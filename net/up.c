@@ -120,6 +120,11 @@ static int check_cfg(struct kl_net *h, struct kl_net_cfg *cfg)
 		if (kl_cidr6_parse(cidr, a6, &p, &why))
 			return kl_err(h, -EINVAL, "network %s: cidr6 %s: %s",
 				      cfg->name, cidr, why);
+		/* the kernel turns IPv6 off on a link below it (RFC 8200 5) */
+		if (cfg->mtu && cfg->mtu < 1280)
+			return kl_err(h, -EINVAL, "network %s: mtu %u is below IPv6's "
+				      "minimum of 1280 (--cidr6)", cfg->name,
+				      cfg->mtu);
 	}
 	return 0;
 }

@@ -83,6 +83,8 @@ for bad in fd62::/64 fe80::5/64 ff02::1/64 ::1/64 ::ffff:10.0.0.1/96 10.0.0.1/24
 	fd62::1/129 fd62::1/x fd62::1%d6/64; do
 	refuse "cidr6 $bad" "network lab2: cidr6 $bad:" up lab2 --cidr 10.61.0.1/24 --cidr6 "$bad"
 done
+refuse "--mtu 1000 with --cidr6" "network lab2: mtu 1000 is below IPv6's minimum of 1280 (--cidr6)" \
+	up lab2 --cidr 10.61.0.1/24 --cidr6 fd62::1/64 --mtu 1000
 # a failure half-way (after table, bridge, addresses and forwarding)
 kn "$R" up lab2 --cidr 10.61.0.1/24 --cidr6 fd62::1/64 --nat --dry-run
 t_check "dry run: exit 0, the plan names the ip6 table and IPv6 forwarding" \
