@@ -1092,7 +1092,16 @@ static int cmd_lease(int argc, char **argv)
 		       info.mtu);
 		for (unsigned i = 0; i < info.ndns; i++)
 			printf("%s%s", i ? "," : "", ip4(info.dns[i], a));
-		printf("%s\n", info.ndns ? "" : "none");
+		printf("%s", info.ndns ? "" : "none");
+		if (info.has6) {
+			/* what a VMM's router advertisements would say */
+			char p6[INET6_ADDRSTRLEN];
+			uint8_t net6[16];
+			kl_prefix6(info.addr6, info.prefix6, net6);
+			inet_ntop(AF_INET6, net6, p6, sizeof(p6));
+			printf(" prefix6=%s/%u router6=fe80::1", p6, info.prefix6);
+		}
+		printf("\n");
 	}
 	kl_net_close(h);
 	return rc;

@@ -44,6 +44,11 @@ t_check "show --json: cidr6, subnet6, address6_present, forwarding6" jq_true \
 	'.forwarding6 == true and .forwarding6_prev == false and (.networks[0] | .cidr6 == "fd60::1/64" and
 	 .subnet6 == "fd60::/64" and .address6_present == true and .nft_table6 == "ip6 kvmlab-lab")' <<<"$KN_OUT"
 
+kn "$R" lease take lab web --pid $$
+t_check "lease take on an IPv6 network: the line ends with prefix6=fd60::/64 router6=fe80::1" \
+	test "$KN_RC" = 0 -a "${KN_OUT##* prefix6=}" = "fd60::/64 router6=fe80::1"
+kn "$R" lease del lab web
+
 # --- idempotent, and repairs what it owns
 net_snap "$R" "$tmp/s1"
 kn_expect "up again: exit 0" 0 "$R" "${UP[@]}"
