@@ -122,7 +122,10 @@ t_vm_quit() { pkill -QUIT -f -- "--console file:$1\$"; }
 # guest on the way (a triple fault is a reset, and a reset ends the VMM
 # with 0 as a reboot does: a guest that died there did not power off)
 t_powered_off() {
-	[ "$1" = 0 ] && ! grep -aq 'triple fault' "$2" 2>/dev/null
+	local tf
+	tf=$(grep -a -m1 'triple fault' "$2" 2>/dev/null)
+	[ -z "$tf" ] || echo "# the VMM said: $tf"
+	[ "$1" = 0 ] && [ -z "$tf" ]
 }
 # t_vm_report ERRFILE: a VMM stopped by its watchdog (timeout -s QUIT)
 # left its vCPUs' state and its rings on stderr: show them as comments

@@ -14,7 +14,10 @@ cd "$T_ROOT" || exit 1
 
 d=$(mktemp -d /tmp/kvmlab-resume.XXXXXX) || exit 1
 t_defer "rm -rf '$d'"
-mkdir -p "$d/tests/kvm" "$d/scripts" "$d/build" "$d/ctl" "$d/tmp"
+mkdir -p "$d/tests/kvm" "$d/scripts" "$d/build" "$d/ctl" "$d/tmp" "$d/trace/events/kvm/kvm_exit"
+# a stand-in for the test host's tracefs: suite.sh counts its kvm_exit
+# lines as SHUTDOWN exits (a guest's triple fault)
+touch "$d/trace/trace"
 cp tests/kvm/run tests/kvm/suite.sh "$d/tests/kvm/"
 printf '#!/bin/sh\nexit 0\n' >"$d/scripts/build-guest"
 printf '#!/bin/sh\nexit 0\n' >"$d/build/kvmlab-vm"
@@ -38,7 +41,9 @@ chmod +x "$d/bin/kvmlab-vm"
 # A test script: it dies (takes the host down) while ctl/die-NAME holds a
 # count above 0, fails while ctl/fail-NAME exists, and logs each start.
 # With ctl/hang-NAME it starts the stand-in VMM and waits forever; with
-# ctl/linger-NAME it leaves a process behind and passes.
+# ctl/linger-NAME it leaves a process behind and passes. While ctl/tf-NAME
+# holds a count above 0 it "triple-faults": a SHUTDOWN exit in the trace
+# and a failure.
 for n in "${names[@]}"; do
 	cat >"$d/tests/kvm/$n" <<EOF
 c=$d/ctl
@@ -55,6 +60,12 @@ if [ -s \$c/die-$n ] && [ "\$(cat \$c/die-$n)" -gt 0 ]; then
 	exit 1
 fi
 echo "ok - $n ran"
+if [ -s \$c/tf-$n ] && [ "\$(cat \$c/tf-$n)" -gt 0 ]; then
+	echo \$((\$(cat \$c/tf-$n) - 1)) >\$c/tf-$n
+	echo " kvmlab-vm-1 [000] d.... 1.0: kvm_exit: vcpu 1 reason shutdown rip 0x0" >>$d/trace/trace
+	echo "not ok - $n guest reset"
+	exit 1
+fi
 [ -e \$c/fail-$n ] && { echo "not ok - $n failed"; exit 1; }
 exit 0
 EOF
@@ -83,7 +94,8 @@ tier() { # runs the tier in the scratch tree; output in $out, status in $rc
 	: >"$d/ctl/started"
 	# TMPDIR: suite.sh's log file, left behind when a "death" kills it
 	# (bounded itself: a suite.sh whose bound fails must fail this test, not hang it)
-	out=$(cd "$d" && TMPDIR=$d/tmp KVMLAB_KVM_MODE=testhost KVMLAB_TESTHOST_DEATHS=3 timeout -k 5 300 \
+	out=$(cd "$d" && TMPDIR=$d/tmp KVMLAB_KVM_MODE=testhost KVMLAB_TESTHOST_DEATHS=3 \
+		KVMLAB_KVM_TRACEFS=$d/trace timeout -k 5 300 \
 		env KVMLAB_KVM_SCRIPT_TIMEOUT="${bound:-600}" bash tests/kvm/run 2>/dev/null)
 	rc=$?
 }
@@ -122,6 +134,26 @@ rm -f "$d/ctl/fail-$first"
 [ "$rc" != 0 ] && [ "$(ends "$first" 1)" = 1 ] && [ "$(starts "$first")" = 2 ] &&
 	t_ok "a failed script before a death still fails the tier (status $rc)" ||
 	t_fail "a failed script before a death still fails the tier" "status $rc, $first ran $(starts "$first") times"
+
+# 2b. a script whose guest triple-faults in two tries (SHUTDOWN exits
+#     in the test host's KVM trace) gets a third, and passes there; one
+#     that does so three times fails after three; a plain failure gets
+#     two tries (case 2)
+rm -f "$d"/ctl/die-*
+echo 2 >"$d/ctl/tf-$first"
+tier
+[ "$rc" = 0 ] && [ "$(starts "$first")" = 3 ] && [ "$(ends "$first" 0)" = 1 ] &&
+	grep -q "^# (try 2) not ok - $first guest reset" <<<"$out" &&
+	grep -q "^# tests/kvm/$first failed (status 1, 1 SHUTDOWN exits in the test host's KVM (a guest triple-faulted)); running it once more" <<<"$out" &&
+	t_ok "a guest that triple-faults in two tries: a third try, which passes, counts" ||
+	t_fail "a guest that triple-faults in two tries: a third try" \
+		"status $rc, $first started $(starts "$first") times: $(grep "$first" <<<"$out" | tr '\n' '|')"
+echo 3 >"$d/ctl/tf-$first"
+tier
+rm -f "$d/ctl/tf-$first"
+[ "$rc" != 0 ] && [ "$(starts "$first")" = 3 ] && [ "$(ends "$first" 1)" = 1 ] &&
+	t_ok "a guest that triple-faults in three tries: the script fails after three (status $rc)" ||
+	t_fail "a guest that triple-faults in three tries fails after three" "status $rc, $first started $(starts "$first") times"
 
 # 3. a boot that runs out of time (124) goes on in a new host as well
 rm -f "$d"/ctl/die-*
@@ -194,7 +226,7 @@ out=$(cd "$d" && TMPDIR=$d/tmp KVMLAB_KVM_MODE=direct timeout -k 5 300 bash test
 rc=$?
 rm -f "$d/ctl/fail-$first"
 [ "$rc" != 0 ] && [ "$(starts "$first")" = 1 ] && [ "$(ends "$first" 1)" = 1 ] && [ "$(starts "$last")" = 1 ] &&
-	! grep -q 'first try' <<<"$out" &&
+	! grep -q '(try 1)' <<<"$out" &&
 	t_ok "on hardware a failing script runs once: no retry (status $rc)" ||
 	t_fail "on hardware a failing script runs once" "status $rc, $first started $(starts "$first") times"
 t_finish

@@ -5,7 +5,8 @@
 #   flock /work/testhost.lock scripts/testhost --tcg single --timeout 840 -- \
 #     bash tests/kvm/soak-matrix.sh 'vgif=0|' '|nopvspin' ...
 # Each argument is "KVM_AMD_OPTIONS|GUEST_KARGS[|N]": kvm_amd is reloaded
-# with "nested=0 npt=1 KVM_AMD_OPTIONS" and tests/kvm/soak.sh boots the
+# with "nested=0 npt=0|1 KVM_AMD_OPTIONS" (npt as the test host loaded it)
+# and tests/kvm/soak.sh boots the
 # default guest N times (default 6) with GUEST_KARGS added, stopping at the
 # first hang. Single-threaded TCG is the amplifier: there the unpatched
 # configuration hangs in most boots, so a few clean boots in a row are
@@ -14,11 +15,12 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 [ -n "${KVMLAB_IN_TESTHOST:-}" ] || { echo "not ok - soak-matrix # only inside scripts/testhost"; exit 1; }
 ko=/lib/modules/$(grep -m1 'kvm.amd' /lib/modules/order)
-cur='nested=0 npt=1'
+npt=$(tr YN 10 </sys/module/kvm_amd/parameters/npt)
+cur="nested=0 npt=$npt"
 sum=()
 for c in "$@"; do
 	IFS='|' read -r amd kargs n <<<"$c"
-	want="nested=0 npt=1${amd:+ $amd}"
+	want="nested=0 npt=$npt${amd:+ $amd}"
 	if [ "$want" != "$cur" ]; then
 		rmmod kvm_amd || { echo "not ok - soak-matrix: rmmod kvm_amd"; exit 1; }
 		# shellcheck disable=SC2086
