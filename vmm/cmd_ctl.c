@@ -28,7 +28,9 @@ const char cmd_list_usage[] =
 	"list: the VMs running in this network namespace (each one's control\n"
 	"socket, @kvmlab-vm/NAME): name, pid, vCPUs, memory, uptime, state\n"
 	"(running, paused) and each NIC's tap, network and address. With NAME only that VM (exit 1 if it\n"
-	"does not run). Only VMs run by root or by this user answer.\n"
+	"does not run). Only VMs run by root or by this user answer. On an IPv6\n"
+	"network the guest picks its own address (SLAAC): the ones it claimed\n"
+	"in the prefix (its duplicate address detection) follow, newest first.\n"
 	"  --json     one JSON array of the VMs' full status (kernel, command\n"
 	"             line, console, NICs with MAC and forwards, disks, ...)\n"
 	"  --help     this text\n";
@@ -115,9 +117,18 @@ static void print_row(const json_t *st)
 		size_t l = strlen(nets);
 		snprintf(nets + l, sizeof(nets) - l, "%s%s", l ? "," : "", str(nic, "tap"));
 		l = strlen(nets);
-		if (json_object_get(nic, "net"))
-			snprintf(nets + l, sizeof(nets) - l, "(%s %s)", str(nic, "net"),
-				 str(nic, "addr"));
+		if (!json_object_get(nic, "net"))
+			continue;
+		snprintf(nets + l, sizeof(nets) - l, "(%s %s", str(nic, "net"), str(nic, "addr"));
+		size_t k;
+		json_t *a6;
+		json_array_foreach(json_object_get(nic, "addr6"), k, a6) {
+			l = strlen(nets);
+			snprintf(nets + l, sizeof(nets) - l, " %s", json_string_value(a6) ?
+				 json_string_value(a6) : "-");
+		}
+		l = strlen(nets);
+		snprintf(nets + l, sizeof(nets) - l, ")");
 	}
 	double up = json_real_value(json_object_get(st, "uptime_s"));
 	printf("%-20s %8lld %4lld %7lldM %9.0fs %-8s %s\n", str(st, "name"),

@@ -1,6 +1,7 @@
 #include "devices.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,6 +42,9 @@ struct nic {
 	struct dhcp_tap ra_tap;    /* the guest's router solicitations */
 	struct sock_filter ra_prog[RA_BPF_LEN];
 	int ra_timer;              /* timerfd: an unsolicited RA each period */
+	uint8_t mac[6];            /* the guest's: its own frames carry it */
+	uint8_t addr6[DEV_ADDR6_MAX][16]; /* claimed by DAD, newest first (addr6_lock) */
+	unsigned naddr6;
 };
 
 /* One virtio-blk device and its own I/O thread. */
@@ -190,6 +194,59 @@ static void unplug_loop(struct event_loop *ev, bool *ev_ready)
 	}
 }
 
+/* the NICs' addr6: written by their I/O threads, read by the control
+ * socket's */
+static pthread_mutex_t addr6_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* a at the front of N's addresses: moved there if known, else added,
+ * the oldest dropped when full */
+static void addr6_note(struct nic *N, const uint8_t a[16])
+{
+	pthread_mutex_lock(&addr6_lock);
+	unsigned i = 0, n = N->naddr6;
+	while (i < n && memcmp(N->addr6[i], a, 16))
+		i++;
+	if (i == n) {
+		if (n < DEV_ADDR6_MAX)
+			N->naddr6++;
+		else
+			i = DEV_ADDR6_MAX - 1;
+	}
+	memmove(N->addr6[1], N->addr6[0], (size_t)i * 16);
+	memcpy(N->addr6[0], a, 16);
+	pthread_mutex_unlock(&addr6_lock);
+}
+
+unsigned devices_nic_addr6(unsigned nic, uint8_t (*out)[16], unsigned max)
+{
+	if (nic >= DEV_NICS_MAX)
+		return 0;
+	struct nic *N = &D.nic[nic];
+	pthread_mutex_lock(&addr6_lock);
+	unsigned n = N->naddr6 < max ? N->naddr6 : max;
+	memcpy(out, N->addr6, (size_t)n * 16);
+	pthread_mutex_unlock(&addr6_lock);
+	return n;
+}
+
+/* The tap's IPv6 socket: the guest's router solicitations get an RA, and
+ * its duplicate address detection says which address it took. */
+static int ra_frame(void *opaque, const uint8_t *f, size_t len, uint8_t *reply,
+		    size_t *reply_len)
+{
+	struct nic *N = opaque;
+	uint8_t a[16];
+	if (ra_dad_target(f, len, N->mac, a)) {
+		/* trust decision: a guest may claim any address; only those
+		 * inside the network's prefix are shown, and a few at most */
+		if (ra_prefix_has(&N->ra, a))
+			addr6_note(N, a);
+		*reply_len = 0;
+		return 0;
+	}
+	return ra_handle(&N->ra, f, len, reply, reply_len);
+}
+
 /* The timer: one unsolicited RA per period, so that the guest's default
  * route (RA_ROUTER_LIFETIME) and prefix never run out. */
 static void ra_tick(void *opaque, uint32_t events)
@@ -207,9 +264,10 @@ static void ra_tick(void *opaque, uint32_t events)
 		dhcp_tap_send(&N->ra_tap, frame, len);
 }
 
-/* The packet socket that hears the guest's router solicitations (with
- * vhost or without: they are not consumed on the way to the tap, so the
- * tap's socket sees them either way), and the period's timer. */
+/* The packet socket that hears the guest's router solicitations and its
+ * duplicate address detection (with vhost or without: they are not
+ * consumed on the way to the tap, so the tap's socket sees them either
+ * way), and the period's timer. */
 static int ra_open(struct nic *N, const struct ra_cfg *ra, int tap_fd, const char *what,
 		   struct err *e)
 {
@@ -221,7 +279,7 @@ static int ra_open(struct nic *N, const struct ra_cfg *ra, int tap_fd, const cha
 
 	N->ra = *ra;
 	ra_bpf(N->ra_prog, DHCP_TAP_FRAME_MAX, 0);
-	int rc = dhcp_tap_open(&N->ra_tap, tap_fd, &prog, ra_handle, &N->ra, e);
+	int rc = dhcp_tap_open(&N->ra_tap, tap_fd, &prog, ra_frame, N, e);
 	if (rc)
 		return rc;
 	N->ra_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -245,6 +303,7 @@ static int setup_net(const struct dev_env *env, const struct dev_nic *c, int vho
 	N->dhcp_tap.fd = -1;
 	N->ra_tap.fd = -1;
 	N->ra_timer = -1;
+	memcpy(N->mac, c->mac, 6);
 	if (queues < 1 || queues > DEV_NET_QUEUES_MAX)
 		return errf(e, EINVAL, "%s: %u queues, want 1..%u", what, queues,
 			    DEV_NET_QUEUES_MAX);

@@ -32,6 +32,7 @@ enum { DEV_AIO_AUTO, DEV_AIO_THREAD, DEV_AIO_URING };
 
 #define DEV_DISKS_MAX 8 /* virtio-blk devices */
 #define DEV_NICS_MAX 4  /* virtio-net devices */
+#define DEV_ADDR6_MAX 4 /* IPv6 addresses kept per NIC (devices_nic_addr6) */
 #define DEV_VSOCK_CID_MIN 3u           /* 0-2: hypervisor, local, host */
 #define DEV_VSOCK_CID_MAX 0xfffffffeu  /* U32_MAX is VMADDR_CID_ANY */
 
@@ -82,6 +83,12 @@ unsigned devices_mmio_count(const struct dev_cfg *cfg);
  * device threads. Call after the buses exist and before vCPUs run. */
 int devices_setup(const struct dev_env *env, const struct dev_cfg *cfg, struct err *e) WUR;
 void devices_stop(void);
+/* The IPv6 addresses inside its ra prefix that NIC nic's guest has
+ * claimed by duplicate address detection (ra_dad_target), newest first:
+ * at most max (and DEV_ADDR6_MAX) into out, the count returned. What a
+ * guest claimed it may have given up since; 0 for a NIC without ra. Any
+ * thread. */
+unsigned devices_nic_addr6(unsigned nic, uint8_t (*out)[16], unsigned max);
 /* For --stats: each device's MSI-X mask counts (vpci_msix_stats). */
 void devices_stats_print(FILE *f);
 /* Each device's transport and ring state on f (SIGQUIT, SIGUSR2): a stuck

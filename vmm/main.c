@@ -659,6 +659,20 @@ static json_t *status_nic(const struct run_view *v, unsigned i)
 		snprintf(ad + strlen(ad), sizeof(ad) - strlen(ad), "/%u", L->prefix);
 		json_object_set_new(o, "net", json_string(v->nics[i].net));
 		json_object_set_new(o, "addr", json_string(ad));
+		if (L->has6) {
+			/* the guest picks its own (SLAAC): what it claimed */
+			uint8_t a6[DEV_ADDR6_MAX][16];
+			unsigned n = devices_nic_addr6(i, a6, DEV_ADDR6_MAX);
+			json_t *arr = json_array();
+			for (unsigned k = 0; k < n; k++) {
+				char s6[INET6_ADDRSTRLEN + 4];
+				if (!inet_ntop(AF_INET6, a6[k], s6, INET6_ADDRSTRLEN))
+					continue;
+				snprintf(s6 + strlen(s6), sizeof(s6) - strlen(s6), "/%u", L->prefix6);
+				json_array_append_new(arr, json_string(s6));
+			}
+			json_object_set_new(o, "addr6", arr);
+		}
 	}
 	if (o && i == v->fwd_nic && v->nfwd) {
 		json_t *fw = json_array();

@@ -16,6 +16,8 @@
 #define RA_HLEN 16 /* ... cur hop limit, flags, router lifetime, reachable, retrans */
 #define TYPE_RS 133
 #define TYPE_RA 134
+#define TYPE_NS 135
+#define NS_HLEN 24 /* type, code, checksum, reserved, target */
 #define PI_LEN 32  /* prefix information option */
 
 enum { OPT_SLLA = 1, OPT_PREFIX = 3, OPT_MTU = 5 };
@@ -142,35 +144,77 @@ size_t ra_build_unsolicited(const struct ra_cfg *c, uint8_t *out, size_t cap)
 	return ra_build(c, all_nodes_mac, all_nodes_ip, out, cap);
 }
 
-int ra_handle(void *opaque, const uint8_t *f, size_t len, uint8_t *reply, size_t *reply_len)
+/* The checks an RS and an NS share (RFC 4861 6.1.1, 7.1.1): the IPv6
+ * header of an untagged frame from a unicast MAC, ICMPv6 of the given
+ * type with code 0 and a correct checksum, at least hlen bytes, options
+ * from offset hlen each nonzero and inside the packet, and none carrying
+ * a link-layer address when the source is ::. The ICMPv6 length, or 0. */
+static size_t icmp6_valid(const uint8_t *f, size_t len, uint8_t type, size_t hlen)
 {
-	const struct ra_cfg *c = opaque;
-	size_t cap = *reply_len;
-
-	*reply_len = 0;
 	/* a multicast Ethernet source is forged: a unicast RA to it would
 	 * go to a whole group */
-	if (len < MSG_OFF + RS_HLEN || get_be16(f + 12) != ETHERTYPE_IPV6 || (f[6] & 1))
+	if (len < MSG_OFF + hlen || get_be16(f + 12) != ETHERTYPE_IPV6 || (f[6] & 1))
 		return 0;
 	const uint8_t *ip = f + ETH_HLEN, *src = ip + 8, *m = f + MSG_OFF;
 	/* trust decision: the payload length is the guest's; it must fit in
 	 * what the guest actually sent, and everything below reads only that */
 	size_t n = get_be16(ip + 4);
 	if ((ip[0] >> 4) != 6 || ip[6] != NH_ICMPV6 || ip[7] != 255 || src[0] == 0xff ||
-	    n < RS_HLEN || n > len - MSG_OFF)
+	    n < hlen || n > len - MSG_OFF)
 		return 0;
-	if (m[0] != TYPE_RS || m[1] != 0 || icmp6_sum(ip, m, n) != 0xffff)
+	if (m[0] != type || m[1] != 0 || icmp6_sum(ip, m, n) != 0xffff)
 		return 0;
 	bool unspec = !memcmp(src, zero16, 16);
-	for (size_t i = RS_HLEN; i < n; i += (size_t)m[i + 1] * 8) {
+	for (size_t i = hlen; i < n; i += (size_t)m[i + 1] * 8) {
 		/* a zero length would loop for ever; past n is not the guest's
-		 * packet (RFC 4861 6.1.1 discards both) */
+		 * packet (both are discarded) */
 		if (n - i < 2 || m[i + 1] == 0 || (size_t)m[i + 1] * 8 > n - i)
 			return 0;
-		/* RFC 4861 6.1.1: nobody's link-layer address goes with :: */
+		/* nobody's link-layer address goes with :: */
 		if (m[i] == OPT_SLLA && unspec)
 			return 0;
 	}
+	return n;
+}
+
+int ra_dad_target(const uint8_t *f, size_t len, const uint8_t mac[6], uint8_t target[16])
+{
+	/* the tap's socket sees frames both ways: only those the guest sent
+	 * carry its MAC as the source (another port's DAD, flooded to the
+	 * guest, does not) */
+	if (len < ETH_HLEN || memcmp(f + 6, mac, 6) || !icmp6_valid(f, len, TYPE_NS, NS_HLEN))
+		return 0;
+	const uint8_t *src = f + ETH_HLEN + 8, *dst = src + 16, *t = f + MSG_OFF + 8;
+	static const uint8_t sn[13] = { 0xff, 0x02, [11] = 1, [12] = 0xff };
+	/* DAD's source is ::, and it asks the target's own solicited-node
+	 * group; a multicast target is no address to claim */
+	if (memcmp(src, zero16, 16) || memcmp(dst, sn, 13) || memcmp(dst + 13, t + 13, 3) ||
+	    t[0] == 0xff)
+		return 0;
+	memcpy(target, t, 16);
+	return 1;
+}
+
+int ra_prefix_has(const struct ra_cfg *c, const uint8_t a[16])
+{
+	uint8_t x[16], y[16];
+	unsigned plen = c->prefix_len < 128 ? c->prefix_len : 128;
+
+	prefix_mask(x, a, plen);
+	prefix_mask(y, c->prefix, plen);
+	return !memcmp(x, y, 16);
+}
+
+int ra_handle(void *opaque, const uint8_t *f, size_t len, uint8_t *reply, size_t *reply_len)
+{
+	const struct ra_cfg *c = opaque;
+	size_t cap = *reply_len;
+
+	*reply_len = 0;
+	if (!icmp6_valid(f, len, TYPE_RS, RS_HLEN))
+		return 0;
+	const uint8_t *src = f + ETH_HLEN + 8;
+	bool unspec = !memcmp(src, zero16, 16);
 
 	/* copies: ra_build clears out first, and a caller may reuse the frame as out */
 	uint8_t mac[6], dst[16];
@@ -186,13 +230,14 @@ void ra_bpf(struct sock_filter *out, uint32_t match, uint32_t miss)
 	const struct sock_filter prog[RA_BPF_LEN] = {
 		/* a load past the end would end the program with 0, not miss */
 		BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, MSG_OFF + 1, 0, 7),
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, MSG_OFF + 1, 0, 8),
 		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),       /* ethertype */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETHERTYPE_IPV6, 0, 5),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETHERTYPE_IPV6, 0, 6),
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, ETH_HLEN + 6), /* next header */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_ICMPV6, 0, 3),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_ICMPV6, 0, 4),
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, MSG_OFF),  /* ICMPv6 type */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TYPE_RS, 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TYPE_RS, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TYPE_NS, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, match),
 		BPF_STMT(BPF_RET | BPF_K, miss),
 	};

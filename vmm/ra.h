@@ -18,7 +18,7 @@
 #define RA_ROUTER_LIFETIME 1800   /* 3 x the interval */
 #define RA_VALID_LIFETIME 86400   /* prefix information option */
 #define RA_PREFERRED_LIFETIME 14400
-#define RA_BPF_LEN 10
+#define RA_BPF_LEN 11
 
 struct ra_cfg {
 	uint8_t router_mac[6];   /* Ethernet source and the source link-layer address option */
@@ -65,10 +65,26 @@ size_t ra_build_unsolicited(const struct ra_cfg *c, uint8_t *out, size_t cap) WU
 int ra_handle(void *opaque, const uint8_t *frame, size_t len, uint8_t *reply,
 	      size_t *reply_len);
 
+/* The address a guest claims: 1 with it in target[] when frame is the
+ * Neighbor Solicitation of its duplicate address detection (RFC 4862
+ * 5.4.2) sent from Ethernet source mac, as RFC 4861 7.1.1 validates an
+ * NS: untagged Ethernet type 0x86dd, IPv6 version 6, payload length >= 24
+ * and within the frame, next header 58 directly, hop limit 255, source
+ * :: (DAD), destination the target's solicited-node group (ff02::1:ff
+ * and its last 24 bits), ICMPv6 type 135 code 0, checksum correct, a
+ * target that is not multicast, every option's length nonzero and inside
+ * the packet, no source link-layer option. Else 0, target untouched. */
+int ra_dad_target(const uint8_t *frame, size_t len, const uint8_t mac[6], uint8_t target[16]);
+
+/* 1 when a is inside c's prefix (prefix_len bits; above 128 counts as
+ * 128), else 0. */
+int ra_prefix_has(const struct ra_cfg *c, const uint8_t a[16]);
+
 /* Writes into out[RA_BPF_LEN] the classic BPF program (over an Ethernet
  * frame) for the packet socket on the tap: it returns match for Ethernet
- * type 0x86dd, IPv6 next header 58 and ICMPv6 type 133 (offset 54), miss
- * for anything else, runts included. out is a pointer, not an array
+ * type 0x86dd, IPv6 next header 58 and ICMPv6 type 133 or 135 (offset 54:
+ * solicitations, router and neighbor), miss for anything else, runts
+ * included. out is a pointer, not an array
  * parameter: an array of the incomplete struct sock_filter (from
  * <linux/filter.h>) would not compile where that header is not included. */
 struct sock_filter;

@@ -4,7 +4,10 @@
  * room; the rest is the frame. A reply must fit its room and RA_FRAME_MAX,
  * answer only a frame that at least looks like an RS (type 133, hop limit
  * 255, from a unicast MAC), and be an RA from the router's MAC and
- * fe80::1 whose ICMPv6 checksum is right (checked here, not by ra.c). */
+ * fe80::1 whose ICMPv6 checksum is right (checked here, not by ra.c).
+ * The same frame as a DAD claim (ra_dad_target, with the frame's own
+ * source MAC): a claim only from a checksummed NS from ::, hop limit 255,
+ * for the target in the message, which is not multicast. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +73,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (!icmp6_ok(ip, m, rl - 54))
 			abort();
+	}
+	/* the same frame as a claim: only a checksummed DAD NS from the
+	 * MAC asked for, for its own solicited-node group, yields one */
+	uint8_t t[16];
+	memset(t, 0xa5, sizeof(t));
+	r = ra_dad_target(f, size, f + (size >= 12 ? 6 : 0), t);
+	if (r == 1) {
+		const uint8_t *ip = f + 14, *m = f + 54;
+		size_t n = (size_t)(ip[4] << 8 | ip[5]);
+		if (size < 54 + 24 || m[0] != 135 || ip[7] != 255 || n < 24 || n > size - 54)
+			abort();
+		for (int i = 8; i < 24; i++)
+			if (ip[i])
+				abort(); /* not from :: */
+		if (memcmp(t, m + 8, 16) || t[0] == 0xff || memcmp(ip + 24 + 13, t + 13, 3) ||
+		    !icmp6_ok(ip, m, n))
+			abort();
+		(void)ra_prefix_has(&c, t);
+	} else if (r != 0) {
+		abort();
+	} else {
+		for (int i = 0; i < 16; i++)
+			if (t[i] != 0xa5)
+				abort(); /* refused, yet wrote */
 	}
 	free(reply);
 	free(f);

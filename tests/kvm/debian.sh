@@ -182,6 +182,15 @@ set -- $got
 if [ -n "$a6" ] && [ "${1:-}" = fd59::1 ] && [ "${3:-}" = "${a6%/*}" ]; then
 	t_ok "debian: the host reaches the guest's sshd at ${a6%/*} (SSH_CONNECTION from fd59::1)"
 else t_fail "debian: the host reaches the guest's sshd over IPv6" "SSH_CONNECTION: '$got'"; fi
+# the VMM saw the guest claim that address (its duplicate address
+# detection): kvmlab-vm list shows it, in the JSON and in the table
+if [ $dhcp = 1 ] && [ -n "$a6" ]; then
+	l6=$(ip netns exec "$lab" "$KVMLAB_VM" list web --json 2>/dev/null | jq -r '.[0].nics[0].addr6 // [] | join(" ")' 2>/dev/null)
+	row=$(ip netns exec "$lab" "$KVMLAB_VM" list web 2>/dev/null | tail -n1)
+	if [[ " $l6 " == *" $a6 "* ]] && [[ $row == *"$a6"* ]]; then
+		t_ok "debian: kvmlab-vm list shows the address the guest claimed ($a6; JSON addr6: $l6)"
+	else t_fail "debian: kvmlab-vm list shows the guest's IPv6 address $a6" "addr6 '$l6', row '$row'"; fi
+fi
 got=$(gssh "$lab" "$addr" 22 'exec 3<>/dev/tcp/2001:db8:59::2/8080 && timeout 10 head -n1 <&3' 2>&1)
 seen6=$(sort -u "$work/seen6" 2>/dev/null | tr '\n' ' ')
 if [ "$got" = "wan-hello 2001:db8:59::1" ] && [ "$seen6" = "2001:db8:59::1 " ]; then

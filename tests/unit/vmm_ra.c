@@ -1,7 +1,8 @@
 /* Router Advertisements (vmm/ra.c) read back byte by byte by code of
  * its own here, checksums included (summed differently from ra.c: byte
- * by byte into a 64-bit total); Router Solicitations crafted here, valid
- * and broken one way at a time; and the socket filter run by the kernel
+ * by byte into a 64-bit total); Router Solicitations and the DAD
+ * Neighbor Solicitations that say which address a guest took, crafted
+ * here, valid and broken one way at a time; and the socket filter run by the kernel
  * on one end of an AF_UNIX datagram socketpair (no privilege needed),
  * where a datagram the program refuses never arrives. */
 #include <errno.h>
@@ -425,6 +426,165 @@ static void solicit(void)
 	CHECK_EQ(bad, 0, "RS from :: cut at each of 0..%zu bytes: none answered", n0 - 1);
 }
 
+/* A DAD Neighbor Solicitation from guest_mac for target t (RFC 4862
+ * 5.4.2: source ::, to t's solicited-node group), options opts */
+static size_t dad(uint8_t *f, const uint8_t t[16], const uint8_t *opts, size_t olen)
+{
+	uint8_t *ip = f + 14, *m = f + 54;
+	size_t ml = 24 + olen;
+
+	memset(f, 0, 54 + ml);
+	f[0] = 0x33;
+	f[1] = 0x33;
+	f[2] = 0xff;
+	memcpy(f + 3, t + 13, 3);
+	memcpy(f + 6, guest_mac, 6);
+	f[12] = 0x86;
+	f[13] = 0xdd;
+	ip[0] = 0x60;
+	ip[4] = (uint8_t)(ml >> 8);
+	ip[5] = (uint8_t)ml;
+	ip[6] = 58;
+	ip[7] = 255;
+	/* source :: (already zero); ff02::1:ffXX:XXXX */
+	ip[24] = 0xff;
+	ip[25] = 0x02;
+	ip[24 + 11] = 1;
+	ip[24 + 12] = 0xff;
+	memcpy(ip + 24 + 13, t + 13, 3);
+	m[0] = 135;
+	memcpy(m + 8, t, 16);
+	if (olen)
+		memcpy(m + 24, opts, olen);
+	fix(f);
+	return 54 + ml;
+}
+
+/* ra_dad_target on an exact-size copy (the sanitizer sees overreads);
+ * 1 only when it said 1 and gave back want, -1 when it said 1 with
+ * another address, 0 when it said 0 and left out alone */
+static int dad_of(const uint8_t *f, size_t len, const uint8_t mac[6], const uint8_t *want)
+{
+	uint8_t *copy = malloc(len ? len : 1), out[16];
+	if (!copy)
+		abort();
+	if (len)
+		memcpy(copy, f, len);
+	memset(out, 0xa5, 16);
+	int r = ra_dad_target(copy, len, mac, out);
+	free(copy);
+	if (r == 1)
+		return want && !memcmp(out, want, 16) ? 1 : -1;
+	for (int i = 0; i < 16; i++)
+		if (out[i] != 0xa5)
+			return -2;
+	return r;
+}
+
+static void claims(void)
+{
+	/* fd00:1:2:3:5054:ff:fe12:3456, as SLAAC makes it from guest_mac */
+	static const uint8_t slaac[16] = { 0xfd, 0x00, 0x00, 0x01, 0x00, 0x02, 0x00, 0x03,
+					   0x50, 0x54, 0x00, 0xff, 0xfe, 0x12, 0x34, 0x56 };
+	static const uint8_t other_mac[6] = { 0x52, 0x54, 0x00, 0x99, 0x99, 0x99 };
+	static const uint8_t nonce[8] = { 14, 1, 1, 2, 3, 4, 5, 6 };
+	uint8_t f[256], g[256], out[RA_FRAME_MAX];
+	size_t n = dad(f, slaac, NULL, 0), gn, rl;
+
+	CHECK_EQ(dad_of(f, n, guest_mac, slaac), 1, "DAD NS for the SLAAC address: claimed");
+	gn = dad(g, slaac, nonce, sizeof(nonce));
+	CHECK_EQ(dad_of(g, gn, guest_mac, slaac), 1, "DAD NS with a nonce option: claimed");
+	gn = dad(g, guest_ll, NULL, 0);
+	CHECK_EQ(dad_of(g, gn, guest_mac, guest_ll), 1, "DAD NS for the link-local address: claimed "
+		 "(the prefix check is the caller's)");
+	memcpy(g, f, n);
+	memset(g + n, 0, 6);
+	CHECK_EQ(dad_of(g, n + 6, guest_mac, slaac), 1, "DAD NS with Ethernet padding: claimed");
+	CHECK(handle(f, n, sizeof(out), out, &rl) == 0 && rl == 0,
+	      "ra_handle: a DAD NS gets no RA");
+
+	/* one thing wrong at a time */
+	CHECK_EQ(dad_of(f, n, other_mac, NULL), 0, "another NIC's MAC as the source: not ours");
+	memcpy(g, f, n);
+	g[14 + 7] = 254;
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "hop limit 254: refused");
+	memcpy(g, f, n);
+	g[54 + 3] ^= 1;
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "bad checksum: refused");
+	memcpy(g, f, n);
+	g[54 + 1] = 1;
+	fix(g);
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "code 1: refused");
+	memcpy(g, f, n);
+	g[54] = 136;
+	fix(g);
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "a Neighbor Advertisement: refused");
+	memcpy(g, f, n);
+	memcpy(g + 14 + 8, guest_ll, 16);
+	fix(g);
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "source not :: (address resolution, not DAD): refused");
+	memcpy(g, f, n);
+	g[14 + 24 + 15] ^= 1;
+	fix(g);
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "another solicited-node group: refused");
+	memcpy(g, f, n);
+	memcpy(g + 14 + 24, all_nodes, 16);
+	fix(g);
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "to all-nodes: refused");
+	static const uint8_t mc[16] = { 0xff, 0x0e, [13] = 0x12, 0x34, 0x56 };
+	gn = dad(g, mc, NULL, 0);
+	CHECK_EQ(dad_of(g, gn, guest_mac, NULL), 0, "a multicast target: refused");
+	gn = dad(g, slaac, slla, sizeof(slla));
+	CHECK_EQ(dad_of(g, gn, guest_mac, NULL), 0, "SLLA option with the :: source: refused");
+	static const uint8_t zero_opt[8] = { 14, 0 };
+	gn = dad(g, slaac, zero_opt, sizeof(zero_opt));
+	CHECK_EQ(dad_of(g, gn, guest_mac, NULL), 0, "zero-length option: refused");
+	static const uint8_t long_opt[8] = { 14, 2 };
+	gn = dad(g, slaac, long_opt, sizeof(long_opt));
+	CHECK_EQ(dad_of(g, gn, guest_mac, NULL), 0, "option past the end: refused");
+	memcpy(g, f, n);
+	g[14 + 5] = 16;
+	fix(g);
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "ICMPv6 length 16 (no whole target): refused");
+	memcpy(g, f, n);
+	g[14 + 5] += 1;
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "payload length 1 past the frame: refused");
+	memcpy(g, f, n);
+	g[12] = 0x08;
+	g[13] = 0x00;
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "Ethernet type IPv4: refused");
+	memcpy(g, f, n);
+	g[14 + 6] = 0;
+	CHECK_EQ(dad_of(g, n, guest_mac, NULL), 0, "next header hop-by-hop: refused");
+	rs(g, unspec, NULL, 0);
+	CHECK_EQ(dad_of(g, 62, guest_mac, NULL), 0, "a Router Solicitation: not a claim");
+	unsigned bad = 0;
+	for (size_t k = 0; k < n; k++)
+		if (dad_of(f, k, guest_mac, NULL) != 0)
+			bad++;
+	CHECK_EQ(bad, 0, "DAD NS cut at each of 0..%zu bytes: none claimed", n - 1);
+
+	/* the prefix the caller checks with */
+	set_cfg(ula, 64, 0);
+	CHECK(ra_prefix_has(&cfg, slaac), "fd00:1:2:3::/64 has the SLAAC address");
+	CHECK(!ra_prefix_has(&cfg, guest_ll), "fd00:1:2:3::/64 has no fe80:: address");
+	uint8_t x[16];
+	memcpy(x, slaac, 16);
+	x[7] ^= 1;
+	CHECK(!ra_prefix_has(&cfg, x), "nor one differing in bit 63");
+	set_cfg(ula, 63, 0);
+	CHECK(ra_prefix_has(&cfg, x), "fd00:1:2:2::/63 has both");
+	x[7] ^= 2;
+	CHECK(!ra_prefix_has(&cfg, x), "but not bit 62 flipped");
+	set_cfg(ula, 128, 0);
+	CHECK(ra_prefix_has(&cfg, ula) && !ra_prefix_has(&cfg, slaac), "a /128 has only itself");
+	memcpy(x, ula, 16);
+	x[15] ^= 2;
+	CHECK(!ra_prefix_has(&cfg, x), "a /128 has no address differing in its last bits");
+	set_cfg(ula, 200, 0);
+	CHECK(ra_prefix_has(&cfg, ula) && !ra_prefix_has(&cfg, slaac), "a length past 128 counts as 128");
+}
+
 /* The frame through a filter: the bytes that arrive, -1 if none */
 static long through(int sv[2], const uint8_t *f, size_t len)
 {
@@ -470,7 +630,9 @@ static void program(void)
 	CHECK_EQ(through(sv, g, n), 60, "a wrong hop limit still matches (ra_handle judges)");
 	memcpy(g, f, n);
 	g[54] = 135;
-	CHECK_EQ(through(sv, g, n), -1, "Neighbor Solicitation does not");
+	CHECK_EQ(through(sv, g, n), 60, "Neighbor Solicitation matches (DAD: ra_dad_target judges)");
+	g[54] = 136;
+	CHECK_EQ(through(sv, g, n), -1, "Neighbor Advertisement does not");
 	g[54] = 134;
 	CHECK_EQ(through(sv, g, n), -1, "Router Advertisement does not");
 	memcpy(g, f, n);
@@ -499,8 +661,10 @@ static void program(void)
 		return;
 	CHECK_EQ(through(sv, f, n), 60, "miss 7: RS still matches");
 	memcpy(g, f, n);
+	g[54] = 136;
+	CHECK_EQ(through(sv, g, n), 7, "miss 7: NA gets miss");
 	g[54] = 135;
-	CHECK_EQ(through(sv, g, n), 7, "miss 7: NS gets miss");
+	CHECK_EQ(through(sv, g, n), 60, "miss 7: NS still matches");
 	CHECK_EQ(through(sv, f, 20), 7, "miss 7: a 20-byte runt gets miss");
 	CHECK_EQ(through(sv, f, 54), 7, "miss 7: 54 bytes get miss");
 	close(sv[0]);
@@ -512,6 +676,7 @@ int main(void)
 	cfg_check();
 	build();
 	solicit();
+	claims();
 	program();
 	return t_done();
 }

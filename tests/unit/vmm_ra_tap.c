@@ -5,7 +5,8 @@
  * ra_bpf), ra_handle answers, and dhcp_tap_ready sends the RA out of the
  * tap, where it comes back on the tap fd: what the VMM would give the
  * guest. Also: a frame the filter must not pass (a neighbour
- * solicitation) gets nothing, and an unsolicited RA (dhcp_tap_send)
+ * advertisement) gets nothing, a neighbour solicitation passes it and
+ * gets no answer, and an unsolicited RA (dhcp_tap_send)
  * arrives. Needs CAP_NET_ADMIN and CAP_NET_RAW; it makes its own network
  * namespace (unshare), so the tap goes with the process. */
 #include <errno.h>
@@ -135,11 +136,18 @@ int main(void)
 				pio = true;
 		CHECK(pio, "it carries fd60::/64 with on-link and autonomous flags");
 	}
-	/* a neighbour solicitation to fe80::1: not the filter's business */
+	/* a neighbour advertisement: not the filter's business */
+	n = craft(f, 136, (uint8_t[6]){ 0x33, 0x33, 0, 0, 0, 1 }, (uint8_t[16]){ 0xff, 0x02, [15] = 1 });
+	CHECK(write(fd, f, n) == (ssize_t)n, "a neighbour advertisement written to the tap");
+	CHECK(poll(&p, 1, 300) == 0, "the packet socket does not see it (the filter)");
+	/* a neighbour solicitation to fe80::1 passes the filter (a DAD one
+	 * says which address the guest took: ra_dad_target), and gets no RA */
 	n = craft(f, 135, (uint8_t[6]){ 0x33, 0x33, 0xff, 0, 0, 1 },
 		  (uint8_t[16]){ 0xff, 0x02, [11] = 1, 0xff, 0, 0, 1 });
 	CHECK(write(fd, f, n) == (ssize_t)n, "a neighbour solicitation written to the tap");
-	CHECK(poll(&p, 1, 300) == 0, "the packet socket does not see it (the filter)");
+	CHECK(poll(&p, 1, 2000) == 1, "the packet socket sees it");
+	dhcp_tap_ready(&t, 0);
+	CHECK(read_icmp6(fd, got, sizeof(got), 134, 300) <= 0, "no router advertisement for it");
 	/* the period's unsolicited one */
 	n = ra_build_unsolicited(&c, f, sizeof(f));
 	dhcp_tap_send(&t, f, n);
