@@ -14,9 +14,11 @@ cd "$T_ROOT" || exit 1
 
 d=$(mktemp -d /tmp/kvmlab-resume.XXXXXX) || exit 1
 t_defer "rm -rf '$d'"
-mkdir -p "$d/tests/kvm" "$d/scripts" "$d/build" "$d/ctl" "$d/tmp" "$d/trace/events/kvm/kvm_exit"
+mkdir -p "$d/tests/kvm" "$d/scripts" "$d/build" "$d/ctl" "$d/tmp" "$d/trace/events/kvm/kvm_exit" \
+	"$d/trace/events/kvm/kvm_inj_exception"
 # a stand-in for the test host's tracefs: suite.sh counts its kvm_exit
-# lines as SHUTDOWN exits (a guest's triple fault)
+# lines as SHUTDOWN exits (a guest's triple fault), its kvm_inj_exception
+# lines as #PF injections
 touch "$d/trace/trace"
 cp tests/kvm/run tests/kvm/suite.sh "$d/tests/kvm/"
 printf '#!/bin/sh\nexit 0\n' >"$d/scripts/build-guest"
@@ -154,6 +156,50 @@ rm -f "$d/ctl/tf-$first"
 [ "$rc" != 0 ] && [ "$(starts "$first")" = 3 ] && [ "$(ends "$first" 1)" = 1 ] &&
 	t_ok "a guest that triple-faults in three tries: the script fails after three (status $rc)" ||
 	t_fail "a guest that triple-faults in three tries fails after three" "status $rc, $first started $(starts "$first") times"
+# each try's counts are shown (a triple fault, then a plain failure: no
+# third try)
+touch "$d/ctl/fail-$first"
+echo 1 >"$d/ctl/tf-$first"
+echo 0 >"$d/ctl/pf-$first"
+tier
+rm -f "$d/ctl/fail-$first" "$d/ctl/tf-$first"
+[ "$(starts "$first")" = 2 ] && grep -q "^# test host's KVM during tests/kvm/$first, try 1: 1 SHUTDOWN exits, 0 #PF injected$" <<<"$out" &&
+	grep -q "^# test host's KVM during tests/kvm/$first, try 2: 0 SHUTDOWN exits, 0 #PF injected$" <<<"$out" &&
+	t_ok "every try's SHUTDOWN and #PF counts are shown" ||
+	t_fail "every try's SHUTDOWN and #PF counts are shown" "$(grep "test host's KVM" <<<"$out" | tr '\n' '|')"
+: >"$d/ctl/started"
+# a #PF storm in the second try (after a plain first failure) earns the
+# third; one below the bound (KVMLAB_KVM_PF_STORM, here 50) does not
+s_pf() { # suite.sh on the first script alone, in a stand-in test host
+	out=$(cd "$d" && TMPDIR=$d/tmp KVMLAB_KVM_TESTHOST=1 KVMLAB_KVM_TRACEFS=$d/trace KVMLAB_KVM_PF_STORM=50 \
+		timeout -k 5 120 bash tests/kvm/suite.sh "$first" 2>/dev/null)
+}
+ones() { # COUNT: the first script fails plainly, then with a storm of COUNT
+	cat >"$d/tests/kvm/$first" <<EOF2
+c=$d/ctl
+echo "$first" >>\$c/started
+n=\$(grep -cx "$first" \$c/started)
+if [ \$n = 2 ]; then
+	for i in \$(seq $1); do echo " x [000] d.... 1.0: kvm_inj_exception: #PF (0x10)"; done >>$d/trace/trace
+fi
+echo "not ok - $first failed (\$n)"
+exit 1
+EOF2
+}
+orig=$(cat "$d/tests/kvm/$first")
+ones 50
+: >"$d/ctl/started"
+s_pf
+n50=$(starts "$first") o50=$out
+ones 49
+: >"$d/ctl/started"
+s_pf
+n49=$(starts "$first")
+printf '%s\n' "$orig" >"$d/tests/kvm/$first"
+[ "$n50" = 3 ] && [ "$n49" = 2 ] &&
+	grep -q "^# tests/kvm/$first failed (status 1, 50 #PF injected by the test host's KVM (a guest's broken paging)); running it once more" <<<"$o50" &&
+	t_ok "a #PF storm in the second try earns a third (50 of bound 50: 3 tries; 49: 2)" ||
+	t_fail "a #PF storm in the second try earns a third" "tries: $n50 at 50, $n49 at 49: $(grep 'failed (status' <<<"$o50" | tr '\n' '|')"
 
 # 3. a boot that runs out of time (124) goes on in a new host as well
 rm -f "$d"/ctl/die-*
