@@ -154,14 +154,22 @@ else
 	fi
 fi
 
+# out_via_nat WAN UPLINK SEENFILE WHAT: the guest connects to WAN:8080;
+# the service answers with the source it saw, and SEENFILE (every source
+# it ever saw) must hold UPLINK alone: NAT, never the guest's own address
+out_via_nat() {
+	local got seen
+	got=$(gssh "$lab" "$addr" 22 "exec 3<>/dev/tcp/$1/8080 && timeout 10 head -n1 <&3" 2>&1)
+	seen=$(sort -u "$3" 2>/dev/null | tr '\n' ' ')
+	if [ "$got" = "wan-hello $2" ] && [ "$seen" = "$2 " ]; then
+		t_ok "debian: guest reaches $4"
+	else
+		t_fail "debian: guest reaches $4" "guest got '$got', wan saw '$seen'"
+	fi
+}
+
 # -- out through NAT: the wan sees the uplink address --
-got=$(gssh "$lab" "$addr" 22 'exec 3<>/dev/tcp/198.51.100.2/8080 && timeout 10 head -n1 <&3' 2>&1)
-seen=$(sort -u "$work/seen" 2>/dev/null | tr '\n' ' ')
-if [ "$got" = "wan-hello 198.51.100.1" ] && [ "$seen" = "198.51.100.1 " ]; then
-	t_ok "debian: guest reaches wan:8080, wan sees only 198.51.100.1"
-else
-	t_fail "debian: guest reaches wan:8080, wan sees only 198.51.100.1" "guest got '$got', wan saw '$seen'"
-fi
+out_via_nat 198.51.100.2 198.51.100.1 "$work/seen" "wan:8080, wan sees only 198.51.100.1"
 
 # -- IPv6: the address networkd made from the VMM's advertisement (the
 # guest's own ip -j), sshd reached at it from the host, and out to the
@@ -191,13 +199,8 @@ if [ $dhcp = 1 ] && [ -n "$a6" ]; then
 		t_ok "debian: kvmlab-vm list shows the address the guest claimed ($a6; JSON addr6: $l6)"
 	else t_fail "debian: kvmlab-vm list shows the guest's IPv6 address $a6" "addr6 '$l6', row '$row'"; fi
 fi
-got=$(gssh "$lab" "$addr" 22 'exec 3<>/dev/tcp/2001:db8:59::2/8080 && timeout 10 head -n1 <&3' 2>&1)
-seen6=$(sort -u "$work/seen6" 2>/dev/null | tr '\n' ' ')
-if [ "$got" = "wan-hello 2001:db8:59::1" ] && [ "$seen6" = "2001:db8:59::1 " ]; then
-	t_ok "debian: guest reaches [2001:db8:59::2]:8080, the wan sees only 2001:db8:59::1 (NAT66)"
-else
-	t_fail "debian: guest reaches the wan over IPv6 through NAT66" "guest got '$got', wan saw '$seen6'"
-fi
+out_via_nat 2001:db8:59::2 2001:db8:59::1 "$work/seen6" \
+	"[2001:db8:59::2]:8080, the wan sees only 2001:db8:59::1 (NAT66)"
 
 # -- DNS: a name only the wan's responder knows --
 got=$(gssh "$lab" "$addr" 22 'getent hosts svc.wan.test' 2>&1 | awk '{ print $1 }')
