@@ -47,7 +47,7 @@ static const char usage_main[] =
 	"  lease release NET VM\n"
 	"  forward add NET --proto tcp|udp --port HOSTPORT --to ADDR:PORT\n"
 	"          [--vm VM]\n"
-	"  forward del NET --proto tcp|udp --port HOSTPORT\n"
+	"  forward del NET --proto tcp|udp --port HOSTPORT [-4|-6]\n"
 	"  help [COMMAND]\n"
 	"\n"
 	"  --help     this text ('" PROG " COMMAND --help' for a command's)\n"
@@ -124,7 +124,9 @@ static const char usage_lease[] =
 static const char usage_forward[] =
 	"usage: " PROG " forward add NET --proto tcp|udp --port HOSTPORT\n"
 	"                         --to ADDR:PORT | --vm VM --to [ADDR:]PORT\n"
-	"       " PROG " forward del NET --proto tcp|udp --port HOSTPORT\n"
+	"       " PROG " forward add NET --proto tcp|udp --port HOSTPORT\n"
+	"                         --to [ADDR6]:PORT [--vm VM]\n"
+	"       " PROG " forward del NET --proto tcp|udp --port HOSTPORT [-4|-6]\n"
 	"\n"
 	"DNAT of HOSTPORT on the host's own addresses (not loopback) to\n"
 	"ADDR:PORT on network NET, for connections from outside, from the\n"
@@ -133,7 +135,13 @@ static const char usage_forward[] =
 	"--vm ties the forward to VM's active lease (ADDR defaults to its\n"
 	"address): it goes when the lease is released or reclaimed.\n"
 	"Rules live in chains fwd-pre, fwd-out, fwd-post, fwd-accept of table\n"
-	"ip kvmlab-NET.\n";
+	"ip kvmlab-NET.\n"
+	"An IPv6 target, in brackets, makes an IPv6 forward on a network with\n"
+	"--cidr6 (table ip6 kvmlab-NET): the same host port over IPv4 and\n"
+	"over IPv6 are two forwards. It needs ADDR6, the guest's own address\n"
+	"(SLAAC: see kvmlab-vm list); --vm only ties it to VM's lease.\n"
+	"del removes the forward of HOSTPORT in both families, or with -4 or\n"
+	"-6 in that one.\n";
 
 static const char usage_show[] =
 	"usage: " PROG " show [NAME] [--json]\n"
@@ -617,6 +625,13 @@ static int cmd_tap(int argc, char **argv)
 	return rc;
 }
 
+static const char *ip6(const uint8_t a[16], char buf[INET6_ADDRSTRLEN])
+{
+	if (!inet_ntop(AF_INET6, a, buf, INET6_ADDRSTRLEN))
+		snprintf(buf, INET6_ADDRSTRLEN, "?");
+	return buf;
+}
+
 static const char *ip4(uint32_t a, char buf[16])
 {
 	snprintf(buf, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255,
@@ -674,12 +689,15 @@ static json_t *lease_json(const struct kl_lease *l)
 
 static json_t *forward_json(const struct kl_forward *f)
 {
-	char ip[16];
+	char ip[INET6_ADDRSTRLEN];
+	bool v6 = f->family == AF_INET6;
 
-	return json_pack("{s:s, s:i, s:s, s:i, s:o}", "proto",
+	return json_pack("{s:s, s:i, s:s, s:i, s:o, s:s}", "proto",
 			 f->proto == IPPROTO_TCP ? "tcp" : "udp", "port", f->port,
-			 "to_address", ip4(f->addr, ip), "to_port", f->to_port,
-			 "vm", f->vm[0] ? json_string(f->vm) : json_null());
+			 "to_address", v6 ? ip6(f->addr6, ip) : ip4(f->addr, ip),
+			 "to_port", f->to_port,
+			 "vm", f->vm[0] ? json_string(f->vm) : json_null(),
+			 "family", v6 ? "ip6" : "ip");
 }
 
 /* The DNS servers guests get: up --dns ("network"), else the host's
@@ -827,8 +845,15 @@ static void show_text_leases(const struct kl_show_net *n)
 	}
 	for (size_t i = 0; i < n->nfwds; i++) {
 		const struct kl_forward *f = &n->fwds[i];
-		printf("  forward  %s %u -> %s:%u", f->proto == IPPROTO_TCP ? "tcp"
-		       : "udp", f->port, ip4(f->addr, ip), f->to_port);
+		char a6f[INET6_ADDRSTRLEN];
+		if (f->family == AF_INET6)
+			printf("  forward  %s %u -> [%s]:%u", f->proto == IPPROTO_TCP
+			       ? "tcp" : "udp", f->port, ip6(f->addr6, a6f),
+			       f->to_port);
+		else
+			printf("  forward  %s %u -> %s:%u", f->proto == IPPROTO_TCP
+			       ? "tcp" : "udp", f->port, ip4(f->addr, ip),
+			       f->to_port);
 		printf(f->vm[0] ? " (vm %s)\n" : "%s\n", f->vm);
 	}
 }
@@ -1125,6 +1150,7 @@ static int cmd_forward(int argc, char **argv)
 		{0},
 	};
 	const char *proto_s = NULL, *port_s = NULL, *to_s = NULL, *vm = NULL;
+	int family = AF_UNSPEC;
 	struct kl_forward f;
 	struct kl_net *h;
 	unsigned long v;
@@ -1143,8 +1169,10 @@ static int cmd_forward(int argc, char **argv)
 	const char *cmd = add ? "forward add" : "forward del";
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h46", opts, NULL)) != -1) {
 		switch (c) {
+		case '4': family = AF_INET; break;
+		case '6': family = AF_INET6; break;
 		case 'P': proto_s = optarg; break;
 		case 'p': port_s = optarg; break;
 		case 't': to_s = optarg; break;
@@ -1162,6 +1190,9 @@ static int cmd_forward(int argc, char **argv)
 		return usage_err(cmd, "--to is required");
 	if (!add && (to_s || vm))
 		return usage_err(cmd, "--to and --vm are for forward add");
+	if (add && family != AF_UNSPEC)
+		return usage_err(cmd, "-4 and -6 are for forward del (add takes "
+				 "the family of --to's address)");
 	const char *net = argv[optind];
 	if (check_name("network", net))
 		return EXIT_FAIL;
@@ -1185,6 +1216,24 @@ static int cmd_forward(int argc, char **argv)
 			return fail("network %s: forward %s %u: --to %s: not a port "
 				    "in 1..65535", net, proto_s, f.port, to_s);
 		f.to_port = (uint16_t)v;
+	} else if (add && to_s[0] == '[') {
+		/* [ADDR6]:PORT */
+		const char *close = strchr(to_s, ']');
+		char ip[INET6_ADDRSTRLEN];
+		size_t n = close ? (size_t)(close - to_s - 1) : 0;
+		if (!close || !n || n >= sizeof(ip) || close[1] != ':' ||
+		    (memcpy(ip, to_s + 1, n), ip[n] = 0,
+		     inet_pton(AF_INET6, ip, f.addr6) != 1) ||
+		    parse_uint(close + 2, 65535, &v) || !v)
+			return fail("network %s: forward %s %u: --to %s: want "
+				    "[ADDR6]:PORT (port 1..65535)", net, proto_s,
+				    f.port, to_s);
+		f.family = AF_INET6;
+		f.to_port = (uint16_t)v;
+	} else if (add && strchr(to_s, ':') != strrchr(to_s, ':')) {
+		return fail("network %s: forward %s %u: --to %s: an IPv6 target "
+			    "goes in brackets: [ADDR6]:PORT", net, proto_s, f.port,
+			    to_s);
 	} else if (add) {
 		const char *colon = strrchr(to_s, ':');
 		char ip[16];
@@ -1200,7 +1249,7 @@ static int cmd_forward(int argc, char **argv)
 	if ((rc = open_handle(&h)))
 		return rc;
 	rc = add ? kl_forward_add(h, net, &f)
-		 : kl_forward_del(h, net, f.proto, f.port);
+		 : kl_forward_del_family(h, net, family, f.proto, f.port);
 	rc = rc ? lib_fail(h) : EXIT_OK;
 	kl_net_close(h);
 	return rc;

@@ -91,28 +91,36 @@ WUR int lease_nft_parse(const struct nlmsghdr *nlh, struct lease_tab *t);
 /* A forward as the kernel holds it: its rules' handles per chain. */
 enum { FWD_PRE, FWD_OUT, FWD_ACCEPT, FWD_NCHAINS };
 struct fwd_entry {
-	struct kl_forward f;
+	struct kl_forward f;          /* f.family: AF_INET or AF_INET6 */
 	uint64_t handle[FWD_NCHAINS]; /* 0: rule missing */
 };
 struct fwd_tab {
 	struct fwd_entry *v;
 	size_t n, cap;
-	bool chains; /* the fwd-* chains exist */
+	bool chains;  /* the fwd-* chains of the ip table exist */
+	bool chains6; /* those of the ip6 table */
 };
 void fwd_tab_free(struct fwd_tab *t);
-struct fwd_entry *fwd_find(const struct fwd_tab *t, int proto, uint16_t port);
+/* AF_INET6 for an IPv6 forward, else AF_INET (family 0 is IPv4). */
+int fwd_family(const struct kl_forward *f);
+/* family AF_UNSPEC: the first of either family. */
+struct fwd_entry *fwd_find(const struct fwd_tab *t, int family, int proto,
+			   uint16_t port);
 const char *fwd_proto_name(int proto);
-/* The rule comment: "fwd tcp 8080 to 10.0.0.5:80[ vm=NAME]". */
+/* "ADDR:PORT", or "[ADDR6]:PORT" for IPv6. */
+const char *fwd_target(const struct kl_forward *f, char buf[64]);
+/* The rule comment: "fwd tcp 8080 to 10.0.0.5:80[ vm=NAME]", or for
+ * IPv6 "fwd tcp 8080 to [fd00::5]:80[ vm=NAME]". */
 WUR int fwd_comment(const struct kl_forward *f, char *buf, size_t len);
 WUR int fwd_comment_parse(const char *s, struct kl_forward *f);
-/* The fwd-* chains and their fixed masquerade rules (when missing), and
- * the three rules of f. */
-void fwd_put_chains(struct nb *b, const struct kl_net_cfg *cfg);
+/* The fwd-* chains of the family's table (AF_INET: ip, AF_INET6: ip6)
+ * and their fixed masquerade rules, and the three rules of f (in f's). */
+void fwd_put_chains(struct nb *b, const struct kl_net_cfg *cfg, int family);
 void fwd_put_add(struct nb *b, const struct kl_net_cfg *cfg,
 		 const struct kl_forward *f);
 /* DELRULE of every rule of e. */
 void fwd_put_del(struct nb *b, const struct fwd_entry *e);
-/* The forwards in the network's fwd-* chains. */
+/* The forwards in the network's fwd-* chains, both tables. */
 WUR int fwd_read(struct kl_nl *nl, const char *net, struct fwd_tab *t);
 /* Parse one NEWRULE (batch or dump) into t; other chains are ignored. */
 WUR int fwd_parse(const struct nlmsghdr *nlh, struct fwd_tab *t);

@@ -129,10 +129,23 @@ static bool fwd_orphan(const struct kl_forward *f, const struct lease_tab *old,
 	       (was && (was->pid != l->pid || was->start != l->start));
 }
 
+/* Which forwards a commit removes: those of proto and port in family
+ * (AF_UNSPEC: either); proto 0: none. */
+struct fwd_key {
+	int family, proto;
+	uint16_t port;
+};
+
+static bool key_has(const struct fwd_key *k, const struct kl_forward *f)
+{
+	return k && k->proto && f->proto == k->proto && f->port == k->port &&
+	       (k->family == AF_UNSPEC || fwd_family(f) == k->family);
+}
+
 /* One batch from the old state to: the lease table new (NULL: unchanged),
- * without the forwards del (NULL: none) and with add (NULL: none). */
+ * without the forwards of del (NULL: none) and with add (NULL: none). */
 static int commit(struct ctx *c, struct lease_tab *new,
-		  const struct fwd_entry *del, const struct kl_forward *add,
+		  const struct fwd_key *del, const struct kl_forward *add,
 		  const char *what)
 {
 	struct kl_net *h = c->h;
@@ -155,14 +168,15 @@ static int commit(struct ctx *c, struct lease_tab *new,
 	}
 	for (size_t i = 0; i < c->fwds.n; i++) {
 		const struct fwd_entry *e = &c->fwds.v[i];
-		if (e == del || (new && fwd_orphan(&e->f, &c->old, new))) {
+		if (key_has(del, &e->f) || (new && fwd_orphan(&e->f, &c->old, new))) {
 			fwd_put_del(&b, e);
 			changes++;
 		}
 	}
 	if (add) {
-		if (!c->fwds.chains)
-			fwd_put_chains(&b, c->cfg);
+		int fam = fwd_family(add);
+		if (!(fam == AF_INET6 ? c->fwds.chains6 : c->fwds.chains))
+			fwd_put_chains(&b, c->cfg, fam);
 		fwd_put_add(&b, c->cfg, add);
 		changes++;
 	}
@@ -352,8 +366,12 @@ out:
 
 static bool same_fwd(const struct kl_forward *a, const struct kl_forward *b)
 {
-	return a->proto == b->proto && a->port == b->port && a->addr == b->addr &&
-	       a->to_port == b->to_port && !strcmp(a->vm, b->vm);
+	bool v6 = fwd_family(a) == AF_INET6;
+
+	return fwd_family(a) == fwd_family(b) && a->proto == b->proto &&
+	       a->port == b->port && a->to_port == b->to_port &&
+	       (v6 ? !memcmp(a->addr6, b->addr6, 16) : a->addr == b->addr) &&
+	       !strcmp(a->vm, b->vm);
 }
 
 /* The host port taken by another network's forward? */
@@ -376,10 +394,11 @@ static int port_elsewhere(struct ctx *c, const struct kl_forward *f)
 				       nets[i].cfg.name);
 			break;
 		}
-		if (fwd_find(&t, f->proto, f->port))
-			err = kl_err(c->h, -EEXIST, "network %s: forward %s %u: "
+		if (fwd_find(&t, fwd_family(f), f->proto, f->port))
+			err = kl_err(c->h, -EEXIST, "network %s: forward %s %u%s: "
 				     "host port already forwarded by network %s",
 				     c->net, fwd_proto_name(f->proto), f->port,
+				     fwd_family(f) == AF_INET6 ? " (IPv6)" : "",
 				     nets[i].cfg.name);
 		fwd_tab_free(&t);
 	}
@@ -387,13 +406,36 @@ static int port_elsewhere(struct ctx *c, const struct kl_forward *f)
 	return err;
 }
 
+/* Why an IPv6 forward's target is not a guest address of cfg's prefix,
+ * or NULL. */
+static const char *check_addr6(const struct kl_net_cfg *cfg,
+			       const uint8_t a[16])
+{
+	uint8_t p[16], q[16];
+
+	if (!cfg->has6)
+		return "the network has no IPv6 (up --cidr6 gives it)";
+	kl_prefix6(a, cfg->prefix6, p);
+	kl_prefix6(cfg->addr6, cfg->prefix6, q);
+	if (memcmp(p, q, 16))
+		return "not in the network's IPv6 prefix";
+	if (!memcmp(a, cfg->addr6, 16))
+		return "the bridge's own address";
+	/* all-zero host bits: the subnet-router anycast address, the
+	 * router itself (RFC 4291 2.6.1); a /127 has none (RFC 6164) */
+	if (cfg->prefix6 < 127 && !memcmp(a, p, 16))
+		return "the subnet-router anycast address (host bits all zero)";
+	return NULL;
+}
+
 int kl_forward_add(struct kl_net *h, const char *net, const struct kl_forward *in)
 {
 	struct kl_forward f = *in;
 	const struct fwd_entry *old;
 	const char *why, *pn = fwd_proto_name(f.proto);
-	char a[16];
+	char a[64];
 	struct ctx c;
+	bool v6;
 	int err;
 
 	kl_reset_msgs(h);
@@ -403,6 +445,16 @@ int kl_forward_add(struct kl_net *h, const char *net, const struct kl_forward *i
 	if (!f.port || !f.to_port)
 		return kl_err(h, -EINVAL, "network %s: forward %s %u: port 0 "
 			      "cannot be forwarded", net, pn, f.port);
+	if (f.family != 0 && f.family != AF_INET && f.family != AF_INET6)
+		return kl_err(h, -EAFNOSUPPORT, "network %s: forward %s %u: "
+			      "address family %d is neither IPv4 nor IPv6", net,
+			      pn, f.port, f.family);
+	f.family = fwd_family(&f);
+	v6 = f.family == AF_INET6;
+	if (v6)
+		f.addr = 0;
+	else
+		memset(f.addr6, 0, sizeof(f.addr6));
 	f.vm[sizeof(f.vm) - 1] = 0;
 	if ((err = ctx_open(h, net, f.vm[0] ? f.vm : NULL, true, &c)))
 		return err;
@@ -413,52 +465,65 @@ int kl_forward_add(struct kl_net *h, const char *net, const struct kl_forward *i
 				     "holds no active lease", net, pn, f.port, f.vm);
 			goto out;
 		}
-		if (!f.addr)
+		if (!v6 && !f.addr)
 			f.addr = l->addr;
 	}
-	if (lease_check_addr(c.cfg, f.addr, &why)) {
+	if (v6 ? (why = check_addr6(c.cfg, f.addr6)) != NULL
+	       : lease_check_addr(c.cfg, f.addr, &why) != 0) {
 		err = kl_err(h, -EINVAL, "network %s: forward %s %u: to %s: %s",
-			     net, pn, f.port, ip(f.addr, a), why);
+			     net, pn, f.port, fwd_target(&f, a), why);
 		goto out;
 	}
-	old = fwd_find(&c.fwds, f.proto, f.port);
+	old = fwd_find(&c.fwds, f.family, f.proto, f.port);
 	if (old && !same_fwd(&old->f, &f)) {
 		err = kl_err(h, -EEXIST, "network %s: forward %s %u: host port "
-			     "already forwarded to %s:%u%s%s", net, pn, f.port,
-			     ip(old->f.addr, a), old->f.to_port,
+			     "already forwarded to %s%s%s", net, pn, f.port,
+			     fwd_target(&old->f, a),
 			     old->f.vm[0] ? " for vm " : "", old->f.vm);
 		goto out;
 	}
 	/* The same forward again, whole: nothing to do. A partial one (a
 	 * rule deleted by hand) is put back whole. */
 	if (old && old->handle[FWD_PRE] && old->handle[FWD_OUT] &&
-	    old->handle[FWD_ACCEPT] && c.fwds.chains)
+	    old->handle[FWD_ACCEPT] && (v6 ? c.fwds.chains6 : c.fwds.chains))
 		goto out;
 	if (!old && (err = port_elsewhere(&c, &f)))
 		goto out;
-	err = commit(&c, NULL, old, &f, "forward add");
+	struct fwd_key k = {f.family, f.proto, f.port};
+	err = commit(&c, NULL, old ? &k : NULL, &f, "forward add");
 out:
+	ctx_close(&c);
+	return err;
+}
+
+int kl_forward_del_family(struct kl_net *h, const char *net, int family,
+			  int proto, uint16_t port)
+{
+	struct fwd_key k = {family, proto, port};
+	struct ctx c;
+	int err;
+
+	kl_reset_msgs(h);
+	if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
+		return kl_err(h, -EAFNOSUPPORT, "network %s: forward %s %u: "
+			      "address family %d is neither IPv4 nor IPv6", net,
+			      fwd_proto_name(proto), port, family);
+	if ((err = ctx_open(h, net, NULL, false, &c)))
+		return err;
+	if (!fwd_find(&c.fwds, family, proto, port))
+		err = kl_err(h, -ENOENT, "network %s: forward %s %u%s: no such "
+			     "forward", net, fwd_proto_name(proto), port,
+			     family == AF_INET6 ? " (IPv6)"
+			     : family == AF_INET ? " (IPv4)" : "");
+	else
+		err = commit(&c, NULL, &k, NULL, "forward del");
 	ctx_close(&c);
 	return err;
 }
 
 int kl_forward_del(struct kl_net *h, const char *net, int proto, uint16_t port)
 {
-	const struct fwd_entry *e;
-	struct ctx c;
-	int err;
-
-	kl_reset_msgs(h);
-	if ((err = ctx_open(h, net, NULL, false, &c)))
-		return err;
-	e = fwd_find(&c.fwds, proto, port);
-	if (!e)
-		err = kl_err(h, -ENOENT, "network %s: forward %s %u: no such "
-			     "forward", net, fwd_proto_name(proto), port);
-	else
-		err = commit(&c, NULL, e, NULL, "forward del");
-	ctx_close(&c);
-	return err;
+	return kl_forward_del_family(h, net, AF_UNSPEC, proto, port);
 }
 
 int lease_show(struct kl_net *h, struct kl_show_net *n)

@@ -229,7 +229,9 @@ KL_WUR int kl_lease_del(struct kl_net *h, const char *net, const char *vm);
  * addresses but loopback) to addr:to_port, from outside (prerouting), from
  * the host itself (output) and from the network's own guests (hairpin).
  * Rules in the chains fwd-pre, fwd-out and fwd-accept of the network's
- * table, identified by their comment. */
+ * table (ip, or ip6 for an IPv6 forward), identified by their comment.
+ * A host port is forwarded per family: tcp 8080 over IPv4 and tcp 8080
+ * over IPv6 are two forwards, to the same guest or to two. */
 struct kl_forward {
 	int proto;                /* IPPROTO_TCP or IPPROTO_UDP */
 	uint16_t port;            /* host port */
@@ -237,14 +239,24 @@ struct kl_forward {
 				     vm's leased address */
 	uint16_t to_port;
 	char vm[KL_VM_NAME_MAX + 1]; /* "" standalone; else removed with vm's lease */
+	/* AF_INET6: an IPv6 forward to addr6 (a network with --cidr6; the
+	 * guest picks its own IPv6 address, so addr6 is always given, and vm
+	 * only ties the forward to vm's lease). 0 or AF_INET: IPv4, addr. */
+	int family;
+	uint8_t addr6[16];
 };
-/* Idempotent: the same forward again changes nothing; the same proto and
- * port to another target is -EEXIST. With vm set, vm must hold a lease. */
+/* Idempotent: the same forward again changes nothing; the same family,
+ * proto and port to another target is -EEXIST. With vm set, vm must hold
+ * a lease. */
 KL_WUR int kl_forward_add(struct kl_net *h, const char *net,
 			  const struct kl_forward *f);
-/* -ENOENT if there is no such forward. */
+/* Remove the forward of proto and port, in both families (each that
+ * exists). -ENOENT if there is none. */
 KL_WUR int kl_forward_del(struct kl_net *h, const char *net, int proto,
 			  uint16_t port);
+/* The same in one family: AF_INET or AF_INET6 (AF_UNSPEC: both). */
+KL_WUR int kl_forward_del_family(struct kl_net *h, const char *net,
+				 int family, int proto, uint16_t port);
 
 /* What show reads back from the kernel, for one network. */
 struct kl_show_tap {

@@ -225,7 +225,8 @@ static void forward_batch(void)
 {
 	static char buf[65536];
 	struct kl_net_cfg cfg;
-	struct kl_forward f = {IPPROTO_TCP, 8080, 0x0a000005, 80, "web"};
+	struct kl_forward f = {.proto = IPPROTO_TCP, .port = 8080,
+			       .addr = 0x0a000005, .to_port = 80, .vm = "web"};
 	struct fwd_tab back = {0};
 	struct rules r;
 	struct nb bb;
@@ -238,7 +239,7 @@ static void forward_batch(void)
 	cfg.prefix = 24;
 	nb_init(&bb, buf, sizeof(buf), 1, "kvmlab-lab");
 	nb_begin(&bb);
-	fwd_put_chains(&bb, &cfg);
+	fwd_put_chains(&bb, &cfg, AF_INET);
 	fwd_put_add(&bb, &cfg, &f);
 	nb_end(&bb);
 	long len = nb_len(&bb, buf);
@@ -347,7 +348,8 @@ static void forward_batch(void)
 
 static void fwd_comments(void)
 {
-	struct kl_forward f = {IPPROTO_UDP, 53, 0xc0a80002, 5353, ""}, p;
+	struct kl_forward f = {.proto = IPPROTO_UDP, .port = 53,
+			       .addr = 0xc0a80002, .to_port = 5353}, p;
 	char buf[128];
 
 	CHECK(fwd_comment(&f, buf, sizeof(buf)) == 0 &&
@@ -363,6 +365,160 @@ static void fwd_comments(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		n += fwd_comment_parse(bad[i], &p) == -EBADMSG;
 	CHECK_EQ(n, (int)(sizeof(bad) / sizeof(bad[0])), "malformed forward comments");
+
+	/* IPv6: the address in brackets */
+	struct kl_forward g = {.proto = IPPROTO_TCP, .port = 8080, .to_port = 80,
+			       .vm = "web", .family = AF_INET6,
+			       .addr6 = {0xfd, 0x59, [15] = 5}};
+	CHECK(fwd_comment(&g, buf, sizeof(buf)) == 0 &&
+		      !strcmp(buf, "fwd tcp 8080 to [fd59::5]:80 vm=web"), "%s", buf);
+	memset(&p, 0, sizeof(p));
+	CHECK(fwd_comment_parse(buf, &p) == 0 && p.family == AF_INET6 &&
+		      !memcmp(p.addr6, g.addr6, 16) && p.port == 8080 &&
+		      p.to_port == 80 && !p.addr && !strcmp(p.vm, "web"),
+	      "IPv6 parsed back");
+	CHECK(fwd_comment_parse("fwd udp 53 to [::ffff:1.2.3.4]:53", &p) == 0 &&
+		      p.family == AF_INET6 && p.addr6[10] == 0xff && p.addr6[15] == 4,
+	      "an IPv4-mapped IPv6 text is IPv6");
+	const char *bad6[] = {"fwd tcp 1 to [fd00::5:80", "fwd tcp 1 to []:80",
+			      "fwd tcp 1 to [fd00::zz]:80", "fwd tcp 1 to [fd00::5]80",
+			      "fwd tcp 1 to [fd00::5]:0", "fwd tcp 1 to [1.2.3.4]:5",
+			      "fwd tcp 1 to [fd00::5]:5 vm=", "fwd tcp 1 to [fd00::5%eth0]:5",
+			      "fwd tcp 1 to fd00::5:80",
+			      "fwd tcp 1 to [0000:0000:0000:0000:0000:0000:0000:0000:1]:5"};
+	n = 0;
+	for (size_t i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++)
+		n += fwd_comment_parse(bad6[i], &p) == -EBADMSG;
+	CHECK_EQ(n, (int)(sizeof(bad6) / sizeof(bad6[0])), "malformed IPv6 forward comments");
+}
+
+/* An IPv6 forward: every message in the ip6 table, addresses 16 bytes
+ * at the IPv6 header's offsets. */
+struct rules6 {
+	int chains6, chains4, rules6, rules4;
+	char pre[200], accept[200], hairpin[200];
+	uint8_t dnat6[16], accept_daddr[16], hairpin_mask[16], lo[16];
+	int nat_family, dnat_len, accept_off, hairpin_off, lo_off, lo_op;
+	const char *chain;
+	bool first_post; /* the rule is fwd-post's first: the hairpin one */
+};
+
+static int expr6_cb(struct nftnl_expr *e, void *data)
+{
+	struct rules6 *r = data;
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+	char *ex = !strcmp(r->chain, "fwd-pre") ? r->pre
+		   : !strcmp(r->chain, "fwd-accept") ? r->accept
+		   : r->first_post ? r->hairpin : NULL;
+	static uint32_t last_off;
+	uint32_t len = 0;
+	const void *d;
+
+	if (!ex)
+		return 0;
+	if (strlen(ex) + strlen(name) + 2 < 200) {
+		strcat(ex, name);
+		strcat(ex, " ");
+	}
+	if (!strcmp(name, "payload"))
+		last_off = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET);
+	if (!strcmp(name, "immediate") && ex == r->pre &&
+	    (d = nftnl_expr_get(e, NFTNL_EXPR_IMM_DATA, &len)) && len == 16) {
+		memcpy(r->dnat6, d, 16);
+		r->dnat_len = (int)len;
+	}
+	if (!strcmp(name, "nat"))
+		r->nat_family = (int)nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FAMILY);
+	if (!strcmp(name, "bitwise") && ex == r->hairpin &&
+	    (d = nftnl_expr_get(e, NFTNL_EXPR_BITWISE_MASK, &len)) && len == 16) {
+		memcpy(r->hairpin_mask, d, 16);
+		r->hairpin_off = (int)last_off;
+	}
+	if (!strcmp(name, "cmp") && (d = nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA, &len)) &&
+	    len == 16) {
+		if (ex == r->accept) {
+			memcpy(r->accept_daddr, d, 16);
+			r->accept_off = (int)last_off;
+		} else if (ex == r->pre) {
+			memcpy(r->lo, d, 16);
+			r->lo_off = (int)last_off;
+			r->lo_op = (int)nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP);
+		}
+	}
+	return 0;
+}
+
+static void forward_batch6(void)
+{
+	static char buf[65536];
+	static const uint8_t target[16] = {0xfd, 0x59, [15] = 5},
+			     lo[16] = {[15] = 1}, m64[16] = {255, 255, 255, 255,
+							    255, 255, 255, 255};
+	struct kl_net_cfg cfg;
+	struct kl_forward f = {.proto = IPPROTO_TCP, .port = 8080, .to_port = 80,
+			       .vm = "web", .family = AF_INET6};
+	struct fwd_tab back = {0};
+	struct rules6 r;
+	struct nb bb;
+
+	memcpy(f.addr6, target, 16);
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&r, 0, sizeof(r));
+	snprintf(cfg.name, sizeof(cfg.name), "lab");
+	snprintf(cfg.bridge, sizeof(cfg.bridge), "kl-lab");
+	cfg.addr = 0x0a000001;
+	cfg.prefix = 24;
+	cfg.has6 = true;
+	memcpy(cfg.addr6, target, 16);
+	cfg.addr6[15] = 1;
+	cfg.prefix6 = 64;
+	nb_init(&bb, buf, sizeof(buf), 1, "kvmlab-lab");
+	nb_begin(&bb);
+	fwd_put_chains(&bb, &cfg, AF_INET6);
+	fwd_put_add(&bb, &cfg, &f);
+	nb_end(&bb);
+	CHECK(bb.family == NFPROTO_IPV4, "the batch's family is put back");
+	int left = (int)nb_len(&bb, buf);
+	for (const struct nlmsghdr *h = (void *)buf; mnl_nlmsg_ok(h, left);
+	     h = mnl_nlmsg_next(h, &left)) {
+		const struct nfgenmsg *g = mnl_nlmsg_get_payload(h);
+		bool v6 = g->nfgen_family == NFPROTO_IPV6;
+		if (h->nlmsg_type == NFNL_MSG_BATCH_BEGIN ||
+		    h->nlmsg_type == NFNL_MSG_BATCH_END)
+			continue;
+		if (NFNL_MSG_TYPE(h->nlmsg_type) == NFT_MSG_NEWCHAIN)
+			*(v6 ? &r.chains6 : &r.chains4) += 1;
+		if (NFNL_MSG_TYPE(h->nlmsg_type) == NFT_MSG_NEWRULE) {
+			struct nftnl_rule *x = nftnl_rule_alloc();
+			*(v6 ? &r.rules6 : &r.rules4) += 1;
+			if (nftnl_rule_nlmsg_parse(h, x) == 0) {
+				r.chain = nftnl_rule_get_str(x, NFTNL_RULE_CHAIN);
+				r.first_post = !strcmp(r.chain, "fwd-post") && !r.hairpin[0];
+				nftnl_expr_foreach(x, expr6_cb, &r);
+			}
+			IGNORE(fwd_parse(h, &back));
+			nftnl_rule_free(x);
+		}
+	}
+	CHECK(r.chains6 == 4 && r.chains4 == 0, "four chains, all in the ip6 table");
+	CHECK(r.rules6 == 5 && r.rules4 == 0, "five rules, all in the ip6 table");
+	CHECK(!strcmp(r.pre, "fib cmp payload cmp meta cmp payload cmp immediate "
+			     "immediate nat ") && r.lo_off == 24 && r.lo_op == NFT_CMP_NEQ &&
+		      !memcmp(r.lo, lo, 16),
+	      "prerouting: ip6 daddr (offset 24) != ::1, no mask: %s", r.pre);
+	CHECK(r.dnat_len == 16 && !memcmp(r.dnat6, target, 16) &&
+		      r.nat_family == NFPROTO_IPV6, "dnat ip6 to fd59::5");
+	CHECK(r.accept_off == 24 && !memcmp(r.accept_daddr, target, 16),
+	      "forward accept: ip6 daddr fd59::5: %s", r.accept);
+	CHECK(r.hairpin_off == 8 && !memcmp(r.hairpin_mask, m64, 16),
+	      "hairpin: ip6 saddr (offset 8) in the /64: %s", r.hairpin);
+	CHECK(back.n == 1 && back.chains6 && !back.chains &&
+		      back.v[0].f.family == AF_INET6 && !memcmp(back.v[0].f.addr6, target, 16) &&
+		      fwd_find(&back, AF_INET6, IPPROTO_TCP, 8080) &&
+		      !fwd_find(&back, AF_INET, IPPROTO_TCP, 8080) &&
+		      fwd_find(&back, AF_UNSPEC, IPPROTO_TCP, 8080),
+	      "our reader: one IPv6 forward, found by family");
+	fwd_tab_free(&back);
 }
 
 /* ---- DNS ---- */
@@ -442,6 +598,7 @@ int main(void)
 {
 	lease_batch();
 	forward_batch();
+	forward_batch6();
 	fwd_comments();
 	dns();
 	return t_done();
