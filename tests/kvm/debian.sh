@@ -221,6 +221,20 @@ if [ $dhcp = 1 ]; then
 	else
 		t_fail "debian: wan reaches the guest's sshd through 198.51.100.1:2222" "SSH_CONNECTION: '$got'"
 	fi
+	# the same host port over IPv6, to the address the guest picked,
+	# tied to VM web's lease (it goes when the VM ends)
+	if [ -n "$a6" ] && ip netns exec "$lab" "$KVMLAB_NET" forward add lab --proto tcp --port 2222 \
+		--to "[${a6%/*}]:22" --vm web >"$work/fwd6" 2>&1; then
+		got=$(gssh "$wan" 2001:db8:59::1 2222 'echo $SSH_CONNECTION' 2>&1)
+		set -- $got
+		if [ "${1:-}" = 2001:db8:59::2 ] && [ "${3:-}" = "${a6%/*}" ] && [ "${4:-}" = 22 ]; then
+			t_ok "debian: wan reaches the guest's sshd through [2001:db8:59::1]:2222 (an IPv6 forward to ${a6%/*})"
+		else
+			t_fail "debian: wan reaches the guest's sshd through [2001:db8:59::1]:2222" "SSH_CONNECTION: '$got'"
+		fi
+	else
+		t_fail "debian: forward add of tcp 2222 to [${a6%/*}]:22" "$(cat "$work/fwd6" 2>/dev/null)"
+	fi
 fi
 
 # -- the serial getty --
@@ -240,6 +254,11 @@ t_vm_wait "$vpid" 60
 taps=$(ip -n "$lab" -o link show type tun 2>/dev/null | wc -l)
 if t_powered_off "$rc" "$work/vm.log" && [ "$taps" = 0 ]; then t_ok "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed"
 else t_fail "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed" "rc '${rc:-still running}', taps left $taps: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"; fi
+if [ $dhcp = 1 ]; then
+	left=$(ip netns exec "$lab" nft -j list ruleset 2>/dev/null | jq -r '[.nftables[] | select(.rule) | .rule.comment // empty | select(startswith("fwd tcp 2222"))] | length' 2>/dev/null)
+	[ "$left" = 0 ] && t_ok "debian: VM web's forwards, IPv4 and IPv6, went with its lease (nft)" ||
+		t_fail "debian: VM web's forwards went with its lease" "$left rules of tcp 2222 left"
+fi
 # ext4 keeps "clean" while mounted; what a cut leaves is the journal's
 # needs_recovery feature, which only an unmount or remount-ro clears
 sb=$(dumpe2fs -h "$work/disk.img" 2>/dev/null)
