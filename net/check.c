@@ -212,36 +212,78 @@ const char *kl_ip6(const uint8_t a[16], char buf[46])
 	return buf;
 }
 
-int kl_dns_parse(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
-		 const char **why)
+const char *dns6_bad(const uint8_t a[16])
 {
-	char ip[INET_ADDRSTRLEN];
-	unsigned k = 0;
+	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	if (a[0] == 0xff)
+		return "a multicast address";
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return "a link-local address (no use on the guests' link)";
+	if (!memcmp(a, mapped, 12))
+		return "an IPv4-mapped address (give it as IPv4)";
+	if (a[0] == 0 && host_bits_zero(a, 8))
+		return "not a unicast address";
+	/* ::1 and the rest of ::/8 are no address a guest can reach */
+	if (a[0] == 0)
+		return "in ::/8 (loopback, unspecified, IPv4-compatible)";
+	return NULL;
+}
+
+int kl_dns_parse46(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
+		   uint8_t dns6[KL_DNS_MAX][16], unsigned *n6, const char **why)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned k = 0, k6 = 0;
 
 	if (!s || !*s)
 		return *why = "no address given", -EINVAL;
 	for (;;) {
 		size_t len = strcspn(s, ",");
 		struct in_addr in;
+		uint8_t a6[16];
 		uint32_t a;
-		if (k == KL_DNS_MAX)
-			return *why = "more than 3 addresses", -EINVAL;
 		if (len == 0 || len >= sizeof(ip))
-			return *why = bad_addr(s, len), -EINVAL;
+			return *why = "malformed address", -EINVAL;
 		memcpy(ip, s, len);
 		ip[len] = 0;
-		if (inet_pton(AF_INET, ip, &in) != 1)
-			return *why = bad_addr(ip, len), -EINVAL;
-		a = ntohl(in.s_addr);
-		if ((a >> 24) == 0 || (a >> 28) >= 0xe)
-			return *why = "not a unicast address", -EINVAL;
-		dns[k++] = a;
+		if (inet_pton(AF_INET, ip, &in) == 1) {
+			a = ntohl(in.s_addr);
+			if ((a >> 24) == 0 || (a >> 28) >= 0xe)
+				return *why = "not a unicast address", -EINVAL;
+			if (k == KL_DNS_MAX)
+				return *why = "more than 3 IPv4 addresses", -EINVAL;
+			dns[k++] = a;
+		} else if (inet_pton(AF_INET6, ip, a6) == 1) {
+			if ((*why = dns6_bad(a6)))
+				return -EINVAL;
+			if (k6 == KL_DNS_MAX)
+				return *why = "more than 3 IPv6 addresses", -EINVAL;
+			memcpy(dns6[k6++], a6, 16);
+		} else {
+			return *why = "malformed address", -EINVAL;
+		}
 		if (!s[len])
 			break;
 		s += len + 1;
 	}
 	*n = k;
+	*n6 = k6;
 	return 0;
+}
+
+int kl_dns_parse(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
+		 const char **why)
+{
+	uint8_t six[KL_DNS_MAX][16];
+	unsigned n4 = 0, n6 = 0;
+	int err = kl_dns_parse46(s, dns, &n4, six, &n6, why);
+
+	if (!err && n6)
+		return *why = "an IPv6 address (this list takes IPv4)", -EINVAL;
+	if (!err)
+		*n = n4;
+	return err;
 }
 
 void tag_bridge(const char *net, char out[TAG_MAX])

@@ -77,7 +77,8 @@ static const char usage_up[] =
 	"  --mtu N             bridge MTU (68..65521, what a tap can take)\n"
 	"  --stp               turn on spanning tree\n"
 	"  --dns A[,B[,C]]     DNS servers to hand to guests, stored with the\n"
-	"                      network\n"
+	"                      network: IPv4 ones by DHCP, IPv6 ones (with\n"
+	"                      --cidr6) in router advertisements; up to 3 of each\n"
 	"  --dry-run           print the plan, have the kernel check the nft\n"
 	"                      batch, change nothing\n"
 	"  --config FILE       read options from FILE, one per line (\"cidr\n"
@@ -468,7 +469,8 @@ static int cmd_up(int argc, char **argv)
 				    KL_MTU_MIN, KL_MTU_MAX, KL_MTU_MAX);
 		cfg.mtu = (unsigned)v;
 	}
-	if (dns && kl_dns_parse(dns, cfg.dns, &cfg.ndns, &why))
+	if (dns && kl_dns_parse46(dns, cfg.dns, &cfg.ndns, cfg.dns6, &cfg.ndns6,
+				  &why))
 		return fail("network %s: dns %s: %s", name, dns, why);
 	if ((rc = open_handle(&h)))
 		return rc;
@@ -705,15 +707,18 @@ static json_t *forward_json(const struct kl_forward *f)
 static json_t *dns_json(const struct kl_show_net *n)
 {
 	json_t *servers;
-	char ip[16];
+	char ip[INET6_ADDRSTRLEN];
 
 	if (!n->def_known)
 		return json_null();
 	servers = json_array();
 	for (unsigned i = 0; i < n->cfg.ndns && i < KL_DNS_MAX; i++)
 		json_array_append_new(servers, json_string(ip4(n->cfg.dns[i], ip)));
-	return json_pack("{s:o, s:s}", "servers", servers, "from",
-			 n->dns_host ? "host" : "network");
+	json_t *servers6 = json_array();
+	for (unsigned i = 0; i < n->cfg.ndns6 && i < KL_DNS_MAX; i++)
+		json_array_append_new(servers6, json_string(ip6(n->cfg.dns6[i], ip)));
+	return json_pack("{s:o, s:s, s:o}", "servers", servers, "from",
+			 n->dns_host ? "host" : "network", "servers6", servers6);
 }
 
 static json_t *net_json(const struct kl_show_net *n)
@@ -815,7 +820,11 @@ static void show_text_dns(const struct kl_show_net *n)
 	printf("  dns     ");
 	for (unsigned i = 0; i < n->cfg.ndns; i++)
 		printf("%s %s", i ? "," : "", ip4(n->cfg.dns[i], ip));
-	if (!n->cfg.ndns)
+	for (unsigned i = 0; i < n->cfg.ndns6 && i < KL_DNS_MAX; i++) {
+		char a6[INET6_ADDRSTRLEN];
+		printf("%s %s", i || n->cfg.ndns ? "," : "", ip6(n->cfg.dns6[i], a6));
+	}
+	if (!n->cfg.ndns && !n->cfg.ndns6)
 		printf(" none (the host has no upstream resolver a guest can "
 		       "reach)");
 	else
@@ -1124,7 +1133,10 @@ static int cmd_lease(int argc, char **argv)
 			uint8_t net6[16];
 			kl_prefix6(info.addr6, info.prefix6, net6);
 			inet_ntop(AF_INET6, net6, p6, sizeof(p6));
-			printf(" prefix6=%s/%u router6=fe80::1", p6, info.prefix6);
+			printf(" prefix6=%s/%u router6=fe80::1 dns6=", p6, info.prefix6);
+			for (unsigned i = 0; i < info.ndns6 && i < KL_DNS_MAX; i++)
+				printf("%s%s", i ? "," : "", ip6(info.dns6[i], p6));
+			printf("%s", info.ndns6 ? "" : "none");
 		}
 		printf("\n");
 	}

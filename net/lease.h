@@ -63,14 +63,24 @@ WUR int proc_start(pid_t pid, uint64_t *start);
 bool proc_owner_alive(pid_t pid, uint64_t start);
 
 /* ---- dns.c ---- */
-/* Up to max resolvers the way Docker picks them: path (resolv.conf);
- * when it names only loopback ones, fallback (systemd-resolved's upstream
- * list); loopback addresses dropped. *n may be 0: nothing to offer. */
-WUR int dns_pick(const char *path, const char *fallback, uint32_t *out,
-		 unsigned max, unsigned *n);
+struct dns_set {
+	uint32_t v4[KL_DNS_MAX]; /* host order */
+	unsigned n4;
+	uint8_t v6[KL_DNS_MAX][16];
+	unsigned n6;
+};
+/* Up to KL_DNS_MAX resolvers of each family the way Docker picks them:
+ * path (resolv.conf); when it names only loopback ones, fallback
+ * (systemd-resolved's upstream list); loopback addresses dropped, and
+ * IPv6 ones a guest cannot use (dns6_bad). Counts may be 0: nothing to
+ * offer. */
+WUR int dns_pick(const char *path, const char *fallback, struct dns_set *out);
 /* /etc/resolv.conf and /run/systemd/resolve/resolv.conf, unless
  * KVMLAB_RESOLV_CONF / KVMLAB_RESOLVED_CONF say otherwise (tests). */
-WUR int dns_host(uint32_t *out, unsigned max, unsigned *n);
+WUR int dns_host(struct dns_set *out);
+/* The DNS servers cfg's guests get, into cfg: its own (up --dns), else
+ * the host's (*from_host set; IPv6 ones only for a network with IPv6). */
+void dns_for_guests(struct kl_net_cfg *cfg, bool *from_host);
 
 /* ---- nft batches (lease_nft.c, forward.c) ---- */
 #define LEASE_MAP "leases"

@@ -215,11 +215,14 @@ static void fill_info(const struct ctx *c, const struct kl_lease *l,
 	memcpy(out->addr6, c->cfg->addr6, 16);
 	out->prefix6 = c->cfg->prefix6;
 	memcpy(out->router_mac, c->view.br->mac, 6);
-	out->ndns = c->cfg->ndns;
-	memcpy(out->dns, c->cfg->dns, sizeof(out->dns));
+	struct kl_net_cfg cfg = *c->cfg;
+	bool host;
 	/* No up --dns: the host's upstream resolvers (maybe none). */
-	if (!out->ndns)
-		IGNORE(dns_host(out->dns, KL_DNS_MAX, &out->ndns));
+	dns_for_guests(&cfg, &host);
+	out->ndns = cfg.ndns;
+	memcpy(out->dns, cfg.dns, sizeof(out->dns));
+	out->ndns6 = cfg.has6 ? cfg.ndns6 : 0;
+	memcpy(out->dns6, cfg.dns6, sizeof(out->dns6));
 }
 
 static const char *ip(uint32_t a, char buf[16])
@@ -533,10 +536,8 @@ int lease_show(struct kl_net *h, struct kl_show_net *n)
 	int err;
 
 	/* Without a definition the DNS servers are unknown, not the host's. */
-	if (n->def_known && !n->cfg.ndns) {
-		IGNORE(dns_host(n->cfg.dns, KL_DNS_MAX, &n->cfg.ndns));
-		n->dns_host = true;
-	}
+	if (n->def_known)
+		dns_for_guests(&n->cfg, &n->dns_host);
 	/* nfnetlink answers nothing without CAP_NET_ADMIN: leases and
 	 * forwards unknown, like the table itself. No table: none. */
 	if (n->nft_present <= 0)

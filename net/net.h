@@ -82,6 +82,13 @@ void kl_prefix6(const uint8_t a[16], unsigned len, uint8_t out[16]);
 /* "a.b.c.d[,a.b.c.d...]": 1..KL_DNS_MAX unicast addresses, host order. */
 KL_WUR int kl_dns_parse(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
 			const char **why);
+/* The same with IPv6 servers among them ("1.1.1.1,2606:4700:4700::1111"):
+ * IPv4 into dns, IPv6 into dns6, at most KL_DNS_MAX of each; an IPv6 one
+ * must be a global or unique-local unicast address a guest can reach (not
+ * ::, ::1, link-local, multicast or IPv4-mapped). */
+KL_WUR int kl_dns_parse46(const char *s, uint32_t dns[KL_DNS_MAX], unsigned *n,
+			  uint8_t dns6[KL_DNS_MAX][16], unsigned *n6,
+			  const char **why);
 /* The bridge name used when --bridge is not given. */
 void kl_bridge_name(const char *net, char out[KL_NAME_MAX + 1]);
 
@@ -103,6 +110,11 @@ struct kl_net_cfg {
 	bool has6;
 	uint8_t addr6[16];
 	unsigned prefix6;
+	/* IPv6 DNS servers from up --dns (a network with has6 only): what
+	 * the router advertisements carry (RDNSS, RFC 8106). With neither
+	 * dns nor dns6 given, guests get the host's resolvers of both. */
+	uint8_t dns6[KL_DNS_MAX][16];
+	unsigned ndns6;
 };
 
 #define KL_DRY_RUN 1u
@@ -199,6 +211,10 @@ struct kl_lease_info {
 	uint8_t addr6[16];
 	unsigned prefix6;
 	uint8_t router_mac[6];
+	/* IPv6 DNS servers for the advertisements' RDNSS option (has6 only):
+	 * up --dns's, else the host's IPv6 resolvers; 0: none. */
+	uint8_t dns6[KL_DNS_MAX][16];
+	unsigned ndns6;
 };
 /* The router's link-local address on every IPv6 network's bridge. */
 #define KL_ROUTER6_LL {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}

@@ -405,5 +405,8 @@ __attribute__((format(printf, 2, 3))) void kl_plan(struct kl_net *h,
 void kl_reset_msgs(struct kl_net *h);
 const char *kl_ip4(uint32_t a, char buf[16]);
 const char *kl_ip6(const uint8_t a[16], char buf[46]);
+/* Why a is no DNS server for guests (multicast, link-local, IPv4-mapped,
+ * ::/8), or NULL. */
+const char *dns6_bad(const uint8_t a[16]);
 WUR int kl_cap_net_admin(void);
 #endif

@@ -16,10 +16,11 @@
  * same batches, whose comment holds the rest (both would not fit in one
  * comment's 255 bytes):
  *
- *   kvmlab network NAME: cidr6=ADDR/LEN fwd6_prev=0|1
+ *   kvmlab network NAME: cidr6=ADDR/LEN fwd6_prev=0|1[ dns6=ADDR6[,...]]
  *
  * fwd6_prev is net.ipv6.conf.all.forwarding before the first IPv6
- * network, as fwd_prev is for IPv4. */
+ * network, as fwd_prev is for IPv4; dns6 (only when up --dns had IPv6
+ * servers, so that older definitions read the same) the IPv6 ones. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +70,16 @@ int store6_format(const struct store_net *n, char *buf, size_t len)
 	int k = snprintf(buf, len, NFT_COMMENT_PREFIX "%s: cidr6=%s/%u fwd6_prev=%d",
 			 n->cfg.name, kl_ip6(n->cfg.addr6, ip), n->cfg.prefix6,
 			 n->fwd6_prev > 0 ? 1 : 0);
+	size_t off;
 
-	return k < 0 || (size_t)k >= len ? -ENAMETOOLONG : 0;
+	if (k < 0 || (size_t)k >= len)
+		return -ENAMETOOLONG;
+	off = (size_t)k;
+	for (unsigned i = 0; i < n->cfg.ndns6 && i < KL_DNS_MAX && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+					i ? "," : " dns6=",
+					kl_ip6(n->cfg.dns6[i], ip));
+	return off < len ? 0 : -ENAMETOOLONG;
 }
 
 /* "0" or "1" */
@@ -177,9 +186,18 @@ int store6_parse(const char *net, const char *comment, struct store_net *out)
 				return -EBADMSG;
 			out->fwd6_prev = b;
 			seen |= 2;
+		} else if (!strcmp(tok, "dns6")) {
+			uint32_t v4[KL_DNS_MAX];
+			unsigned n4 = 0;
+			/* IPv6 addresses only: an IPv4 one is a hand edit */
+			if ((seen & 4) ||
+			    kl_dns_parse46(eq + 1, v4, &n4, out->cfg.dns6,
+					   &out->cfg.ndns6, &why) || n4)
+				return -EBADMSG;
+			seen |= 4;
 		}
 	}
-	if (seen != 3)
+	if ((seen & 3) != 3)
 		return -EBADMSG;
 	out->cfg.has6 = true;
 	return 0;

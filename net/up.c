@@ -75,7 +75,9 @@ static const char *cfg_diff(const struct kl_net_cfg *a,
 	if (a->stp != b->stp)
 		return "stp";
 	if (a->ndns != b->ndns ||
-	    memcmp(a->dns, b->dns, a->ndns * sizeof(a->dns[0])))
+	    memcmp(a->dns, b->dns, a->ndns * sizeof(a->dns[0])) ||
+	    a->ndns6 != b->ndns6 ||
+	    memcmp(a->dns6, b->dns6, a->ndns6 * sizeof(a->dns6[0])))
 		return "dns";
 	if (a->has6 != b->has6 || (a->has6 && (a->prefix6 != b->prefix6 ||
 						memcmp(a->addr6, b->addr6, 16))))
@@ -111,9 +113,19 @@ static int check_cfg(struct kl_net *h, struct kl_net_cfg *cfg)
 		return kl_err(h, -EINVAL, "network %s: mtu %u outside %u..%u (a "
 			      "tap takes at most %u)", cfg->name, cfg->mtu,
 			      KL_MTU_MIN, KL_MTU_MAX, KL_MTU_MAX);
-	if (cfg->ndns > KL_DNS_MAX)
-		return kl_err(h, -EINVAL, "network %s: more than %d dns servers",
-			      cfg->name, KL_DNS_MAX);
+	if (cfg->ndns > KL_DNS_MAX || cfg->ndns6 > KL_DNS_MAX)
+		return kl_err(h, -EINVAL, "network %s: more than %d dns servers "
+			      "of a family", cfg->name, KL_DNS_MAX);
+	for (unsigned i = 0; i < cfg->ndns6; i++) {
+		char a6[46];
+		if (!cfg->has6)
+			return kl_err(h, -EINVAL, "network %s: dns %s: an IPv6 DNS "
+				      "server needs IPv6 on the network (--cidr6)",
+				      cfg->name, kl_ip6(cfg->dns6[i], a6));
+		if ((why = dns6_bad(cfg->dns6[i])))
+			return kl_err(h, -EINVAL, "network %s: dns %s: %s",
+				      cfg->name, kl_ip6(cfg->dns6[i], a6), why);
+	}
 	if (cfg->has6) {
 		uint8_t a6[16];
 		cidr6_text(cfg->addr6, cfg->prefix6, cidr, sizeof(cidr));

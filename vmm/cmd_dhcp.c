@@ -292,6 +292,8 @@ int cmd_dhcp(int argc, char **argv)
 		memcpy(ra.prefix, sn->cfg.addr6, 16);
 		ra.prefix_len = sn->cfg.prefix6;
 		ra.mtu = sn->bridge_mtu;
+		ra.ndns6 = sn->cfg.ndns6 < RA_DNS_MAX ? sn->cfg.ndns6 : RA_DNS_MAX;
+		memcpy(ra.dns6, sn->cfg.dns6, 16 * ra.ndns6);
 		ra_bpf(ra_prog, DHCP_TAP_FRAME_MAX, 0);
 		if (ra_cfg_check(&ra)) {
 			rc = cli_value_error("dhcp %s: IPv6 prefix or %s's MAC unusable for router "

@@ -29,6 +29,7 @@
 #include "dhcp.h"
 #include "dhcp_tap.h"
 #include "ra.h"
+#include "fwd6.h"
 #include "cli_suggest.h"
 #include "net.h"
 #include "cpu.h"
@@ -112,6 +113,8 @@ static const char usage_text[] =
 	"             1..63 bytes\n"
 	"  --forward  host port to guest port (TCP; /udp for UDP) for the VM's\n"
 	"             lifetime; repeatable; to the first NIC on a kvmlab network\n"
+	"             (on an IPv6 network over IPv6 too, to the address the guest\n"
+	"             claims)\n"
 	"  --tap      an existing tap for virtio-net; with --net, the new tap's name\n"
 	"  --queues   virtio-net queue pairs, 1..8 and at most --cpus, default 1;\n"
 	"             one tap queue each (a tap made by kvmlab-net tap add --queues N)\n"
@@ -380,6 +383,8 @@ static int lease_take(struct net_lease *L, const char *what, const char *net, co
 		memcpy(L->ra.prefix, L->info.addr6, 16);
 		L->ra.prefix_len = L->info.prefix6;
 		L->ra.mtu = L->info.mtu;
+		L->ra.ndns6 = L->info.ndns6 < RA_DNS_MAX ? L->info.ndns6 : RA_DNS_MAX;
+		memcpy(L->ra.dns6, L->info.dns6, 16 * L->ra.ndns6);
 	}
 	return 0;
 }
@@ -725,6 +730,30 @@ static json_t *run_status(void *opaque)
 	return o;
 }
 
+/* The main loop's callbacks for one boot: the machine's own, and the
+ * IPv6 forwards that follow the guest's address. */
+struct run_loop {
+	struct vm *vm;
+	struct fwd6 *f6;
+};
+
+static int loop_power_button(void *opaque)
+{
+	return vm_power_button(((struct run_loop *)opaque)->vm);
+}
+
+static int loop_report(void *opaque)
+{
+	return vm_report(((struct run_loop *)opaque)->vm);
+}
+
+static void loop_tick(void *opaque)
+{
+	struct run_loop *l = opaque;
+	vm_tick(l->vm);
+	fwd6_tick(l->f6);
+}
+
 static int run_power_button(void *opaque)
 {
 	const struct run_view *v = opaque;
@@ -804,6 +833,7 @@ static int cmd_run(int argc, char **argv)
 	/* nics[0] is --net/--tap when given; the --nic ones follow in order */
 	struct nic_arg nics[DEV_NICS_MAX], extra[DEV_NICS_MAX];
 	struct net_lease leases[DEV_NICS_MAX];
+	struct fwd6 f6 = { .h = NULL };
 	/* one definition of a DHCP request, net/'s: the tap's ingress filter
 	 * drops exactly what the VMM's packet socket takes */
 	struct sock_filter dhcp_prog[KL_DHCP_BPF_LEN];
@@ -1097,6 +1127,13 @@ static int cmd_run(int argc, char **argv)
 		}
 		d->queues = a->queues;
 	}
+	/* --forward over IPv6 too, once the guest has claimed an address */
+	if (fwd_nic < nnics && nics[fwd_nic].net && leases[fwd_nic].info.has6) {
+		int r6 = fwd6_start(&f6, nics[fwd_nic].net, vmname, fwd_nic, fwd, nfwd);
+		if (r6)
+			fprintf(stderr, "kvmlab-vm: --forward: warning: %s; IPv4 only\n",
+				strerror(-r6));
+	}
 	/* said once everything is made: a failed run prints only its error */
 	for (unsigned i = 0; i < nnics; i++) {
 		char ms[CLI_MAC_LEN], ad[CLI_IP4_LEN];
@@ -1163,12 +1200,13 @@ static int cmd_run(int argc, char **argv)
 			goto out_sfd;
 		}
 		view.boots++;
+		struct run_loop loop = { &vm, &f6 };
 		struct runloop_cfg lc = {
 			.sig_fd = sfd,
 			.in_fd = stdio ? STDIN_FILENO : pty_slave >= 0 ? cfg.console_fd : -1,
 			.exit = &vm.exit, .serial = vm.serial, .out = vm.console,
-			.power_button = vm_power_button, .report = vm_report, .tick = vm_tick,
-			.opaque = &vm,
+			.power_button = loop_power_button, .report = loop_report, .tick = loop_tick,
+			.opaque = &loop,
 			.watch_fds = ctl_watch_fds, .watch_ready = ctl_watch_ready, .wopaque = ctl,
 		};
 		ev = runloop_run(&lc, &sig);
@@ -1228,6 +1266,7 @@ out_tap:
 		for (unsigned i = 0; i < cfg.dev.nics[n].queues; i++)
 			close(cfg.dev.nics[n].tap_fds[i]);
 out_lease:
+	fwd6_stop(&f6);
 	for (unsigned n = nnics; n-- > 0;)
 		lease_give_back(&leases[n]);
 	if (cfg.console_fd > STDERR_FILENO)

@@ -20,7 +20,7 @@
 #define NS_HLEN 24 /* type, code, checksum, reserved, target */
 #define PI_LEN 32  /* prefix information option */
 
-enum { OPT_SLLA = 1, OPT_PREFIX = 3, OPT_MTU = 5 };
+enum { OPT_SLLA = 1, OPT_PREFIX = 3, OPT_MTU = 5, OPT_RDNSS = 25 };
 
 static const uint8_t router_ip[16] = { 0xfe, 0x80, [15] = 1 };
 static const uint8_t all_nodes_ip[16] = { 0xff, 0x02, [15] = 1 };
@@ -83,6 +83,14 @@ int ra_cfg_check(const struct ra_cfg *c)
 	if (overlaps(p, c->prefix_len, link_local, 10) || overlaps(p, c->prefix_len, mcast, 8) ||
 	    !memcmp(p, zero16, 16) || !memcmp(p, loopback, 16))
 		return -EINVAL;
+	if (c->ndns6 > RA_DNS_MAX)
+		return -EINVAL;
+	/* RFC 8106 5.1: the addresses are unicast (a guest would send its
+	 * queries to them) */
+	for (unsigned i = 0; i < c->ndns6; i++)
+		if (c->dns6[i][0] == 0xff || !memcmp(c->dns6[i], zero16, 16) ||
+		    !memcmp(c->dns6[i], loopback, 16))
+			return -EINVAL;
 	return 0;
 }
 
@@ -90,7 +98,9 @@ size_t ra_build(const struct ra_cfg *c, const uint8_t dst_mac[6], const uint8_t 
 		uint8_t *out, size_t cap)
 {
 	bool has_mtu = c->mtu >= 1280 && c->mtu <= 65535;
-	size_t mlen = RA_HLEN + 8 + (has_mtu ? 8 : 0) + PI_LEN;
+	unsigned ndns = c->ndns6 < RA_DNS_MAX ? c->ndns6 : RA_DNS_MAX;
+	size_t rdnss = ndns ? 8 + 16 * (size_t)ndns : 0;
+	size_t mlen = RA_HLEN + 8 + (has_mtu ? 8 : 0) + PI_LEN + rdnss;
 	size_t total = MSG_OFF + mlen;
 	unsigned plen = c->prefix_len < 128 ? c->prefix_len : 128;
 
@@ -134,6 +144,15 @@ size_t ra_build(const struct ra_cfg *c, const uint8_t dst_mac[6], const uint8_t 
 	put_be32(o + 4, RA_VALID_LIFETIME);
 	put_be32(o + 8, RA_PREFERRED_LIFETIME);
 	prefix_mask(o + 16, c->prefix, plen);
+	o += PI_LEN;
+	if (ndns) {
+		/* RFC 8106 5.1: length in 8-byte units, 1 + 2 per address */
+		o[0] = OPT_RDNSS;
+		o[1] = (uint8_t)(1 + 2 * ndns);
+		put_be32(o + 4, RA_RDNSS_LIFETIME);
+		for (unsigned i = 0; i < ndns; i++)
+			memcpy(o + 8 + 16 * i, c->dns6[i], 16);
+	}
 
 	put_be16(m + 2, (uint16_t)~icmp6_sum(ip, m, mlen));
 	return total;
@@ -242,4 +261,16 @@ void ra_bpf(struct sock_filter *out, uint32_t match, uint32_t miss)
 		BPF_STMT(BPF_RET | BPF_K, miss),
 	};
 	memcpy(out, prog, sizeof(prog));
+}
+
+int ra_claim_pick(const uint8_t cur[16], bool have, const uint8_t (*claims)[16], unsigned n,
+		  uint8_t out[16])
+{
+	for (unsigned i = 0; have && i < n; i++)
+		if (!memcmp(claims[i], cur, 16))
+			return 0;
+	if (!n)
+		return 0;
+	memcpy(out, claims[n - 1], 16);
+	return 1;
 }

@@ -9,13 +9,16 @@
  * untouched. It never consumes a frame without a reply. */
 #ifndef KVMLAB_VMM_RA_H
 #define KVMLAB_VMM_RA_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "util.h"
 
-#define RA_FRAME_MAX 256          /* the largest RA we build (118 bytes today) */
+#define RA_FRAME_MAX 256          /* the largest RA we build (174 bytes, with 3 DNS servers) */
 #define RA_INTERVAL_S 600         /* unsolicited RA period (RFC 4861 MaxRtrAdvInterval default) */
 #define RA_ROUTER_LIFETIME 1800   /* 3 x the interval */
+#define RA_DNS_MAX 3              /* RDNSS addresses (KL_DNS_MAX) */
+#define RA_RDNSS_LIFETIME 1800    /* RFC 8106 5.1: at least 3 x MaxRtrAdvInterval */
 #define RA_VALID_LIFETIME 86400   /* prefix information option */
 #define RA_PREFERRED_LIFETIME 14400
 #define RA_BPF_LEN 11
@@ -25,9 +28,13 @@ struct ra_cfg {
 	uint8_t prefix[16];      /* the network's IPv6 prefix (host bits may be set: masked when built) */
 	unsigned prefix_len;     /* 1..128; the autonomous (A) flag only when 64, on-link (L) always */
 	unsigned mtu;            /* MTU option when 1280..65535, else none */
+	uint8_t dns6[RA_DNS_MAX][16]; /* Recursive DNS Server option (RFC 8106) */
+	unsigned ndns6;          /* 0: no RDNSS option; at most RA_DNS_MAX */
 };
 
-/* 0, or -EINVAL: multicast/zero router MAC, prefix_len outside 1..128, or
+/* 0, or -EINVAL: multicast/zero router MAC, prefix_len outside 1..128,
+ * more than RA_DNS_MAX DNS servers or one that is multicast, unspecified
+ * or loopback, or
  * a prefix that overlaps link-local fe80::/10 or multicast ff00::/8
  * (either way round: fe80::/64 and 8000::/1 are both refused), is all
  * zero once masked (::/n: the unspecified address, and ::1 for n < 128),
@@ -41,9 +48,11 @@ int ra_cfg_check(const struct ra_cfg *c) WUR;
  * retrans timer 0 (unspecified); options in this order: source
  * link-layer address, MTU (when set), prefix information (L, A as above,
  * RA_VALID_LIFETIME / RA_PREFERRED_LIFETIME, prefix masked to
- * prefix_len). Returns the length (<= RA_FRAME_MAX), or 0 if cap is too
- * small. c should pass ra_cfg_check; if not, the frame is still built
- * within bounds (prefix_len above 128 counts as 128). */
+ * prefix_len), recursive DNS servers (when ndns6: lifetime
+ * RA_RDNSS_LIFETIME). Returns the length (<= RA_FRAME_MAX), or 0 if cap
+ * is too small. c should pass ra_cfg_check; if not, the frame is still
+ * built within bounds (prefix_len above 128 counts as 128, ndns6 above
+ * RA_DNS_MAX as RA_DNS_MAX). */
 size_t ra_build(const struct ra_cfg *c, const uint8_t dst_mac[6], const uint8_t dst_ip[16],
 		uint8_t *out, size_t cap) WUR;
 
@@ -79,6 +88,15 @@ int ra_dad_target(const uint8_t *frame, size_t len, const uint8_t mac[6], uint8_
 /* 1 when a is inside c's prefix (prefix_len bits; above 128 counts as
  * 128), else 0. */
 int ra_prefix_has(const struct ra_cfg *c, const uint8_t a[16]);
+
+/* Which claimed address to send a guest's IPv6 port forwards to: claims
+ * lists n of them, newest first (devices_nic_addr6). cur (when have)
+ * stays while the list still holds it; else the oldest claim, which is
+ * the stable one (SLAAC's from the MAC or stable-privacy comes before
+ * any temporary address, RFC 8981). 1 with out set when that is a new
+ * target, else 0 (n == 0: nothing claimed yet). */
+int ra_claim_pick(const uint8_t cur[16], bool have, const uint8_t (*claims)[16], unsigned n,
+		  uint8_t out[16]);
 
 /* Writes into out[RA_BPF_LEN] the classic BPF program (over an Ethernet
  * frame) for the packet socket on the tap: it returns match for Ethernet

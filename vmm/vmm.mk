@@ -1,6 +1,6 @@
 # vmm/: libkvmlabvm.a and the kvmlab-vm program. The source list is
 # explicit: add a file here when it compiles. Only the command-line
-# front may include net/: main.c (for `run --net`) and cmd_dhcp.c (for
+# front may include net/: main.c and fwd6.c (for `run --net`) and cmd_dhcp.c (for
 # `dhcp NET`), linked into the program, not the library; devices never do.
 VMM_LIB := $(BUILD)/vmm/libkvmlabvm.a
 VMM_LIB_SRCS := vmm/guestmem.c
@@ -20,7 +20,7 @@ $(VMM_LIB): $$(patsubst %.c,$(BUILD)/%.o,$$(VMM_LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(BUILD)/vmm/cmd_dhcp.o $(VMM_LIB) $(NET_LIB)
+$(BUILD)/kvmlab-vm: $(BUILD)/vmm/main.o $(BUILD)/vmm/cmd_dhcp.o $(BUILD)/vmm/fwd6.o $(VMM_LIB) $(NET_LIB)
 	$(CC) $(KL_LDFLAGS) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(NET_LDLIBS)
 
 vmm: $(BUILD)/kvmlab-vm

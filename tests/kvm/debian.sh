@@ -55,11 +55,12 @@ ip netns exec "$wan" ncat -l -k 198.51.100.2 8080 --sh-exec \
 ip netns exec "$wan" ncat -6 -l -k 2001:db8:59::2 8080 --sh-exec \
 	"echo \$NCAT_REMOTE_ADDR >>$work/seen6; echo \"wan-hello \$NCAT_REMOTE_ADDR\"" >/dev/null 2>&1 &
 ip netns exec "$wan" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
-	--listen-address=198.51.100.2 --bind-interfaces --port=53 --user=root --group=root --pid-file= \
+	--listen-address=198.51.100.2 --listen-address=2001:db8:59::2 --bind-interfaces --port=53 \
+	--user=root --group=root --pid-file= \
 	--address=/svc.wan.test/198.51.100.2 >/dev/null 2>&1 &
 
 upargs=(up lab --cidr 192.168.59.1/24 --cidr6 fd59::1/64 --nat --uplink up0)
-[ $dns = 1 ] && upargs+=(--dns 198.51.100.2)
+[ $dns = 1 ] && upargs+=(--dns 198.51.100.2,2001:db8:59::2)
 if ! ip netns exec "$lab" "$KVMLAB_NET" "${upargs[@]}" >"$work/up.log" 2>&1; then
 	t_fail "debian: kvmlab-net ${upargs[*]}" "$(head -n1 "$work/up.log")"
 	t_finish
@@ -211,6 +212,14 @@ else
 	t_fail "debian: resolves svc.wan.test through the wan's DNS server" "getent: '$got'"
 fi
 [ $dns = 1 ] || t_skip "debian: DNS server from up --dns" "this kvmlab-net has no up --dns (branch netstate)"
+# the IPv6 one came in the VMM's router advertisements (RDNSS): the
+# guest's own resolver lists it for its NIC
+got=$(gssh "$lab" "$addr" 22 'resolvectl dns' 2>&1 | grep -E '\((en|eth)[^)]*\):')
+if [[ " $got " == *" 2001:db8:59::2 "* ]]; then
+	t_ok "debian: the guest's resolver has the IPv6 DNS server from the router advertisement ($got)"
+else
+	t_fail "debian: the guest's resolver has 2001:db8:59::2 from the router advertisement (RDNSS)" "resolvectl dns: '$got'"
+fi
 
 # -- in from wan through the forward to sshd --
 if [ $dhcp = 1 ]; then
@@ -221,19 +230,34 @@ if [ $dhcp = 1 ]; then
 	else
 		t_fail "debian: wan reaches the guest's sshd through 198.51.100.1:2222" "SSH_CONNECTION: '$got'"
 	fi
-	# the same host port over IPv6, to the address the guest picked,
-	# tied to VM web's lease (it goes when the VM ends)
-	if [ -n "$a6" ] && ip netns exec "$lab" "$KVMLAB_NET" forward add lab --proto tcp --port 2222 \
+	# --forward 2222:22 over IPv6 too: the VMM put it on the address it
+	# saw the guest claim (nft holds it, tied to VM web's lease)
+	want="fwd tcp 2222 to [${a6%/*}]:22 vm=web"
+	for _ in $(seq 20); do
+		n6=$(ip netns exec "$lab" nft -j list table ip6 kvmlab-lab 2>/dev/null |
+			jq --arg w "$want" '[.nftables[] | select(.rule.comment? == $w)] | length' 2>/dev/null)
+		[ "$n6" = 3 ] && break
+		sleep 0.5
+	done
+	got=$(gssh "$wan" 2001:db8:59::1 2222 'echo $SSH_CONNECTION' 2>&1)
+	set -- $got
+	if [ "$n6" = 3 ] && [ "${1:-}" = 2001:db8:59::2 ] && [ "${3:-}" = "${a6%/*}" ] && [ "${4:-}" = 22 ]; then
+		t_ok "debian: --forward 2222:22 over IPv6 too: wan reaches sshd through [2001:db8:59::1]:2222 (nft: '$want')"
+	else
+		t_fail "debian: --forward 2222:22 over IPv6 to ${a6%/*}" "nft rules '$n6' of '$want'; SSH_CONNECTION: '$got'"
+	fi
+	# and one made by hand, to the same address, tied to the same lease
+	if [ -n "$a6" ] && ip netns exec "$lab" "$KVMLAB_NET" forward add lab --proto tcp --port 2223 \
 		--to "[${a6%/*}]:22" --vm web >"$work/fwd6" 2>&1; then
-		got=$(gssh "$wan" 2001:db8:59::1 2222 'echo $SSH_CONNECTION' 2>&1)
+		got=$(gssh "$wan" 2001:db8:59::1 2223 'echo $SSH_CONNECTION' 2>&1)
 		set -- $got
 		if [ "${1:-}" = 2001:db8:59::2 ] && [ "${3:-}" = "${a6%/*}" ] && [ "${4:-}" = 22 ]; then
-			t_ok "debian: wan reaches the guest's sshd through [2001:db8:59::1]:2222 (an IPv6 forward to ${a6%/*})"
+			t_ok "debian: kvmlab-net forward add: wan reaches sshd through [2001:db8:59::1]:2223"
 		else
-			t_fail "debian: wan reaches the guest's sshd through [2001:db8:59::1]:2222" "SSH_CONNECTION: '$got'"
+			t_fail "debian: kvmlab-net forward add: wan reaches sshd through [2001:db8:59::1]:2223" "SSH_CONNECTION: '$got'"
 		fi
 	else
-		t_fail "debian: forward add of tcp 2222 to [${a6%/*}]:22" "$(cat "$work/fwd6" 2>/dev/null)"
+		t_fail "debian: forward add of tcp 2223 to [${a6%/*}]:22" "$(cat "$work/fwd6" 2>/dev/null)"
 	fi
 fi
 
@@ -255,9 +279,9 @@ taps=$(ip -n "$lab" -o link show type tun 2>/dev/null | wc -l)
 if t_powered_off "$rc" "$work/vm.log" && [ "$taps" = 0 ]; then t_ok "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed"
 else t_fail "debian: SIGPWR: the guest powers itself off, kvmlab-vm exits 0, tap removed" "rc '${rc:-still running}', taps left $taps: $(tail -n 2 "$work/vm.log" | tr '\n' ' ')"; fi
 if [ $dhcp = 1 ]; then
-	left=$(ip netns exec "$lab" nft -j list ruleset 2>/dev/null | jq -r '[.nftables[] | select(.rule) | .rule.comment // empty | select(startswith("fwd tcp 2222"))] | length' 2>/dev/null)
+	left=$(ip netns exec "$lab" nft -j list ruleset 2>/dev/null | jq -r '[.nftables[] | select(.rule) | .rule.comment // empty | select(startswith("fwd tcp 222"))] | length' 2>/dev/null)
 	[ "$left" = 0 ] && t_ok "debian: VM web's forwards, IPv4 and IPv6, went with its lease (nft)" ||
-		t_fail "debian: VM web's forwards went with its lease" "$left rules of tcp 2222 left"
+		t_fail "debian: VM web's forwards went with its lease" "$left rules of tcp 2222/2223 left"
 fi
 # ext4 keeps "clean" while mounted; what a cut leaves is the journal's
 # needs_recovery feature, which only an unmount or remount-ro clears

@@ -44,9 +44,10 @@ t_check "show --json: cidr6, subnet6, address6_present, forwarding6" jq_true \
 	'.forwarding6 == true and .forwarding6_prev == false and (.networks[0] | .cidr6 == "fd60::1/64" and
 	 .subnet6 == "fd60::/64" and .address6_present == true and .nft_table6 == "ip6 kvmlab-lab")' <<<"$KN_OUT"
 
-kn "$R" lease take lab web --pid $$
-t_check "lease take on an IPv6 network: the line ends with prefix6=fd60::/64 router6=fe80::1" \
-	test "$KN_RC" = 0 -a "${KN_OUT##* prefix6=}" = "fd60::/64 router6=fe80::1"
+printf 'nameserver 192.0.2.53\n' >"$tmp/resolv"
+KVMLAB_RESOLV_CONF="$tmp/resolv" kn "$R" lease take lab web --pid $$
+t_check "lease take on an IPv6 network (a host without IPv6 resolvers): the line ends with prefix6=fd60::/64 router6=fe80::1 dns6=none" \
+	test "$KN_RC" = 0 -a "${KN_OUT##* prefix6=}" = "fd60::/64 router6=fe80::1 dns6=none"
 kn "$R" lease del lab web
 
 # --- idempotent, and repairs what it owns

@@ -42,7 +42,7 @@ t_check "booleans are booleans" jq_true '[.networks[] | .nat, .stp, .bridge_exis
 	(.taps[] | .up, .enslaved, .multi_queue, .persistent)] | all(type == "boolean")' <<<"$j"
 t_check "forwarding true, forwarding_prev false (booleans)" jq_true '.forwarding == true and .forwarding_prev == false' <<<"$j"
 t_check "dnsnet: dns, uplink, mtu_config, nft_table" jq_true '.networks[] | select(.name == "dnsnet") |
-	.dns == {"servers": ["1.1.1.1", "9.9.9.9"], "from": "network"} and .uplink == "lo" and .mtu_config == 9000 and .mtu == 9000 and .nft_table == "ip kvmlab-dnsnet"' <<<"$j"
+	.dns == {"servers": ["1.1.1.1", "9.9.9.9"], "from": "network", "servers6": []} and .uplink == "lo" and .mtu_config == 9000 and .mtu == 9000 and .nft_table == "ip kvmlab-dnsnet"' <<<"$j"
 t_check "no --uplink and no --mtu: null; no --dns: the host's resolvers" jq_true '.networks[] | select(.name == "...") |
 	.uplink == null and .mtu_config == null and .dns.from == "host" and (.dns.servers | type == "array")' <<<"$j"
 t_check "leases and forwards: [] on every network" jq_true '[.networks[] | .leases, .forwards] | all(. == [])' <<<"$j"

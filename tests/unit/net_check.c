@@ -108,6 +108,26 @@ static void dns(void)
 	CHECK(kl_dns_parse("1.1.1.1,", d, &n, &why) == -EINVAL, "empty item rejected");
 	CHECK(kl_dns_parse("224.0.0.1", d, &n, &why) == -EINVAL, "multicast rejected");
 	CHECK(kl_dns_parse("x", d, &n, &why) == -EINVAL, "garbage rejected");
+
+	/* both families */
+	uint8_t d6[KL_DNS_MAX][16];
+	unsigned n6 = 9;
+	CHECK(kl_dns_parse46("1.1.1.1,2606:4700:4700::1111,fd00::53", d, &n, d6, &n6,
+			     &why) == 0 && n == 1 && n6 == 2 && d6[0][0] == 0x26 &&
+		      d6[0][15] == 0x11 && d6[1][0] == 0xfd && d6[1][15] == 0x53,
+	      "IPv4 and IPv6 servers, each in its list, in order");
+	CHECK(kl_dns_parse46("2001:db8::1,2001:db8::2,2001:db8::3,1.1.1.1,8.8.8.8,9.9.9.9",
+			     d, &n, d6, &n6, &why) == 0 && n == 3 && n6 == 3,
+	      "three of each family");
+	CHECK(kl_dns_parse46("2001:db8::1,2001:db8::2,2001:db8::3,2001:db8::4", d, &n,
+			     d6, &n6, &why) == -EINVAL && strstr(why, "IPv6"),
+	      "four IPv6 rejected: %s", why);
+	static const char *const bad6[] = {"::1", "::", "fe80::1", "ff02::1",
+					   "::ffff:1.2.3.4", "::1.2.3.4", "fe80::1%eth0",
+					   "2001:db8::g", "[2001:db8::1]"};
+	for (size_t i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++)
+		CHECK(kl_dns_parse46(bad6[i], d, &n, d6, &n6, &why) == -EINVAL,
+		      "--dns %s refused: %s", bad6[i], why);
 }
 
 static void bridge_names(void)
@@ -306,6 +326,31 @@ static void ipv6(void)
 	}
 	CHECK(store6_parse("lab", "kvmlab network lab: cidr6=fd57::1/64 fwd6_prev=0 later=1", &back) == 0,
 	      "unknown keys are skipped");
+
+	/* IPv6 DNS servers: only then a dns6 key, and the longest comment
+	 * still fits one nft comment (255 bytes) */
+	snprintf(n.cfg.name, sizeof(n.cfg.name), "abcdefghijklmno");
+	n.cfg.ndns6 = KL_DNS_MAX;
+	for (unsigned i = 0; i < KL_DNS_MAX; i++)
+		memcpy(n.cfg.dns6[i], n.cfg.addr6, 16);
+	CHECK(store6_format(&n, buf, sizeof(buf)) == 0 && strlen(buf) <= 254 &&
+		      strstr(buf, " dns6=fd57:ffff:ffff:ffff:ffff:ffff:ffff:fffe,fd57:"),
+	      "store6_format with three IPv6 DNS servers (%zu bytes)", strlen(buf));
+	memset(&back, 0, sizeof(back));
+	CHECK(store6_parse("abcdefghijklmno", buf, &back) == 0 && back.cfg.ndns6 == 3 &&
+		      !memcmp(back.cfg.dns6[2], n.cfg.addr6, 16),
+	      "and reads them back");
+	static const char *const bad_dns6[] = {
+		"kvmlab network lab: cidr6=fd57::1/64 fwd6_prev=0 dns6=1.1.1.1",
+		"kvmlab network lab: cidr6=fd57::1/64 fwd6_prev=0 dns6=::1",
+		"kvmlab network lab: cidr6=fd57::1/64 fwd6_prev=0 dns6=fd57::5 dns6=fd57::6",
+		"kvmlab network lab: cidr6=fd57::1/64 fwd6_prev=0 dns6=",
+	};
+	for (size_t i = 0; i < sizeof(bad_dns6) / sizeof(bad_dns6[0]); i++) {
+		memset(&back, 0, sizeof(back));
+		CHECK(store6_parse("lab", bad_dns6[i], &back) == -EBADMSG,
+		      "not a definition: '%s'", bad_dns6[i]);
+	}
 }
 
 int main(void)

@@ -542,8 +542,10 @@ static const char *conf(const char *name, const char *text)
 
 static void dns(void)
 {
-	uint32_t v[3];
-	unsigned n = 99;
+	static const uint8_t g6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1},
+			     u6[16] = {0xfd, 0x00, [15] = 0x53};
+	struct dns_set d;
+	uint32_t *v = d.v4;
 
 	if (!mkdtemp(dir)) {
 		CHECK(0, "mkdtemp");
@@ -553,37 +555,67 @@ static void dns(void)
 				      "nameserver 198.51.100.53\n");
 	const char *plain = conf("plain", "# c\nsearch x\nnameserver 9.9.9.9\n"
 				  "nameserver  1.1.1.1 \noptions edns0\n");
-	CHECK(dns_pick(plain, fb, v, 3, &n) == 0 && n == 2 && v[0] == 0x09090909 &&
-		      v[1] == 0x01010101, "plain resolv.conf: both, in order");
+	CHECK(dns_pick(plain, fb, &d) == 0 && d.n4 == 2 && v[0] == 0x09090909 &&
+		      v[1] == 0x01010101 && d.n6 == 0, "plain resolv.conf: both, in order");
 	const char *stub = conf("stub", "nameserver 127.0.0.53\noptions edns0 trust-ad\n");
-	CHECK(dns_pick(stub, fb, v, 3, &n) == 0 && n == 2 && v[0] == 0xc0000235 &&
+	CHECK(dns_pick(stub, fb, &d) == 0 && d.n4 == 2 && v[0] == 0xc0000235 &&
 		      v[1] == 0xc6336435,
 	      "only the systemd-resolved stub: its upstream list, loopback dropped");
 	const char *mixed = conf("mixed", "nameserver 127.0.0.1\nnameserver 10.1.1.1\n"
 				  "nameserver ::1\n");
-	CHECK(dns_pick(mixed, fb, v, 3, &n) == 0 && n == 1 && v[0] == 0x0a010101,
-	      "loopback and a real one: the real one, no fallback");
-	const char *v6 = conf("v6", "nameserver 2001:db8::1\nnameserver ::1\n");
-	CHECK(dns_pick(v6, fb, v, 3, &n) == 0 && n == 0,
-	      "IPv6 only: nothing for DHCPv4");
+	CHECK(dns_pick(mixed, fb, &d) == 0 && d.n4 == 1 && v[0] == 0x0a010101 &&
+		      d.n6 == 0, "loopback and a real one: the real one, no fallback");
+	const char *v6 = conf("v6", "nameserver 2001:db8::1\nnameserver ::1\n"
+			      "nameserver fe80::1%eth0\nnameserver fd00::53\n"
+			      "nameserver ::ffff:1.2.3.4\nnameserver ff02::fb\n");
+	CHECK(dns_pick(v6, fb, &d) == 0 && d.n4 == 0 && d.n6 == 2 &&
+		      !memcmp(d.v6[0], g6, 16) && !memcmp(d.v6[1], u6, 16),
+	      "IPv6: global and unique-local kept, in order; loopback, scoped "
+	      "link-local, IPv4-mapped and multicast dropped; none for DHCPv4");
 	const char *lo6 = conf("lo6", "nameserver ::1\n");
-	CHECK(dns_pick(lo6, fb, v, 3, &n) == 0 && n == 2,
+	CHECK(dns_pick(lo6, fb, &d) == 0 && d.n4 == 2,
 	      "::1 only counts as loopback only: fallback");
-	CHECK(dns_pick(stub, "/nonexistent/x", v, 3, &n) == 0 && n == 0,
+	CHECK(dns_pick(stub, "/nonexistent/x", &d) == 0 && d.n4 == 0 && d.n6 == 0,
 	      "stub and no systemd-resolved file: none");
-	CHECK(dns_pick("/nonexistent/y", fb, v, 3, &n) == 0 && n == 0,
+	CHECK(dns_pick("/nonexistent/y", fb, &d) == 0 && d.n4 == 0,
 	      "no resolv.conf: none");
 	const char *many = conf("many", "nameserver 1.0.0.1\nnameserver 1.0.0.2\n"
 				 "nameserver 1.0.0.1\nnameserver 1.0.0.3\n"
-				 "nameserver 1.0.0.4\nnameserver bogus\n");
-	CHECK(dns_pick(many, fb, v, 3, &n) == 0 && n == 3 && v[2] == 0x01000003,
-	      "at most three, duplicates once");
+				 "nameserver 1.0.0.4\nnameserver bogus\n"
+				 "nameserver 2001:db8::1\nnameserver 2001:db8::2\n"
+				 "nameserver 2001:db8::1\nnameserver 2001:db8::3\n"
+				 "nameserver 2001:db8::4\n");
+	CHECK(dns_pick(many, fb, &d) == 0 && d.n4 == 3 && v[2] == 0x01000003 &&
+		      d.n6 == 3 && d.v6[2][15] == 3,
+	      "at most three of each family, duplicates once");
 	const char *junk = conf("junk", "nameserverx 1.2.3.4\n#nameserver 5.6.7.8\n"
-				 "nameserver 300.1.1.1\n");
-	CHECK(dns_pick(junk, fb, v, 3, &n) == 0 && n == 0, "malformed lines ignored");
+				 "nameserver 300.1.1.1\nnameserver 2001:db8::g\n");
+	CHECK(dns_pick(junk, fb, &d) == 0 && d.n4 == 0 && d.n6 == 0,
+	      "malformed lines ignored");
 	setenv("KVMLAB_RESOLV_CONF", stub, 1);
 	setenv("KVMLAB_RESOLVED_CONF", fb, 1);
-	CHECK(dns_host(v, 3, &n) == 0 && n == 2, "dns_host follows the overrides");
+	CHECK(dns_host(&d) == 0 && d.n4 == 2, "dns_host follows the overrides");
+
+	/* what guests get: the network's own, else the host's (IPv6 ones
+	 * only on an IPv6 network) */
+	struct kl_net_cfg c;
+	bool host;
+	setenv("KVMLAB_RESOLV_CONF", many, 1);
+	memset(&c, 0, sizeof(c));
+	dns_for_guests(&c, &host);
+	CHECK(host && c.ndns == 3 && c.ndns6 == 0,
+	      "no --dns, no IPv6: the host's IPv4 resolvers only");
+	memset(&c, 0, sizeof(c));
+	c.has6 = true;
+	dns_for_guests(&c, &host);
+	CHECK(host && c.ndns == 3 && c.ndns6 == 3, "no --dns, IPv6: the host's of both");
+	memset(&c, 0, sizeof(c));
+	c.has6 = true;
+	c.ndns6 = 1;
+	memcpy(c.dns6[0], u6, 16);
+	dns_for_guests(&c, &host);
+	CHECK(!host && c.ndns == 0 && c.ndns6 == 1 && !memcmp(c.dns6[0], u6, 16),
+	      "--dns with an IPv6 server only: exactly that, no host IPv4 ones");
 	const char *names[] = {"resolved", "plain", "stub", "mixed", "v6", "lo6",
 			       "many", "junk"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

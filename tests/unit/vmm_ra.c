@@ -35,6 +35,7 @@ static void set_cfg(const uint8_t prefix[16], unsigned len, unsigned mtu)
 	memcpy(cfg.prefix, prefix, 16);
 	cfg.prefix_len = len;
 	cfg.mtu = mtu;
+	cfg.ndns6 = 0;
 }
 
 static unsigned be16(const uint8_t *p)
@@ -113,7 +114,8 @@ static void check_ra(const char *what, const uint8_t *f, size_t n, const uint8_t
 	      "%s: hop limit 64, flags 0, lifetime %u, reachable and retrans 0", what,
 	      RA_ROUTER_LIFETIME);
 
-	unsigned slla = 0, mtu = 0, pi = 0, other = 0;
+	unsigned slla = 0, mtu = 0, pi = 0, rdnss = 0, other = 0;
+	unsigned ndns_want = cfg.ndns6 < RA_DNS_MAX ? cfg.ndns6 : RA_DNS_MAX;
 	size_t i = 16, end = n - 54;
 	while (i + 2 <= end && m[i + 1] && i + 8u * m[i + 1] <= end) {
 		const uint8_t *o = m + i;
@@ -133,14 +135,25 @@ static void check_ra(const char *what, const uint8_t *f, size_t n, const uint8_t
 			CHECK(be32(o + 4) == 86400 && be32(o + 8) == 14400 && be32(o + 12) == 0,
 			      "%s: valid 86400, preferred 14400, reserved 0", what);
 			CHECK(!memcmp(o + 16, want, 16), "%s: prefix masked to /%u", what, plen_want);
+		} else if (o[0] == 25) {
+			/* RFC 8106 5.1: 1 + 2 units per address, reserved 0 */
+			rdnss++;
+			CHECK(o[1] == 1 + 2 * ndns_want && be16(o + 2) == 0 &&
+				      be32(o + 4) == RA_RDNSS_LIFETIME,
+			      "%s: RDNSS length %u for %u servers, lifetime %lu", what, o[1],
+			      ndns_want, be32(o + 4));
+			for (unsigned k = 0; k < ndns_want && 8 + 16 * k + 16 <= 8u * o[1]; k++)
+				CHECK(!memcmp(o + 8 + 16 * k, cfg.dns6[k], 16),
+				      "%s: RDNSS address %u", what, k);
 		} else {
 			other++;
 		}
 		i += 8u * m[i + 1];
 	}
-	CHECK(i == end && slla == 1 && mtu == (unsigned)want_mtu && pi == 1 && !other,
-	      "%s: options fill the message: 1 SLLA, %d MTU, 1 prefix (got %u %u %u, %u other)",
-	      what, want_mtu, slla, mtu, pi, other);
+	CHECK(i == end && slla == 1 && mtu == (unsigned)want_mtu && pi == 1 &&
+		      rdnss == (ndns_want ? 1u : 0u) && !other,
+	      "%s: options fill the message: 1 SLLA, %d MTU, 1 prefix, %d RDNSS (got %u %u %u "
+	      "%u, %u other)", what, want_mtu, ndns_want ? 1 : 0, slla, mtu, pi, rdnss, other);
 }
 
 static void cfg_check(void)
@@ -175,6 +188,26 @@ static void cfg_check(void)
 		memcpy(cfg.router_mac, bad_mac[i], 6);
 		CHECK_EQ(ra_cfg_check(&cfg), -EINVAL, "ra_cfg_check: zero or multicast MAC %zu", i);
 	}
+	static const struct { uint8_t a[16]; int ok; const char *what; } d[] = {
+		{ { 0x20, 0x01, 0x0d, 0xb8, [15] = 0x53 }, 1, "2001:db8::53" },
+		{ { 0xfd, [15] = 0x53 }, 1, "fd00::53" },
+		{ { 0xff, 0x02, [15] = 1 }, 0, "ff02::1 (multicast)" },
+		{ { 0 }, 0, ":: (unspecified)" },
+		{ { [15] = 1 }, 0, "::1 (loopback)" },
+	};
+	for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+		set_cfg(ula, 64, 1500);
+		cfg.ndns6 = 1;
+		memcpy(cfg.dns6[0], d[i].a, 16);
+		CHECK_EQ(ra_cfg_check(&cfg), d[i].ok ? 0 : -EINVAL, "ra_cfg_check: DNS server %s",
+			 d[i].what);
+	}
+	set_cfg(ula, 64, 1500);
+	cfg.ndns6 = RA_DNS_MAX + 1;
+	for (unsigned k = 0; k < RA_DNS_MAX; k++)
+		memcpy(cfg.dns6[k], d[0].a, 16);
+	CHECK_EQ(ra_cfg_check(&cfg), -EINVAL, "ra_cfg_check: more than %d DNS servers", RA_DNS_MAX);
+	cfg.ndns6 = 0;
 }
 
 static void build(void)
@@ -230,6 +263,30 @@ static void build(void)
 	CHECK(f[0] == 0xa5 && f[116] == 0xa5, "one byte short: out untouched");
 	CHECK_EQ(ra_build_unsolicited(&cfg, f, 0), 0, "no room: nothing built");
 	CHECK_EQ(ra_build_unsolicited(&cfg, f, 118), 118, "exactly the room: built");
+
+	/* DNS servers: one RDNSS option after the prefix */
+	static const uint8_t d1[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 0x53 },
+			     d2[16] = { 0xfd, 0, 0, 1, 0, 2, 0, 3, [15] = 0x53 },
+			     d3[16] = { 0x26, 0x06, 0x47, 0, 0x47, 0, [14] = 0x11, 0x11 };
+	set_cfg(ula, 64, 1500);
+	memcpy(cfg.dns6[0], d1, 16);
+	memcpy(cfg.dns6[1], d2, 16);
+	memcpy(cfg.dns6[2], d3, 16);
+	for (unsigned k = 1; k <= RA_DNS_MAX; k++) {
+		char what[32];
+		cfg.ndns6 = k;
+		snprintf(what, sizeof(what), "%u DNS servers", k);
+		n = ra_build(&cfg, guest_mac, guest_ll, f, sizeof(f));
+		CHECK_EQ(n, 118 + 8 + 16 * k, "%s: 8 + 16 each more bytes", what);
+		check_ra(what, f, n, guest_mac, guest_ll);
+		CHECK(f[118] == 25, "%s: RDNSS right after the prefix", what);
+	}
+	CHECK(n == 174 && n <= RA_FRAME_MAX, "the largest RA (174 bytes) fits RA_FRAME_MAX");
+	CHECK_EQ(ra_build_unsolicited(&cfg, f, 173), 0, "3 servers, one byte short: nothing built");
+	cfg.ndns6 = 99; /* beyond ra_cfg_check: still bounded */
+	n = ra_build_unsolicited(&cfg, f, sizeof(f));
+	CHECK_EQ(n, 174, "ndns6 99 is built as %d servers", RA_DNS_MAX);
+	check_ra("ndns6 99", f, n, all_nodes_mac, all_nodes);
 }
 
 /* An RS from src to ff02::2 with opts after its 8-byte header, checksum
@@ -663,8 +720,44 @@ static void program(void)
 	close(sv[1]);
 }
 
+/* Which claim the IPv6 forwards go to */
+static void claim_pick(void)
+{
+	static const uint8_t stable[16] = { 0xfd, [8] = 0x50, [15] = 2 },
+			     tmp1[16] = { 0xfd, [8] = 0x11, [15] = 7 },
+			     tmp2[16] = { 0xfd, [8] = 0x22, [15] = 9 };
+	uint8_t list[4][16], out[16], cur[16] = { 0 };
+
+	memset(out, 0xa5, sizeof(out));
+	CHECK(ra_claim_pick(cur, false, list, 0, out) == 0 && out[0] == 0xa5,
+	      "nothing claimed: no target, out untouched");
+	memcpy(list[0], stable, 16);
+	CHECK(ra_claim_pick(cur, false, list, 1, out) == 1 && !memcmp(out, stable, 16),
+	      "the first claim becomes the target");
+	memcpy(cur, stable, 16);
+	memcpy(list[0], tmp1, 16);
+	memcpy(list[1], stable, 16);
+	memset(out, 0xa5, sizeof(out));
+	CHECK(ra_claim_pick(cur, true, list, 2, out) == 0 && out[0] == 0xa5,
+	      "a temporary address claimed later: the target stays");
+	memcpy(list[0], stable, 16);
+	memcpy(list[1], tmp1, 16);
+	CHECK(ra_claim_pick(cur, true, list, 2, out) == 0,
+	      "the target claimed again (newest now): it stays");
+	memcpy(list[0], tmp2, 16);
+	memcpy(list[1], tmp1, 16);
+	CHECK(ra_claim_pick(cur, true, list, 2, out) == 1 && !memcmp(out, tmp1, 16),
+	      "the target pushed out of the list: the oldest claim left");
+	CHECK(ra_claim_pick(cur, false, list, 2, out) == 1 && !memcmp(out, tmp1, 16),
+	      "not in place (have false): the oldest claim, even if cur is listed");
+	memcpy(cur, tmp1, 16);
+	CHECK(ra_claim_pick(cur, false, list, 2, out) == 1 && !memcmp(out, tmp1, 16),
+	      "not in place, cur listed: picked again (to be put in place)");
+}
+
 int main(void)
 {
+	claim_pick();
 	cfg_check();
 	build();
 	solicit();
