@@ -42,22 +42,12 @@ net_snap "$R" "$tmp/s2"
 net_same "up again changes nothing" "$tmp/s1" "$tmp/s2"
 
 # refused: one line, exit 1, nothing changed
-refuse() { # NAME WANT ARGS...
-	local name=$1 want=$2; shift 2
-	net_snap "$R" "$tmp/b0"
-	kn "$R" "$@"
-	net_snap "$R" "$tmp/b1"
-	if [ "$KN_RC" = 1 ] && [ "$(printf '%s' "$KN_ERR" | grep -c '')" = 1 ] &&
-		printf '%s' "$KN_ERR" | grep -qF -- "$want" && cmp -s "$tmp/b0" "$tmp/b1"; then
-		t_ok "$name: exit 1, one line, nothing changed"
-	else t_fail "$name" "want '$want'; $(kn_desc)"; fi
-}
-refuse "lab with another IPv6 DNS server" "already up with a different dns" \
+net_refuse "$R" "lab with another IPv6 DNS server" "already up with a different dns" \
 	up lab --cidr 10.62.0.1/24 --cidr6 fd62::1/64 --bridge kl62br --dns "10.62.0.53,$D6A"
-refuse "an IPv6 DNS server on a network without --cidr6" "needs IPv6 on the network (--cidr6)" \
+net_refuse "$R" "an IPv6 DNS server on a network without --cidr6" "needs IPv6 on the network (--cidr6)" \
 	up lab2 --cidr 10.64.0.1/24 --dns "$D6A"
 for bad in fe80::53 ::1 ff02::fb ::ffff:10.0.0.53 "$D6A,2001:db8::2,2001:db8::3,2001:db8::4"; do
-	refuse "--dns $bad" "network lab2: dns $bad:" up lab2 --cidr 10.64.0.1/24 --cidr6 fd64::1/64 --dns "$bad"
+	net_refuse "$R" "--dns $bad" "network lab2: dns $bad:" up lab2 --cidr 10.64.0.1/24 --cidr6 fd64::1/64 --dns "$bad"
 done
 
 # the advertisement, as a third party decodes it

@@ -36,18 +36,7 @@ in_ns "$R" ip link set gr up
 
 # the guest's listeners, on both families: tcp 80 prints the peer, udp
 # 53 (IPv6) answers with a tag
-ip netns exec "$G" timeout 240 ncat -l -k 80 --sh-exec 'echo "guest peer=$NCAT_REMOTE_ADDR"' \
-	>/dev/null 2>&1 &
-t_defer "kill $!"
-ip netns exec "$G" timeout 240 ncat -6 -u -l $G6 53 --sh-exec 'echo udp-guest' \
-	>/dev/null 2>&1 &
-t_defer "kill $!"
-for _ in $(seq 50); do in_ns "$G" ss -Hltn "sport = :80" | grep -q . &&
-	in_ns "$G" ss -Hlun "sport = :53" | grep -q . && break; sleep 0.1; done
-
-# connect NS ADDR PORT: what a TCP client in NS hears back
-connect() { ip netns exec "$1" timeout 6 ncat --recv-only -w 2 "$2" "$3" 2>/dev/null; }
-udp() { (echo ping; sleep 1) | ip netns exec "$1" timeout 4 ncat -u -w 2 "$2" "$3" 2>/dev/null | head -1; }
+fwd_guest_listen "$G" "" $G6 -6
 # fwd_rules NS: "FAMILY CHAIN COMMENT" of every rule of the kvmlab-lab tables
 fwd_rules() {
 	in_ns "$1" nft -j list ruleset | jq -r '.nftables[] | select(.rule) |
@@ -61,7 +50,7 @@ in_ns "$R" ip link set dev gr master klf6
 # the guest's router answers over the new port
 for _ in $(seq 30); do in_ns "$G" ping -6 -c1 -W1 $BR6 >/dev/null 2>&1 && break; done
 
-out=$(connect "$W" $UP6 8080)
+out=$(fwd_connect "$W" $UP6 8080)
 t_check "before forward add: wan cannot reach [$UP6]:8080 (got '$out')" test -z "$out"
 
 kn_expect "forward add tcp 8080 -> [$G6]:80" 0 "$R" forward add lab --proto tcp --port 8080 --to "[$G6]:80"
@@ -81,25 +70,25 @@ t_check "nft: ip6 fwd-post masquerades the hairpin from fd43::/64" jq_true \
 	'[.nftables[] | select(.rule.chain? == "fwd-post" and .rule.family == "ip6") | .rule.expr[] | select(.match) | .match.right | select(type == "object") | .prefix] == [{"addr":"fd43::","len":64}]' \
 	< <(nftj)
 
-out=$(connect "$W" $UP6 8080)
+out=$(fwd_connect "$W" $UP6 8080)
 t_check "wan -> [$UP6]:8080 reaches the guest, which sees the client $WAN6 (got '$out')" \
 	test "$out" = "guest peer=$WAN6"
-out=$(connect "$R" $UP6 8080)
+out=$(fwd_connect "$R" $UP6 8080)
 t_check "router itself -> its own [$UP6]:8080 (output path) reaches the guest (got '$out')" \
 	test "${out%%=*}" = "guest peer"
-out=$(connect "$G" $UP6 8080)
+out=$(fwd_connect "$G" $UP6 8080)
 t_check "hairpin: the guest -> [$UP6]:8080 -> itself, via masquerade (got '$out')" \
 	test "$out" = "guest peer=$BR6"
-out=$(connect "$R" ::1 8080)
+out=$(fwd_connect "$R" ::1 8080)
 t_check "::1:8080 is not forwarded (got '$out')" test -z "$out"
-out=$(connect "$W" $UP_IP 8080)
+out=$(fwd_connect "$W" $UP_IP 8080)
 t_check "IPv4 $UP_IP:8080 is not forwarded by an IPv6 forward (got '$out')" test -z "$out"
 
 # the same host port over IPv4 too: two forwards
 kn_expect "forward add tcp 8080 -> $G_IP:80 beside it" 0 "$R" forward add lab --proto tcp --port 8080 --to $G_IP:80
-out=$(connect "$W" $UP_IP 8080)
+out=$(fwd_connect "$W" $UP_IP 8080)
 t_check "IPv4: wan -> $UP_IP:8080 reaches the guest (got '$out')" test "$out" = "guest peer=$WAN_IP"
-out=$(connect "$W" $UP6 8080)
+out=$(fwd_connect "$W" $UP6 8080)
 t_check "IPv6 still reaches the guest (got '$out')" test "$out" = "guest peer=$WAN6"
 kn "$R" show lab
 t_check "show lists both: tcp 8080 -> $G_IP:80 and -> [$G6]:80" \
@@ -126,16 +115,16 @@ net_same "bad IPv6 forwards: nothing changed" "$KN_TMP/f0" "$KN_TMP/f2"
 
 # udp over IPv6
 kn_expect "forward add udp 5353 -> [$G6]:53" 0 "$R" forward add lab --proto udp --port 5353 --to "[$G6]:53"
-out=$(udp "$W" $UP6 5353)
+out=$(fwd_udp "$W" $UP6 5353)
 t_check "udp: wan -> [$UP6]:5353 reaches the guest's port 53 (got '$out')" test "$out" = "udp-guest"
 
 # del by family
 kn_expect "forward del tcp 8080 -6" 0 "$R" forward del lab --proto tcp --port 8080 -6
 t_check "nft: the IPv6 tcp 8080 rules are gone, IPv4's stay" \
 	test "$(fwd_rules "$R" | grep -c '^ip6 .*fwd tcp 8080')-$(fwd_rules "$R" | grep -c '^ip .*fwd tcp 8080')" = "0-3"
-out=$(connect "$W" $UP6 8080)
+out=$(fwd_connect "$W" $UP6 8080)
 t_check "after del -6: IPv6 8080 is closed (got '$out')" test -z "$out"
-out=$(connect "$W" $UP_IP 8080)
+out=$(fwd_connect "$W" $UP_IP 8080)
 t_check "after del -6: IPv4 8080 still reaches the guest (got '$out')" test "$out" = "guest peer=$WAN_IP"
 kn_expect "forward del tcp 8080 -6 again: exit 1" 1 "$R" forward del lab --proto tcp --port 8080 -6
 err_one_line "forward del -6 again: one line" "no such forward"
@@ -151,7 +140,7 @@ kn_expect "lease take lab web" 0 "$R" lease take lab web --pid "$owner"
 kn_expect "forward add tcp 8443 -> [$G6]:80 --vm web" 0 "$R" forward add lab --proto tcp --port 8443 --to "[$G6]:80" --vm web
 t_check "nft: its comment names the vm" \
 	test "$(fwd_rules "$R" | grep -c "^ip6 .*fwd tcp 8443 to \[$G6\]:80 vm=web\$")" = 3
-out=$(connect "$W" $UP6 8443)
+out=$(fwd_connect "$W" $UP6 8443)
 t_check "the VM's IPv6 forward works (got '$out')" test "$out" = "guest peer=$WAN6"
 kn_expect "lease release lab web" 0 "$R" lease release lab web
 t_check "nft: the VM's IPv6 forward went with its lease" test "$(fwd_rules "$R" | grep -c 'fwd tcp 8443')" = 0
@@ -176,7 +165,7 @@ err_one_line "lab: the error names plain" "already forwarded by network plain"
 
 kn_expect "down lab" 0 "$R" down lab
 t_check "after down lab: no table of lab left" test "$(nft_tables "$R" | grep -c 'kvmlab-lab')" = 0
-out=$(connect "$W" $UP6 8080)
+out=$(fwd_connect "$W" $UP6 8080)
 t_check "after down: IPv6 8080 is closed (got '$out')" test -z "$out"
 kn_expect "down plain" 0 "$R" down plain
 t_check "down plain: no table left" test "$(nft_table_count "$R")" = 0

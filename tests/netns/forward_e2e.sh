@@ -29,20 +29,7 @@ in_ns "$G" ip route add default via $BR_IP
 in_ns "$R" ip link set gr up
 
 # the guest's listeners: tcp 80 prints the peer, udp 53 echoes a tag
-ip netns exec "$G" timeout 240 ncat -l -k $G_IP 80 --sh-exec 'echo "guest peer=$NCAT_REMOTE_ADDR"' \
-	>/dev/null 2>&1 &
-t_defer "kill $!"
-# (ncat's udp listener serves one peer: no -k)
-ip netns exec "$G" timeout 240 ncat -u -l $G_IP 53 --sh-exec 'echo udp-guest' \
-	>/dev/null 2>&1 &
-t_defer "kill $!"
-for _ in $(seq 50); do in_ns "$G" ss -Hltn "sport = :80" | grep -q . &&
-	in_ns "$G" ss -Hlun "sport = :53" | grep -q . && break; sleep 0.1; done
-
-# connect NS ADDR PORT: what a TCP client in NS hears back
-connect() { ip netns exec "$1" timeout 6 ncat --recv-only -w 2 "$2" "$3" 2>/dev/null; }
-# (stdin stays open a moment: the answer comes back before ncat quits)
-udp() { (echo ping; sleep 1) | ip netns exec "$1" timeout 4 ncat -u -w 2 "$2" "$3" 2>/dev/null | head -1; }
+fwd_guest_listen "$G" $G_IP $G_IP
 # fwd_rules NS: the forward rules (by comment) in table kvmlab-lab, sorted
 fwd_rules() {
 	in_ns "$1" nft -j list ruleset | jq -r '.nftables[] | select(.rule) |
@@ -53,7 +40,7 @@ net_down_at_exit "$R" lab
 kn_expect "up lab --nat (any uplink)" 0 "$R" up lab --cidr $BR_IP/24 --bridge klf --nat
 in_ns "$R" ip link set dev gr master klf
 
-out=$(connect "$W" $UP_IP 8080)
+out=$(fwd_connect "$W" $UP_IP 8080)
 t_check "before forward add: wan cannot reach 8080 (got '$out')" test -z "$out"
 
 kn_expect "forward add tcp 8080 -> guest:80" 0 "$R" forward add lab --proto tcp --port 8080 --to $G_IP:80
@@ -68,19 +55,19 @@ t_check "nft: fwd-pre hooks prerouting at dstnat, fwd-out output" jq_true \
 	 ([.nftables[] | select(.chain.name? == "fwd-out") | .chain | [.type, .hook, .prio]] == [["nat","output",-100]])' \
 	< <(in_ns "$R" nft -j list ruleset)
 
-out=$(connect "$W" $UP_IP 8080)
+out=$(fwd_connect "$W" $UP_IP 8080)
 t_check "wan -> uplink:8080 reaches the guest, which sees the client $WAN_IP (got '$out')" \
 	test "$out" = "guest peer=$WAN_IP"
-out=$(connect "$R" $UP_IP 8080)
+out=$(fwd_connect "$R" $UP_IP 8080)
 t_check "router itself -> its own uplink:8080 (output path) reaches the guest (got '$out')" \
 	test "${out%%=*}" = "guest peer"
-out=$(connect "$R" $BR_IP 8080)
+out=$(fwd_connect "$R" $BR_IP 8080)
 t_check "router -> its bridge address:8080 reaches the guest too (got '$out')" \
 	test "${out%%=*}" = "guest peer"
-out=$(connect "$G" $UP_IP 8080)
+out=$(fwd_connect "$G" $UP_IP 8080)
 t_check "hairpin: the guest -> uplink:8080 -> itself, via masquerade (got '$out')" \
 	test "$out" = "guest peer=$BR_IP"
-out=$(connect "$W" $UP_IP 8081)
+out=$(fwd_connect "$W" $UP_IP 8081)
 t_check "another port is not forwarded (got '$out')" test -z "$out"
 
 # idempotent; conflicting; bad input
@@ -109,7 +96,7 @@ net_same "bad forwards: nothing changed" "$KN_TMP/f0" "$KN_TMP/f3"
 
 # udp, and del
 kn_expect "forward add udp 5353 -> guest:53" 0 "$R" forward add lab --proto udp --port 5353 --to $G_IP:53
-out=$(udp "$W" $UP_IP 5353)
+out=$(fwd_udp "$W" $UP_IP 5353)
 t_check "udp: wan -> uplink:5353 reaches the guest's port 53 (got '$out')" test "$out" = "udp-guest"
 kn "$R" show
 t_check "show lists both forwards" grep -q "forward  tcp 8080 -> $G_IP:80" <<<"$KN_OUT"
@@ -119,7 +106,7 @@ t_check "show --json lists both forwards" jq_true \
 kn_expect "forward del tcp 8080" 0 "$R" forward del lab --proto tcp --port 8080
 t_check "nft: the tcp 8080 rules are gone, udp stays" \
 	test "$(fwd_rules "$R" | grep -c 'fwd tcp 8080')-$(fwd_rules "$R" | grep -c 'fwd udp 5353')" = "0-3"
-out=$(connect "$W" $UP_IP 8080)
+out=$(fwd_connect "$W" $UP_IP 8080)
 t_check "after del: wan no longer reaches the guest (got '$out')" test -z "$out"
 kn_expect "forward del again: exit 1" 1 "$R" forward del lab --proto tcp --port 8080
 err_one_line "forward del again: one line" "no such forward"
@@ -130,7 +117,7 @@ snap u0
 kn_expect "up lab again" 0 "$R" up lab --cidr $BR_IP/24 --bridge klf --nat
 snap u1
 net_same "a second up changes nothing, forwards included" "$KN_TMP/u0" "$KN_TMP/u1"
-out=$(connect "$W" $UP_IP 8080)
+out=$(fwd_connect "$W" $UP_IP 8080)
 t_check "after a second up the forward still works (got '$out')" test "$out" = "guest peer=$WAN_IP"
 
 # a network without --nat: the table is made on demand; a host port is
@@ -145,7 +132,7 @@ t_check "its table was made for it" grep -qx "ip kvmlab-plain" <<<"$(nft_tables 
 kn_expect "down lab" 0 "$R" down lab
 t_check "after down lab: only plain's table is left" test "$(nft_tables "$R")" = "ip kvmlab-plain"
 t_check "after down lab: no rule of lab left" test "$(fwd_rules "$R" | wc -l)" = 0
-out=$(connect "$W" $UP_IP 8080)
+out=$(fwd_connect "$W" $UP_IP 8080)
 t_check "after down: 8080 is closed (got '$out')" test -z "$out"
 kn_expect "down plain" 0 "$R" down plain
 t_check "down plain: no table left" test "$(nft_table_count "$R")" = 0

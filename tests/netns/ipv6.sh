@@ -68,28 +68,19 @@ t_check "the masquerade rule back" test "$(in_ns "$R" nft -j list chain ip6 kvml
 in_ns "$R" ip link add d6 type veth peer name d6b
 in_ns "$R" ip addr add fd61::5/64 dev d6 nodad
 net_snap "$R" "$tmp/b0"
-refuse() { # NAME WANT ARGS...
-	local name=$1 want=$2; shift 2
-	kn "$R" "$@"
-	net_snap "$R" "$tmp/b1"
-	if [ "$KN_RC" = 1 ] && [ "$(printf '%s' "$KN_ERR" | grep -c '')" = 1 ] &&
-		printf '%s' "$KN_ERR" | grep -qF -- "$want" && cmp -s "$tmp/b0" "$tmp/b1"; then
-		t_ok "$name: exit 1, one line, nothing changed"
-	else t_fail "$name" "want '$want'; $(kn_desc)"; fi
-}
-refuse "another cidr6 for lab" "already up with a different cidr6" up lab --cidr 10.60.0.1/24 \
+net_refuse "$R" "another cidr6 for lab" "already up with a different cidr6" up lab --cidr 10.60.0.1/24 \
 	--cidr6 fd60::2/64 --bridge kl6br --nat
-refuse "lab without --cidr6" "already up with a different cidr6" up lab --cidr 10.60.0.1/24 \
+net_refuse "$R" "lab without --cidr6" "already up with a different cidr6" up lab --cidr 10.60.0.1/24 \
 	--bridge kl6br --nat
-refuse "a prefix over lab's" "prefix fd60::/48 overlaps kvmlab network lab (fd60::1/64)" up lab2 \
+net_refuse "$R" "a prefix over lab's" "prefix fd60::/48 overlaps kvmlab network lab (fd60::1/64)" up lab2 \
 	--cidr 10.61.0.1/24 --cidr6 fd60::1:1/48
-refuse "a prefix over a foreign interface's" "prefix fd61::/64 overlaps fd61::5/64 on d6" up lab2 \
+net_refuse "$R" "a prefix over a foreign interface's" "prefix fd61::/64 overlaps fd61::5/64 on d6" up lab2 \
 	--cidr 10.61.0.1/24 --cidr6 fd61::1/64
 for bad in fd62::/64 fe80::5/64 ff02::1/64 ::1/64 ::ffff:10.0.0.1/96 10.0.0.1/24 fd62::1/128 fd62::1 \
 	fd62::1/129 fd62::1/x fd62::1%d6/64; do
-	refuse "cidr6 $bad" "network lab2: cidr6 $bad:" up lab2 --cidr 10.61.0.1/24 --cidr6 "$bad"
+	net_refuse "$R" "cidr6 $bad" "network lab2: cidr6 $bad:" up lab2 --cidr 10.61.0.1/24 --cidr6 "$bad"
 done
-refuse "--mtu 1000 with --cidr6" "network lab2: mtu 1000 is below IPv6's minimum of 1280 (--cidr6)" \
+net_refuse "$R" "--mtu 1000 with --cidr6" "network lab2: mtu 1000 is below IPv6's minimum of 1280 (--cidr6)" \
 	up lab2 --cidr 10.61.0.1/24 --cidr6 fd62::1/64 --mtu 1000
 # a failure half-way (after table, bridge, addresses and forwarding)
 kn "$R" up lab2 --cidr 10.61.0.1/24 --cidr6 fd62::1/64 --nat --dry-run

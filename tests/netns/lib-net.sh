@@ -139,3 +139,40 @@ net_raw() {
 		nft -j list ruleset; echo; cat /proc/sys/net/ipv4/ip_forward;
 		cat /proc/sys/net/ipv6/conf/all/forwarding' >"$2" 2>&1
 }
+
+# net_refuse NS NAME WANT ARGS...: kvmlab-net ARGS in NS must fail with
+# exit 1 and one stderr line holding WANT, and change nothing (net_snap
+# before and after)
+net_refuse() {
+	local ns=$1 name=$2 want=$3; shift 3
+	net_snap "$ns" "$KN_TMP/refuse0"
+	kn "$ns" "$@"
+	net_snap "$ns" "$KN_TMP/refuse1"
+	if [ "$KN_RC" = 1 ] && [ "$(printf '%s' "$KN_ERR" | grep -c '')" = 1 ] &&
+		printf '%s' "$KN_ERR" | grep -qF -- "$want" &&
+		cmp -s "$KN_TMP/refuse0" "$KN_TMP/refuse1"; then
+		t_ok "$name: exit 1, one line, nothing changed"
+	else t_fail "$name" "want '$want'; $(kn_desc)"; fi
+}
+
+# Port forward tests. fwd_guest_listen NS TCP_ADDR UDP_ADDR [NCAT_OPT...]:
+# the guest's listeners: tcp 80 on TCP_ADDR (every address when empty)
+# prints the peer it sees; udp 53 on UDP_ADDR answers "udp-guest" (ncat's
+# udp listener serves one peer: no -k). Returns once both listen.
+fwd_guest_listen() {
+	local ns=$1 tcp=$2 udp=$3; shift 3
+	# shellcheck disable=SC2086 # an empty TCP_ADDR is no argument
+	ip netns exec "$ns" timeout 240 ncat -l -k $tcp 80 \
+		--sh-exec 'echo "guest peer=$NCAT_REMOTE_ADDR"' >/dev/null 2>&1 &
+	t_defer "kill $!"
+	ip netns exec "$ns" timeout 240 ncat "$@" -u -l "$udp" 53 --sh-exec 'echo udp-guest' \
+		>/dev/null 2>&1 &
+	t_defer "kill $!"
+	for _ in $(seq 50); do in_ns "$ns" ss -Hltn "sport = :80" | grep -q . &&
+		in_ns "$ns" ss -Hlun "sport = :53" | grep -q . && break; sleep 0.1; done
+}
+# fwd_connect NS ADDR PORT: what a TCP client in NS hears back
+fwd_connect() { ip netns exec "$1" timeout 6 ncat --recv-only -w 2 "$2" "$3" 2>/dev/null; }
+# fwd_udp NS ADDR PORT: the first line of the answer to a datagram (stdin
+# stays open a moment: the answer comes back before ncat quits)
+fwd_udp() { (echo ping; sleep 1) | ip netns exec "$1" timeout 4 ncat -u -w 2 "$2" "$3" 2>/dev/null | head -1; }

@@ -221,6 +221,16 @@ static int expr_cb(struct nftnl_expr *e, void *data)
 	return 0;
 }
 
+/* The network "lab" of the forward tests: kl-lab, 10.0.0.1/24 */
+static void lab_cfg(struct kl_net_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->name, sizeof(cfg->name), "lab");
+	snprintf(cfg->bridge, sizeof(cfg->bridge), "kl-lab");
+	cfg->addr = 0x0a000001;
+	cfg->prefix = 24;
+}
+
 static void forward_batch(void)
 {
 	static char buf[65536];
@@ -231,12 +241,8 @@ static void forward_batch(void)
 	struct rules r;
 	struct nb bb;
 
-	memset(&cfg, 0, sizeof(cfg));
+	lab_cfg(&cfg);
 	memset(&r, 0, sizeof(r));
-	snprintf(cfg.name, sizeof(cfg.name), "lab");
-	snprintf(cfg.bridge, sizeof(cfg.bridge), "kl-lab");
-	cfg.addr = 0x0a000001;
-	cfg.prefix = 24;
 	nb_init(&bb, buf, sizeof(buf), 1, "kvmlab-lab");
 	nb_begin(&bb);
 	fwd_put_chains(&bb, &cfg, AF_INET);
@@ -462,12 +468,8 @@ static void forward_batch6(void)
 	struct nb bb;
 
 	memcpy(f.addr6, target, 16);
-	memset(&cfg, 0, sizeof(cfg));
+	lab_cfg(&cfg);
 	memset(&r, 0, sizeof(r));
-	snprintf(cfg.name, sizeof(cfg.name), "lab");
-	snprintf(cfg.bridge, sizeof(cfg.bridge), "kl-lab");
-	cfg.addr = 0x0a000001;
-	cfg.prefix = 24;
 	cfg.has6 = true;
 	memcpy(cfg.addr6, target, 16);
 	cfg.addr6[15] = 1;
