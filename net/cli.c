@@ -775,9 +775,9 @@ static json_t *net_json(const struct kl_show_net *n)
 	if (six) {
 		uint8_t net[16];
 		kl_prefix6(c->addr6, c->prefix6, net);
-		inet_ntop(AF_INET6, c->addr6, a6, sizeof(a6));
+		ip6(c->addr6, a6);
 		snprintf(c6, sizeof(c6), "%s/%u", a6, c->prefix6);
-		inet_ntop(AF_INET6, net, s6, sizeof(s6));
+		ip6(net, s6);
 		snprintf(s6 + strlen(s6), sizeof(s6) - strlen(s6), "/%u", c->prefix6);
 		snprintf(t6, sizeof(t6), "ip6 kvmlab-%s", c->name);
 	}
@@ -884,7 +884,7 @@ static void show_text(const struct kl_show *s)
 		       n->addr_present ? "" : " (MISSING)");
 		if (n->def_known && n->cfg.has6) {
 			char a6[46];
-			inet_ntop(AF_INET6, n->cfg.addr6, a6, sizeof(a6));
+			ip6(n->cfg.addr6, a6);
 			printf("  ipv6     %s/%u and fe80::1%s, table ip6 kvmlab-%s\n",
 			       a6, n->cfg.prefix6, n->addr6_present ? "" :
 			       " (MISSING)", n->cfg.name);
@@ -1132,7 +1132,7 @@ static int cmd_lease(int argc, char **argv)
 			char p6[INET6_ADDRSTRLEN];
 			uint8_t net6[16];
 			kl_prefix6(info.addr6, info.prefix6, net6);
-			inet_ntop(AF_INET6, net6, p6, sizeof(p6));
+			ip6(net6, p6);
 			printf(" prefix6=%s/%u router6=fe80::1 dns6=", p6, info.prefix6);
 			for (unsigned i = 0; i < info.ndns6 && i < KL_DNS_MAX; i++)
 				printf("%s%s", i ? "," : "", ip6(info.dns6[i], p6));
