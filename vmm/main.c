@@ -640,6 +640,7 @@ struct run_view {
 	const struct net_lease *leases;
 	const struct kl_forward *fwd;
 	unsigned nfwd, fwd_nic;
+	const struct fwd6 *f6;  /* where the forwards go over IPv6 */
 	int pty_slave;
 	struct timespec t0;
 	pid_t quit_by;  /* the client that sent "quit"; 0: none */
@@ -686,6 +687,14 @@ static json_t *status_nic(const struct run_view *v, unsigned i)
 				v->fwd[k].proto == IPPROTO_UDP ? "udp" : "tcp",
 				"host_port", v->fwd[k].port, "guest_port", v->fwd[k].to_port));
 		json_object_set_new(o, "forwards", fw);
+		/* on an IPv6 network: the guest address the forwards' IPv6
+		 * twins go to, null until the guest has claimed one */
+		if (v->leases[i].info.has6) {
+			char s6[INET6_ADDRSTRLEN];
+			bool in = v->f6 && v->f6->have &&
+				  inet_ntop(AF_INET6, v->f6->to, s6, sizeof(s6));
+			json_object_set_new(o, "forwards6_to", in ? json_string(s6) : json_null());
+		}
 	}
 	return o;
 }
@@ -1061,7 +1070,7 @@ static int cmd_run(int argc, char **argv)
 	view = (struct run_view){
 		.name = vmname, .console = console, .vm = &vm, .cfg = &cfg, .nics = nics,
 		.leases = leases, .fwd = fwd, .nfwd = nfwd, .fwd_nic = fwd_nic,
-		.pty_slave = -1,
+		.f6 = &f6, .pty_slave = -1,
 	};
 	if (ctl_open(&ctl, vmname, &run_ctl_ops, &view, &e)) {
 		rc = value_error("%s", e.msg);

@@ -194,11 +194,21 @@ else t_fail "debian: the host reaches the guest's sshd over IPv6" "SSH_CONNECTIO
 # the VMM saw the guest claim that address (its duplicate address
 # detection): kvmlab-vm list shows it, in the JSON and in the table
 if [ $dhcp = 1 ] && [ -n "$a6" ]; then
-	l6=$(ip netns exec "$lab" "$KVMLAB_VM" list web --json 2>/dev/null | jq -r '.[0].nics[0].addr6 // [] | join(" ")' 2>/dev/null)
+	lj=$(ip netns exec "$lab" "$KVMLAB_VM" list web --json 2>/dev/null)
+	l6=$(jq -r '.[0].nics[0].addr6 // [] | join(" ")' <<<"$lj" 2>/dev/null)
 	row=$(ip netns exec "$lab" "$KVMLAB_VM" list web 2>/dev/null | tail -n1)
 	if [[ " $l6 " == *" $a6 "* ]] && [[ $row == *"$a6"* ]]; then
 		t_ok "debian: kvmlab-vm list shows the address the guest claimed ($a6; JSON addr6: $l6)"
 	else t_fail "debian: kvmlab-vm list shows the guest's IPv6 address $a6" "addr6 '$l6', row '$row'"; fi
+	# and --forward's IPv6 twins go there (once the VMM's tick has run)
+	for _ in $(seq 10); do
+		to6=$(jq -r '.[0].nics[0].forwards6_to // empty' <<<"$lj" 2>/dev/null)
+		[ "$to6" = "${a6%/*}" ] && break
+		sleep 0.5
+		lj=$(ip netns exec "$lab" "$KVMLAB_VM" list web --json 2>/dev/null)
+	done
+	[ "$to6" = "${a6%/*}" ] && t_ok "debian: list --json: forwards6_to is that address ($to6)" ||
+		t_fail "debian: list --json: forwards6_to is ${a6%/*}" "got '$to6'"
 fi
 out_via_nat 2001:db8:59::2 2001:db8:59::1 "$work/seen6" \
 	"[2001:db8:59::2]:8080, the wan sees only 2001:db8:59::1 (NAT66)"
